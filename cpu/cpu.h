@@ -1,0 +1,99 @@
+/* The CPU backend's private types, shared by the files of cpu/. */
+#ifndef LCSM_CPU_H
+#define LCSM_CPU_H
+
+#include "../src/internal.h"
+#include "pool.h"
+
+#include <fftw3.h>
+#include <pthread.h>
+
+struct lcsm_buf {
+    float *data;
+    size_t n; /* floats */
+};
+
+static inline float *cpu_ptr(lcsm_ref r) { return r.buf->data + r.off; }
+
+/* Columns an FFT job handles at once: FFTW transforms them as one vector-major
+ * batch (stride W, distance 1), so time-major data needs no transposition. */
+#define CPU_FFT_W 16
+
+/* Plans for one transform size over CPU_FFT_W interleaved columns. */
+typedef struct cpu_plan {
+    int n; /* real length */
+    fftwf_plan fwd, inv;
+} cpu_plan;
+
+#define CPU_MAX_LOG2 31
+
+typedef struct cpu_backend {
+    lcsm_backend base;
+    lcsm_pool *pool;
+    int n_threads;
+    int saved_blas_threads;
+    unsigned planner_flags; /* FFTW_MEASURE or FFTW_ESTIMATE for tile plans */
+    char wisdom_path[1024]; /* "" = no wisdom file */
+    int wisdom_dirty;
+    pthread_mutex_t lock;   /* plans and scratch */
+    cpu_plan **plans;       /* every size made so far; entries never move */
+    int n_plans;
+    /* Per-thread scratch for tile FFTs: 4 * U_max * W floats each. */
+    float **scratch;
+    size_t scratch_floats;
+} cpu_backend;
+
+struct lcsm_filters {
+    int G, D, lh;
+    float *hT;    /* time-major [lh][G*D] */
+    float *dbias; /* [G*D] */
+    float *h0d;   /* [G*D]: h[0] + dbias, the diagonal of a decode step */
+    /* Spectra of the flash tile segments h[1 .. 2U-1] (zero-padded to 2U, scaled
+     * by 1/(2U)), frequency-major [U+1][G*D] complex, for U = 2^k >= threshold. */
+    fftwf_complex *spec[CPU_MAX_LOG2 + 1];
+    size_t spec_bytes;
+};
+
+/* cpu_fft.c */
+lcsm_status cpu_plan_get(cpu_backend *cb, int n, unsigned flags, const cpu_plan **out);
+/* Makes every thread's scratch at least `floats` long. Runs as a pool job, so it
+ * never pulls scratch from under a running job of another session. */
+lcsm_status cpu_scratch_reserve(cpu_backend *cb, size_t floats);
+/* Smallest n >= need of the form 2^a 3^b 5^c (sizes FFTW is fast at). */
+int cpu_fft_size(int need);
+void cpu_plans_destroy(cpu_backend *cb);
+void cpu_wisdom_load(cpu_backend *cb, const char *cache_dir);
+void cpu_wisdom_save(cpu_backend *cb);
+int cpu_calibrate_threshold(cpu_backend *cb);
+
+/* cpu_conv.c internals used by the calibration */
+lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
+                         float *acc, int in0, int U, int out0, int n_out);
+void cpu_block_direct(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
+                      float *acc, int in0, int n_in, int out0, int n_out);
+
+/* cpu_conv.c: the long-convolution operations of the table */
+lcsm_status cpu_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh,
+                               lcsm_filters **out);
+lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile);
+void cpu_filters_destroy(lcsm_backend *be, lcsm_filters *f);
+size_t cpu_filters_bytes(const lcsm_filters *f);
+lcsm_status cpu_block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                           lcsm_ref acc, int in0, int n_in, int out0, int n_out);
+lcsm_status cpu_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref a_tm,
+                          size_t a_stride, lcsm_ref y_tm, size_t y_stride, lcsm_ref acc, int acc_len);
+
+/* cpu_dense.c: dense and per-token operations of the table */
+lcsm_status cpu_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, int D, lcsm_ref out);
+lcsm_status cpu_layernorm(lcsm_backend *be, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out, int rows, int D,
+                          float eps);
+lcsm_status cpu_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int n_in,
+                       int n_out, int flags);
+lcsm_status cpu_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int B, int len,
+                              int D, lcsm_ref x0, lcsm_ref a_tm, size_t a_stride, lcsm_ref state);
+lcsm_status cpu_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref y_tm,
+                         size_t y_stride, lcsm_ref a_tm, size_t a_stride, lcsm_ref x0, lcsm_ref out);
+lcsm_status cpu_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
+                           const lcsm_hyena_step_args *a);
+
+#endif

@@ -1,0 +1,171 @@
+/*
+ * The CPU backend: FFTW3f for the FFT convolutions, OpenBLAS for the
+ * projections, our own thread pool for everything that splits. "Device"
+ * buffers are host memory.
+ */
+#include "cpu.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* OpenBLAS's thread count is process-global; we run it single-threaded inside our
+ * own pool and restore the caller's setting when the backend goes away. */
+extern void openblas_set_num_threads(int);
+extern int openblas_get_num_threads(void);
+
+static lcsm_status cpu_alloc(lcsm_backend *be, size_t bytes, lcsm_buf **out)
+{
+    lcsm_buf *b = malloc(sizeof *b);
+    /* 64-byte alignment: FFTW's SIMD paths and whole cache lines. */
+    size_t rounded = (bytes + 63) / 64 * 64;
+    void *data = NULL;
+    if (!b || rounded < bytes || posix_memalign(&data, 64, rounded ? rounded : 64) != 0) {
+        free(b);
+        return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes", bytes);
+    }
+    b->data = data;
+    b->n = bytes / sizeof(float);
+    *out = b;
+    return LCSM_OK;
+}
+
+static void cpu_release(lcsm_backend *be, lcsm_buf *b)
+{
+    (void)be;
+    if (b) {
+        free(b->data);
+        free(b);
+    }
+}
+
+static lcsm_status check_range(lcsm_backend *be, lcsm_ref r, size_t n, const char *what)
+{
+    if (!r.buf || r.off > r.buf->n || n > r.buf->n - r.off)
+        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "cpu: %s of %zu floats at %zu outside the buffer", what, n,
+                            r.off);
+    return LCSM_OK;
+}
+
+static lcsm_status cpu_write(lcsm_backend *be, lcsm_ref dst, const float *src, size_t n)
+{
+    lcsm_status st = check_range(be, dst, n, "write");
+    if (st == LCSM_OK && n)
+        memcpy(cpu_ptr(dst), src, n * sizeof(float));
+    return st;
+}
+
+static lcsm_status cpu_read(lcsm_backend *be, lcsm_ref src, float *dst, size_t n)
+{
+    lcsm_status st = check_range(be, src, n, "read");
+    if (st == LCSM_OK && n)
+        memcpy(dst, cpu_ptr(src), n * sizeof(float));
+    return st;
+}
+
+static lcsm_status cpu_zero(lcsm_backend *be, lcsm_ref dst, size_t n)
+{
+    lcsm_status st = check_range(be, dst, n, "zero");
+    if (st == LCSM_OK && n)
+        memset(cpu_ptr(dst), 0, n * sizeof(float));
+    return st;
+}
+
+static void cpu_destroy(lcsm_backend *be)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    cpu_wisdom_save(cb);
+    cpu_plans_destroy(cb);
+    lcsm_pool_destroy(cb->pool);
+    if (cb->saved_blas_threads > 0)
+        openblas_set_num_threads(cb->saved_blas_threads);
+    pthread_mutex_destroy(&cb->lock);
+    free(cb);
+}
+
+static const lcsm_backend_ops cpu_ops = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .write = cpu_write,
+    .read = cpu_read,
+    .zero = cpu_zero,
+    .embed = cpu_embed,
+    .layernorm = cpu_layernorm,
+    .linear = cpu_linear,
+    .shortconv_seq = cpu_shortconv_seq,
+    .long_conv = cpu_long_conv,
+    .gate_seq = cpu_gate_seq,
+    .hyena_step = cpu_hyena_step,
+    .block_conv = cpu_block_conv,
+    .filters_create = cpu_filters_create,
+    .filters_prepare = cpu_filters_prepare,
+    .filters_destroy = cpu_filters_destroy,
+    .filters_bytes = cpu_filters_bytes,
+};
+
+static const char *cache_dir_of(const lcsm_backend_options *opt, char *buf, size_t cap)
+{
+    const char *env;
+    if (opt->cache_dir)
+        return opt->cache_dir;
+    if ((env = getenv("LCSM_CACHE_DIR")))
+        return env;
+    if ((env = getenv("XDG_CACHE_HOME")) && *env) {
+        snprintf(buf, cap, "%s/lcsm", env);
+        return buf;
+    }
+    if ((env = getenv("HOME")) && *env) {
+        snprintf(buf, cap, "%s/.cache/lcsm", env);
+        return buf;
+    }
+    return "";
+}
+
+lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backend **out)
+{
+    cpu_backend *cb = calloc(1, sizeof *cb);
+    if (!cb)
+        return lcsm__fail(NULL, 0, LCSM_ERR_OUT_OF_MEMORY, "cpu backend handle");
+    cb->base.ops = &cpu_ops;
+    snprintf(cb->base.name, sizeof cb->base.name, "cpu");
+    pthread_mutex_init(&cb->lock, NULL);
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    cb->n_threads = opt->n_threads > 0 ? opt->n_threads : (online > 0 ? (int)online : 1);
+    cb->pool = lcsm_pool_create(cb->n_threads);
+    if (!cb->pool) {
+        int n = cb->n_threads;
+        pthread_mutex_destroy(&cb->lock);
+        free(cb);
+        return lcsm__fail(NULL, 0, LCSM_ERR_OUT_OF_MEMORY, "cpu backend: cannot start %d threads", n);
+    }
+    cb->saved_blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+
+    /* Tile plans: FFTW_MEASURE by default (they are reused for every step and kept
+     * as wisdom); LCSM_FFTW_EFFORT=estimate trades speed for start-up time. */
+    const char *effort = getenv("LCSM_FFTW_EFFORT");
+    cb->planner_flags = effort && !strcmp(effort, "estimate") ? FFTW_ESTIMATE : FFTW_MEASURE;
+    char buf[1024];
+    cpu_wisdom_load(cb, cache_dir_of(opt, buf, sizeof buf));
+
+    const char *thr = getenv("LCSM_FFT_THRESHOLD");
+    int t = opt->fft_threshold;
+    if (!t && thr && *thr) {
+        t = atoi(thr);
+        if (t < 2 || (t & (t - 1))) {
+            lcsm_backend_destroy(&cb->base);
+            return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT,
+                              "LCSM_FFT_THRESHOLD=%s is not a power of two >= 2", thr);
+        }
+    }
+    cb->base.fft_threshold = t ? t : cpu_calibrate_threshold(cb);
+    snprintf(cb->base.description, sizeof cb->base.description,
+             "CPU, %d threads, FFTW %s, OpenBLAS, FFT tiles from U=%d%s", cb->n_threads, fftwf_version,
+             cb->base.fft_threshold, t ? "" : " (measured)");
+    *out = &cb->base;
+    return LCSM_OK;
+}

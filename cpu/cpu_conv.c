@@ -1,0 +1,382 @@
+/*
+ * The long convolutions of the CPU backend: filter storage and spectra, the
+ * flash tile / eager push (block_conv), and the whole-sequence FFT convolution
+ * used by prefill and the parallel forward (long_conv).
+ *
+ * Signals are time-major ([time][rows]); an FFT job takes CPU_FFT_W adjacent
+ * columns and transforms them as one vector-major FFTW batch, so gathering a
+ * tile's input is a row-by-row copy and scattering its output a row-by-row add.
+ */
+#include "cpu.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define W CPU_FFT_W
+#define PAR_MIN_WORK (1 << 16)
+/* Prompts up to this length push their contribution directly: an FFT of the
+ * whole session length costs more than len multiply-adds per output. */
+#define LONG_CONV_DIRECT_MAX 32
+
+static int ilog2(unsigned v)
+{
+    int k = 0;
+    while (v > 1) {
+        v >>= 1;
+        k++;
+    }
+    return k;
+}
+
+static int tasks_for(const cpu_backend *cb, double work, int max_tasks)
+{
+    if (work < PAR_MIN_WORK || max_tasks < 2)
+        return 1;
+    int n = 4 * cb->n_threads; /* a few tasks per thread evens out the tails */
+    return n < max_tasks ? n : max_tasks;
+}
+
+/* ---- filters */
+
+lcsm_status cpu_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh,
+                               lcsm_filters **out)
+{
+    size_t GD = (size_t)G * D, n;
+    lcsm_filters *f = calloc(1, sizeof *f);
+    if (!f || lcsm__mul_overflows(GD, (size_t)lh, &n) || !(f->hT = lcsm__calloc(n, sizeof(float))) ||
+        !(f->dbias = lcsm__calloc(GD, sizeof(float))) || !(f->h0d = lcsm__calloc(GD, sizeof(float)))) {
+        cpu_filters_destroy(be, f);
+        return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: filters of %zu x %d floats", GD, lh);
+    }
+    f->G = G;
+    f->D = D;
+    f->lh = lh;
+    /* Transpose [GD][lh] -> [lh][GD] in tiles, to stay within cache both ways. */
+    for (size_t r0 = 0; r0 < GD; r0 += 64)
+        for (size_t k0 = 0; k0 < (size_t)lh; k0 += 64)
+            for (size_t r = r0; r < r0 + 64 && r < GD; r++)
+                for (size_t k = k0; k < k0 + 64 && k < (size_t)lh; k++)
+                    f->hT[k * GD + r] = h[r * lh + k];
+    for (size_t r = 0; r < GD; r++) {
+        f->dbias[r] = dbias[r];
+        f->h0d[r] = h[r * lh] + dbias[r];
+    }
+    *out = f;
+    return LCSM_OK;
+}
+
+void cpu_filters_destroy(lcsm_backend *be, lcsm_filters *f)
+{
+    (void)be;
+    if (!f)
+        return;
+    for (int k = 0; k <= CPU_MAX_LOG2; k++)
+        fftwf_free(f->spec[k]);
+    free(f->hT);
+    free(f->dbias);
+    free(f->h0d);
+    free(f);
+}
+
+size_t cpu_filters_bytes(const lcsm_filters *f)
+{
+    return (size_t)f->lh * f->G * f->D * sizeof(float) + 2 * (size_t)f->G * f->D * sizeof(float) + f->spec_bytes;
+}
+
+typedef struct spec_job {
+    cpu_backend *cb;
+    const lcsm_filters *f;
+    const cpu_plan *plan;
+    fftwf_complex *spec;
+    int U;
+} spec_job;
+
+/* Spectrum of h[1 .. 2U-1] for W filters: one column block. */
+static void spec_task(void *ctx, int task, int thread)
+{
+    const spec_job *j = ctx;
+    const lcsm_filters *f = j->f;
+    const int U = j->U, GD = f->G * f->D, f0 = task * W, wmax = GD - f0 < W ? GD - f0 : W;
+    float *X = j->cb->scratch[thread];
+    fftwf_complex *Xf = (fftwf_complex *)(X + (size_t)2 * U * W);
+    memset(X, 0, (size_t)2 * U * W * sizeof *X);
+    for (int m = 0; m < 2 * U - 1 && 1 + m < f->lh; m++)
+        memcpy(X + (size_t)m * W, f->hT + (size_t)(1 + m) * GD + f0, (size_t)wmax * sizeof *X);
+    fftwf_execute_dft_r2c(j->plan->fwd, X, Xf);
+    const float scale = 1.0f / (float)(2 * U); /* FFTW's inverse is unnormalised */
+    for (int k = 0; k <= U; k++)
+        for (int w = 0; w < wmax; w++) {
+            j->spec[(size_t)k * GD + f0 + w][0] = Xf[(size_t)k * W + w][0] * scale;
+            j->spec[(size_t)k * GD + f0 + w][1] = Xf[(size_t)k * W + w][1] * scale;
+        }
+}
+
+lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    const int GD = f->G * f->D;
+    if (max_tile < be->fft_threshold)
+        return LCSM_OK;
+    lcsm_status st = cpu_scratch_reserve(cb, (size_t)(4 * max_tile + 2) * W);
+    for (int U = be->fft_threshold; st == LCSM_OK && U <= max_tile; U *= 2) {
+        int k = ilog2((unsigned)U);
+        if (f->spec[k])
+            continue;
+        const cpu_plan *plan;
+        if ((st = cpu_plan_get(cb, 2 * U, cb->planner_flags, &plan)) != LCSM_OK)
+            break;
+        fftwf_complex *spec = fftwf_alloc_complex((size_t)(U + 1) * GD);
+        if (!spec) {
+            st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: spectra for tile size %d (%zu bytes)", U,
+                              (size_t)(U + 1) * GD * sizeof *spec);
+            break;
+        }
+        spec_job j = {cb, f, plan, spec, U};
+        lcsm_pool_run(cb->pool, (GD + W - 1) / W, spec_task, &j);
+        f->spec[k] = spec;
+        f->spec_bytes += (size_t)(U + 1) * GD * sizeof *spec;
+    }
+    return st;
+}
+
+/* ---- direct blocks: acc[out0+j] += sum_m h[out0+j-in0-m] hist[in0+m] */
+
+typedef struct direct_job {
+    const lcsm_filters *f;
+    const lcsm_conv_geom *g;
+    const float *hist;
+    float *acc;
+    int in0, n_in, out0, n_out, n_tasks;
+} direct_job;
+
+static void direct_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const direct_job *j = ctx;
+    const int G = j->g->G, B = j->g->B, D = j->g->D;
+    const size_t rows = (size_t)G * B * D, GD = (size_t)G * D;
+    int j0 = (int)((long long)j->n_out * task / j->n_tasks), j1 = (int)((long long)j->n_out * (task + 1) / j->n_tasks);
+    for (int jj = j0; jj < j1; jj++) {
+        float *arow = j->acc + (size_t)(j->out0 + jj) * rows;
+        for (int m = 0; m < j->n_in; m++) {
+            int k = j->out0 + jj - j->in0 - m; /* >= 1 */
+            if (k >= j->f->lh)
+                continue;
+            const float *hrow = j->f->hT + (size_t)k * GD, *xrow = j->hist + (size_t)(j->in0 + m) * rows;
+            for (int gi = 0; gi < G; gi++)
+                for (int b = 0; b < B; b++) {
+                    const float *h = hrow + (size_t)gi * D, *x = xrow + ((size_t)gi * B + b) * D;
+                    float *a = arow + ((size_t)gi * B + b) * D;
+                    for (int c = 0; c < D; c++)
+                        a[c] += h[c] * x[c];
+                }
+        }
+    }
+}
+
+void cpu_block_direct(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
+                      float *acc, int in0, int n_in, int out0, int n_out)
+{
+    direct_job j = {f, g, hist, acc, in0, n_in, out0, n_out, 1};
+    j.n_tasks = tasks_for(cb, (double)n_in * n_out * g->G * g->B * g->D, n_out);
+    lcsm_pool_run(cb->pool, j.n_tasks, direct_task, &j);
+}
+
+/* ---- FFT tiles */
+
+typedef struct tile_job {
+    cpu_backend *cb;
+    const lcsm_filters *f;
+    const lcsm_conv_geom *g;
+    const cpu_plan *plan;
+    const fftwf_complex *spec;
+    const float *hist;
+    float *acc;
+    int in0, U, out0, n_out;
+} tile_job;
+
+static void tile_task(void *ctx, int task, int thread)
+{
+    const tile_job *j = ctx;
+    const int B = j->g->B, D = j->g->D, U = j->U, bpg = (D + W - 1) / W;
+    const size_t rows = (size_t)j->g->G * B * D, GD = (size_t)j->g->G * D;
+    const int gb = task / bpg, c0 = (task % bpg) * W, gi = gb / B, wmax = D - c0 < W ? D - c0 : W;
+    const size_t col0 = (size_t)gb * D + c0, fcol0 = (size_t)gi * D + c0;
+    float *X = j->cb->scratch[thread];
+    fftwf_complex *Xf = (fftwf_complex *)(X + (size_t)2 * U * W);
+    /* Gather the U inputs (zero-padded to 2U and to W lanes). */
+    if (wmax < W)
+        memset(X, 0, (size_t)U * W * sizeof *X);
+    for (int m = 0; m < U; m++)
+        memcpy(X + (size_t)m * W, j->hist + (size_t)(j->in0 + m) * rows + col0, (size_t)wmax * sizeof *X);
+    memset(X + (size_t)U * W, 0, (size_t)U * W * sizeof *X);
+    fftwf_execute_dft_r2c(j->plan->fwd, X, Xf);
+    for (int k = 0; k <= U; k++) {
+        const fftwf_complex *s = j->spec + (size_t)k * GD + fcol0;
+        fftwf_complex *x = Xf + (size_t)k * W;
+        for (int w = 0; w < wmax; w++) {
+            float re = x[w][0] * s[w][0] - x[w][1] * s[w][1];
+            float im = x[w][0] * s[w][1] + x[w][1] * s[w][0];
+            x[w][0] = re;
+            x[w][1] = im;
+        }
+    }
+    fftwf_execute_dft_c2r(j->plan->inv, Xf, X);
+    /* Output j of the tile is index U-1+j of the circular product (no aliasing
+     * there: the linear product has length 3U-2 and 2U + U-1 > 3U-3). */
+    for (int jj = 0; jj < j->n_out; jj++) {
+        const float *src = X + (size_t)(U - 1 + jj) * W;
+        float *dst = j->acc + (size_t)(j->out0 + jj) * rows + col0;
+        for (int w = 0; w < wmax; w++)
+            dst[w] += src[w];
+    }
+}
+
+lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
+                         float *acc, int in0, int U, int out0, int n_out)
+{
+    int k = ilog2((unsigned)U);
+    const cpu_plan *plan;
+    if (!f->spec[k] || cb->scratch_floats < (size_t)(4 * U + 2) * W)
+        return LCSM_FAIL_BE(&cb->base, LCSM_ERR_STATE, "cpu: tile size %d was not prepared", U);
+    lcsm_status st = cpu_plan_get(cb, 2 * U, cb->planner_flags, &plan);
+    if (st != LCSM_OK)
+        return st;
+    tile_job j = {cb, f, g, plan, f->spec[k], hist, acc, in0, U, out0, n_out};
+    lcsm_pool_run(cb->pool, g->G * g->B * ((g->D + W - 1) / W), tile_task, &j);
+    return LCSM_OK;
+}
+
+lcsm_status cpu_block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                           lcsm_ref acc, int in0, int n_in, int out0, int n_out)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    if (in0 < 0 || n_in < 1 || n_out < 0 || out0 < in0 + n_in || out0 + n_out > g->L || g->G != f->G ||
+        g->D != f->D)
+        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "cpu: block [%d, +%d) -> [%d, +%d) outside length %d",
+                            in0, n_in, out0, n_out, g->L);
+    if (n_out == 0)
+        return LCSM_OK;
+    const int is_tile = !(n_in & (n_in - 1)) && out0 == in0 + n_in && n_out <= n_in;
+    if (is_tile && n_in >= be->fft_threshold)
+        return cpu_tile_fft(cb, f, g, cpu_ptr(hist), cpu_ptr(acc), in0, n_in, out0, n_out);
+    cpu_block_direct(cb, f, g, cpu_ptr(hist), cpu_ptr(acc), in0, n_in, out0, n_out);
+    return LCSM_OK;
+}
+
+/* ---- whole sequences */
+
+typedef struct long_job {
+    cpu_backend *cb;
+    const lcsm_filters *f;
+    const cpu_plan *plan; /* FFT path */
+    float **bufs;         /* per thread, FFT path */
+    int g, B, len, hlen, out_len, acc_len, N, n_tasks;
+    const float *a;
+    float *y, *acc;
+    size_t a_stride, y_stride;
+} long_job;
+
+/* Direct: output rows split over tasks. */
+static void long_direct_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const long_job *j = ctx;
+    const int D = j->f->D;
+    const size_t GD = (size_t)j->f->G * D;
+    int t0 = (int)((long long)j->out_len * task / j->n_tasks), t1 = (int)((long long)j->out_len * (task + 1) / j->n_tasks);
+    for (int t = t0; t < t1; t++) {
+        int in_y = t < j->len;
+        float *dst = in_y ? j->y + (size_t)t * j->y_stride : j->acc + (size_t)t * j->a_stride;
+        if (in_y)
+            memset(dst, 0, (size_t)j->B * D * sizeof *dst);
+        int s_hi = t < j->len - 1 ? t : j->len - 1;
+        for (int s = t - j->hlen + 1 > 0 ? t - j->hlen + 1 : 0; s <= s_hi; s++) {
+            const float *h = j->f->hT + (size_t)(t - s) * GD + (size_t)j->g * D;
+            for (int b = 0; b < j->B; b++) {
+                const float *x = j->a + (size_t)s * j->a_stride + (size_t)b * D;
+                float *o = dst + (size_t)b * D;
+                for (int c = 0; c < D; c++)
+                    o[c] += h[c] * x[c];
+            }
+        }
+    }
+}
+
+/* FFT: one column block of one sequence per task. */
+static void long_fft_task(void *ctx, int task, int thread)
+{
+    const long_job *j = ctx;
+    const int D = j->f->D, N = j->N, bpg = (D + W - 1) / W;
+    const int b = task / bpg, c0 = (task % bpg) * W, wmax = D - c0 < W ? D - c0 : W;
+    const size_t GD = (size_t)j->f->G * D, nf = (size_t)(N / 2 + 1) * W;
+    float *X = j->bufs[thread];
+    fftwf_complex *Xf = (fftwf_complex *)(X + (size_t)N * W), *Hf = Xf + nf;
+    /* Filter h[0 .. hlen) of these channels. */
+    memset(X, 0, (size_t)N * W * sizeof *X);
+    for (int k = 0; k < j->hlen; k++)
+        memcpy(X + (size_t)k * W, j->f->hT + (size_t)k * GD + (size_t)j->g * D + c0, (size_t)wmax * sizeof *X);
+    fftwf_execute_dft_r2c(j->plan->fwd, X, Hf);
+    /* Signal a[0 .. len). */
+    memset(X, 0, (size_t)N * W * sizeof *X);
+    for (int s = 0; s < j->len; s++)
+        memcpy(X + (size_t)s * W, j->a + (size_t)s * j->a_stride + (size_t)b * D + c0, (size_t)wmax * sizeof *X);
+    fftwf_execute_dft_r2c(j->plan->fwd, X, Xf);
+    const float scale = 1.0f / (float)N;
+    for (size_t i = 0; i < nf; i++) {
+        float re = (Xf[i][0] * Hf[i][0] - Xf[i][1] * Hf[i][1]) * scale;
+        float im = (Xf[i][0] * Hf[i][1] + Xf[i][1] * Hf[i][0]) * scale;
+        Xf[i][0] = re;
+        Xf[i][1] = im;
+    }
+    fftwf_execute_dft_c2r(j->plan->inv, Xf, X);
+    for (int t = 0; t < j->out_len; t++) {
+        const float *src = X + (size_t)t * W;
+        if (t < j->len) {
+            memcpy(j->y + (size_t)t * j->y_stride + (size_t)b * D + c0, src, (size_t)wmax * sizeof *src);
+        } else {
+            float *dst = j->acc + (size_t)t * j->a_stride + (size_t)b * D + c0;
+            for (int w = 0; w < wmax; w++)
+                dst[w] += src[w];
+        }
+    }
+}
+
+lcsm_status cpu_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref a_tm,
+                          size_t a_stride, lcsm_ref y_tm, size_t y_stride, lcsm_ref acc, int acc_len)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    long_job j = {.cb = cb, .f = f, .g = g, .B = B, .len = len, .a = cpu_ptr(a_tm), .y = cpu_ptr(y_tm),
+                  .a_stride = a_stride, .y_stride = y_stride};
+    j.acc = acc.buf ? cpu_ptr(acc) : NULL;
+    j.acc_len = acc.buf ? acc_len : 0;
+    j.out_len = j.acc_len > len ? j.acc_len : len;
+    if (j.out_len > f->lh)
+        return LCSM_FAIL_BE(be, LCSM_ERR_LENGTH, "cpu: convolution of length %d past the filter length %d", j.out_len,
+                            f->lh);
+    j.hlen = j.out_len;
+    if (len <= LONG_CONV_DIRECT_MAX) {
+        j.n_tasks = tasks_for(cb, (double)len * j.out_len * B * f->D, j.out_len);
+        lcsm_pool_run(cb->pool, j.n_tasks, long_direct_task, &j);
+        return LCSM_OK;
+    }
+    j.N = cpu_fft_size(len + j.hlen - 1);
+    lcsm_status st = cpu_plan_get(cb, j.N, FFTW_ESTIMATE, &j.plan);
+    if (st != LCSM_OK)
+        return st;
+    size_t per = (size_t)j.N * W + 4 * (size_t)(j.N / 2 + 1) * W;
+    j.bufs = calloc((size_t)cb->n_threads, sizeof *j.bufs);
+    for (int t = 0; j.bufs && t < cb->n_threads; t++)
+        if (!(j.bufs[t] = fftwf_alloc_real(per)))
+            st = LCSM_ERR_OUT_OF_MEMORY;
+    if (!j.bufs || st != LCSM_OK) {
+        st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: %d x %zu floats for an FFT of size %d", cb->n_threads,
+                          per, j.N);
+    } else {
+        lcsm_pool_run(cb->pool, B * ((f->D + W - 1) / W), long_fft_task, &j);
+    }
+    for (int t = 0; j.bufs && t < cb->n_threads; t++)
+        fftwf_free(j.bufs[t]);
+    free(j.bufs);
+    return st;
+}

@@ -1,0 +1,271 @@
+/*
+ * FFTW plans, wisdom and scratch of the CPU backend, and the measurement of the
+ * direct/FFT crossover.
+ *
+ * FFTW's planner is process-global and not thread-safe: every planner call
+ * (planning, wisdom import/export, destroy) holds planner_lock. Only execution
+ * with new arrays runs unlocked. We never call fftwf_cleanup: other code in the
+ * process may use FFTW too.
+ */
+#include "cpu.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int cpu_fft_size(int need)
+{
+    long best = 1;
+    while (best < need)
+        best *= 2;
+    for (long p5 = 1; p5 < best; p5 *= 5)
+        for (long p3 = p5; p3 < best; p3 *= 3) {
+            long n = p3;
+            while (n < need)
+                n *= 2;
+            if (n < best)
+                best = n;
+        }
+    return (int)best;
+}
+
+static lcsm_status make_plan(cpu_backend *cb, int n, unsigned flags, cpu_plan *p)
+{
+    const int W = CPU_FFT_W;
+    float *re = fftwf_alloc_real((size_t)n * W);
+    fftwf_complex *cx = fftwf_alloc_complex((size_t)(n / 2 + 1) * W);
+    p->n = n;
+    p->fwd = p->inv = NULL;
+    if (re && cx) {
+        /* Vector-major: W columns interleaved (stride W, distance 1). MEASURE
+         * overwrites the arrays, which is why they are scratch of our own. */
+        pthread_mutex_lock(&planner_lock);
+        p->fwd = fftwf_plan_many_dft_r2c(1, &n, W, re, NULL, W, 1, cx, NULL, W, 1, flags);
+        p->inv = fftwf_plan_many_dft_c2r(1, &n, W, cx, NULL, W, 1, re, NULL, W, 1, flags);
+        pthread_mutex_unlock(&planner_lock);
+    }
+    fftwf_free(re);
+    fftwf_free(cx);
+    if (!p->fwd || !p->inv) {
+        pthread_mutex_lock(&planner_lock);
+        if (p->fwd)
+            fftwf_destroy_plan(p->fwd);
+        if (p->inv)
+            fftwf_destroy_plan(p->inv);
+        pthread_mutex_unlock(&planner_lock);
+        return LCSM_FAIL_BE(&cb->base, LCSM_ERR_BACKEND, "cpu: FFTW could not plan a transform of size %d", n);
+    }
+    if (flags & FFTW_MEASURE)
+        cb->wisdom_dirty = 1;
+    return LCSM_OK;
+}
+
+lcsm_status cpu_plan_get(cpu_backend *cb, int n, unsigned flags, const cpu_plan **out)
+{
+    lcsm_status st = LCSM_OK;
+    pthread_mutex_lock(&cb->lock);
+    for (int i = 0; i < cb->n_plans; i++)
+        if (cb->plans[i]->n == n) {
+            *out = cb->plans[i];
+            pthread_mutex_unlock(&cb->lock);
+            return LCSM_OK;
+        }
+    cpu_plan **grown = realloc(cb->plans, (size_t)(cb->n_plans + 1) * sizeof *grown);
+    cpu_plan *p = malloc(sizeof *p);
+    if (grown)
+        cb->plans = grown;
+    if (!grown || !p) {
+        free(p);
+        st = LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY, "cpu: plan table");
+    } else if ((st = make_plan(cb, n, flags, p)) != LCSM_OK) {
+        free(p);
+    } else {
+        cb->plans[cb->n_plans++] = p;
+        *out = p;
+    }
+    pthread_mutex_unlock(&cb->lock);
+    return st;
+}
+
+void cpu_plans_destroy(cpu_backend *cb)
+{
+    pthread_mutex_lock(&planner_lock);
+    for (int i = 0; i < cb->n_plans; i++) {
+        fftwf_destroy_plan(cb->plans[i]->fwd);
+        fftwf_destroy_plan(cb->plans[i]->inv);
+        free(cb->plans[i]);
+    }
+    pthread_mutex_unlock(&planner_lock);
+    free(cb->plans);
+    cb->plans = NULL;
+    cb->n_plans = 0;
+    if (cb->scratch)
+        for (int t = 0; t < cb->n_threads; t++)
+            fftwf_free(cb->scratch[t]);
+    free(cb->scratch);
+    cb->scratch = NULL;
+}
+
+/* ---- scratch */
+
+typedef struct reserve_job {
+    cpu_backend *cb;
+    size_t floats;
+    lcsm_status st;
+} reserve_job;
+
+static void reserve_task(void *ctx, int task, int thread)
+{
+    (void)task;
+    (void)thread;
+    reserve_job *j = ctx;
+    cpu_backend *cb = j->cb;
+    if (!cb->scratch && !(cb->scratch = calloc((size_t)cb->n_threads, sizeof *cb->scratch))) {
+        j->st = LCSM_ERR_OUT_OF_MEMORY;
+        return;
+    }
+    for (int t = 0; t < cb->n_threads; t++) {
+        float *p = fftwf_alloc_real(j->floats);
+        if (!p) {
+            j->st = LCSM_ERR_OUT_OF_MEMORY;
+            return; /* the old (smaller) buffers stay valid */
+        }
+        fftwf_free(cb->scratch[t]);
+        cb->scratch[t] = p;
+    }
+    cb->scratch_floats = j->floats;
+}
+
+lcsm_status cpu_scratch_reserve(cpu_backend *cb, size_t floats)
+{
+    if (cb->scratch && cb->scratch_floats >= floats)
+        return LCSM_OK;
+    reserve_job j = {cb, floats, LCSM_OK};
+    lcsm_pool_run(cb->pool, 1, reserve_task, &j);
+    if (j.st != LCSM_OK)
+        return LCSM_FAIL_BE(&cb->base, j.st, "cpu: %d x %zu floats of FFT scratch", cb->n_threads, floats);
+    return LCSM_OK;
+}
+
+/* ---- wisdom: FFTW's measured plans, kept per CPU model and FFTW version */
+
+static unsigned long hash_str(const char *s)
+{
+    unsigned long h = 5381;
+    while (*s)
+        h = h * 33 + (unsigned char)*s++;
+    return h;
+}
+
+void cpu_wisdom_load(cpu_backend *cb, const char *dir)
+{
+    cb->wisdom_path[0] = 0;
+    if (!dir || !*dir)
+        return;
+    char model[256] = "unknown", line[512];
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    while (fp && fgets(line, sizeof line, fp))
+        if (!strncmp(line, "model name", 10)) {
+            snprintf(model, sizeof model, "%.200s", line);
+            break;
+        }
+    if (fp)
+        fclose(fp);
+    snprintf(cb->wisdom_path, sizeof cb->wisdom_path, "%s/fftwf-wisdom-%08lx-%08lx-w%d", dir,
+             hash_str(model) & 0xffffffffUL, hash_str(fftwf_version) & 0xffffffffUL, CPU_FFT_W);
+    pthread_mutex_lock(&planner_lock);
+    fftwf_import_wisdom_from_filename(cb->wisdom_path); /* absent or bad: FFTW ignores it */
+    pthread_mutex_unlock(&planner_lock);
+}
+
+static void mkdir_p(const char *dir)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(tmp, 0777);
+            *p = '/';
+        }
+    mkdir(tmp, 0777);
+}
+
+void cpu_wisdom_save(cpu_backend *cb)
+{
+    if (!cb->wisdom_dirty || !cb->wisdom_path[0])
+        return;
+    char dir[1024], tmp[1100];
+    snprintf(dir, sizeof dir, "%s", cb->wisdom_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = 0;
+        mkdir_p(dir);
+    }
+    /* Write then rename: a reader never sees half a file. */
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", cb->wisdom_path, (long)getpid());
+    pthread_mutex_lock(&planner_lock);
+    int ok = fftwf_export_wisdom_to_filename(tmp);
+    pthread_mutex_unlock(&planner_lock);
+    if (ok && rename(tmp, cb->wisdom_path) == 0)
+        cb->wisdom_dirty = 0;
+    else
+        unlink(tmp);
+}
+
+/* ---- the direct/FFT crossover, measured on this machine */
+
+static double time_tile(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
+                        float *acc, int U, int fft)
+{
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = lcsm__now();
+        if (fft)
+            cpu_tile_fft(cb, f, g, hist, acc, 0, U, U, U);
+        else
+            cpu_block_direct(cb, f, g, hist, acc, 0, U, U, U);
+        double dt = lcsm__now() - t0;
+        best = dt < best ? dt : best;
+    }
+    return best;
+}
+
+int cpu_calibrate_threshold(cpu_backend *cb)
+{
+    enum { D = 256, UMAX = 256, FALLBACK = 32 };
+    const int lh = 2 * UMAX;
+    float *h = malloc((size_t)D * lh * sizeof *h), *dbias = calloc(D, sizeof *dbias);
+    float *hist = calloc((size_t)lh * D, sizeof *hist), *acc = calloc((size_t)lh * D, sizeof *acc);
+    lcsm_filters *f = NULL;
+    int thr = FALLBACK;
+    if (!h || !dbias || !hist || !acc)
+        goto done;
+    for (size_t i = 0; i < (size_t)D * lh; i++)
+        h[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+    for (size_t i = 0; i < (size_t)lh * D; i++)
+        hist[i] = (float)((i * 40503u) % 1000) * 1e-3f;
+    cb->base.fft_threshold = 4;
+    if (cpu_filters_create(&cb->base, h, dbias, 1, D, lh, &f) != LCSM_OK ||
+        cpu_filters_prepare(&cb->base, f, UMAX) != LCSM_OK)
+        goto done;
+    lcsm_conv_geom g = {1, 1, D, lh};
+    thr = UMAX * 2; /* if FFT never wins up to UMAX */
+    for (int U = 4; U <= UMAX; U *= 2)
+        if (time_tile(cb, f, &g, hist, acc, U, 1) < time_tile(cb, f, &g, hist, acc, U, 0)) {
+            thr = U;
+            break;
+        }
+done:
+    cpu_filters_destroy(&cb->base, f);
+    free(h);
+    free(dbias);
+    free(hist);
+    free(acc);
+    return thr;
+}

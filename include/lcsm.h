@@ -1,0 +1,290 @@
+/*
+ * lcsm — exact, near-linear-time autoregressive inference of long convolution
+ * sequence models (Hyena and its family) on CPUs and OpenCL devices.
+ *
+ * Handles, in the order a program creates them:
+ *
+ *   lcsm_backend  a compute device ("cpu", later "opencl") with its plans and threads
+ *   lcsm_model    weights loaded onto a backend; the implicit filters are materialised
+ *                 once at load; read-only afterwards, shareable between sessions
+ *   lcsm_session  the state of `batch` sequences being generated together: per-layer
+ *                 histories and accumulators of the long convolutions, the short-conv
+ *                 state, the position, the sampler
+ *
+ * Conventions (the same for every function):
+ *   - Every call returns an lcsm_status; LCSM_OK is 0. Nothing is printed, nothing
+ *     calls exit(). lcsm_strerror() names a status; lcsm_last_error() gives the
+ *     message of the last failure on the calling thread, and each handle keeps the
+ *     message of the last failure of a call on it (lcsm_*_last_error()).
+ *   - Destroy functions accept NULL and do nothing then.
+ *   - A failed call leaves its handles as they were, except where noted (a session
+ *     whose step failed half-way is reset to its last consistent position).
+ *   - Tokens are int32; logits are float, `n_vocab` (the padded vocabulary of the
+ *     model, lcsm_model_info.n_vocab) per sequence.
+ *   - A model must outlive its sessions; a backend must outlive its models.
+ *   - Threads: a model may be used by several sessions on several threads at once;
+ *     one session must not be used by two threads at the same time.
+ */
+#ifndef LCSM_H
+#define LCSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(LCSM_STATIC_DEFINE)
+#define LCSM_API
+#elif defined(_WIN32)
+#ifdef LCSM_BUILDING
+#define LCSM_API __declspec(dllexport)
+#else
+#define LCSM_API __declspec(dllimport)
+#endif
+#else
+#define LCSM_API __attribute__((visibility("default")))
+#endif
+
+/* ---------------------------------------------------------------- version */
+
+#define LCSM_VERSION_MAJOR 0
+#define LCSM_VERSION_MINOR 1
+#define LCSM_VERSION_PATCH 0
+#define LCSM_VERSION_STRING "0.1.0"
+
+/** Runtime version of the linked library; any pointer may be NULL. */
+LCSM_API void lcsm_version(int *major, int *minor, int *patch);
+/** Runtime version as "MAJOR.MINOR.PATCH". Static storage. */
+LCSM_API const char *lcsm_version_string(void);
+
+/* ----------------------------------------------------------------- status */
+
+typedef enum lcsm_status {
+    LCSM_OK = 0,
+    LCSM_ERR_INVALID_ARGUMENT = 1, /* NULL handle, bad size, bad option value */
+    LCSM_ERR_OUT_OF_MEMORY = 2,    /* host or device allocation failed */
+    LCSM_ERR_IO = 3,               /* a file could not be opened, read or written */
+    LCSM_ERR_FORMAT = 4,           /* malformed or truncated model file or config */
+    LCSM_ERR_MISSING_TENSOR = 5,   /* a tensor the model needs is not in the file */
+    LCSM_ERR_SHAPE = 6,            /* a tensor's shape disagrees with the config */
+    LCSM_ERR_UNSUPPORTED = 7,      /* valid input this version does not handle */
+    LCSM_ERR_TOKEN_RANGE = 8,      /* a token id outside [0, n_vocab) */
+    LCSM_ERR_LENGTH = 9,           /* a sequence longer than the session or l_max */
+    LCSM_ERR_STATE = 10,           /* call out of order (e.g. prefill after a step) */
+    LCSM_ERR_BACKEND = 11,         /* the backend failed (driver or library error) */
+    LCSM_ERR_NO_BACKEND = 12       /* unknown backend name, or not compiled in */
+} lcsm_status;
+
+/** Short English description of a status. Never NULL. */
+LCSM_API const char *lcsm_strerror(lcsm_status status);
+/** Message of the last failed call on this thread ("" if none). Thread-local. */
+LCSM_API const char *lcsm_last_error(void);
+
+/* ---------------------------------------------------------------- backend */
+
+typedef struct lcsm_backend lcsm_backend;
+
+typedef struct lcsm_backend_options {
+    /* Worker threads for the CPU backend; 0 = one per online processor. */
+    int n_threads;
+    /* Tile size from which tiles use FFT instead of a direct convolution; must be
+     * a power of two >= 2; 0 = measure on this device when the backend is created
+     * (or take the environment variable LCSM_FFT_THRESHOLD if set). */
+    int fft_threshold;
+    /* Directory for caches (FFTW wisdom, compiled kernels); NULL = $LCSM_CACHE_DIR,
+     * else $XDG_CACHE_HOME/lcsm, else $HOME/.cache/lcsm; "" disables caching. */
+    const char *cache_dir;
+    /* Device selection for GPU backends: index or case-insensitive name
+     * substring; NULL = $LCSM_DEVICE, else the first GPU. Ignored by "cpu". */
+    const char *device;
+} lcsm_backend_options;
+
+/** Fills `opt` with the defaults (all zero / NULL). */
+LCSM_API void lcsm_backend_options_default(lcsm_backend_options *opt);
+
+/** Creates a backend by name: "cpu" (always available) or "opencl" (when built
+ *  with it). `opt` may be NULL for defaults. */
+LCSM_API lcsm_status lcsm_backend_create(const char *name, const lcsm_backend_options *opt,
+                                         lcsm_backend **out);
+LCSM_API void lcsm_backend_destroy(lcsm_backend *backend);
+/** The backend's name ("cpu"), and a one-line description of its device. */
+LCSM_API const char *lcsm_backend_name(const lcsm_backend *backend);
+LCSM_API const char *lcsm_backend_description(const lcsm_backend *backend);
+/** The FFT threshold in effect (measured or given). */
+LCSM_API int lcsm_backend_fft_threshold(const lcsm_backend *backend);
+/** Message of the last failure of a call on this backend (or of a model load on it). */
+LCSM_API const char *lcsm_backend_last_error(const lcsm_backend *backend);
+
+/* ------------------------------------------------------------------ model */
+
+typedef struct lcsm_model lcsm_model;
+
+/** The shape of a HyenaDNA / safari Hyena LM (the fields of its config.json). */
+typedef struct lcsm_model_config {
+    int d_model;          /* D */
+    int n_layer;
+    int d_inner;          /* MLP width, 4*D for HyenaDNA */
+    int vocab_size;       /* real vocabulary (12 for HyenaDNA's characters) */
+    int pad_vocab_size_multiple; /* embedding rows = vocab_size rounded up to this */
+    int l_max;            /* max_seq_len: longest sequence the filters cover */
+    int emb_dim;          /* features of the filter's positional embedding z */
+    int filter_order;     /* width of the implicit filter MLP */
+    int num_inner_mlps;   /* hidden Linear+Sin pairs after the first one */
+    int short_filter_order; /* taps of the short causal conv; 3 */
+    int hyena_order;      /* 2 */
+    float activation_freq; /* Sin frequency when the checkpoint stores none */
+    float layer_norm_epsilon;
+} lcsm_model_config;
+
+/** HyenaDNA-tiny-like defaults: D 128, 2 layers, d_inner 512, vocab 12 (padded 16),
+ *  l_max 16384, emb_dim 5, filter_order 64, num_inner_mlps 2. */
+LCSM_API void lcsm_model_config_default(lcsm_model_config *cfg);
+
+typedef struct lcsm_model_options {
+    /* Added to the exponential modulation of the implicit filter:
+     * h *= exp(-t*|delta|) + shift. 0.05 in the published inference code (default),
+     * 0.0 in the training code. */
+    float filter_shift;
+} lcsm_model_options;
+
+/** Fills `opt` with the defaults (filter_shift 0.05). */
+LCSM_API void lcsm_model_options_default(lcsm_model_options *opt);
+
+/** Loads `dir`/config.json and `dir`/model.safetensors (F32, F16 or BF16 tensors;
+ *  names as in HyenaDNA, optionally prefixed "model." or "hyena."). `opt` may be
+ *  NULL. Errors name the file, tensor or field; see also lcsm_backend_last_error. */
+LCSM_API lcsm_status lcsm_model_load(lcsm_backend *backend, const char *dir,
+                                     const lcsm_model_options *opt, lcsm_model **out);
+
+/** Makes a model of shape `cfg` with deterministic random weights from `seed`
+ *  (the initialisation of the reference training code, scaled to stay healthy). */
+LCSM_API lcsm_status lcsm_model_create_random(lcsm_backend *backend, const lcsm_model_config *cfg,
+                                              uint64_t seed, const lcsm_model_options *opt,
+                                              lcsm_model **out);
+
+/** The built-in default model: lcsm_model_config_default() with seed 20250101.
+ *  Needs no files. */
+LCSM_API lcsm_status lcsm_model_create_default(lcsm_backend *backend, lcsm_model **out);
+
+/** Writes the model as `dir`/config.json + `dir`/model.safetensors (F32), creating
+ *  `dir` if needed; lcsm_model_load reads it back to the same weights. */
+LCSM_API lcsm_status lcsm_model_save(lcsm_model *model, const char *dir);
+
+LCSM_API void lcsm_model_destroy(lcsm_model *model);
+
+typedef struct lcsm_model_info {
+    lcsm_model_config config;
+    int n_vocab;              /* logits per position: padded vocabulary */
+    size_t n_params;          /* weights, without the materialised filters */
+    size_t weight_bytes;      /* device bytes of weights + filters + spectra */
+} lcsm_model_info;
+
+LCSM_API lcsm_status lcsm_model_get_info(const lcsm_model *model, lcsm_model_info *info);
+LCSM_API const char *lcsm_model_last_error(const lcsm_model *model);
+
+/** Parallel (FFT) forward over whole sequences: `tokens` is [batch][len],
+ *  `logits` receives [batch][len][n_vocab]. len <= l_max. For scoring and tests. */
+LCSM_API lcsm_status lcsm_model_forward(lcsm_model *model, const int32_t *tokens, int batch,
+                                        int len, float *logits);
+
+/* --------------------------------------------------------------- tokenizer */
+
+/** Character tokenizer of HyenaDNA: A C G T N map to 7 8 9 10 11 (either case);
+ *  any other character is an error. Writes at most `cap` ids and sets *n_out to
+ *  the number of ids the text needs. */
+LCSM_API lcsm_status lcsm_tokenize(const char *text, int32_t *ids, int cap, int *n_out);
+/** Text of one token ("A", "[CLS]", ...); "?" for ids outside the vocabulary. */
+LCSM_API const char *lcsm_token_text(int32_t id);
+
+/* ---------------------------------------------------------------- session */
+
+typedef enum lcsm_algo {
+    LCSM_ALGO_FLASH = 0, /* dyadic tiling, O(L log^2 L) per sequence (default) */
+    LCSM_ALGO_LAZY = 1,  /* each output as a direct sum over the history, O(L^2) */
+    LCSM_ALGO_EAGER = 2  /* each input pushed into all future outputs, O(L^2) */
+} lcsm_algo;
+
+/** "flash", "lazy", "eager"; and the reverse (returns LCSM_ERR_INVALID_ARGUMENT
+ *  for an unknown name). */
+LCSM_API const char *lcsm_algo_name(lcsm_algo algo);
+LCSM_API lcsm_status lcsm_algo_from_name(const char *name, lcsm_algo *out);
+
+typedef struct lcsm_session_options {
+    int batch;      /* sequences generated together, >= 1 (default 1) */
+    int max_len;    /* prompt + generated tokens, <= l_max; 0 = l_max (default) */
+    lcsm_algo algo; /* default LCSM_ALGO_FLASH */
+} lcsm_session_options;
+
+LCSM_API void lcsm_session_options_default(lcsm_session_options *opt);
+
+typedef struct lcsm_session lcsm_session;
+
+/** Allocates all per-sequence state (histories, accumulators, activations) and
+ *  prepares the filter spectra the session's tile sizes need; nothing is
+ *  allocated per token afterwards. */
+LCSM_API lcsm_status lcsm_session_create(lcsm_model *model, const lcsm_session_options *opt,
+                                         lcsm_session **out);
+LCSM_API void lcsm_session_destroy(lcsm_session *session);
+LCSM_API const char *lcsm_session_last_error(const lcsm_session *session);
+
+/** Back to position 0 with empty state (keeps the allocations and the sampler). */
+LCSM_API lcsm_status lcsm_session_reset(lcsm_session *session);
+/** Tokens processed so far (the position of the next token). */
+LCSM_API int lcsm_session_position(const lcsm_session *session);
+
+/** Runs `len` >= 1 prompt tokens per sequence (`tokens` is [batch][len]) through
+ *  the parallel forward and pushes their contribution into the future outputs.
+ *  Only at position 0. `logits` (may be NULL) receives [batch][n_vocab] of the
+ *  last prompt position. */
+LCSM_API lcsm_status lcsm_session_prefill(lcsm_session *session, const int32_t *tokens, int len,
+                                          float *logits);
+
+/** Feeds one token per sequence (`tokens` is [batch]) at the current position and
+ *  writes the next-token logits, [batch][n_vocab] (`logits` may be NULL). */
+LCSM_API lcsm_status lcsm_session_step(lcsm_session *session, const int32_t *tokens, float *logits);
+
+typedef struct lcsm_sampler_params {
+    float temperature; /* 0 = greedy (argmax); default 1 */
+    int top_k;         /* keep the k most likely ids; 0 = all (default) */
+    float top_p;       /* keep the smallest set with mass >= top_p; 1 = all (default) */
+    uint64_t seed;     /* generator seed (default 0); each sequence gets its own stream */
+    int token_lo;      /* sample only ids in [token_lo, token_hi); default 0 and */
+    int token_hi;      /* 0 = the model's vocab_size (padding ids are never sampled) */
+} lcsm_sampler_params;
+
+LCSM_API void lcsm_sampler_params_default(lcsm_sampler_params *p);
+
+/** Sets the session's sampler and reseeds its generators. */
+LCSM_API lcsm_status lcsm_session_set_sampler(lcsm_session *session, const lcsm_sampler_params *p);
+
+/** Like lcsm_session_step, then samples the next token of each sequence into
+ *  `next` ([batch]) with the session's sampler. */
+LCSM_API lcsm_status lcsm_session_step_sample(lcsm_session *session, const int32_t *tokens,
+                                              int32_t *next);
+
+/** Generates: prefill with `prompt` ([batch][prompt_len], prompt_len >= 1) at
+ *  position 0, then samples `n_new` tokens per sequence into `out`
+ *  ([batch][n_new]). prompt_len + n_new <= the session's max_len. */
+LCSM_API lcsm_status lcsm_generate(lcsm_session *session, const int32_t *prompt, int prompt_len,
+                                   int n_new, int32_t *out);
+
+/** Seconds spent since creation or reset, split by where (mixer = the long and
+ *  short convolutions and the gating; tiles = the part of the mixer that is the
+ *  flash tiles or eager pushes; dense = norms, projections, MLPs, logits). */
+typedef struct lcsm_session_stats {
+    double prefill_s;
+    double mixer_s;
+    double tiles_s;
+    double dense_s;
+    long long steps;
+    size_t state_bytes; /* histories, accumulators, activations of this session */
+} lcsm_session_stats;
+
+LCSM_API lcsm_status lcsm_session_get_stats(const lcsm_session *session, lcsm_session_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LCSM_H */

@@ -1,0 +1,66 @@
+/* The registry of compiled-in backends and the generic parts of the handle. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Each backend folder defines its factory; the engine knows only this prototype. */
+lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backend **out);
+#ifdef LCSM_WITH_OPENCL
+lcsm_status lcsm_cl_backend_create(const lcsm_backend_options *opt, lcsm_backend **out);
+#endif
+
+static const struct {
+    const char *name;
+    lcsm_backend_factory create;
+} registry[] = {
+    {"cpu", lcsm_cpu_backend_create},
+#ifdef LCSM_WITH_OPENCL
+    {"opencl", lcsm_cl_backend_create},
+#endif
+};
+
+void lcsm_backend_options_default(lcsm_backend_options *opt) { memset(opt, 0, sizeof *opt); }
+
+lcsm_status lcsm_backend_create(const char *name, const lcsm_backend_options *opt, lcsm_backend **out)
+{
+    if (out)
+        *out = NULL;
+    if (!out)
+        return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "lcsm_backend_create: NULL output");
+    lcsm_backend_options defaults;
+    if (!opt) {
+        lcsm_backend_options_default(&defaults);
+        opt = &defaults;
+    }
+    if (opt->n_threads < 0 || opt->n_threads > 1024 || opt->fft_threshold < 0 || opt->fft_threshold == 1 ||
+        (opt->fft_threshold & (opt->fft_threshold - 1)))
+        return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT,
+                          "lcsm_backend_create: n_threads %d must be in [0, 1024], fft_threshold %d 0 or a power "
+                          "of two >= 2",
+                          opt->n_threads, opt->fft_threshold);
+    if (!name)
+        name = "cpu";
+    for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
+        if (!strcasecmp(name, registry[i].name))
+            return registry[i].create(opt, out);
+    return lcsm__fail(NULL, 0, LCSM_ERR_NO_BACKEND, "no backend named '%s' in this build (have: cpu%s)", name,
+#ifdef LCSM_WITH_OPENCL
+                      ", opencl"
+#else
+                      ""
+#endif
+    );
+}
+
+void lcsm_backend_destroy(lcsm_backend *be)
+{
+    if (be)
+        be->ops->destroy(be);
+}
+
+const char *lcsm_backend_name(const lcsm_backend *be) { return be ? be->name : ""; }
+const char *lcsm_backend_description(const lcsm_backend *be) { return be ? be->description : ""; }
+int lcsm_backend_fft_threshold(const lcsm_backend *be) { return be ? be->fft_threshold : 0; }
+const char *lcsm_backend_last_error(const lcsm_backend *be) { return be ? be->last_error : ""; }

@@ -1,0 +1,157 @@
+/*
+ * The backend interface: a table of operations per device (ggml's habit).
+ *
+ * The engine (src/) owns the model, the schedule and the order of work; a backend
+ * owns memory and arithmetic. Buffers are opaque; the engine names places in them
+ * with lcsm_ref (buffer + offset in floats) and never dereferences them, so a
+ * device backend keeps everything resident and the engine stays the same.
+ *
+ * Layouts (all float32, row-major):
+ *   activations   [rows][width], rows = batch (decode) or batch*len (prefill)
+ *   long-conv signals are TIME-MAJOR: [time][rows], rows = G*B*D, where row
+ *     r = (g*B + b)*D + c is group (layer) g, sequence b, channel c, and uses
+ *     filter g*D + c. Time-major makes a token's column contiguous and lets
+ *     lazy/eager/direct work vectorise across rows.
+ *   filters (lcsm_filters) are backend-owned: G*D filters of length lh, plus the
+ *     per-channel skip term dbias, plus the spectra of the flash tile segments.
+ *
+ * Every operation returns LCSM_OK or an error with the backend's last-error text
+ * set (lcsm__set_error). Operations are issued in order; a device backend may
+ * queue them and only synchronise in read().
+ */
+#ifndef LCSM_BACKEND_H
+#define LCSM_BACKEND_H
+
+#include "lcsm.h"
+#include <stddef.h>
+
+typedef struct lcsm_buf lcsm_buf;         /* backend-defined */
+typedef struct lcsm_filters lcsm_filters; /* backend-defined */
+
+typedef struct lcsm_ref {
+    lcsm_buf *buf;
+    size_t off; /* in floats */
+} lcsm_ref;
+
+static inline lcsm_ref lcsm_ref_at(lcsm_ref r, size_t floats)
+{
+    r.off += floats;
+    return r;
+}
+
+/* Geometry of a batched set of long convolutions (see the layout above). */
+typedef struct lcsm_conv_geom {
+    int G; /* groups (layers) covered */
+    int B; /* sequences */
+    int D; /* channels */
+    int L; /* length of the time axis of history and accumulator buffers */
+} lcsm_conv_geom;
+
+enum {
+    LCSM_LINEAR_ACCUMULATE = 1, /* out += x W^T (+ b) instead of out = */
+    LCSM_LINEAR_GELU = 2        /* out = gelu_tanh(x W^T + b) */
+};
+
+/* How the mixer of one decode step gets the long-convolution value. */
+typedef enum lcsm_mix_mode {
+    LCSM_MIX_LAZY = 0,  /* sum over the whole history now */
+    LCSM_MIX_CACHED = 1 /* acc[t] holds every past contribution; add the diagonal */
+} lcsm_mix_mode;
+
+/* Parameters of one Hyena operator's decode step. */
+typedef struct lcsm_hyena_step_args {
+    lcsm_ref u;       /* [B][3D] in_proj output of this token */
+    lcsm_ref conv_w;  /* [3D][3] short conv taps (tap 2 = current) */
+    lcsm_ref conv_b;  /* [3D] */
+    lcsm_ref state;   /* [B][2][3D] in_proj outputs of positions t-2, t-1 */
+    lcsm_ref hist;    /* time-major [L][G*B*D] history of a = v*x1, all groups */
+    lcsm_ref acc;     /* same layout; accumulated past contributions (not LAZY) */
+    lcsm_ref y;       /* [B][D] out: (conv + skip) * x0 */
+    lcsm_ref work;    /* [B][D] scratch the op may overwrite */
+    int group;        /* which group (layer) of hist/acc/filters */
+    int t;            /* position */
+    lcsm_mix_mode mode;
+} lcsm_hyena_step_args;
+
+typedef struct lcsm_backend_ops {
+    const char *name;
+    void (*destroy)(lcsm_backend *be);
+
+    /* ---- memory */
+    lcsm_status (*alloc)(lcsm_backend *be, size_t bytes, lcsm_buf **out);
+    void (*release)(lcsm_backend *be, lcsm_buf *buf);
+    lcsm_status (*write)(lcsm_backend *be, lcsm_ref dst, const float *src, size_t n);
+    lcsm_status (*read)(lcsm_backend *be, lcsm_ref src, float *dst, size_t n);
+    lcsm_status (*zero)(lcsm_backend *be, lcsm_ref dst, size_t n);
+
+    /* ---- dense ops */
+    /* out[i][:] = E[ids[i]][:] for i < n; ids on the host, already range-checked. */
+    lcsm_status (*embed)(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, int D,
+                         lcsm_ref out);
+    lcsm_status (*layernorm)(lcsm_backend *be, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out,
+                             int rows, int D, float eps);
+    /* out[rows][n_out] (op)= act(x[rows][n_in] W^T + bias); W is [n_out][n_in];
+     * bias.buf may be NULL. */
+    lcsm_status (*linear)(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out,
+                          int rows, int n_in, int n_out, int flags);
+
+    /* ---- Hyena operator, whole sequences (prefill and the parallel forward) */
+    /* Short causal conv over u [B][len][3D] from a zero state; writes
+     * x0 [B][len][D], a = v*x1 time-major into a_tm ([len][a_stride] starting at
+     * column 0 of the ref: column b*D + c), and, if state.buf, the last two rows of
+     * u per sequence into state [B][2][3D] (zeros where len < 2). */
+    lcsm_status (*shortconv_seq)(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b,
+                                 int B, int len, int D, lcsm_ref x0, lcsm_ref a_tm,
+                                 size_t a_stride, lcsm_ref state);
+    /* Causal long convolution of group g of `f` for whole sequences, B*D columns
+     * starting at the refs, time-major:
+     *   y_tm[t][col] = sum_{s<=t} h[t-s] a_tm[s][col]            for t < len
+     * and, if acc.buf (same row stride as a_tm), the prompt's contribution to
+     * later outputs:
+     *   acc[t][col] += sum_{s<len} h[t-s] a_tm[s][col]           for len <= t < acc_len */
+    lcsm_status (*long_conv)(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len,
+                             lcsm_ref a_tm, size_t a_stride, lcsm_ref y_tm, size_t y_stride,
+                             lcsm_ref acc, int acc_len);
+    /* out[b*len+t][c] = x0[b*len+t][c] * (y_tm[t][b*D+c] + dbias[g*D+c] * a_tm[t][b*D+c]) */
+    lcsm_status (*gate_seq)(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len,
+                            lcsm_ref y_tm, size_t y_stride, lcsm_ref a_tm, size_t a_stride,
+                            lcsm_ref x0, lcsm_ref out);
+
+    /* ---- Hyena operator, one decode step */
+    lcsm_status (*hyena_step)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
+                              const lcsm_hyena_step_args *args);
+    /* A block of the (input, output) square for every row (all groups at once):
+     *   acc[out0 + j] += sum_{m < n_in} h[out0 + j - in0 - m] hist[in0 + m],  j < n_out
+     * with out0 >= in0 + n_in. A flash tile is n_in = U, out0 = in0 + U,
+     * n_out <= U; an eager push is n_in = 1, n_out = L - out0. The backend computes
+     * flash tiles from its FFT threshold on with the precomputed spectra, and
+     * everything else directly. */
+    lcsm_status (*block_conv)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
+                              lcsm_ref hist, lcsm_ref acc, int in0, int n_in, int out0, int n_out);
+
+    /* ---- filters */
+    /* h is host [G*D][lh] (row-major), dbias host [G*D]. */
+    lcsm_status (*filters_create)(lcsm_backend *be, const float *h, const float *dbias, int G,
+                                  int D, int lh, lcsm_filters **out);
+    /* Makes sure the spectra for FFT tiles up to size max_tile exist and that
+     * block_conv on them needs no allocation. The engine calls it under the
+     * model's lock (several sessions of one model may be created at once). */
+    lcsm_status (*filters_prepare)(lcsm_backend *be, lcsm_filters *f, int max_tile);
+    void (*filters_destroy)(lcsm_backend *be, lcsm_filters *f);
+    size_t (*filters_bytes)(const lcsm_filters *f);
+
+} lcsm_backend_ops;
+
+/* The part of every backend the engine sees; backends embed it first. */
+struct lcsm_backend {
+    const lcsm_backend_ops *ops;
+    char name[32];
+    char description[256];
+    int fft_threshold;
+    char last_error[512];
+};
+
+/* The backends compiled in; each returns LCSM_OK and a backend, or an error. */
+typedef lcsm_status (*lcsm_backend_factory)(const lcsm_backend_options *opt, lcsm_backend **out);
+
+#endif /* LCSM_BACKEND_H */

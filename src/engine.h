@@ -1,0 +1,41 @@
+/* The decode engine: session state and the parallel forward it shares with
+ * lcsm_model_forward. */
+#ifndef LCSM_ENGINE_H
+#define LCSM_ENGINE_H
+
+#include "internal.h"
+
+struct lcsm_session {
+    lcsm_model *model;
+    lcsm_backend *be;
+    lcsm_session_options opt;
+    lcsm_conv_geom geom; /* G = layers, B, D, L = max_len */
+    int pos;             /* next position */
+    int origin;          /* where the flash schedule started (prompt length) */
+    int broken;          /* a backend op failed mid-step: only reset helps */
+    /* device state */
+    lcsm_buf *state_buf; /* hist, acc, conv state, activations: one allocation */
+    lcsm_ref hist, acc, conv_state;
+    lcsm_ref r, xn, u, y, work, hid, logits;
+    size_t state_floats;
+    /* host */
+    float *logits_host; /* [B][n_vocab] */
+    void *sample_scratch;
+    lcsm_sampler_params sampler;
+    uint64_t *rng; /* [B] */
+    lcsm_session_stats stats;
+    char last_error[512];
+};
+
+/* Parallel forward over tokens [B][len] from position 0 (token ids checked by
+ * the caller). With a session, also leaves its state as if the tokens had been
+ * stepped: history, short-conv state, and (unless lazy) the prompt's pushes into
+ * the accumulators. logits: [B][len][V] if all_positions, else [B][V] of the
+ * last position; may be NULL. Errors go to be->last_error. */
+lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tokens, int B, int len,
+                              float *logits, int all_positions);
+
+/* Checks ids against the model's vocabulary; writes a message to dst on failure. */
+lcsm_status lcsm__check_tokens(const lcsm_model *m, const int32_t *ids, size_t n, char *dst, size_t cap);
+
+#endif

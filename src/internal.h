@@ -1,0 +1,89 @@
+/* Engine internals shared by the files of src/ (and by white-box tests). */
+#ifndef LCSM_INTERNAL_H
+#define LCSM_INTERNAL_H
+
+#include "backend.h"
+#include "lcsm.h"
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+/* ---- errors: every failure goes through here */
+
+/* Formats the message into `dst` (a handle's last_error, may be NULL) and into the
+ * thread-local last error, and returns `st`. */
+lcsm_status lcsm__fail(char *dst, size_t cap, lcsm_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define LCSM_FAIL_BE(be, st, ...) lcsm__fail((be)->last_error, sizeof (be)->last_error, st, __VA_ARGS__)
+/* Copies a backend's message into another handle's buffer and the thread-local one. */
+lcsm_status lcsm__relay(char *dst, size_t cap, lcsm_status st, const char *from);
+
+/* ---- host memory helpers (overflow-checked) */
+void *lcsm__calloc(size_t n, size_t size);
+int lcsm__mul_overflows(size_t a, size_t b, size_t *out);
+
+/* ---- the model */
+
+typedef struct lcsm_layer {
+    lcsm_ref norm1_w, norm1_b, norm2_w, norm2_b;
+    lcsm_ref in_w, in_b;   /* [3D][D], [3D] */
+    lcsm_ref conv_w, conv_b; /* [3D][3], [3D] */
+    lcsm_ref out_w, out_b; /* [D][D], [D] */
+    lcsm_ref fc1_w, fc1_b; /* [DI][D], [DI] */
+    lcsm_ref fc2_w, fc2_b; /* [D][DI], [D] */
+} lcsm_layer;
+
+/* Host copy of the weights in lcsm's canonical order (model.c's tensor table). */
+typedef struct lcsm_weights lcsm_weights;
+
+struct lcsm_model {
+    lcsm_backend *be;
+    lcsm_model_config cfg;
+    lcsm_model_options opt;
+    int n_vocab;   /* padded rows of the embedding */
+    size_t n_params;
+    lcsm_buf *wbuf; /* all dense weights in one device buffer */
+    lcsm_layer *layers;
+    lcsm_ref emb, lnf_w, lnf_b, head; /* head == emb when tied */
+    lcsm_filters *filters; /* all layers: G = n_layer */
+    lcsm_weights *host;    /* kept for lcsm_model_save */
+    pthread_mutex_t lock;  /* guards filters_prepare */
+    char last_error[512];
+};
+
+/* Builds a model from host weights (takes ownership of w on success and failure). */
+lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w,
+                                     const lcsm_model_options *opt, lcsm_model **out);
+
+/* ---- implicit filter (filter.c) */
+
+/* Parameters of one layer's implicit filter, host pointers. */
+typedef struct lcsm_filter_params {
+    const float *z;     /* [l_max][emb_dim] */
+    const float *t;     /* [l_max] */
+    const float *w[8];  /* Linear weights, w[0] [F][E], w[1..n] [F][F], w[n+1] [D][F] */
+    const float *b[8];  /* biases of the first n+1 Linears */
+    const float *freq;  /* [F] */
+    const float *deltas; /* [D] */
+    int n_inner;        /* num_inner_mlps */
+    int emb_dim, order, D;
+} lcsm_filter_params;
+
+/* h[c][k] for c < D, k < len (len <= l_max): the materialised filter. */
+lcsm_status lcsm__filter_materialise(const lcsm_filter_params *p, float shift, int len, float *h);
+
+/* ---- tokenizer constants */
+enum { LCSM_TOK_CLS = 0, LCSM_TOK_SEP = 1, LCSM_TOK_BOS = 2, LCSM_TOK_MASK = 3, LCSM_TOK_PAD = 4,
+       LCSM_TOK_RESERVED = 5, LCSM_TOK_UNK = 6, LCSM_TOK_A = 7, LCSM_TOK_C = 8, LCSM_TOK_G = 9,
+       LCSM_TOK_T = 10, LCSM_TOK_N = 11 };
+
+/* ---- sampling (sampler.c) */
+uint64_t lcsm__rng_seed(uint64_t seed, uint64_t stream);
+/* Samples from logits[n] with p; `scratch` holds n floats + n ints. */
+int32_t lcsm__sample(const float *logits, int n, const lcsm_sampler_params *p, uint64_t *rng,
+                     void *scratch);
+
+/* ---- timing */
+double lcsm__now(void);
+
+#endif /* LCSM_INTERNAL_H */

@@ -1,0 +1,233 @@
+/* Model handles: load, random creation, save, upload to the backend, filters. */
+#include "config.h"
+#include "internal.h"
+#include "weights.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define DEFAULT_SEED 20250101u
+
+void lcsm_model_options_default(lcsm_model_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->filter_shift = 0.05f;
+}
+
+/* Per-layer tensors that live on the device, and where lcsm_layer keeps them. */
+static const struct {
+    int kind;
+    size_t field;
+} device_tensors[] = {
+    {W_NORM1_W, offsetof(lcsm_layer, norm1_w)}, {W_NORM1_B, offsetof(lcsm_layer, norm1_b)},
+    {W_IN_W, offsetof(lcsm_layer, in_w)},       {W_IN_B, offsetof(lcsm_layer, in_b)},
+    {W_CONV_W, offsetof(lcsm_layer, conv_w)},   {W_CONV_B, offsetof(lcsm_layer, conv_b)},
+    {W_OUT_W, offsetof(lcsm_layer, out_w)},     {W_OUT_B, offsetof(lcsm_layer, out_b)},
+    {W_NORM2_W, offsetof(lcsm_layer, norm2_w)}, {W_NORM2_B, offsetof(lcsm_layer, norm2_b)},
+    {W_FC1_W, offsetof(lcsm_layer, fc1_w)},     {W_FC1_B, offsetof(lcsm_layer, fc1_b)},
+    {W_FC2_W, offsetof(lcsm_layer, fc2_w)},     {W_FC2_B, offsetof(lcsm_layer, fc2_b)},
+};
+#define N_DEVICE_TENSORS (sizeof device_tensors / sizeof device_tensors[0])
+
+static lcsm_status upload(lcsm_model *m, const lcsm_weights *w)
+{
+    lcsm_backend *be = m->be;
+    const int globals[] = {W_EMB, W_LNF_W, W_LNF_B};
+    size_t total = 0;
+    for (size_t k = 0; k < 3; k++)
+        total += w->t[globals[k]].numel;
+    for (int l = 0; l < m->cfg.n_layer; l++)
+        for (size_t k = 0; k < N_DEVICE_TENSORS; k++)
+            total += w->t[lcsm__widx(w, l, device_tensors[k].kind)].numel;
+    lcsm_status st = be->ops->alloc(be, total * sizeof(float), &m->wbuf);
+    if (st != LCSM_OK)
+        return st;
+    lcsm_ref cur = {m->wbuf, 0};
+    lcsm_ref *global_refs[] = {&m->emb, &m->lnf_w, &m->lnf_b};
+    for (size_t k = 0; k < 3 && st == LCSM_OK; k++) {
+        const lcsm_tensor *t = &w->t[globals[k]];
+        *global_refs[k] = cur;
+        st = be->ops->write(be, cur, t->data, t->numel);
+        cur = lcsm_ref_at(cur, t->numel);
+    }
+    m->head = m->emb; /* tied */
+    for (int l = 0; l < m->cfg.n_layer && st == LCSM_OK; l++)
+        for (size_t k = 0; k < N_DEVICE_TENSORS && st == LCSM_OK; k++) {
+            const lcsm_tensor *t = &w->t[lcsm__widx(w, l, device_tensors[k].kind)];
+            *(lcsm_ref *)((char *)&m->layers[l] + device_tensors[k].field) = cur;
+            st = be->ops->write(be, cur, t->data, t->numel);
+            cur = lcsm_ref_at(cur, t->numel);
+        }
+    return st;
+}
+
+static lcsm_status make_filters(lcsm_model *m, const lcsm_weights *w)
+{
+    const lcsm_model_config *c = &m->cfg;
+    size_t D = (size_t)c->d_model, G = (size_t)c->n_layer, L = (size_t)c->l_max, n;
+    if (lcsm__mul_overflows(G * D, L, &n))
+        return LCSM_FAIL_BE(m->be, LCSM_ERR_OUT_OF_MEMORY, "filters of %zu x %zu x %zu floats overflow", G, D, L);
+    float *h = lcsm__calloc(n, sizeof *h);
+    float *dbias = lcsm__calloc(G * D, sizeof *dbias);
+    lcsm_status st = h && dbias ? LCSM_OK : LCSM_ERR_OUT_OF_MEMORY;
+    for (int l = 0; l < c->n_layer && st == LCSM_OK; l++) {
+        lcsm_filter_params p = {
+            .z = w->t[lcsm__widx(w, l, W_Z)].data,
+            .t = w->t[lcsm__widx(w, l, W_T)].data,
+            .freq = w->t[lcsm__widx(w, l, W_FREQ)].data,
+            .deltas = w->t[lcsm__widx(w, l, W_DELTAS)].data,
+            .n_inner = c->num_inner_mlps,
+            .emb_dim = c->emb_dim,
+            .order = c->filter_order,
+            .D = c->d_model,
+        };
+        for (int j = 0; j < c->num_inner_mlps + 2; j++) {
+            p.w[j] = w->t[lcsm__flin_weight(w, l, j)].data;
+            int bi = lcsm__flin_bias(w, l, j);
+            p.b[j] = bi >= 0 ? w->t[bi].data : NULL;
+        }
+        st = lcsm__filter_materialise(&p, m->opt.filter_shift, c->l_max, h + (size_t)l * D * L);
+        memcpy(dbias + (size_t)l * D, w->t[lcsm__widx(w, l, W_FBIAS)].data, D * sizeof *dbias);
+    }
+    if (st == LCSM_OK)
+        st = m->be->ops->filters_create(m->be, h, dbias, c->n_layer, c->d_model, c->l_max, &m->filters);
+    else
+        LCSM_FAIL_BE(m->be, st, "filters of %zu floats: out of host memory", n);
+    free(h);
+    free(dbias);
+    return st;
+}
+
+lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w, const lcsm_model_options *opt,
+                                     lcsm_model **out)
+{
+    lcsm_model *m = calloc(1, sizeof *m);
+    lcsm_status st = LCSM_OK;
+    if (!m || !(m->layers = calloc((size_t)w->cfg.n_layer, sizeof *m->layers))) {
+        free(m);
+        lcsm__weights_free(w);
+        return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "model handle");
+    }
+    m->be = be;
+    m->cfg = w->cfg;
+    if (opt)
+        m->opt = *opt;
+    else
+        lcsm_model_options_default(&m->opt);
+    m->n_vocab = w->n_vocab;
+    m->host = w;
+    pthread_mutex_init(&m->lock, NULL);
+    for (int i = 0; i < w->n; i++)
+        m->n_params += w->t[i].numel;
+    st = upload(m, w);
+    if (st == LCSM_OK)
+        st = make_filters(m, w);
+    if (st != LCSM_OK) {
+        lcsm__relay(NULL, 0, st, be->last_error);
+        lcsm_model_destroy(m);
+        return st;
+    }
+    *out = m;
+    return LCSM_OK;
+}
+
+lcsm_status lcsm_model_load(lcsm_backend *be, const char *dir, const lcsm_model_options *opt, lcsm_model **out)
+{
+    if (out)
+        *out = NULL;
+    if (!be || !dir || !out)
+        return lcsm__fail(be ? be->last_error : NULL, be ? sizeof be->last_error : 0,
+                          LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_load: NULL argument");
+    char path[4096];
+    lcsm_model_config cfg;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    lcsm_status st = lcsm__config_read(path, &cfg, be->last_error, sizeof be->last_error);
+    if (st != LCSM_OK)
+        return lcsm__relay(NULL, 0, st, be->last_error);
+    lcsm_weights *w = lcsm__weights_alloc(&cfg);
+    if (!w)
+        return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "%s: weights of this config do not fit in memory", dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    st = lcsm__weights_load(w, path, be->last_error, sizeof be->last_error);
+    if (st != LCSM_OK) {
+        lcsm__weights_free(w);
+        return lcsm__relay(NULL, 0, st, be->last_error);
+    }
+    return lcsm__model_from_weights(be, w, opt, out);
+}
+
+lcsm_status lcsm_model_create_random(lcsm_backend *be, const lcsm_model_config *cfg, uint64_t seed,
+                                     const lcsm_model_options *opt, lcsm_model **out)
+{
+    if (out)
+        *out = NULL;
+    if (!be || !cfg || !out)
+        return lcsm__fail(be ? be->last_error : NULL, be ? sizeof be->last_error : 0,
+                          LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_create_random: NULL argument");
+    lcsm_status st = lcsm__config_check(cfg, be->last_error, sizeof be->last_error);
+    if (st != LCSM_OK)
+        return lcsm__relay(NULL, 0, st, be->last_error);
+    lcsm_weights *w = lcsm__weights_alloc(cfg);
+    if (!w)
+        return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "weights of this config do not fit in memory");
+    lcsm__weights_randomise(w, seed);
+    return lcsm__model_from_weights(be, w, opt, out);
+}
+
+lcsm_status lcsm_model_create_default(lcsm_backend *be, lcsm_model **out)
+{
+    lcsm_model_config cfg;
+    lcsm_model_config_default(&cfg);
+    return lcsm_model_create_random(be, &cfg, DEFAULT_SEED, NULL, out);
+}
+
+lcsm_status lcsm_model_save(lcsm_model *m, const char *dir)
+{
+    if (!m || !dir)
+        return lcsm__fail(m ? m->last_error : NULL, m ? sizeof m->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
+                          "lcsm_model_save: NULL argument");
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_IO, "%s: %s", dir, strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    lcsm_status st = lcsm__config_write(path, &m->cfg, m->last_error, sizeof m->last_error);
+    if (st == LCSM_OK) {
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        st = lcsm__weights_save(m->host, path, m->last_error, sizeof m->last_error);
+    }
+    return st == LCSM_OK ? st : lcsm__relay(NULL, 0, st, m->last_error);
+}
+
+void lcsm_model_destroy(lcsm_model *m)
+{
+    if (!m)
+        return;
+    if (m->filters)
+        m->be->ops->filters_destroy(m->be, m->filters);
+    if (m->wbuf)
+        m->be->ops->release(m->be, m->wbuf);
+    lcsm__weights_free(m->host);
+    pthread_mutex_destroy(&m->lock);
+    free(m->layers);
+    free(m);
+}
+
+lcsm_status lcsm_model_get_info(const lcsm_model *m, lcsm_model_info *info)
+{
+    if (!m || !info)
+        return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_get_info: NULL argument");
+    memset(info, 0, sizeof *info);
+    info->config = m->cfg;
+    info->n_vocab = m->n_vocab;
+    info->n_params = m->n_params;
+    size_t dense = 0;
+    for (int i = 0; i < m->host->n; i++)
+        dense += m->host->t[i].numel;
+    info->weight_bytes = dense * sizeof(float) + m->be->ops->filters_bytes(m->filters);
+    return LCSM_OK;
+}
+
+const char *lcsm_model_last_error(const lcsm_model *m) { return m ? m->last_error : ""; }

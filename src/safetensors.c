@@ -1,0 +1,347 @@
+#include "safetensors.h"
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A header larger than this is refused before it is parsed. HyenaDNA checkpoints
+ * have headers of a few kB; 64 MiB leaves room for thousands of tensors. */
+#define ST_MAX_HEADER (64u << 20)
+
+#define ERR(st, ...) (snprintf(err, cap, __VA_ARGS__), (st))
+
+static int dtype_of(const char *s, size_t *bytes)
+{
+    static const struct { const char *name; int code; size_t bytes; } table[] = {
+        {"F32", ST_F32, 4}, {"F16", ST_F16, 2}, {"BF16", ST_BF16, 2}, {"I32", ST_I32, 4},
+        {"F64", ST_OTHER, 8}, {"I64", ST_OTHER, 8}, {"I16", ST_OTHER, 2}, {"I8", ST_OTHER, 1},
+        {"U8", ST_OTHER, 1}, {"BOOL", ST_OTHER, 1}, {"U16", ST_OTHER, 2}, {"U32", ST_OTHER, 4},
+        {"U64", ST_OTHER, 8}, {"F8_E4M3", ST_OTHER, 1}, {"F8_E5M2", ST_OTHER, 1},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (!strcmp(s, table[i].name)) {
+            *bytes = table[i].bytes;
+            return table[i].code;
+        }
+    return -1;
+}
+
+static int cmp_begin(const void *a, const void *b)
+{
+    const st_tensor *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp((*(const st_tensor *const *)a)->name, (*(const st_tensor *const *)b)->name);
+}
+
+/* Parses one header entry into t. Returns LCSM_OK or an error with err set. */
+static lcsm_status parse_entry(const cJSON *e, size_t data_size, st_tensor *t, char *err, size_t cap)
+{
+    const char *name = e->string;
+    if (!cJSON_IsObject(e))
+        return ERR(LCSM_ERR_FORMAT, "tensor '%s': header entry is not an object", name);
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+    if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(off))
+        return ERR(LCSM_ERR_FORMAT, "tensor '%s': needs dtype, shape and data_offsets", name);
+    size_t esize = 0;
+    t->dtype = dtype_of(dt->valuestring, &esize);
+    if (t->dtype < 0)
+        return ERR(LCSM_ERR_FORMAT, "tensor '%s': unknown dtype '%s'", name, dt->valuestring);
+    int nd = cJSON_GetArraySize(sh);
+    if (nd > ST_MAX_DIMS)
+        return ERR(LCSM_ERR_FORMAT, "tensor '%s': %d dimensions (at most %d)", name, nd, ST_MAX_DIMS);
+    t->ndim = nd;
+    size_t numel = 1;
+    for (int i = 0; i < nd; i++) {
+        const cJSON *d = cJSON_GetArrayItem(sh, i);
+        double v = cJSON_IsNumber(d) ? d->valuedouble : -1;
+        if (!(v >= 0 && v <= 9007199254740992.0) || v != floor(v))
+            return ERR(LCSM_ERR_FORMAT, "tensor '%s': bad shape entry %d", name, i);
+        t->shape[i] = (int64_t)v;
+        if (lcsm__mul_overflows(numel, (size_t)v, &numel))
+            return ERR(LCSM_ERR_FORMAT, "tensor '%s': shape overflows", name);
+    }
+    t->numel = numel;
+    if (cJSON_GetArraySize(off) != 2)
+        return ERR(LCSM_ERR_FORMAT, "tensor '%s': data_offsets needs two entries", name);
+    double b = cJSON_IsNumber(cJSON_GetArrayItem(off, 0)) ? cJSON_GetArrayItem(off, 0)->valuedouble : -1;
+    double en = cJSON_IsNumber(cJSON_GetArrayItem(off, 1)) ? cJSON_GetArrayItem(off, 1)->valuedouble : -1;
+    if (!(b >= 0 && en >= b && en <= (double)data_size) || b != floor(b) || en != floor(en))
+        return ERR(LCSM_ERR_FORMAT, "tensor '%s': data_offsets [%.0f, %.0f) outside the %zu data bytes",
+                   name, b, en, data_size);
+    t->begin = (size_t)b;
+    t->end = (size_t)en;
+    size_t bytes;
+    if (lcsm__mul_overflows(numel, esize, &bytes) || bytes != t->end - t->begin)
+        return ERR(LCSM_ERR_FORMAT, "tensor '%s': %zu data bytes for %zu elements of %s", name,
+                   t->end - t->begin, numel, dt->valuestring);
+    return LCSM_OK;
+}
+
+lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
+{
+    memset(f, 0, sizeof *f);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ERR(LCSM_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return ERR(LCSM_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)sb.st_size;
+    if (size < 8) {
+        close(fd);
+        return ERR(LCSM_ERR_FORMAT, "%s: truncated (%zu bytes, no header)", path, size);
+    }
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return ERR(LCSM_ERR_IO, "%s: mmap: %s", path, strerror(errno));
+    f->map = map;
+    f->size = size;
+
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | f->map[i];
+    lcsm_status st = LCSM_OK;
+    cJSON *root = NULL;
+    if (hlen > size - 8 || hlen > ST_MAX_HEADER) {
+        st = ERR(LCSM_ERR_FORMAT, "%s: header length %llu exceeds the file (%zu bytes) or the %u-byte limit",
+                 path, (unsigned long long)hlen, size, ST_MAX_HEADER);
+        goto fail;
+    }
+    f->data_off = 8 + (size_t)hlen;
+    root = cJSON_ParseWithLength((const char *)f->map + 8, (size_t)hlen);
+    if (!cJSON_IsObject(root)) {
+        st = ERR(LCSM_ERR_FORMAT, "%s: header is not a JSON object", path);
+        goto fail;
+    }
+    int n = 0;
+    for (const cJSON *e = root->child; e; e = e->next)
+        n += strcmp(e->string, "__metadata__") != 0;
+    f->t = lcsm__calloc((size_t)n + 1, sizeof *f->t);
+    if (!f->t) {
+        st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header of %d tensors", path, n);
+        goto fail;
+    }
+    size_t data_size = size - f->data_off;
+    for (const cJSON *e = root->child; e; e = e->next) {
+        if (!strcmp(e->string, "__metadata__"))
+            continue;
+        st_tensor *t = &f->t[f->n];
+        t->name = strdup(e->string);
+        if (!t->name) {
+            st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: tensor names", path);
+            goto fail;
+        }
+        f->n++;
+        st = parse_entry(e, data_size, t, err, cap);
+        if (st != LCSM_OK)
+            goto fail;
+    }
+    /* Duplicate names: JSON allows them, we do not. */
+    if (f->n > 1) {
+        st_tensor **by_name = malloc((size_t)f->n * sizeof *by_name);
+        if (!by_name) {
+            st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header", path);
+            goto fail;
+        }
+        for (int i = 0; i < f->n; i++)
+            by_name[i] = &f->t[i];
+        qsort(by_name, (size_t)f->n, sizeof *by_name, cmp_name);
+        for (int i = 1; i < f->n; i++)
+            if (!strcmp(by_name[i - 1]->name, by_name[i]->name)) {
+                st = ERR(LCSM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, by_name[i]->name);
+                break;
+            }
+        free(by_name);
+        if (st != LCSM_OK)
+            goto fail;
+        /* Overlaps: sort a copy by offset and check neighbours. */
+        st_tensor *sorted = malloc((size_t)f->n * sizeof *sorted);
+        if (!sorted) {
+            st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header", path);
+            goto fail;
+        }
+        memcpy(sorted, f->t, (size_t)f->n * sizeof *sorted);
+        qsort(sorted, (size_t)f->n, sizeof *sorted, cmp_begin);
+        size_t max_end = 0; /* furthest end of the non-empty tensors seen so far */
+        const char *max_name = NULL;
+        for (int i = 0; i < f->n; i++) {
+            if (sorted[i].begin == sorted[i].end)
+                continue;
+            if (max_name && sorted[i].begin < max_end) {
+                st = ERR(LCSM_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap", path, max_name,
+                         sorted[i].name);
+                break;
+            }
+            max_end = sorted[i].end;
+            max_name = sorted[i].name;
+        }
+        free(sorted);
+        if (st != LCSM_OK)
+            goto fail;
+    }
+    cJSON_Delete(root);
+    return LCSM_OK;
+fail:
+    cJSON_Delete(root);
+    st_close(f);
+    return st;
+}
+
+void st_close(st_file *f)
+{
+    if (!f)
+        return;
+    for (int i = 0; i < f->n; i++)
+        free(f->t[i].name);
+    free(f->t);
+    if (f->map)
+        munmap((void *)f->map, f->size);
+    memset(f, 0, sizeof *f);
+}
+
+const st_tensor *st_find(const st_file *f, const char *name)
+{
+    for (int i = 0; i < f->n; i++)
+        if (!strcmp(f->t[i].name, name))
+            return &f->t[i];
+    return NULL;
+}
+
+float st_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 31, man = h & 1023, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 1024));
+            bits = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 1023) << 13;
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | man << 13;
+    } else {
+        bits = sign | (exp + 112) << 23 | man << 13;
+    }
+    float out;
+    memcpy(&out, &bits, 4);
+    return out;
+}
+
+float st_bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float out;
+    memcpy(&out, &bits, 4);
+    return out;
+}
+
+lcsm_status st_read_f32(const st_file *f, const st_tensor *t, float *out, char *err, size_t cap)
+{
+    const unsigned char *p = f->map + f->data_off + t->begin;
+    switch (t->dtype) {
+    case ST_F32:
+        memcpy(out, p, t->numel * 4); /* little-endian host assumed (x86, ARM) */
+        return LCSM_OK;
+    case ST_F16:
+    case ST_BF16:
+        for (size_t i = 0; i < t->numel; i++) {
+            uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
+            out[i] = t->dtype == ST_F16 ? st_f16_to_f32(h) : st_bf16_to_f32(h);
+        }
+        return LCSM_OK;
+    default:
+        return ERR(LCSM_ERR_FORMAT, "tensor '%s': dtype is not F32, F16 or BF16", t->name);
+    }
+}
+
+lcsm_status st_read_i32(const st_file *f, const st_tensor *t, int32_t *out, char *err, size_t cap)
+{
+    if (t->dtype != ST_I32)
+        return ERR(LCSM_ERR_FORMAT, "tensor '%s': dtype is not I32", t->name);
+    memcpy(out, f->map + f->data_off + t->begin, t->numel * 4);
+    return LCSM_OK;
+}
+
+lcsm_status st_write_f32(const char *path, const st_out *t, int n, char *err, size_t cap)
+{
+    cJSON *root = cJSON_CreateObject();
+    size_t off = 0;
+    lcsm_status st = LCSM_OK;
+    char *json = NULL;
+    FILE *fp = NULL;
+    if (!root)
+        return ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header", path);
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    if (meta)
+        cJSON_AddStringToObject(meta, "format", "pt");
+    for (int i = 0; i < n; i++) {
+        size_t numel = 1;
+        cJSON *e = cJSON_AddObjectToObject(root, t[i].name);
+        cJSON *shape = e ? cJSON_AddArrayToObject(e, "shape") : NULL;
+        cJSON *offs = e ? cJSON_AddArrayToObject(e, "data_offsets") : NULL;
+        if (!shape || !offs || !cJSON_AddStringToObject(e, "dtype", "F32")) {
+            st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header", path);
+            goto done;
+        }
+        for (int d = 0; d < t[i].ndim; d++) {
+            numel *= (size_t)t[i].shape[d];
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t[i].shape[d]));
+        }
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        off += numel * 4;
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+    }
+    json = cJSON_PrintUnformatted(root);
+    if (!json) {
+        st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header", path);
+        goto done;
+    }
+    size_t jl = strlen(json), padded = (jl + 7) / 8 * 8; /* keep the data 8-aligned */
+    unsigned char len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    fp = fopen(path, "wb");
+    if (!fp) {
+        st = ERR(LCSM_ERR_IO, "%s: %s", path, strerror(errno));
+        goto done;
+    }
+    int ok = fwrite(len8, 1, 8, fp) == 8 && fwrite(json, 1, jl, fp) == jl;
+    for (size_t i = jl; ok && i < padded; i++)
+        ok = fputc(' ', fp) != EOF;
+    for (int i = 0; ok && i < n; i++) {
+        size_t numel = 1;
+        for (int d = 0; d < t[i].ndim; d++)
+            numel *= (size_t)t[i].shape[d];
+        ok = fwrite(t[i].data, 4, numel, fp) == numel;
+    }
+    if (fclose(fp) != 0)
+        ok = 0;
+    fp = NULL;
+    if (!ok)
+        st = ERR(LCSM_ERR_IO, "%s: write failed", path);
+done:
+    free(json);
+    cJSON_Delete(root);
+    return st;
+}

@@ -1,0 +1,61 @@
+/*
+ * A small, bounds-checked safetensors reader and writer.
+ *
+ * File: 8-byte little-endian header length N, N bytes of JSON (name -> {dtype,
+ * shape, data_offsets [begin, end)} relative to the data that follows, plus an
+ * optional "__metadata__"), then the data. The reader maps the file read-only and
+ * trusts nothing it has not checked: header length within the file, every offset
+ * pair inside the data, sizes matching dtype x shape without overflow, no two
+ * tensors overlapping, no duplicate names.
+ */
+#ifndef LCSM_SAFETENSORS_H
+#define LCSM_SAFETENSORS_H
+
+#include "lcsm.h"
+#include <stddef.h>
+#include <stdint.h>
+
+enum { ST_F32, ST_F16, ST_BF16, ST_I32, ST_OTHER };
+
+#define ST_MAX_DIMS 8
+
+typedef struct st_tensor {
+    char *name;
+    int dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    size_t numel;
+    size_t begin, end; /* within the data section */
+} st_tensor;
+
+typedef struct st_file {
+    const unsigned char *map; /* whole file, read-only */
+    size_t size;
+    size_t data_off; /* 8 + N */
+    int n;
+    st_tensor *t;
+} st_file;
+
+/* Opens and validates. On failure writes a message to err and returns the code. */
+lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap);
+void st_close(st_file *f);
+const st_tensor *st_find(const st_file *f, const char *name);
+/* Converts a F32/F16/BF16 tensor to float; numel floats written. */
+lcsm_status st_read_f32(const st_file *f, const st_tensor *t, float *out, char *err, size_t cap);
+lcsm_status st_read_i32(const st_file *f, const st_tensor *t, int32_t *out, char *err, size_t cap);
+
+/* One tensor to write: float32 data. */
+typedef struct st_out {
+    const char *name;
+    int ndim;
+    const int64_t *shape;
+    const float *data;
+} st_out;
+
+lcsm_status st_write_f32(const char *path, const st_out *t, int n, char *err, size_t cap);
+
+/* Half-precision decoders, exposed for tests. */
+float st_f16_to_f32(uint16_t h);
+float st_bf16_to_f32(uint16_t h);
+
+#endif

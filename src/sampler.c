@@ -1,0 +1,89 @@
+/*
+ * Sampling from logits: greedy, temperature, top-k, top-p, restricted to an id
+ * range. The generator is splitmix64, one stream per
+ * sequence, so the same seed gives the same tokens on every platform.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lcsm_sampler_params_default(lcsm_sampler_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->temperature = 1.0f;
+    p->top_p = 1.0f;
+}
+
+uint64_t lcsm__rng_seed(uint64_t seed, uint64_t stream)
+{
+    return seed ^ (stream + 1) * 0xD1B54A32D192ED03ull;
+}
+
+static uint64_t next_u64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+typedef struct cand {
+    float p;
+    int32_t id;
+} cand;
+
+static int by_prob_desc(const void *a, const void *b)
+{
+    const cand *x = a, *y = b;
+    if (x->p != y->p)
+        return x->p < y->p ? 1 : -1;
+    return x->id < y->id ? -1 : x->id > y->id; /* ties: smaller id first, deterministic */
+}
+
+int32_t lcsm__sample(const float *logits, int n, const lcsm_sampler_params *p, uint64_t *rng, void *scratch)
+{
+    int lo = p->token_lo > 0 ? p->token_lo : 0;
+    int hi = p->token_hi > 0 && p->token_hi < n ? p->token_hi : n;
+    if (p->temperature <= 0.0f) {
+        int32_t best = lo;
+        for (int i = lo + 1; i < hi; i++)
+            if (logits[i] > logits[best])
+                best = i;
+        return best;
+    }
+    cand *c = scratch;
+    int m = hi - lo;
+    float mx = logits[lo];
+    for (int i = lo; i < hi; i++)
+        mx = logits[i] > mx ? logits[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < m; i++) {
+        c[i].id = lo + i;
+        c[i].p = expf((logits[lo + i] - mx) / p->temperature);
+        sum += c[i].p;
+    }
+    qsort(c, (size_t)m, sizeof *c, by_prob_desc);
+    int keep = p->top_k > 0 && p->top_k < m ? p->top_k : m;
+    if (p->top_p < 1.0f) {
+        double acc = 0;
+        for (int i = 0; i < keep; i++) {
+            acc += c[i].p / sum;
+            if (acc >= p->top_p) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    double mass = 0;
+    for (int i = 0; i < keep; i++)
+        mass += c[i].p;
+    double u = (double)(next_u64(rng) >> 11) * 0x1.0p-53 * mass;
+    for (int i = 0; i < keep; i++) {
+        u -= c[i].p;
+        if (u < 0)
+            return c[i].id;
+    }
+    return c[keep - 1].id;
+}

@@ -1,0 +1,361 @@
+/*
+ * Sessions: the state of `batch` sequences decoded together, and the decode step
+ * that walks the layers and then the schedule.
+ *
+ * One step (DESIGN.md section 2): embed -> per layer [LN, in_proj, hyena_step
+ * (short conv, gate, a_t into the history, y_t from the accumulator or the
+ * history), out_proj, LN, MLP] -> final LN -> logits; then the step's long-conv
+ * work for all layers at once: the flash tile of this step, or the eager push.
+ */
+#include "engine.h"
+#include "schedule.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define FAIL(s, st, ...) lcsm__fail((s)->last_error, sizeof (s)->last_error, st, __VA_ARGS__)
+#define RELAY(s, st) lcsm__relay((s)->last_error, sizeof (s)->last_error, st, (s)->be->last_error)
+
+void lcsm_session_options_default(lcsm_session_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->batch = 1;
+    opt->algo = LCSM_ALGO_FLASH;
+}
+
+const char *lcsm_algo_name(lcsm_algo a)
+{
+    switch (a) {
+    case LCSM_ALGO_FLASH: return "flash";
+    case LCSM_ALGO_LAZY: return "lazy";
+    case LCSM_ALGO_EAGER: return "eager";
+    }
+    return "?";
+}
+
+lcsm_status lcsm_algo_from_name(const char *name, lcsm_algo *out)
+{
+    static const lcsm_algo all[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER};
+    for (size_t i = 0; name && out && i < sizeof all / sizeof all[0]; i++)
+        if (!strcmp(name, lcsm_algo_name(all[i]))) {
+            *out = all[i];
+            return LCSM_OK;
+        }
+    return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "unknown algorithm '%s' (flash, lazy, eager)",
+                      name ? name : "(null)");
+}
+
+lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_in, lcsm_session **out)
+{
+    if (out)
+        *out = NULL;
+    if (!m || !out)
+        return lcsm__fail(m ? m->last_error : NULL, m ? sizeof m->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
+                          "lcsm_session_create: NULL argument");
+    lcsm_session_options opt;
+    if (opt_in)
+        opt = *opt_in;
+    else
+        lcsm_session_options_default(&opt);
+    if (opt.max_len == 0)
+        opt.max_len = m->cfg.l_max;
+    if (opt.batch < 1 || opt.batch > 65536 || opt.max_len < 1 ||
+        (opt.algo != LCSM_ALGO_FLASH && opt.algo != LCSM_ALGO_LAZY && opt.algo != LCSM_ALGO_EAGER))
+        return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_INVALID_ARGUMENT,
+                          "lcsm_session_create: batch %d must be in [1, 65536], max_len %d >= 1, algo known",
+                          opt.batch, opt.max_len);
+    if (opt.max_len > m->cfg.l_max)
+        return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_LENGTH,
+                          "lcsm_session_create: max_len %d exceeds the model's l_max %d", opt.max_len, m->cfg.l_max);
+
+    lcsm_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_OUT_OF_MEMORY, "session handle");
+    s->model = m;
+    s->be = m->be;
+    s->opt = opt;
+    const int B = opt.batch, D = m->cfg.d_model, G = m->cfg.n_layer, L = opt.max_len, V = m->n_vocab;
+    const int DI = m->cfg.d_inner;
+    s->geom = (lcsm_conv_geom){G, B, D, L};
+    lcsm_sampler_params_default(&s->sampler);
+
+    /* One device allocation for everything: hist [L][G*B*D], acc (not lazy), the
+     * short-conv state [G][B][2][3D], and the activations of one token. */
+    size_t rows = (size_t)G * B * D, n_hist, widest = (size_t)(3 * D > DI ? 3 * D : DI);
+    lcsm_status st = LCSM_OK;
+    if (lcsm__mul_overflows(rows, (size_t)L, &n_hist) || n_hist > ((size_t)1 << 40)) {
+        st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "session state of %zu x %d floats is too large", rows, L);
+        goto fail;
+    }
+    size_t n_acc = opt.algo == LCSM_ALGO_LAZY ? 0 : n_hist, n_state = (size_t)G * B * 2 * 3 * D;
+    size_t n_act = (size_t)B * (D + D + widest + D + D + widest + V);
+    s->state_floats = n_hist + n_acc + n_state + n_act;
+    st = s->be->ops->alloc(s->be, s->state_floats * sizeof(float), &s->state_buf);
+    if (st != LCSM_OK) {
+        RELAY(s, st);
+        goto fail;
+    }
+    s->hist = (lcsm_ref){s->state_buf, 0};
+    s->acc = lcsm_ref_at(s->hist, n_hist);
+    s->conv_state = lcsm_ref_at(s->acc, n_acc);
+    s->r = lcsm_ref_at(s->conv_state, n_state);
+    s->xn = lcsm_ref_at(s->r, (size_t)B * D);
+    s->u = lcsm_ref_at(s->xn, (size_t)B * D);
+    s->y = lcsm_ref_at(s->u, (size_t)B * widest);
+    s->work = lcsm_ref_at(s->y, (size_t)B * D);
+    s->hid = lcsm_ref_at(s->work, (size_t)B * D);
+    s->logits = lcsm_ref_at(s->hid, (size_t)B * widest);
+
+    s->logits_host = lcsm__calloc((size_t)B * V, sizeof(float));
+    s->sample_scratch = lcsm__calloc((size_t)V, 2 * sizeof(float));
+    s->rng = lcsm__calloc((size_t)B, sizeof *s->rng);
+    if (!s->logits_host || !s->sample_scratch || !s->rng) {
+        st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "session host buffers");
+        goto fail;
+    }
+    /* Spectra for every tile size this session can run, made now, not per step. */
+    if (opt.algo == LCSM_ALGO_FLASH) {
+        pthread_mutex_lock(&m->lock);
+        st = s->be->ops->filters_prepare(s->be, m->filters, lcsm_schedule_max_tile(0, L));
+        pthread_mutex_unlock(&m->lock);
+        if (st != LCSM_OK) {
+            RELAY(s, st);
+            goto fail;
+        }
+    }
+    st = lcsm_session_reset(s);
+    if (st != LCSM_OK)
+        goto fail;
+    *out = s;
+    return LCSM_OK;
+fail:
+    lcsm__relay(m->last_error, sizeof m->last_error, st, s->last_error);
+    lcsm_session_destroy(s);
+    return st;
+}
+
+void lcsm_session_destroy(lcsm_session *s)
+{
+    if (!s)
+        return;
+    if (s->state_buf)
+        s->be->ops->release(s->be, s->state_buf);
+    free(s->logits_host);
+    free(s->sample_scratch);
+    free(s->rng);
+    free(s);
+}
+
+const char *lcsm_session_last_error(const lcsm_session *s) { return s ? s->last_error : ""; }
+
+int lcsm_session_position(const lcsm_session *s) { return s ? s->pos : 0; }
+
+lcsm_status lcsm_session_reset(lcsm_session *s)
+{
+    if (!s)
+        return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "lcsm_session_reset: NULL session");
+    /* Only the history, accumulators and short-conv state carry meaning across
+     * steps; the activations are overwritten by every step. */
+    lcsm_status st = s->be->ops->zero(s->be, s->hist, (size_t)(s->r.off - s->hist.off));
+    if (st != LCSM_OK)
+        return RELAY(s, st);
+    s->pos = 0;
+    s->origin = 0;
+    s->broken = 0;
+    size_t bytes = s->state_floats * sizeof(float);
+    memset(&s->stats, 0, sizeof s->stats);
+    s->stats.state_bytes = bytes;
+    return lcsm_session_set_sampler(s, &s->sampler);
+}
+
+lcsm_status lcsm_session_set_sampler(lcsm_session *s, const lcsm_sampler_params *p)
+{
+    if (!s || !p)
+        return lcsm__fail(s ? s->last_error : NULL, s ? sizeof s->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
+                          "lcsm_session_set_sampler: NULL argument");
+    int V = s->model->cfg.vocab_size;
+    int hi = p->token_hi ? p->token_hi : V;
+    if (!(p->temperature >= 0.0f) || p->top_k < 0 || !(p->top_p > 0.0f && p->top_p <= 1.0f) || p->token_lo < 0 ||
+        hi > s->model->n_vocab || p->token_lo >= hi)
+        return FAIL(s, LCSM_ERR_INVALID_ARGUMENT,
+                    "sampler: temperature %g >= 0, top_k %d >= 0, top_p %g in (0, 1], 0 <= token_lo %d < "
+                    "token_hi %d <= %d needed",
+                    p->temperature, p->top_k, p->top_p, p->token_lo, hi, s->model->n_vocab);
+    if (p != &s->sampler)
+        s->sampler = *p;
+    s->sampler.token_hi = hi;
+    for (int b = 0; b < s->opt.batch; b++)
+        s->rng[b] = lcsm__rng_seed(p->seed, (uint64_t)b);
+    return LCSM_OK;
+}
+
+static lcsm_status check_usable(lcsm_session *s, const void *tokens, int n_new)
+{
+    if (!s || !tokens)
+        return lcsm__fail(s ? s->last_error : NULL, s ? sizeof s->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
+                          "NULL session or tokens");
+    if (s->broken)
+        return FAIL(s, LCSM_ERR_STATE, "the session failed in an earlier step; call lcsm_session_reset");
+    if (n_new > s->geom.L - s->pos)
+        return FAIL(s, LCSM_ERR_LENGTH, "%d more tokens at position %d exceed the session's max_len %d", n_new,
+                    s->pos, s->geom.L);
+    return LCSM_OK;
+}
+
+lcsm_status lcsm_session_prefill(lcsm_session *s, const int32_t *tokens, int len, float *logits)
+{
+    lcsm_status st = check_usable(s, tokens, len > 0 ? len : 0);
+    if (st != LCSM_OK)
+        return st;
+    if (len < 1)
+        return FAIL(s, LCSM_ERR_INVALID_ARGUMENT, "prefill: length %d must be >= 1", len);
+    if (s->pos != 0)
+        return FAIL(s, LCSM_ERR_STATE, "prefill: only at position 0 (now %d); reset first", s->pos);
+    st = lcsm__check_tokens(s->model, tokens, (size_t)s->opt.batch * len, s->last_error, sizeof s->last_error);
+    if (st != LCSM_OK)
+        return st;
+    double t0 = lcsm__now();
+    st = lcsm__forward_seq(s->model, s, tokens, s->opt.batch, len, logits, 0);
+    s->stats.prefill_s += lcsm__now() - t0;
+    if (st != LCSM_OK) {
+        s->broken = 1;
+        return RELAY(s, st);
+    }
+    s->pos = len;
+    s->origin = len; /* the flash schedule restarts after the prompt */
+    return LCSM_OK;
+}
+
+/* The step's long-convolution work for all layers at once. */
+static lcsm_status schedule_work(lcsm_session *s, int t)
+{
+    const lcsm_backend_ops *op = s->be->ops;
+    lcsm_filters *f = s->model->filters;
+    if (s->opt.algo == LCSM_ALGO_FLASH) {
+        lcsm_tile tile;
+        if (!lcsm_schedule_tile(t, s->origin, s->geom.L, &tile))
+            return LCSM_OK;
+        return op->block_conv(s->be, f, &s->geom, s->hist, s->acc, tile.in0, tile.U, tile.out0, tile.n_out);
+    }
+    if (s->opt.algo == LCSM_ALGO_EAGER && t + 1 < s->geom.L)
+        return op->block_conv(s->be, f, &s->geom, s->hist, s->acc, t, 1, t + 1, s->geom.L - t - 1);
+    return LCSM_OK;
+}
+
+#define TRY(call)                                                                                          \
+    do {                                                                                                   \
+        if ((st = (call)) != LCSM_OK)                                                                      \
+            goto fail;                                                                                     \
+    } while (0)
+
+lcsm_status lcsm_session_step(lcsm_session *s, const int32_t *tokens, float *logits)
+{
+    lcsm_status st = check_usable(s, tokens, 1);
+    if (st != LCSM_OK)
+        return st;
+    lcsm_model *m = s->model;
+    st = lcsm__check_tokens(m, tokens, (size_t)s->opt.batch, s->last_error, sizeof s->last_error);
+    if (st != LCSM_OK)
+        return st;
+    lcsm_backend *be = s->be;
+    const lcsm_backend_ops *op = be->ops;
+    const lcsm_model_config *c = &m->cfg;
+    const int B = s->opt.batch, D = c->d_model, DI = c->d_inner, V = m->n_vocab;
+    const float eps = c->layer_norm_epsilon;
+    const int t = s->pos;
+    double t_mix = 0, t0, t1;
+
+    t0 = lcsm__now();
+    TRY(op->embed(be, m->emb, tokens, B, D, s->r));
+    for (int l = 0; l < c->n_layer; l++) {
+        const lcsm_layer *ly = &m->layers[l];
+        TRY(op->layernorm(be, s->r, ly->norm1_w, ly->norm1_b, s->xn, B, D, eps));
+        TRY(op->linear(be, s->xn, ly->in_w, ly->in_b, s->u, B, D, 3 * D, 0));
+        lcsm_hyena_step_args a = {
+            .u = s->u,
+            .conv_w = ly->conv_w,
+            .conv_b = ly->conv_b,
+            .state = lcsm_ref_at(s->conv_state, (size_t)l * B * 2 * 3 * D),
+            .hist = s->hist,
+            .acc = s->acc,
+            .y = s->y,
+            .work = s->work,
+            .group = l,
+            .t = t,
+            .mode = s->opt.algo == LCSM_ALGO_LAZY ? LCSM_MIX_LAZY : LCSM_MIX_CACHED,
+        };
+        double tm = lcsm__now();
+        TRY(op->hyena_step(be, m->filters, &s->geom, &a));
+        t_mix += lcsm__now() - tm;
+        TRY(op->linear(be, s->y, ly->out_w, ly->out_b, s->r, B, D, D, LCSM_LINEAR_ACCUMULATE));
+        TRY(op->layernorm(be, s->r, ly->norm2_w, ly->norm2_b, s->xn, B, D, eps));
+        TRY(op->linear(be, s->xn, ly->fc1_w, ly->fc1_b, s->hid, B, D, DI, LCSM_LINEAR_GELU));
+        TRY(op->linear(be, s->hid, ly->fc2_w, ly->fc2_b, s->r, B, DI, D, LCSM_LINEAR_ACCUMULATE));
+    }
+    TRY(op->layernorm(be, s->r, m->lnf_w, m->lnf_b, s->xn, B, D, eps));
+    TRY(op->linear(be, s->xn, m->head, (lcsm_ref){0}, s->logits, B, D, V, 0));
+    TRY(op->read(be, s->logits, logits ? logits : s->logits_host, (size_t)B * V));
+    t1 = lcsm__now();
+    TRY(schedule_work(s, t));
+    double t2 = lcsm__now();
+    s->stats.tiles_s += t2 - t1;
+    s->stats.mixer_s += t_mix + (t2 - t1);
+    s->stats.dense_s += (t1 - t0) - t_mix;
+    s->stats.steps++;
+    s->pos = t + 1;
+    return LCSM_OK;
+fail:
+    s->broken = 1;
+    return RELAY(s, st);
+}
+
+lcsm_status lcsm_session_step_sample(lcsm_session *s, const int32_t *tokens, int32_t *next)
+{
+    if (!next)
+        return lcsm__fail(s ? s->last_error : NULL, s ? sizeof s->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
+                          "lcsm_session_step_sample: NULL output");
+    lcsm_status st = lcsm_session_step(s, tokens, NULL);
+    if (st != LCSM_OK)
+        return st;
+    int V = s->model->n_vocab;
+    for (int b = 0; b < s->opt.batch; b++)
+        next[b] = lcsm__sample(s->logits_host + (size_t)b * V, V, &s->sampler, &s->rng[b], s->sample_scratch);
+    return LCSM_OK;
+}
+
+lcsm_status lcsm_generate(lcsm_session *s, const int32_t *prompt, int prompt_len, int n_new, int32_t *out)
+{
+    if (!s || !prompt || (n_new > 0 && !out) || n_new < 0 || prompt_len < 1)
+        return lcsm__fail(s ? s->last_error : NULL, s ? sizeof s->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
+                          "lcsm_generate: NULL argument, prompt_len < 1 or n_new < 0");
+    /* The last sampled token is not fed back, so it needs no room in the session. */
+    if (n_new > 0 && (long long)prompt_len + n_new - 1 > s->geom.L)
+        return FAIL(s, LCSM_ERR_LENGTH, "lcsm_generate: prompt %d + %d new tokens exceed max_len %d", prompt_len,
+                    n_new, s->geom.L);
+    lcsm_status st = lcsm_session_prefill(s, prompt, prompt_len, s->logits_host);
+    if (st != LCSM_OK || n_new == 0)
+        return st;
+    const int B = s->opt.batch, V = s->model->n_vocab;
+    int32_t *cur = malloc((size_t)B * sizeof *cur);
+    if (!cur)
+        return FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "lcsm_generate: token buffer");
+    for (int b = 0; b < B; b++) {
+        cur[b] = lcsm__sample(s->logits_host + (size_t)b * V, V, &s->sampler, &s->rng[b], s->sample_scratch);
+        out[(size_t)b * n_new] = cur[b];
+    }
+    for (int i = 1; i < n_new && st == LCSM_OK; i++) {
+        st = lcsm_session_step_sample(s, cur, cur);
+        for (int b = 0; st == LCSM_OK && b < B; b++)
+            out[(size_t)b * n_new + i] = cur[b];
+    }
+    free(cur);
+    return st;
+}
+
+lcsm_status lcsm_session_get_stats(const lcsm_session *s, lcsm_session_stats *st)
+{
+    if (!s || !st)
+        return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "lcsm_session_get_stats: NULL argument");
+    *st = s->stats;
+    return LCSM_OK;
+}
