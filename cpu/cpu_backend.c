@@ -164,7 +164,8 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
     }
     cb->base.fft_threshold = t ? t : cpu_calibrate_threshold(cb);
     snprintf(cb->base.description, sizeof cb->base.description,
-             "CPU, %d threads, FFTW %s, OpenBLAS, FFT tiles from U=%d%s", cb->n_threads, fftwf_version,
+             "CPU, %d thread%s, FFTW %s, OpenBLAS, FFT tiles from U=%d%s", cb->n_threads,
+             cb->n_threads == 1 ? "" : "s", fftwf_version,
              cb->base.fft_threshold, t ? "" : " (measured)");
     *out = &cb->base;
     return LCSM_OK;

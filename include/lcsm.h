@@ -178,7 +178,8 @@ typedef struct lcsm_model_info {
     lcsm_model_config config;
     int n_vocab;              /* logits per position: padded vocabulary */
     size_t n_params;          /* weights, without the materialised filters */
-    size_t weight_bytes;      /* device bytes of weights + filters + spectra */
+    size_t weight_bytes;      /* device bytes of weights + filters + the tile spectra
+                                 prepared so far (sessions prepare what they need) */
 } lcsm_model_info;
 
 LCSM_API lcsm_status lcsm_model_get_info(const lcsm_model *model, lcsm_model_info *info);
@@ -266,7 +267,8 @@ LCSM_API lcsm_status lcsm_session_step_sample(lcsm_session *session, const int32
 
 /** Generates: prefill with `prompt` ([batch][prompt_len], prompt_len >= 1) at
  *  position 0, then samples `n_new` tokens per sequence into `out`
- *  ([batch][n_new]). prompt_len + n_new <= the session's max_len. */
+ *  ([batch][n_new]). The last sampled token is returned but not fed back, so
+ *  prompt_len + n_new - 1 <= the session's max_len. */
 LCSM_API lcsm_status lcsm_generate(lcsm_session *session, const int32_t *prompt, int prompt_len,
                                    int n_new, int32_t *out);
 

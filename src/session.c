@@ -175,12 +175,13 @@ lcsm_status lcsm_session_set_sampler(lcsm_session *s, const lcsm_sampler_params 
                           "lcsm_session_set_sampler: NULL argument");
     int V = s->model->cfg.vocab_size;
     int hi = p->token_hi ? p->token_hi : V;
+    /* Padding rows of the embedding are never sampled: hi <= vocab_size. */
     if (!(p->temperature >= 0.0f) || p->top_k < 0 || !(p->top_p > 0.0f && p->top_p <= 1.0f) || p->token_lo < 0 ||
-        hi > s->model->n_vocab || p->token_lo >= hi)
+        hi > V || p->token_lo >= hi)
         return FAIL(s, LCSM_ERR_INVALID_ARGUMENT,
                     "sampler: temperature %g >= 0, top_k %d >= 0, top_p %g in (0, 1], 0 <= token_lo %d < "
                     "token_hi %d <= %d needed",
-                    p->temperature, p->top_k, p->top_p, p->token_lo, hi, s->model->n_vocab);
+                    p->temperature, p->top_k, p->top_p, p->token_lo, hi, V);
     if (p != &s->sampler)
         s->sampler = *p;
     s->sampler.token_hi = hi;
@@ -296,8 +297,11 @@ lcsm_status lcsm_session_step(lcsm_session *s, const int32_t *tokens, float *log
     TRY(op->linear(be, s->xn, m->head, (lcsm_ref){0}, s->logits, B, D, V, 0));
     TRY(op->read(be, s->logits, logits ? logits : s->logits_host, (size_t)B * V));
     t1 = lcsm__now();
-    TRY(schedule_work(s, t));
-    double t2 = lcsm__now();
+    double t2 = t1;
+    if (s->opt.algo != LCSM_ALGO_LAZY) {
+        TRY(schedule_work(s, t));
+        t2 = lcsm__now();
+    }
     s->stats.tiles_s += t2 - t1;
     s->stats.mixer_s += t_mix + (t2 - t1);
     s->stats.dense_s += (t1 - t0) - t_mix;

@@ -18,7 +18,7 @@ lcsm_status lcsm_tokenize(const char *text, int32_t *ids, int cap, int *n_out)
     int n = 0;
     for (const char *p = text; *p; p++) {
         const char *hit = strchr("ACGTN", *p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-        if (!hit || !*p)
+        if (!hit)
             return lcsm__fail(NULL, 0, LCSM_ERR_TOKEN_RANGE,
                               "lcsm_tokenize: character 0x%02x at offset %td is not one of ACGTN",
                               (unsigned char)*p, p - text);

@@ -1,1 +1,769 @@
-int main(void){return 0;}
+/*
+ * lcsm: the command-line front end of the lcsm library.
+ *
+ *   lcsm generate     sample DNA from a model (the built-in one without -m)
+ *   lcsm info         print a model's shape, size and the memory a session needs
+ *   lcsm make-model   write a model with random weights to a directory
+ *   lcsm version      print the library version
+ *
+ * It uses only the public API (include/lcsm.h), so it doubles as an example.
+ * Exit status: 0 success, 1 a library call (or an allocation) failed, 2 a bad
+ * command line. Results go to stdout, diagnostics and timings to stderr, so that
+ * `lcsm generate > seqs.txt` keeps only the sequences.
+ */
+#include "lcsm.h"
+
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { EXIT_LIB = 1, EXIT_USAGE = 2 };
+
+enum {
+    TOKEN_CLS = 0, /* the prompt when none is given */
+    TOKEN_A = 7,   /* A C G T are 7..10: the default sampling range */
+    TOKEN_T = 10,
+};
+
+/* The seed of lcsm_model_create_default, so that a bare `make-model DIR` writes
+ * the built-in model. */
+#define DEFAULT_MODEL_SEED 20250101u
+
+/* ------------------------------------------------------------ arguments */
+
+/* Every option of every subcommand lands in this one struct; each subcommand's
+ * table names the fields it accepts. Parsing, range checks and the usage text
+ * are thus written once, from the tables. */
+typedef struct cli_args {
+    /* generate, info */
+    const char *model_dir; /* NULL: the built-in default model */
+    const char *backend;   /* NULL: $LCSM_BACKEND, else "cpu" */
+    /* generate */
+    const char *prompt; /* NULL or "": the single token [CLS] */
+    int n_predict;
+    lcsm_algo algo;
+    int batch;
+    float temp, top_p, shift;
+    int top_k;
+    uint64_t seed; /* the sampler's in generate, the weights' in make-model */
+    int threads;
+    int max_len; /* 0: prompt + n_predict */
+    bool all_tokens;
+    /* make-model; 0 means "keep lcsm_model_config_default's value" */
+    const char *out_dir;
+    int d_model, n_layer, l_max, d_inner;
+} cli_args;
+
+typedef enum opt_kind { OPT_FLAG, OPT_STR, OPT_INT, OPT_U64, OPT_FLOAT, OPT_ALGO } opt_kind;
+
+typedef struct opt_def {
+    const char *short_name; /* "-m", or NULL */
+    const char *long_name;  /* "--model" */
+    opt_kind kind;
+    size_t field; /* offsetof(cli_args, ...) */
+    double lo, hi; /* inclusive range of OPT_INT / OPT_FLOAT */
+    bool lo_open;  /* the range excludes lo (top-p must be > 0) */
+    const char *metavar;
+    const char *help;
+} opt_def;
+
+#define FIELD(f) offsetof(cli_args, f)
+
+/* For options without a range; -FLT_MAX..FLT_MAX keeps a float finite. */
+#define NO_RANGE 0, 0, false
+#define ANY_FLOAT -FLT_MAX, FLT_MAX, false
+
+static const opt_def generate_opts[] = {
+    {"-m", "--model", OPT_STR, FIELD(model_dir), NO_RANGE, "DIR",
+     "model directory (config.json + model.safetensors); default: the built-in model"},
+    {"-p", "--prompt", OPT_STR, FIELD(prompt), NO_RANGE, "DNA",
+     "prompt of A C G T N letters; default: the single token [CLS]"},
+    {"-n", "--n-predict", OPT_INT, FIELD(n_predict), 0, INT_MAX, false, "N", "new tokens per sequence (default 64)"},
+    {NULL, "--algo", OPT_ALGO, FIELD(algo), NO_RANGE, "NAME", "lazy | eager | flash (default flash)"},
+    {NULL, "--backend", OPT_STR, FIELD(backend), NO_RANGE, "NAME", "compute backend (default $LCSM_BACKEND, else cpu)"},
+    {NULL, "--batch", OPT_INT, FIELD(batch), 1, 65536, false, "B", "sequences generated together (default 1)"},
+    {NULL, "--temp", OPT_FLOAT, FIELD(temp), 0, FLT_MAX, false, "T", "sampling temperature; 0 = greedy (default 1.0)"},
+    {NULL, "--top-k", OPT_INT, FIELD(top_k), 0, INT_MAX, false, "K", "keep the K most likely tokens; 0 = all (default 0)"},
+    {NULL, "--top-p", OPT_FLOAT, FIELD(top_p), 0, 1, true, "P", "nucleus sampling mass in (0, 1] (default 1.0)"},
+    {"-s", "--seed", OPT_U64, FIELD(seed), NO_RANGE, "S", "sampler seed (default 0)"},
+    {"-t", "--threads", OPT_INT, FIELD(threads), 0, 1024, false, "N", "CPU threads; 0 = one per processor (default 0)"},
+    {NULL, "--max-len", OPT_INT, FIELD(max_len), 1, INT_MAX, false, "L",
+     "session length (default prompt + N; at most the model's l_max)"},
+    {NULL, "--all-tokens", OPT_FLAG, FIELD(all_tokens), NO_RANGE, NULL,
+     "sample from the whole vocabulary, not only A C G T"},
+    {NULL, "--shift", OPT_FLOAT, FIELD(shift), ANY_FLOAT, "F", "filter_shift of the implicit filters (default 0.05)"},
+};
+
+static const opt_def info_opts[] = {
+    {"-m", "--model", OPT_STR, FIELD(model_dir), NO_RANGE, "DIR", "model directory; default: the built-in model"},
+    {NULL, "--backend", OPT_STR, FIELD(backend), NO_RANGE, "NAME", "compute backend (default $LCSM_BACKEND, else cpu)"},
+};
+
+static const opt_def make_model_opts[] = {
+    {NULL, "--d-model", OPT_INT, FIELD(d_model), 1, 65536, false, "D", "model width (default 128)"},
+    {NULL, "--n-layer", OPT_INT, FIELD(n_layer), 1, 4096, false, "N", "layers (default 2)"},
+    {NULL, "--l-max", OPT_INT, FIELD(l_max), 1, INT_MAX, false, "L", "longest sequence (default 16384)"},
+    {NULL, "--d-inner", OPT_INT, FIELD(d_inner), 1, INT_MAX, false, "DI", "MLP width (default 4*D)"},
+    {"-s", "--seed", OPT_U64, FIELD(seed), NO_RANGE, "S",
+     "weight seed (default 20250101, that of the built-in model)"},
+};
+
+/* -------------------------------------------------------------- commands */
+
+static int cmd_generate(const cli_args *a);
+static int cmd_info(const cli_args *a);
+static int cmd_make_model(const cli_args *a);
+static int cmd_version(const cli_args *a);
+
+static void generate_defaults(cli_args *a)
+{
+    lcsm_model_options mo;
+    lcsm_model_options_default(&mo);
+    lcsm_sampler_params sp;
+    lcsm_sampler_params_default(&sp);
+    a->n_predict = 64;
+    a->algo = LCSM_ALGO_FLASH;
+    a->batch = 1;
+    a->temp = sp.temperature;
+    a->top_k = sp.top_k;
+    a->top_p = sp.top_p;
+    a->seed = sp.seed;
+    a->shift = mo.filter_shift;
+}
+
+static void make_model_defaults(cli_args *a) { a->seed = DEFAULT_MODEL_SEED; }
+
+typedef struct command {
+    const char *name;
+    const char *positional; /* metavar of the one required positional argument, or NULL */
+    const char *summary;
+    const opt_def *opts;
+    size_t n_opts;
+    void (*defaults)(cli_args *); /* may be NULL: all zero */
+    int (*run)(const cli_args *);
+} command;
+
+#define OPTS(t) t, sizeof t / sizeof t[0]
+
+static const command commands[] = {
+    {"generate", NULL, "generate DNA with a model", OPTS(generate_opts), generate_defaults, cmd_generate},
+    {"info", NULL, "print a model's configuration, size and memory needs", OPTS(info_opts), NULL, cmd_info},
+    {"make-model", "DIR", "write a model with random weights to DIR", OPTS(make_model_opts), make_model_defaults,
+     cmd_make_model},
+    {"version", NULL, "print the library version", NULL, 0, NULL, cmd_version},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* ----------------------------------------------------------------- usage */
+
+static void print_command_usage(FILE *f, const command *c)
+{
+    fprintf(f, "usage: lcsm %s%s%s%s\n", c->name, c->positional ? " " : "", c->positional ? c->positional : "",
+            c->n_opts ? " [options]" : "");
+    fprintf(f, "  %s\n", c->summary);
+    for (size_t i = 0; i < c->n_opts; i++) {
+        const opt_def *o = &c->opts[i];
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s%s%s", o->short_name ? o->short_name : "    ",
+                 o->short_name ? ", " : "", o->long_name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
+        /* Short names are two characters, so the long names line up. */
+        fprintf(f, "    %-24s %s\n", left, o->help);
+    }
+    fprintf(f, "    %-24s %s\n", "-h, --help", "print this help and exit");
+}
+
+static void print_usage(FILE *f, const command *only)
+{
+    if (only) {
+        print_command_usage(f, only);
+        return;
+    }
+    fprintf(f, "lcsm %s - exact, near-linear-time inference of long convolution sequence models\n\n",
+            lcsm_version_string());
+    fprintf(f, "usage: lcsm <command> [options]\n       lcsm --help | --version\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        fputc('\n', f);
+        print_command_usage(f, &commands[i]);
+    }
+    fprintf(f, "\nenvironment: LCSM_BACKEND (backend when --backend is absent), LCSM_FFT_THRESHOLD,\n"
+               "             LCSM_CACHE_DIR (see lcsm.h)\n"
+               "exit status: 0 success, 1 library error, 2 bad command line\n");
+}
+
+/* Reports a bad command line: the reason, then the usage (of command `c`, or of
+ * all when NULL), both to stderr. */
+static int usage_error(const command *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("lcsm: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n\n", stderr);
+    va_end(ap);
+    print_usage(stderr, c);
+    return EXIT_USAGE;
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+/* strtol & co. skip leading blanks and strtoull accepts "-1"; a number on our
+ * command line starts with a digit or a sign, nothing else. */
+static bool starts_like_number(const char *s, bool allow_minus)
+{
+    return (*s >= '0' && *s <= '9') || *s == '.' || *s == '+' || (allow_minus && *s == '-');
+}
+
+static bool parse_int(const char *s, const opt_def *o, int *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!starts_like_number(s, true) || end == s || *end || errno == ERANGE || v < o->lo || v > o->hi ||
+        (o->lo_open && v == o->lo))
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!starts_like_number(s, false) || end == s || *end || errno == ERANGE)
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+static bool parse_float(const char *s, const opt_def *o, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end); /* errno ERANGE also on underflow: 1e-999 is refused too */
+    if (!starts_like_number(s, true) || end == s || *end || errno == ERANGE || !isfinite(v) || v < o->lo ||
+        v > o->hi || (o->lo_open && v == o->lo))
+        return false;
+    *out = (float)v;
+    return true;
+}
+
+/* Stores `value` into the field of `o`; false if it does not parse or is out of range. */
+static bool set_option(cli_args *a, const opt_def *o, const char *value)
+{
+    void *field = (char *)a + o->field;
+    switch (o->kind) {
+    case OPT_FLAG: *(bool *)field = true; return true;
+    case OPT_STR: *(const char **)field = value; return true;
+    case OPT_INT: return parse_int(value, o, (int *)field);
+    case OPT_U64: return parse_u64(value, (uint64_t *)field);
+    case OPT_FLOAT: return parse_float(value, o, (float *)field);
+    case OPT_ALGO: return lcsm_algo_from_name(value, (lcsm_algo *)field) == LCSM_OK;
+    }
+    return false;
+}
+
+/* What a bad value should have been, for the error message. */
+static void describe_range(const opt_def *o, char *buf, size_t cap)
+{
+    switch (o->kind) {
+    case OPT_INT: snprintf(buf, cap, "an integer in [%.0f, %.0f]", o->lo, o->hi); return;
+    case OPT_U64: snprintf(buf, cap, "an integer in [0, %llu]", (unsigned long long)UINT64_MAX); return;
+    case OPT_FLOAT:
+        if (o->lo == -FLT_MAX)
+            snprintf(buf, cap, "a finite number");
+        else if (o->hi == FLT_MAX)
+            snprintf(buf, cap, "a finite number %s %g", o->lo_open ? ">" : ">=", o->lo);
+        else
+            snprintf(buf, cap, "a number in %c%g, %g]", o->lo_open ? '(' : '[', o->lo, o->hi);
+        return;
+    case OPT_ALGO: snprintf(buf, cap, "flash, lazy or eager"); return;
+    case OPT_FLAG:
+    case OPT_STR: break;
+    }
+    snprintf(buf, cap, "a value");
+}
+
+static const opt_def *find_option(const command *c, const char *name, size_t len)
+{
+    for (size_t i = 0; i < c->n_opts; i++) {
+        const opt_def *o = &c->opts[i];
+        if ((o->short_name && strlen(o->short_name) == len && !strncmp(o->short_name, name, len)) ||
+            (strlen(o->long_name) == len && !strncmp(o->long_name, name, len)))
+            return o;
+    }
+    return NULL;
+}
+
+enum { PARSE_OK, PARSE_HELP, PARSE_ERROR };
+
+/* Parses argv (the words after the command name): "-x VALUE", "--long VALUE",
+ * "--long=VALUE", flags, and the command's positional argument. A value may start
+ * with '-' (--shift -0.1). On error the message and usage are printed. */
+static int parse_args(const command *c, int argc, char **argv, cli_args *a)
+{
+    bool have_positional = false;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help"))
+            return PARSE_HELP;
+        if (arg[0] != '-' || arg[1] == '\0') {
+            if (!c->positional || have_positional) {
+                usage_error(c, "%s: unexpected argument '%s'", c->name, arg);
+                return PARSE_ERROR;
+            }
+            a->out_dir = arg;
+            have_positional = true;
+            continue;
+        }
+        const char *eq = arg[1] == '-' ? strchr(arg, '=') : NULL;
+        const opt_def *o = find_option(c, arg, eq ? (size_t)(eq - arg) : strlen(arg));
+        const char *value = NULL;
+        if (!o) {
+            usage_error(c, "%s: unknown option '%s'", c->name, arg);
+            return PARSE_ERROR;
+        } else if (o->kind == OPT_FLAG && eq) {
+            usage_error(c, "%s: option %s takes no value", c->name, o->long_name);
+            return PARSE_ERROR;
+        } else if (o->kind != OPT_FLAG) {
+            if (!eq && i + 1 >= argc) {
+                usage_error(c, "%s: option %s needs a value", c->name, o->long_name);
+                return PARSE_ERROR;
+            }
+            value = eq ? eq + 1 : argv[++i];
+        }
+        if (!set_option(a, o, value)) {
+            char expected[96];
+            describe_range(o, expected, sizeof expected);
+            usage_error(c, "%s: bad value '%s' for %s: expected %s", c->name, value, o->long_name, expected);
+            return PARSE_ERROR;
+        }
+    }
+    if (c->positional && !have_positional) {
+        usage_error(c, "%s: missing argument %s", c->name, c->positional);
+        return PARSE_ERROR;
+    }
+    return PARSE_OK;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+/* Prints a failed library call in the one format the tool uses; lcsm_last_error()
+ * is thread-local and the next failing call overwrites it, so print at once. */
+static int lib_error(lcsm_status st)
+{
+    fprintf(stderr, "lcsm: %s: %s\n", lcsm_strerror(st), lcsm_last_error());
+    return EXIT_LIB;
+}
+
+static int out_of_memory(const char *what)
+{
+    fprintf(stderr, "lcsm: %s: %s\n", lcsm_strerror(LCSM_ERR_OUT_OF_MEMORY), what);
+    return EXIT_LIB;
+}
+
+/* malloc(0) may return NULL; callers treat NULL as failure, so ask for >= 1 byte. */
+static void *alloc_array(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    size_t bytes = n * size;
+    return malloc(bytes ? bytes : 1);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double mib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
+
+static const char *backend_name(const cli_args *a)
+{
+    if (a->backend)
+        return a->backend;
+    const char *env = getenv("LCSM_BACKEND");
+    return env && *env ? env : "cpu";
+}
+
+static lcsm_status open_backend(const char *name, int threads, lcsm_backend **out)
+{
+    lcsm_backend_options bo;
+    lcsm_backend_options_default(&bo);
+    bo.n_threads = threads;
+    return lcsm_backend_create(name, &bo, out);
+}
+
+/* -m DIR, or the built-in model when there is no -m. */
+static lcsm_status open_model(lcsm_backend *be, const char *dir, float shift, lcsm_model **out)
+{
+    lcsm_model_options mo;
+    lcsm_model_options_default(&mo);
+    const bool default_shift = shift == mo.filter_shift;
+    mo.filter_shift = shift;
+    if (dir)
+        return lcsm_model_load(be, dir, &mo, out);
+    if (default_shift)
+        return lcsm_model_create_default(be, out);
+    /* lcsm_model_create_default takes no options; lcsm.h defines it as the default
+     * config with seed 20250101, so --shift still applies to the built-in model. */
+    lcsm_model_config cfg;
+    lcsm_model_config_default(&cfg);
+    return lcsm_model_create_random(be, &cfg, DEFAULT_MODEL_SEED, &mo, out);
+}
+
+/* Tokenizes `text` into a new array; NULL or "" gives the single token [CLS]
+ * (lcsm_generate needs at least one prompt token). Returns 0 or an exit status,
+ * the error printed. */
+static int tokenize_prompt(const char *text, int32_t **ids_out, int *n_out)
+{
+    const bool given = text && *text;
+    int n = 1;
+    lcsm_status st;
+    if (given && (st = lcsm_tokenize(text, NULL, 0, &n)) != LCSM_OK) /* count first */
+        return lib_error(st);
+    int32_t *ids = alloc_array((size_t)n, sizeof *ids);
+    if (!ids)
+        return out_of_memory("prompt tokens");
+    if (!given)
+        ids[0] = TOKEN_CLS;
+    else if ((st = lcsm_tokenize(text, ids, n, &n)) != LCSM_OK) {
+        free(ids);
+        return lib_error(st);
+    }
+    *ids_out = ids;
+    *n_out = n;
+    return 0;
+}
+
+static void print_tokens(FILE *f, const int32_t *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        fputs(lcsm_token_text(ids[i]), f);
+}
+
+/* stdout may be a full disk or a closed pipe; the sequences are the product, so
+ * losing them is an error, not a success. */
+static int finish_stdout(int rc)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "lcsm: %s: writing to stdout: %s\n", lcsm_strerror(LCSM_ERR_IO), strerror(errno));
+        return rc ? rc : EXIT_LIB;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------- generate */
+
+static void print_generate_summary(const cli_args *a, const lcsm_backend *be, const lcsm_model_info *mi,
+                                   int prompt_len, int max_len, double load_s, double total_s,
+                                   const lcsm_session_stats *st)
+{
+    const lcsm_model_config *c = &mi->config;
+    const double n_tok = (double)a->batch * a->n_predict;
+    fprintf(stderr, "\n");
+    fprintf(stderr, "lcsm: backend    %s: %s\n", lcsm_backend_name(be), lcsm_backend_description(be));
+    fprintf(stderr, "lcsm: model      %s: d_model %d, n_layer %d, d_inner %d, l_max %d, n_vocab %d\n",
+            a->model_dir ? a->model_dir : "(built-in)", c->d_model, c->n_layer, c->d_inner, c->l_max, mi->n_vocab);
+    fprintf(stderr, "lcsm: session    algo %s, batch %d, max_len %d\n", lcsm_algo_name(a->algo), a->batch, max_len);
+    fprintf(stderr, "lcsm: tokens     prompt %d, generated %d x %d\n", prompt_len, a->n_predict, a->batch);
+    fprintf(stderr, "lcsm: load       %10.2f ms (backend + model)\n", 1e3 * load_s);
+    fprintf(stderr, "lcsm: prefill    %10.2f ms\n", 1e3 * st->prefill_s);
+    fprintf(stderr, "lcsm: decode     %10.2f ms (mixer %.2f ms, of it tiles %.2f ms; dense %.2f ms; %lld steps)\n",
+            1e3 * (total_s - st->prefill_s), 1e3 * st->mixer_s, 1e3 * st->tiles_s, 1e3 * st->dense_s, st->steps);
+    if (n_tok > 0)
+        fprintf(stderr, "lcsm: total      %10.2f ms, %.3f ms/token, %.1f tokens/s\n", 1e3 * total_s,
+                1e3 * total_s / n_tok, n_tok / total_s);
+    else
+        fprintf(stderr, "lcsm: total      %10.2f ms\n", 1e3 * total_s);
+}
+
+static int cmd_generate(const cli_args *a)
+{
+    int rc = EXIT_LIB;
+    lcsm_status st;
+    lcsm_backend *be = NULL;
+    lcsm_model *model = NULL;
+    lcsm_session *sess = NULL;
+    int32_t *prompt1 = NULL, *prompt = NULL, *out = NULL;
+    int plen = 0;
+
+    /* The prompt first: a typo in it should not cost a model load. */
+    if ((rc = tokenize_prompt(a->prompt, &prompt1, &plen)) != 0)
+        goto done;
+    rc = EXIT_LIB;
+    long long want_len = (long long)plen + a->n_predict;
+    if (!a->max_len && want_len > INT_MAX) {
+        fprintf(stderr, "lcsm: %s: prompt %d + %d new tokens do not fit an int\n", lcsm_strerror(LCSM_ERR_LENGTH),
+                plen, a->n_predict);
+        goto done;
+    }
+    const int max_len = a->max_len ? a->max_len : (int)want_len;
+
+    /* lcsm_generate takes one prompt row per sequence; all rows are the same here. */
+    const size_t B = (size_t)a->batch, N = (size_t)a->n_predict;
+    prompt = alloc_array(B, (size_t)plen * sizeof *prompt);
+    out = alloc_array(B, N * sizeof *out);
+    if (!prompt || !out) {
+        rc = out_of_memory("prompt and output buffers");
+        goto done;
+    }
+    for (size_t b = 0; b < B; b++)
+        memcpy(prompt + b * (size_t)plen, prompt1, (size_t)plen * sizeof *prompt);
+
+    const double t_load = now_s();
+    if ((st = open_backend(backend_name(a), a->threads, &be)) != LCSM_OK ||
+        (st = open_model(be, a->model_dir, a->shift, &model)) != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+    const double load_s = now_s() - t_load;
+    lcsm_model_info mi;
+    lcsm_session_options so;
+    lcsm_session_options_default(&so);
+    so.batch = a->batch;
+    so.max_len = max_len;
+    so.algo = a->algo;
+    lcsm_sampler_params sp;
+    lcsm_sampler_params_default(&sp);
+    sp.temperature = a->temp;
+    sp.top_k = a->top_k;
+    sp.top_p = a->top_p;
+    sp.seed = a->seed;
+    /* The default model is untrained: left to itself it would also sample special
+     * tokens; keeping to A C G T makes its output read as DNA. */
+    sp.token_lo = a->all_tokens ? 0 : TOKEN_A;
+    sp.token_hi = a->all_tokens ? 0 : TOKEN_T + 1;
+    if ((st = lcsm_model_get_info(model, &mi)) != LCSM_OK || (st = lcsm_session_create(model, &so, &sess)) != LCSM_OK ||
+        (st = lcsm_session_set_sampler(sess, &sp)) != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+
+    const double t0 = now_s();
+    st = lcsm_generate(sess, prompt, plen, a->n_predict, out);
+    const double total_s = now_s() - t0;
+    if (st != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+
+    for (size_t b = 0; b < B; b++) {
+        if (a->prompt && *a->prompt) /* an implicit [CLS] prompt prints as nothing */
+            print_tokens(stdout, prompt1, plen);
+        print_tokens(stdout, out + b * N, a->n_predict);
+        fputc('\n', stdout);
+    }
+    rc = finish_stdout(0);
+
+    lcsm_session_stats stats;
+    if ((st = lcsm_session_get_stats(sess, &stats)) != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+    print_generate_summary(a, be, &mi, plen, max_len, load_s, total_s, &stats);
+
+done:
+    /* Sessions before their model, models before their backend (lcsm.h). */
+    lcsm_session_destroy(sess);
+    lcsm_model_destroy(model);
+    lcsm_backend_destroy(be);
+    free(out);
+    free(prompt);
+    free(prompt1);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- info */
+
+static void print_config(const lcsm_model_config *c)
+{
+    /* Every field of lcsm_model_config, in the order of lcsm.h. */
+    static const struct {
+        const char *name;
+        size_t offset;
+        bool is_float;
+    } fields[] = {
+#define CFG_INT(f) {#f, offsetof(lcsm_model_config, f), false}
+#define CFG_FLOAT(f) {#f, offsetof(lcsm_model_config, f), true}
+        CFG_INT(d_model),
+        CFG_INT(n_layer),
+        CFG_INT(d_inner),
+        CFG_INT(vocab_size),
+        CFG_INT(pad_vocab_size_multiple),
+        CFG_INT(l_max),
+        CFG_INT(emb_dim),
+        CFG_INT(filter_order),
+        CFG_INT(num_inner_mlps),
+        CFG_INT(short_filter_order),
+        CFG_INT(hyena_order),
+        CFG_FLOAT(activation_freq),
+        CFG_FLOAT(layer_norm_epsilon),
+#undef CFG_INT
+#undef CFG_FLOAT
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const char *p = (const char *)c + fields[i].offset;
+        if (fields[i].is_float)
+            printf("  %-26s %g\n", fields[i].name, (double)*(const float *)p);
+        else
+            printf("  %-26s %d\n", fields[i].name, *(const int *)p);
+    }
+}
+
+static int cmd_info(const cli_args *a)
+{
+    int rc = EXIT_LIB;
+    lcsm_status st;
+    lcsm_backend *be = NULL;
+    lcsm_model *model = NULL;
+    lcsm_session *sess = NULL;
+    lcsm_model_options mo;
+    lcsm_model_options_default(&mo);
+    lcsm_model_info mi;
+    if ((st = open_backend(backend_name(a), 0, &be)) != LCSM_OK ||
+        (st = open_model(be, a->model_dir, mo.filter_shift, &model)) != LCSM_OK ||
+        (st = lcsm_model_get_info(model, &mi)) != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+    /* The state a session needs is the library's to say: ask a real one. Creating
+     * it also makes the filter spectra of its tile sizes, which the model keeps and
+     * counts in weight_bytes; read that again afterwards to show both figures. */
+    const size_t bytes_at_load = mi.weight_bytes;
+    lcsm_session_options so;
+    lcsm_session_options_default(&so);
+    so.batch = 1;
+    so.max_len = mi.config.l_max;
+    so.algo = LCSM_ALGO_FLASH;
+    lcsm_session_stats stats;
+    if ((st = lcsm_session_create(model, &so, &sess)) != LCSM_OK ||
+        (st = lcsm_session_get_stats(sess, &stats)) != LCSM_OK || (st = lcsm_model_get_info(model, &mi)) != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+
+    printf("lcsm %s\n", lcsm_version_string());
+    printf("backend:          %s: %s\n", lcsm_backend_name(be), lcsm_backend_description(be));
+    printf("fft threshold:    %d\n", lcsm_backend_fft_threshold(be));
+    printf("model:            %s\n", a->model_dir ? a->model_dir : "(built-in default)");
+    printf("config:\n");
+    print_config(&mi.config);
+    printf("n_vocab:          %d\n", mi.n_vocab);
+    printf("parameters:       %zu (%.3f M)\n", mi.n_params, (double)mi.n_params / 1e6);
+    printf("weight bytes:     %zu (%.2f MiB) weights + filters, as loaded\n", bytes_at_load, mib(bytes_at_load));
+    printf("                  %zu (%.2f MiB) with the spectra of a max_len %d flash session\n", mi.weight_bytes,
+           mib(mi.weight_bytes), so.max_len);
+    printf("session state:    %.2f MiB (batch 1, flash, max_len %d)\n", mib(stats.state_bytes), so.max_len);
+    rc = finish_stdout(0);
+
+done:
+    lcsm_session_destroy(sess);
+    lcsm_model_destroy(model);
+    lcsm_backend_destroy(be);
+    return rc;
+}
+
+/* ----------------------------------------------------------- make-model */
+
+static int cmd_make_model(const cli_args *a)
+{
+    int rc = EXIT_LIB;
+    lcsm_status st;
+    lcsm_backend *be = NULL;
+    lcsm_model *model = NULL;
+    lcsm_model_config cfg;
+    lcsm_model_config_default(&cfg);
+    if (a->d_model) {
+        cfg.d_model = a->d_model;
+        cfg.d_inner = 4 * a->d_model; /* HyenaDNA's ratio, unless --d-inner says otherwise */
+    }
+    if (a->d_inner)
+        cfg.d_inner = a->d_inner;
+    if (a->n_layer)
+        cfg.n_layer = a->n_layer;
+    if (a->l_max)
+        cfg.l_max = a->l_max;
+
+    lcsm_model_info mi;
+    if ((st = open_backend("cpu", 0, &be)) != LCSM_OK ||
+        (st = lcsm_model_create_random(be, &cfg, a->seed, NULL, &model)) != LCSM_OK ||
+        (st = lcsm_model_save(model, a->out_dir)) != LCSM_OK || (st = lcsm_model_get_info(model, &mi)) != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+    printf("wrote %s/config.json and %s/model.safetensors (F32)\n", a->out_dir, a->out_dir);
+    printf("  d_model %d, n_layer %d, d_inner %d, l_max %d, vocab %d (padded %d), seed %llu\n", cfg.d_model,
+           cfg.n_layer, cfg.d_inner, cfg.l_max, cfg.vocab_size, mi.n_vocab, (unsigned long long)a->seed);
+    printf("  %zu parameters (%.2f MiB as F32)\n", mi.n_params, mib(mi.n_params * sizeof(float)));
+    rc = finish_stdout(0);
+
+done:
+    lcsm_model_destroy(model);
+    lcsm_backend_destroy(be);
+    return rc;
+}
+
+/* -------------------------------------------------------------- version */
+
+static int cmd_version(const cli_args *a)
+{
+    (void)a;
+    puts(lcsm_version_string()); /* bare, for scripts */
+    return finish_stdout(0);
+}
+
+/* ----------------------------------------------------------------- main */
+
+static const command *find_command(const char *name)
+{
+    if (!strcmp(name, "--version"))
+        name = "version";
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+static bool is_help(const char *s) { return !strcmp(s, "help") || !strcmp(s, "--help") || !strcmp(s, "-h"); }
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error(NULL, "no command given");
+    if (is_help(argv[1])) {
+        /* `lcsm help generate` is `lcsm generate --help`. */
+        const command *c = argc > 2 ? find_command(argv[2]) : NULL;
+        if (argc > 3 || (argc > 2 && !c))
+            return usage_error(NULL, "help: unknown command '%s'", argv[2]);
+        print_usage(stdout, c);
+        return finish_stdout(0);
+    }
+    const command *c = find_command(argv[1]);
+    if (!c)
+        return usage_error(NULL, "unknown command '%s'", argv[1]);
+
+    cli_args args;
+    memset(&args, 0, sizeof args);
+    if (c->defaults)
+        c->defaults(&args);
+    switch (parse_args(c, argc - 2, argv + 2, &args)) {
+    case PARSE_HELP: print_usage(stdout, c); return finish_stdout(0);
+    case PARSE_ERROR: return EXIT_USAGE;
+    default: break;
+    }
+    return c->run(&args);
+}
