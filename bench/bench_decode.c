@@ -238,7 +238,7 @@ int main(int argc, char **argv)
     FILE *js = json_path ? fopen(json_path, "w") : NULL;
     char host[256] = "";
     gethostname(host, sizeof host);
-    printf("lcsm %s decode benchmark, CPU backend, %ld online CPUs, prompt %d tokens, greedy-free sampling (temp 1)\n",
+    printf("lcsm %s decode benchmark, CPU backend, %ld online CPUs, prompt %d tokens, sampling at temperature 1\n",
            lcsm_version_string(), sysconf(_SC_NPROCESSORS_ONLN), prompt);
     printf("%-9s %2s %7s %-5s | %9s %9s %9s %9s | %8s %8s | %8s %8s\n", "model", "B", "L", "algo", "total s",
            "ms/tok", "mixer ms", "dense ms", "x total", "x mixer", "setup s", "peak MiB");

@@ -17,8 +17,11 @@
  *     message of the last failure on the calling thread, and each handle keeps the
  *     message of the last failure of a call on it (lcsm_*_last_error()).
  *   - Destroy functions accept NULL and do nothing then.
- *   - A failed call leaves its handles as they were, except where noted (a session
- *     whose step failed half-way is reset to its last consistent position).
+ *   - A failed call leaves its handles as they were. Arguments are checked before
+ *     any work starts (bad tokens, lengths, sizes change nothing). The exception
+ *     is a failure inside the backend in the middle of a prefill or step (out of
+ *     memory, a driver error): the session is then marked failed and every call
+ *     on it returns LCSM_ERR_STATE until lcsm_session_reset().
  *   - Tokens are int32; logits are float, `n_vocab` (the padded vocabulary of the
  *     model, lcsm_model_info.n_vocab) per sequence.
  *   - A model must outlive its sessions; a backend must outlive its models.
@@ -147,9 +150,14 @@ typedef struct lcsm_model_options {
      * h *= exp(-t*|delta|) + shift. 0.05 in the published inference code (default),
      * 0.0 in the training code. */
     float filter_shift;
+    /* 0 (default): the spectra of every flash tile size up to l_max are made at
+     * load, so a session never waits for them. 1: make them when the first
+     * session that needs a size is created (less memory when sessions are much
+     * shorter than l_max). Never per step either way. */
+    int defer_spectra;
 } lcsm_model_options;
 
-/** Fills `opt` with the defaults (filter_shift 0.05). */
+/** Fills `opt` with the defaults (filter_shift 0.05, defer_spectra 0). */
 LCSM_API void lcsm_model_options_default(lcsm_model_options *opt);
 
 /** Loads `dir`/config.json and `dir`/model.safetensors (F32, F16 or BF16 tensors;

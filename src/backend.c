@@ -21,7 +21,11 @@ static const struct {
 #endif
 };
 
-void lcsm_backend_options_default(lcsm_backend_options *opt) { memset(opt, 0, sizeof *opt); }
+void lcsm_backend_options_default(lcsm_backend_options *opt)
+{
+    if (opt)
+        memset(opt, 0, sizeof *opt);
+}
 
 lcsm_status lcsm_backend_create(const char *name, const lcsm_backend_options *opt, lcsm_backend **out)
 {

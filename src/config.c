@@ -7,11 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define ERR(st, ...) (snprintf(err, cap, __VA_ARGS__), (st))
 
 void lcsm_model_config_default(lcsm_model_config *c)
 {
+    if (!c)
+        return;
     memset(c, 0, sizeof *c);
     c->d_model = 128;
     c->n_layer = 2;
@@ -139,6 +142,11 @@ lcsm_status lcsm__config_read(const char *path, lcsm_model_config *cfg, char *er
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return ERR(LCSM_ERR_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        return ERR(LCSM_ERR_IO, "%s: not a regular file", path);
+    }
     char *buf = NULL;
     size_t len = 0;
     lcsm_status st = LCSM_OK;
@@ -158,9 +166,12 @@ lcsm_status lcsm__config_read(const char *path, lcsm_model_config *cfg, char *er
     }
     fclose(fp);
     if (st == LCSM_OK) {
-        cJSON *root = cJSON_ParseWithLength(buf, len);
+        const char *end = NULL;
+        cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
         if (!cJSON_IsObject(root)) {
             st = ERR(LCSM_ERR_FORMAT, "%s: not a JSON object", path);
+        } else if (!lcsm__only_space(end, (size_t)(buf + len - end))) {
+            st = ERR(LCSM_ERR_FORMAT, "%s: text after the JSON object", path);
         } else {
             char inner[400];
             st = from_json(root, cfg, inner, sizeof inner);

@@ -18,6 +18,9 @@ lcsm_status lcsm__fail(char *dst, size_t cap, lcsm_status st, const char *fmt, .
 /* Copies a backend's message into another handle's buffer and the thread-local one. */
 lcsm_status lcsm__relay(char *dst, size_t cap, lcsm_status st, const char *from);
 
+/* 1 if the n bytes at p are all JSON whitespace (or n == 0). */
+int lcsm__only_space(const char *p, size_t n);
+
 /* ---- host memory helpers (overflow-checked) */
 void *lcsm__calloc(size_t n, size_t size);
 int lcsm__mul_overflows(size_t a, size_t b, size_t *out);

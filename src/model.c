@@ -1,6 +1,7 @@
 /* Model handles: load, random creation, save, upload to the backend, filters. */
 #include "config.h"
 #include "internal.h"
+#include "schedule.h"
 #include "weights.h"
 
 #include <errno.h>
@@ -13,6 +14,8 @@
 
 void lcsm_model_options_default(lcsm_model_options *opt)
 {
+    if (!opt)
+        return;
     memset(opt, 0, sizeof *opt);
     opt->filter_shift = 0.05f;
 }
@@ -125,6 +128,8 @@ lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w, const lc
     st = upload(m, w);
     if (st == LCSM_OK)
         st = make_filters(m, w);
+    if (st == LCSM_OK && !m->opt.defer_spectra)
+        st = be->ops->filters_prepare(be, m->filters, lcsm_schedule_max_tile(0, m->cfg.l_max));
     if (st != LCSM_OK) {
         lcsm__relay(NULL, 0, st, be->last_error);
         lcsm_model_destroy(m);

@@ -125,9 +125,14 @@ lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
         goto fail;
     }
     f->data_off = 8 + (size_t)hlen;
-    root = cJSON_ParseWithLength((const char *)f->map + 8, (size_t)hlen);
+    const char *hdr = (const char *)f->map + 8, *end = NULL;
+    root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
     if (!cJSON_IsObject(root)) {
         st = ERR(LCSM_ERR_FORMAT, "%s: header is not a JSON object", path);
+        goto fail;
+    }
+    if (!lcsm__only_space(end, (size_t)(hdr + hlen - end))) { /* the format pads with spaces only */
+        st = ERR(LCSM_ERR_FORMAT, "%s: header has text after its JSON object", path);
         goto fail;
     }
     int n = 0;
@@ -271,7 +276,7 @@ lcsm_status st_read_f32(const st_file *f, const st_tensor *t, float *out, char *
         }
         return LCSM_OK;
     default:
-        return ERR(LCSM_ERR_FORMAT, "tensor '%s': dtype is not F32, F16 or BF16", t->name);
+        return ERR(LCSM_ERR_UNSUPPORTED, "tensor '%s': dtype is not F32, F16 or BF16", t->name);
     }
 }
 

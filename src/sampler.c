@@ -11,6 +11,8 @@
 
 void lcsm_sampler_params_default(lcsm_sampler_params *p)
 {
+    if (!p)
+        return;
     memset(p, 0, sizeof *p);
     p->temperature = 1.0f;
     p->top_p = 1.0f;

@@ -18,6 +18,8 @@
 
 void lcsm_session_options_default(lcsm_session_options *opt)
 {
+    if (!opt)
+        return;
     memset(opt, 0, sizeof *opt);
     opt->batch = 1;
     opt->algo = LCSM_ALGO_FLASH;

@@ -60,6 +60,14 @@ lcsm_status lcsm__relay(char *dst, size_t cap, lcsm_status st, const char *from)
     return lcsm__fail(dst, cap, st, "%s", from && *from ? from : lcsm_strerror(st));
 }
 
+int lcsm__only_space(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+            return 0;
+    return 1;
+}
+
 int lcsm__mul_overflows(size_t a, size_t b, size_t *out)
 {
     if (a && b > (size_t)-1 / a)

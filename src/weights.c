@@ -278,6 +278,22 @@ lcsm_status lcsm__weights_load(lcsm_weights *w, const char *path, char *err, siz
         return ERR(LCSM_ERR_MISSING_TENSOR, "%s: tensor '%s' (with or without a model./hyena. prefix) not found",
                    path, w->t[W_EMB].name);
     }
+    /* A file with more layers than the config would otherwise load as a silently
+     * truncated model. */
+    char layer_prefix[64];
+    int plen = snprintf(layer_prefix, sizeof layer_prefix, "%sbackbone.layers.", prefix);
+    for (int i = 0; i < f.n; i++) {
+        const char *name = f.t[i].name;
+        char *end;
+        if (strncmp(name, layer_prefix, (size_t)plen) != 0)
+            continue;
+        long layer = strtol(name + plen, &end, 10);
+        if (end != name + plen && *end == '.' && (layer < 0 || layer >= w->cfg.n_layer)) {
+            st_close(&f);
+            return ERR(LCSM_ERR_SHAPE, "%s: tensor '%s' belongs to layer %ld, the config has %d layers", path, name,
+                       layer, w->cfg.n_layer);
+        }
+    }
     for (int i = 0; i < w->n && st == LCSM_OK; i++) {
         lcsm_tensor *t = &w->t[i];
         char name[256];

@@ -641,25 +641,22 @@ static void test_lengths(lcsm_model *m, int V, int vocab)
         CHECK_OK(lcsm_generate(s, tok, 2, ML - 2, out));
         CHECK(lcsm_session_position(s) == ML - 1, "%s: position %d after generate(2, %d)", an,
               lcsm_session_position(s), ML - 2); /* the last sampled token is not fed back */
-        /* prompt + n_new = max_len + 1: the header says "<= max_len", the code
-         * accepts it (the last sampled token is never fed back, so it needs no
-         * room). Either answer is tolerated here; if accepted, it must fill the
-         * session exactly and sample in-range ids (see the report). */
+        /* prompt + n_new = max_len + 1 is the documented limit (the last
+         * sampled token is not fed back): it fills the session exactly. */
         CHECK_OK(lcsm_session_reset(s));
         for (int i = 0; i < 2 * ML + 4; i++)
             out[i] = -5;
-        lcsm_status gst = lcsm_generate(s, tok, 2, ML - 1, out);
-        CHECK(gst == LCSM_OK || gst == LCSM_ERR_LENGTH, "%s: generate(max_len + 1) -> %s", an, lcsm_strerror(gst));
-        if (gst == LCSM_OK) {
-            CHECK(lcsm_session_position(s) == ML, "%s: position %d after generate(max_len + 1)", an,
-                  lcsm_session_position(s));
-            for (int i = 0; i < ML - 1; i++)
-                CHECK(out[i] >= 0 && out[i] < vocab, "%s: generated id %d at %d", an, out[i], i);
-            CHECK(out[ML - 1] == -5, "%s: generate wrote past n_new", an);
-        }
+        CHECK_OK(lcsm_generate(s, tok, 2, ML - 1, out));
+        CHECK(lcsm_session_position(s) == ML, "%s: position %d after generate(max_len + 1)", an,
+              lcsm_session_position(s));
+        for (int i = 0; i < ML - 1; i++)
+            CHECK(out[i] >= 0 && out[i] < vocab, "%s: generated id %d at %d", an, out[i], i);
+        CHECK(out[ML - 1] == -5, "%s: generate wrote past n_new", an);
+        CHECK_STATUS(lcsm_session_step(s, tok, lg), LCSM_ERR_LENGTH);
         CHECK_OK(lcsm_session_reset(s));
         CHECK_STATUS(lcsm_generate(s, tok, 2, ML + 1, out), LCSM_ERR_LENGTH); /* 2 + 7 = max_len + 3 */
         CHECK_STATUS(lcsm_generate(s, tok, 3, ML - 1, out), LCSM_ERR_LENGTH); /* max_len + 2 */
+        CHECK_STATUS(lcsm_generate(s, tok, 1, ML + 1, out), LCSM_ERR_LENGTH); /* max_len + 2 */
         CHECK_STATUS(lcsm_generate(s, tok, ML + 1, 1, out), LCSM_ERR_LENGTH);
         CHECK_STATUS(lcsm_generate(s, tok, ML + 1, 0, out), LCSM_ERR_LENGTH);
         CHECK_STATUS(lcsm_generate(s, tok, 1, 0x7fffffff, out), LCSM_ERR_LENGTH);
@@ -761,6 +758,9 @@ static void test_sampler_params(lcsm_model *m, int V, int vocab)
         {"token_lo >= vocab_size (token_hi default)", 1, 1, 0, vocab, 0},
         {"token_lo -1", 1, 1, 0, -1, 4},
         {"token_hi > n_vocab", 1, 1, 0, 0, V + 1},
+        {"token_hi = n_vocab (padding ids)", 1, 1, 0, 0, V},
+        {"token_hi = vocab_size + 1 (a padding id)", 1, 1, 0, 0, vocab + 1},
+        {"token range only padding ids", 1, 1, 0, vocab, V},
         {"token_hi negative", 1, 1, 0, 0, -3},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -776,13 +776,13 @@ static void test_sampler_params(lcsm_model *m, int V, int vocab)
         CHECK(has(lcsm_session_last_error(s), "sampler"), "set_sampler(%s): message '%s'", bad[i].what,
               lcsm_session_last_error(s));
     }
-    /* Accepted edges: token_hi = n_vocab (padding ids allowed when asked for),
-     * temperature 0, top_p 1, top_k larger than the vocabulary. */
+    /* Accepted edges: token_hi = vocab_size (padding ids are never sampled),
+     * a one-id range at the top, a tiny top_p, top_k larger than the vocabulary. */
     lcsm_sampler_params ok;
     lcsm_sampler_params_default(&ok);
-    ok.token_hi = V;
+    ok.token_hi = vocab;
     CHECK_OK(lcsm_session_set_sampler(s, &ok));
-    ok.token_lo = V - 1;
+    ok.token_lo = vocab - 1;
     CHECK_OK(lcsm_session_set_sampler(s, &ok));
     lcsm_sampler_params_default(&ok);
     ok.top_k = 100000;
@@ -825,7 +825,8 @@ static void test_sampler_semantics(lcsm_model *m, int V, int vocab)
     /* temperature 0 = argmax of the step's logits over the sampleable ids. */
     {
         enum { B = 2, N = 40 };
-        lcsm_session *a = new_session(m, B, N, LCSM_ALGO_FLASH), *b = new_session(m, B, N, LCSM_ALGO_LAZY);
+        /* same algorithm on both: the logits are then the same computation */
+        lcsm_session *a = new_session(m, B, N, LCSM_ALGO_FLASH), *b = new_session(m, B, N, LCSM_ALGO_FLASH);
         lcsm_sampler_params p;
         lcsm_sampler_params_default(&p);
         p.temperature = 0;
