@@ -289,9 +289,10 @@ lcsm_status lcsm__weights_load(lcsm_weights *w, const char *path, char *err, siz
             continue;
         long layer = strtol(name + plen, &end, 10);
         if (end != name + plen && *end == '.' && (layer < 0 || layer >= w->cfg.n_layer)) {
-            st_close(&f);
-            return ERR(LCSM_ERR_SHAPE, "%s: tensor '%s' belongs to layer %ld, the config has %d layers", path, name,
-                       layer, w->cfg.n_layer);
+            st = ERR(LCSM_ERR_SHAPE, "%s: tensor '%s' belongs to layer %ld, the config has %d layers", path, name,
+                     layer, w->cfg.n_layer);
+            st_close(&f); /* after the message: name lives in f */
+            return st;
         }
     }
     for (int i = 0; i < w->n && st == LCSM_OK; i++) {
