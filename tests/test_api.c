@@ -77,29 +77,6 @@ static int argmax_range(const float *x, int lo, int hi)
     return best;
 }
 
-static int rm_rf(const char *path)
-{
-    struct stat sb;
-    if (lstat(path, &sb) != 0)
-        return errno == ENOENT ? 0 : -1;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d)
-            return -1;
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char sub[4096];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_rf(sub);
-        }
-        closedir(d);
-        return rmdir(path);
-    }
-    return unlink(path);
-}
-
 /* ------------------------------------------------------- status and version */
 
 static void test_status_version(void)
@@ -1123,7 +1100,7 @@ static void test_save_load(lcsm_backend *be)
 out:
     lcsm_model_destroy(m);
     lcsm_model_destroy(m2);
-    CHECK(rm_rf(root) == 0, "cannot remove %s", root);
+    CHECK(tu_rm_rf(root) == 0, "cannot remove %s", root);
 }
 
 /* ------------------------------------------------------------- last errors */

@@ -124,18 +124,12 @@ int main(void)
     const int thresholds[] = {2, 16, 0};
     for (int bi = 0; bi < nb; bi++)
         for (int ti = 0; ti < 3; ti++) {
-            lcsm_backend_options bo;
-            lcsm_backend_options_default(&bo);
-            bo.fft_threshold = thresholds[ti];
-            lcsm_backend *be = NULL;
-            lcsm_status st = lcsm_backend_create(backends[bi], &bo, &be);
-            if (st == LCSM_ERR_NO_BACKEND || st == LCSM_ERR_UNSUPPORTED) {
-                printf("SKIP backend %s: %s\n", backends[bi], lcsm_last_error());
-                return nb == 1 ? 77 : tu_finish("test_conv");
-            }
-            CHECK_OK(st);
+            int skip;
+            lcsm_backend *be = tu_backend_open(backends[bi], thresholds[ti], &skip);
+            if (skip && nb == 1)
+                return 77;
             if (!be)
-                continue;
+                break;
             for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
                 const conv_case *c = &cases[i];
                 double e = run(be, c, &rng);

@@ -83,18 +83,12 @@ int main(void)
         /* Threshold 4: FFT tiles from U = 4; 0: the backend's measured choice. */
         const int thresholds[] = {4, 0};
         for (int ti = 0; ti < 2; ti++) {
-            lcsm_backend_options bo;
-            lcsm_backend_options_default(&bo);
-            bo.fft_threshold = thresholds[ti];
-            lcsm_backend *be = NULL;
-            lcsm_status st = lcsm_backend_create(backends[bi], &bo, &be);
-            if (st == LCSM_ERR_NO_BACKEND || st == LCSM_ERR_UNSUPPORTED) {
-                printf("SKIP backend %s: %s\n", backends[bi], lcsm_last_error());
-                return nb == 1 ? 77 : tu_finish("test_decode");
-            }
-            CHECK_OK(st);
+            int skip;
+            lcsm_backend *be = tu_backend_open(backends[bi], thresholds[ti], &skip);
+            if (skip && nb == 1)
+                return 77;
             if (!be)
-                continue;
+                break;
             printf("backend %s: %s\n", backends[bi], lcsm_backend_description(be));
             lcsm_model_config cfg;
             lcsm_model_config_default(&cfg);

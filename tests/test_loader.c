@@ -30,29 +30,6 @@ static int g_verbose;
 
 static int has(const char *hay, const char *needle) { return hay && needle && strstr(hay, needle) != NULL; }
 
-static int rm_rf(const char *path)
-{
-    struct stat sb;
-    if (lstat(path, &sb) != 0)
-        return errno == ENOENT ? 0 : -1;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (!d)
-            return -1;
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char sub[4096];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            rm_rf(sub);
-        }
-        closedir(d);
-        return rmdir(path);
-    }
-    return unlink(path);
-}
-
 static unsigned char *find_bytes(unsigned char *p, size_t n, const char *needle)
 {
     size_t k = strlen(needle);
@@ -95,7 +72,7 @@ static void write_all(const char *path, const void *buf, size_t n)
 /* A fresh, empty case directory. */
 static void fresh_case(void)
 {
-    rm_rf(g_case);
+    tu_rm_rf(g_case);
     CHECK(mkdir(g_case, 0700) == 0, "mkdir %s: %s", g_case, strerror(errno));
 }
 
@@ -1395,6 +1372,6 @@ int main(int argc, char **argv)
     free(g_ref);
     lcsm_model_destroy(m);
     lcsm_backend_destroy(g_be);
-    CHECK(rm_rf(g_root) == 0, "cannot remove %s", g_root);
+    CHECK(tu_rm_rf(g_root) == 0, "cannot remove %s", g_root);
     return tu_finish("test_loader");
 }

@@ -42,15 +42,12 @@ int main(int argc, char **argv)
     const char *backends[8];
     int nb = tu_backends(backends);
     for (int bi = 0; bi < nb; bi++) {
-        lcsm_backend *be = NULL;
-        lcsm_status st = lcsm_backend_create(backends[bi], NULL, &be);
-        if (st == LCSM_ERR_NO_BACKEND || st == LCSM_ERR_UNSUPPORTED) {
-            printf("SKIP backend %s: %s\n", backends[bi], lcsm_last_error());
-            if (nb == 1)
-                return 77;
+        int skip;
+        lcsm_backend *be = tu_backend_open(backends[bi], 0, &skip);
+        if (skip && nb == 1)
+            return 77;
+        if (!be)
             continue;
-        }
-        CHECK_OK(st);
         lcsm_model *m = NULL;
         CHECK_OK(lcsm_model_load(be, argv[1], NULL, &m));
         if (!m) {

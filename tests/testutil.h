@@ -5,11 +5,15 @@
 
 #include "lcsm.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int tu_failures, tu_checks;
 
@@ -96,6 +100,52 @@ static inline int tu_backends(const char *names[8])
     for (char *tok = strtok(buf, ","); tok && n < 8; tok = strtok(NULL, ","))
         names[n++] = tok;
     return n;
+}
+
+/* Removes a file or a directory tree (for temporary test directories). */
+static inline int tu_rm_rf(const char *path)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (S_ISDIR(sb.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d)
+            return -1;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            size_t n = strlen(path) + strlen(e->d_name) + 2;
+            char *sub = malloc(n);
+            if (!sub)
+                break;
+            snprintf(sub, n, "%s/%s", path, e->d_name);
+            tu_rm_rf(sub);
+            free(sub);
+        }
+        closedir(d);
+        return rmdir(path);
+    }
+    return unlink(path);
+}
+
+/* Creates backend `name` with FFT threshold `thr` (0 = the backend's own).
+ * Returns NULL when it cannot: *skip = 1 if this build or machine has no such
+ * backend (printed as SKIP; the caller reports a skip), else a failed check. */
+static inline lcsm_backend *tu_backend_open(const char *name, int thr, int *skip)
+{
+    lcsm_backend_options bo;
+    lcsm_backend_options_default(&bo);
+    bo.fft_threshold = thr;
+    lcsm_backend *be = NULL;
+    lcsm_status st = lcsm_backend_create(name, &bo, &be);
+    *skip = st == LCSM_ERR_NO_BACKEND || st == LCSM_ERR_UNSUPPORTED;
+    if (*skip)
+        printf("SKIP backend %s: %s\n", name, lcsm_last_error());
+    else
+        CHECK_OK(st);
+    return be;
 }
 
 #endif
