@@ -303,41 +303,48 @@ static void long_direct_task(void *ctx, int task, int thread)
     }
 }
 
-/* FFT: one column block of one sequence per task. */
+/* FFT: one column block per task; the filter's spectrum is made once and used
+ * for every sequence of the batch. */
 static void long_fft_task(void *ctx, int task, int thread)
 {
     const long_job *j = ctx;
-    const int D = j->f->D, N = j->N, bpg = (D + W - 1) / W;
-    const int b = task / bpg, c0 = (task % bpg) * W, wmax = D - c0 < W ? D - c0 : W;
+    const int D = j->f->D, N = j->N, c0 = task * W, wmax = D - c0 < W ? D - c0 : W;
     const size_t GD = (size_t)j->f->G * D, nf = (size_t)(N / 2 + 1) * W;
     float *X = j->bufs[thread];
     fftwf_complex *Xf = (fftwf_complex *)(X + (size_t)N * W), *Hf = Xf + nf;
-    /* Filter h[0 .. hlen) of these channels. */
+    /* Filter h[0 .. hlen) of these channels, scaled by 1/N (FFTW's inverse is
+     * unnormalised). */
     memset(X, 0, (size_t)N * W * sizeof *X);
     for (int k = 0; k < j->hlen; k++)
         memcpy(X + (size_t)k * W, j->f->hT + (size_t)k * GD + (size_t)j->g * D + c0, (size_t)wmax * sizeof *X);
     fftwf_execute_dft_r2c(j->plan->fwd, X, Hf);
-    /* Signal a[0 .. len). */
-    memset(X, 0, (size_t)N * W * sizeof *X);
-    for (int s = 0; s < j->len; s++)
-        memcpy(X + (size_t)s * W, j->a + (size_t)s * j->a_stride + (size_t)b * D + c0, (size_t)wmax * sizeof *X);
-    fftwf_execute_dft_r2c(j->plan->fwd, X, Xf);
     const float scale = 1.0f / (float)N;
     for (size_t i = 0; i < nf; i++) {
-        float re = (Xf[i][0] * Hf[i][0] - Xf[i][1] * Hf[i][1]) * scale;
-        float im = (Xf[i][0] * Hf[i][1] + Xf[i][1] * Hf[i][0]) * scale;
-        Xf[i][0] = re;
-        Xf[i][1] = im;
+        Hf[i][0] *= scale;
+        Hf[i][1] *= scale;
     }
-    fftwf_execute_dft_c2r(j->plan->inv, Xf, X);
-    for (int t = 0; t < j->out_len; t++) {
-        const float *src = X + (size_t)t * W;
-        if (t < j->len) {
-            memcpy(j->y + (size_t)t * j->y_stride + (size_t)b * D + c0, src, (size_t)wmax * sizeof *src);
-        } else {
-            float *dst = j->acc + (size_t)t * j->a_stride + (size_t)b * D + c0;
-            for (int w = 0; w < wmax; w++)
-                dst[w] += src[w];
+    for (int b = 0; b < j->B; b++) {
+        /* Signal a[0 .. len) of sequence b. */
+        memset(X, 0, (size_t)N * W * sizeof *X);
+        for (int s = 0; s < j->len; s++)
+            memcpy(X + (size_t)s * W, j->a + (size_t)s * j->a_stride + (size_t)b * D + c0, (size_t)wmax * sizeof *X);
+        fftwf_execute_dft_r2c(j->plan->fwd, X, Xf);
+        for (size_t i = 0; i < nf; i++) {
+            float re = Xf[i][0] * Hf[i][0] - Xf[i][1] * Hf[i][1];
+            float im = Xf[i][0] * Hf[i][1] + Xf[i][1] * Hf[i][0];
+            Xf[i][0] = re;
+            Xf[i][1] = im;
+        }
+        fftwf_execute_dft_c2r(j->plan->inv, Xf, X);
+        for (int t = 0; t < j->out_len; t++) {
+            const float *src = X + (size_t)t * W;
+            if (t < j->len) {
+                memcpy(j->y + (size_t)t * j->y_stride + (size_t)b * D + c0, src, (size_t)wmax * sizeof *src);
+            } else {
+                float *dst = j->acc + (size_t)t * j->a_stride + (size_t)b * D + c0;
+                for (int w = 0; w < wmax; w++)
+                    dst[w] += src[w];
+            }
         }
     }
 }
@@ -373,7 +380,7 @@ lcsm_status cpu_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B,
         st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: %d x %zu floats for an FFT of size %d", cb->n_threads,
                           per, j.N);
     } else {
-        lcsm_pool_run(cb->pool, B * ((f->D + W - 1) / W), long_fft_task, &j);
+        lcsm_pool_run(cb->pool, (f->D + W - 1) / W, long_fft_task, &j);
     }
     for (int t = 0; j.bufs && t < cb->n_threads; t++)
         fftwf_free(j.bufs[t]);

@@ -39,7 +39,6 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
                  n_y = (size_t)len * BD, n_lg = (all_positions ? N : (size_t)B) * V;
     const size_t total = n_r + n_xn + n_u + n_x0 + n_a + n_y + n_lg;
     lcsm_buf *buf = NULL;
-    int32_t *last = NULL;
     lcsm_status st = op->alloc(be, total * sizeof(float), &buf);
     if (st != LCSM_OK)
         return st;
@@ -70,12 +69,8 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
         if (logits)
             TRY(op->read(be, lg, logits, N * V));
     } else if (logits) {
-        /* Only the last position of each sequence: gather those rows first. */
-        last = malloc((size_t)B * sizeof *last);
-        if (!last) {
-            st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "prefill: row index");
-            goto done;
-        }
+        /* Only the last position of each sequence: normalise those rows into
+         * xn[0 .. B), then one projection. */
         for (int b = 0; b < B; b++) {
             TRY(op->layernorm(be, lcsm_ref_at(r, ((size_t)b * len + len - 1) * D), m->lnf_w, m->lnf_b,
                               lcsm_ref_at(xn, (size_t)b * D), 1, D, c->layer_norm_epsilon));
@@ -84,7 +79,6 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
         TRY(op->read(be, lg, logits, (size_t)B * V));
     }
 done:
-    free(last);
     op->release(be, buf);
     return st;
 }
