@@ -19,7 +19,7 @@ struct lcsm_pool {
     atomic_ullong ticket;
     atomic_int done_tasks;
     atomic_int sleepers;
-    int n_tasks;
+    atomic_int n_tasks; /* a late worker may read it while the next job sets it */
     lcsm_pool_fn fn;
     void *ctx;
     int quit;
@@ -35,7 +35,8 @@ static void drain(lcsm_pool *p, unsigned gen, int thread)
     int done = 0;
     unsigned long long v = atomic_load_explicit(&p->ticket, memory_order_acquire);
     for (;;) {
-        if ((unsigned)(v >> 32) != gen || (int)(v & 0xffffffffu) >= p->n_tasks)
+        if ((unsigned)(v >> 32) != gen ||
+            (int)(v & 0xffffffffu) >= atomic_load_explicit(&p->n_tasks, memory_order_relaxed))
             break;
         if (!atomic_compare_exchange_weak_explicit(&p->ticket, &v, v + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
@@ -136,7 +137,7 @@ void lcsm_pool_run(lcsm_pool *p, int n_tasks, lcsm_pool_fn fn, void *ctx)
     }
     p->fn = fn;
     p->ctx = ctx;
-    p->n_tasks = n_tasks;
+    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed); /* published by the ticket */
     atomic_store(&p->done_tasks, 0);
     /* Publish the job, then wake whoever sleeps. */
     pthread_mutex_lock(&p->mu);
