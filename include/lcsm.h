@@ -230,9 +230,10 @@ LCSM_API void lcsm_session_options_default(lcsm_session_options *opt);
 
 typedef struct lcsm_session lcsm_session;
 
-/** Allocates all per-sequence state (histories, accumulators, activations) and
- *  prepares the filter spectra the session's tile sizes need; nothing is
- *  allocated per token afterwards. */
+/** Allocates all per-sequence state (histories, accumulators, activations) and,
+ *  for a model loaded with defer_spectra, makes the tile spectra this session
+ *  needs; nothing is allocated per token afterwards. Several sessions may share
+ *  one model, also from several threads. */
 LCSM_API lcsm_status lcsm_session_create(lcsm_model *model, const lcsm_session_options *opt,
                                          lcsm_session **out);
 LCSM_API void lcsm_session_destroy(lcsm_session *session);
