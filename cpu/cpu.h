@@ -15,6 +15,25 @@ struct lcsm_buf {
 
 static inline float *cpu_ptr(lcsm_ref r) { return r.buf->data + r.off; }
 
+/* FFTW's aligned allocator, counted and failure-injected like the rest (alloc.c). */
+static inline float *cpu_falloc(size_t floats)
+{
+    if (lcsm__alloc_fails())
+        return NULL;
+    float *p = fftwf_alloc_real(floats);
+    if (p)
+        lcsm__alloc_track(1);
+    return p;
+}
+
+static inline void cpu_ffree(void *p)
+{
+    if (p) {
+        lcsm__alloc_track(-1);
+        fftwf_free(p);
+    }
+}
+
 /* Columns an FFT job handles at once: FFTW transforms them as one vector-major
  * batch (stride W, distance 1), so time-major data needs no transposition. */
 #define CPU_FFT_W 16

@@ -18,14 +18,15 @@ extern int openblas_get_num_threads(void);
 
 static lcsm_status cpu_alloc(lcsm_backend *be, size_t bytes, lcsm_buf **out)
 {
-    lcsm_buf *b = malloc(sizeof *b);
+    lcsm_buf *b = lcsm__malloc(sizeof *b);
     /* 64-byte alignment: FFTW's SIMD paths and whole cache lines. */
     size_t rounded = (bytes + 63) / 64 * 64;
     void *data = NULL;
-    if (!b || rounded < bytes || posix_memalign(&data, 64, rounded ? rounded : 64) != 0) {
-        free(b);
+    if (!b || rounded < bytes || lcsm__alloc_fails() || posix_memalign(&data, 64, rounded ? rounded : 64) != 0) {
+        lcsm__free(b);
         return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes", bytes);
     }
+    lcsm__alloc_track(1); /* freed by lcsm__free in cpu_release */
     b->data = data;
     b->n = bytes / sizeof(float);
     *out = b;
@@ -36,8 +37,8 @@ static void cpu_release(lcsm_backend *be, lcsm_buf *b)
 {
     (void)be;
     if (b) {
-        free(b->data);
-        free(b);
+        lcsm__free(b->data);
+        lcsm__free(b);
     }
 }
 
@@ -82,7 +83,7 @@ static void cpu_destroy(lcsm_backend *be)
     if (cb->saved_blas_threads > 0)
         openblas_set_num_threads(cb->saved_blas_threads);
     pthread_mutex_destroy(&cb->lock);
-    free(cb);
+    lcsm__free(cb);
 }
 
 static const lcsm_backend_ops cpu_ops = {
@@ -127,7 +128,7 @@ static const char *cache_dir_of(const lcsm_backend_options *opt, char *buf, size
 
 lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backend **out)
 {
-    cpu_backend *cb = calloc(1, sizeof *cb);
+    cpu_backend *cb = lcsm__calloc(1, sizeof *cb);
     if (!cb)
         return lcsm__fail(NULL, 0, LCSM_ERR_OUT_OF_MEMORY, "cpu backend handle");
     cb->base.ops = &cpu_ops;
@@ -139,7 +140,7 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
     if (!cb->pool) {
         int n = cb->n_threads;
         pthread_mutex_destroy(&cb->lock);
-        free(cb);
+        lcsm__free(cb);
         return lcsm__fail(NULL, 0, LCSM_ERR_OUT_OF_MEMORY, "cpu backend: cannot start %d threads", n);
     }
     cb->saved_blas_threads = openblas_get_num_threads();

@@ -42,7 +42,7 @@ lcsm_status cpu_filters_create(lcsm_backend *be, const float *h, const float *db
                                lcsm_filters **out)
 {
     size_t GD = (size_t)G * D, n;
-    lcsm_filters *f = calloc(1, sizeof *f);
+    lcsm_filters *f = lcsm__calloc(1, sizeof *f);
     if (!f || lcsm__mul_overflows(GD, (size_t)lh, &n) || !(f->hT = lcsm__calloc(n, sizeof(float))) ||
         !(f->dbias = lcsm__calloc(GD, sizeof(float))) || !(f->h0d = lcsm__calloc(GD, sizeof(float)))) {
         cpu_filters_destroy(be, f);
@@ -71,11 +71,11 @@ void cpu_filters_destroy(lcsm_backend *be, lcsm_filters *f)
     if (!f)
         return;
     for (int k = 0; k <= CPU_MAX_LOG2; k++)
-        fftwf_free(f->spec[k]);
-    free(f->hT);
-    free(f->dbias);
-    free(f->h0d);
-    free(f);
+        cpu_ffree(f->spec[k]);
+    lcsm__free(f->hT);
+    lcsm__free(f->dbias);
+    lcsm__free(f->h0d);
+    lcsm__free(f);
 }
 
 size_t cpu_filters_bytes(const lcsm_filters *f)
@@ -125,7 +125,7 @@ lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
         const cpu_plan *plan;
         if ((st = cpu_plan_get(cb, 2 * U, cb->planner_flags, &plan)) != LCSM_OK)
             break;
-        fftwf_complex *spec = fftwf_alloc_complex((size_t)(U + 1) * GD);
+        fftwf_complex *spec = (fftwf_complex *)cpu_falloc(2 * ((size_t)(U + 1) * GD));
         if (!spec) {
             st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: spectra for tile size %d (%zu bytes)", U,
                               (size_t)(U + 1) * GD * sizeof *spec);
@@ -372,9 +372,9 @@ lcsm_status cpu_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B,
     if (st != LCSM_OK)
         return st;
     size_t per = (size_t)j.N * W + 4 * (size_t)(j.N / 2 + 1) * W;
-    j.bufs = calloc((size_t)cb->n_threads, sizeof *j.bufs);
+    j.bufs = lcsm__calloc((size_t)cb->n_threads, sizeof *j.bufs);
     for (int t = 0; j.bufs && t < cb->n_threads; t++)
-        if (!(j.bufs[t] = fftwf_alloc_real(per)))
+        if (!(j.bufs[t] = cpu_falloc(per)))
             st = LCSM_ERR_OUT_OF_MEMORY;
     if (!j.bufs || st != LCSM_OK) {
         st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: %d x %zu floats for an FFT of size %d", cb->n_threads,
@@ -383,7 +383,7 @@ lcsm_status cpu_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B,
         lcsm_pool_run(cb->pool, (f->D + W - 1) / W, long_fft_task, &j);
     }
     for (int t = 0; j.bufs && t < cb->n_threads; t++)
-        fftwf_free(j.bufs[t]);
-    free(j.bufs);
+        cpu_ffree(j.bufs[t]);
+    lcsm__free(j.bufs);
     return st;
 }

@@ -37,8 +37,8 @@ int cpu_fft_size(int need)
 static lcsm_status make_plan(cpu_backend *cb, int n, unsigned flags, cpu_plan *p)
 {
     const int W = CPU_FFT_W;
-    float *re = fftwf_alloc_real((size_t)n * W);
-    fftwf_complex *cx = fftwf_alloc_complex((size_t)(n / 2 + 1) * W);
+    float *re = cpu_falloc((size_t)n * W);
+    fftwf_complex *cx = (fftwf_complex *)cpu_falloc(2 * ((size_t)(n / 2 + 1) * W));
     p->n = n;
     p->fwd = p->inv = NULL;
     if (re && cx) {
@@ -49,8 +49,8 @@ static lcsm_status make_plan(cpu_backend *cb, int n, unsigned flags, cpu_plan *p
         p->inv = fftwf_plan_many_dft_c2r(1, &n, W, cx, NULL, W, 1, re, NULL, W, 1, flags);
         pthread_mutex_unlock(&planner_lock);
     }
-    fftwf_free(re);
-    fftwf_free(cx);
+    cpu_ffree(re);
+    cpu_ffree(cx);
     if (!p->fwd || !p->inv) {
         pthread_mutex_lock(&planner_lock);
         if (p->fwd)
@@ -75,15 +75,15 @@ lcsm_status cpu_plan_get(cpu_backend *cb, int n, unsigned flags, const cpu_plan 
             pthread_mutex_unlock(&cb->lock);
             return LCSM_OK;
         }
-    cpu_plan **grown = realloc(cb->plans, (size_t)(cb->n_plans + 1) * sizeof *grown);
-    cpu_plan *p = malloc(sizeof *p);
+    cpu_plan **grown = lcsm__realloc(cb->plans, (size_t)(cb->n_plans + 1) * sizeof *grown);
+    cpu_plan *p = lcsm__malloc(sizeof *p);
     if (grown)
         cb->plans = grown;
     if (!grown || !p) {
-        free(p);
+        lcsm__free(p);
         st = LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY, "cpu: plan table");
     } else if ((st = make_plan(cb, n, flags, p)) != LCSM_OK) {
-        free(p);
+        lcsm__free(p);
     } else {
         cb->plans[cb->n_plans++] = p;
         *out = p;
@@ -98,16 +98,16 @@ void cpu_plans_destroy(cpu_backend *cb)
     for (int i = 0; i < cb->n_plans; i++) {
         fftwf_destroy_plan(cb->plans[i]->fwd);
         fftwf_destroy_plan(cb->plans[i]->inv);
-        free(cb->plans[i]);
+        lcsm__free(cb->plans[i]);
     }
     pthread_mutex_unlock(&planner_lock);
-    free(cb->plans);
+    lcsm__free(cb->plans);
     cb->plans = NULL;
     cb->n_plans = 0;
     if (cb->scratch)
         for (int t = 0; t < cb->n_threads; t++)
-            fftwf_free(cb->scratch[t]);
-    free(cb->scratch);
+            cpu_ffree(cb->scratch[t]);
+    lcsm__free(cb->scratch);
     cb->scratch = NULL;
 }
 
@@ -125,17 +125,17 @@ static void reserve_task(void *ctx, int task, int thread)
     (void)thread;
     reserve_job *j = ctx;
     cpu_backend *cb = j->cb;
-    if (!cb->scratch && !(cb->scratch = calloc((size_t)cb->n_threads, sizeof *cb->scratch))) {
+    if (!cb->scratch && !(cb->scratch = lcsm__calloc((size_t)cb->n_threads, sizeof *cb->scratch))) {
         j->st = LCSM_ERR_OUT_OF_MEMORY;
         return;
     }
     for (int t = 0; t < cb->n_threads; t++) {
-        float *p = fftwf_alloc_real(j->floats);
+        float *p = cpu_falloc(j->floats);
         if (!p) {
             j->st = LCSM_ERR_OUT_OF_MEMORY;
             return; /* the old (smaller) buffers stay valid */
         }
-        fftwf_free(cb->scratch[t]);
+        cpu_ffree(cb->scratch[t]);
         cb->scratch[t] = p;
     }
     cb->scratch_floats = j->floats;
@@ -240,8 +240,8 @@ int cpu_calibrate_threshold(cpu_backend *cb)
 {
     enum { D = 256, UMAX = 256, FALLBACK = 32 };
     const int lh = 2 * UMAX;
-    float *h = malloc((size_t)D * lh * sizeof *h), *dbias = calloc(D, sizeof *dbias);
-    float *hist = calloc((size_t)lh * D, sizeof *hist), *acc = calloc((size_t)lh * D, sizeof *acc);
+    float *h = lcsm__malloc((size_t)D * lh * sizeof *h), *dbias = lcsm__calloc(D, sizeof *dbias);
+    float *hist = lcsm__calloc((size_t)lh * D, sizeof *hist), *acc = lcsm__calloc((size_t)lh * D, sizeof *acc);
     lcsm_filters *f = NULL;
     int thr = FALLBACK;
     if (!h || !dbias || !hist || !acc)
@@ -263,9 +263,9 @@ int cpu_calibrate_threshold(cpu_backend *cb)
         }
 done:
     cpu_filters_destroy(&cb->base, f);
-    free(h);
-    free(dbias);
-    free(hist);
-    free(acc);
+    lcsm__free(h);
+    lcsm__free(dbias);
+    lcsm__free(hist);
+    lcsm__free(acc);
     return thr;
 }

@@ -1,4 +1,5 @@
 #include "pool.h"
+#include "../src/internal.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -53,8 +54,10 @@ static void *worker(void *arg)
 {
     worker_arg wa = *(worker_arg *)arg;
     lcsm_pool *p = wa.p;
-    free(arg);
-    unsigned seen = atomic_load(&p->generation);
+    lcsm__free(arg);
+    /* The generation the pool was created with, not the current one: a thread
+     * that starts late must still see every bump since (the shutdown's too). */
+    unsigned seen = 0;
     for (;;) {
         unsigned g;
         int spins = 0;
@@ -80,22 +83,22 @@ static void *worker(void *arg)
 
 lcsm_pool *lcsm_pool_create(int n_threads)
 {
-    lcsm_pool *p = calloc(1, sizeof *p);
+    lcsm_pool *p = lcsm__calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->n_threads = n_threads < 1 ? 1 : n_threads;
     pthread_mutex_init(&p->run_lock, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
-    p->threads = calloc((size_t)p->n_threads, sizeof *p->threads);
+    p->threads = lcsm__calloc((size_t)p->n_threads, sizeof *p->threads);
     if (!p->threads) {
         lcsm_pool_destroy(p);
         return NULL;
     }
     for (int i = 1; i < p->n_threads; i++) {
-        worker_arg *wa = malloc(sizeof *wa);
+        worker_arg *wa = lcsm__malloc(sizeof *wa);
         if (!wa || (wa->p = p, wa->id = i, pthread_create(&p->threads[i], NULL, worker, wa) != 0)) {
-            free(wa);
+            lcsm__free(wa);
             p->n_threads = i; /* destroy joins the ones that started */
             lcsm_pool_destroy(p);
             return NULL;
@@ -116,12 +119,12 @@ void lcsm_pool_destroy(lcsm_pool *p)
         pthread_mutex_unlock(&p->mu);
         for (int i = 1; i < p->n_threads; i++)
             pthread_join(p->threads[i], NULL);
-        free(p->threads);
+        lcsm__free(p->threads);
     }
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->run_lock);
-    free(p);
+    lcsm__free(p);
 }
 
 int lcsm_pool_threads(const lcsm_pool *p) { return p->n_threads; }

@@ -154,7 +154,7 @@ lcsm_status lcsm__config_read(const char *path, lcsm_model_config *cfg, char *er
         long n = ftell(fp);
         if (n < 0 || n > (1L << 24)) {
             st = ERR(LCSM_ERR_FORMAT, "%s: size %ld is not that of a config (limit 16 MiB)", path, n);
-        } else if (fseek(fp, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+        } else if (fseek(fp, 0, SEEK_SET) == 0 && (buf = lcsm__malloc((size_t)n + 1))) {
             len = fread(buf, 1, (size_t)n, fp);
             if (len != (size_t)n)
                 st = ERR(LCSM_ERR_IO, "%s: short read", path);
@@ -180,7 +180,7 @@ lcsm_status lcsm__config_read(const char *path, lcsm_model_config *cfg, char *er
         }
         cJSON_Delete(root);
     }
-    free(buf);
+    lcsm__free(buf);
     return st;
 }
 
@@ -208,6 +208,6 @@ lcsm_status lcsm__config_write(const char *path, const lcsm_model_config *c, cha
         if (fclose(fp) != 0 || !ok)
             st = ERR(LCSM_ERR_IO, "%s: write failed", path);
     }
-    free(s);
+    cJSON_free(s); /* cJSON's allocation */
     return st;
 }

@@ -43,13 +43,13 @@ lcsm_status lcsm__filter_materialise(const lcsm_filter_params *p, float shift, i
         int in = j == 0 ? E : F, out = j == n_lin - 1 ? D : F;
         wt_total += (size_t)in * (size_t)out;
     }
-    float *wt = malloc(wt_total * sizeof *wt);
-    float *x = malloc((size_t)BLOCK * widest * sizeof *x);
-    float *y = malloc((size_t)BLOCK * widest * sizeof *y);
+    float *wt = lcsm__malloc(wt_total * sizeof *wt);
+    float *x = lcsm__malloc((size_t)BLOCK * widest * sizeof *x);
+    float *y = lcsm__malloc((size_t)BLOCK * widest * sizeof *y);
     if (!wt || !x || !y) {
-        free(wt);
-        free(x);
-        free(y);
+        lcsm__free(wt);
+        lcsm__free(x);
+        lcsm__free(y);
         return LCSM_ERR_OUT_OF_MEMORY;
     }
     /* Transposed weights, one after the other. */
@@ -86,8 +86,8 @@ lcsm_status lcsm__filter_materialise(const lcsm_filter_params *p, float shift, i
             }
         }
     }
-    free(wt);
-    free(x);
-    free(y);
+    lcsm__free(wt);
+    lcsm__free(x);
+    lcsm__free(y);
     return LCSM_OK;
 }

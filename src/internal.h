@@ -21,8 +21,22 @@ lcsm_status lcsm__relay(char *dst, size_t cap, lcsm_status st, const char *from)
 /* 1 if the n bytes at p are all JSON whitespace (or n == 0). */
 int lcsm__only_space(const char *p, size_t n);
 
-/* ---- host memory helpers (overflow-checked) */
-void *lcsm__calloc(size_t n, size_t size);
+/* ---- host memory (alloc.c): every allocation of the library goes through
+ * these, so tests can count live blocks and inject failures. */
+void *lcsm__malloc(size_t n);
+void *lcsm__calloc(size_t n, size_t size); /* overflow-checked */
+void *lcsm__realloc(void *p, size_t n);
+char *lcsm__strdup(const char *s);
+void lcsm__free(void *p);
+/* For allocators of others: 1 = behave as if out of memory now. */
+int lcsm__alloc_fails(void);
+void lcsm__alloc_track(long delta);
+/* Test hooks: fail the n-th allocation from now (-1: none); whether it happened;
+ * blocks alive; allocations attempted so far. */
+void lcsm__alloc_inject(long n);
+int lcsm__alloc_injected(void);
+long lcsm__alloc_live(void);
+long lcsm__alloc_count(void);
 int lcsm__mul_overflows(size_t a, size_t b, size_t *out);
 
 /* ---- the model */

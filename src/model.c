@@ -99,18 +99,18 @@ static lcsm_status make_filters(lcsm_model *m, const lcsm_weights *w)
         st = m->be->ops->filters_create(m->be, h, dbias, c->n_layer, c->d_model, c->l_max, &m->filters);
     else
         LCSM_FAIL_BE(m->be, st, "filters of %zu floats: out of host memory", n);
-    free(h);
-    free(dbias);
+    lcsm__free(h);
+    lcsm__free(dbias);
     return st;
 }
 
 lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w, const lcsm_model_options *opt,
                                      lcsm_model **out)
 {
-    lcsm_model *m = calloc(1, sizeof *m);
+    lcsm_model *m = lcsm__calloc(1, sizeof *m);
     lcsm_status st = LCSM_OK;
-    if (!m || !(m->layers = calloc((size_t)w->cfg.n_layer, sizeof *m->layers))) {
-        free(m);
+    if (!m || !(m->layers = lcsm__calloc((size_t)w->cfg.n_layer, sizeof *m->layers))) {
+        lcsm__free(m);
         lcsm__weights_free(w);
         return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "model handle");
     }
@@ -216,8 +216,8 @@ void lcsm_model_destroy(lcsm_model *m)
         m->be->ops->release(m->be, m->wbuf);
     lcsm__weights_free(m->host);
     pthread_mutex_destroy(&m->lock);
-    free(m->layers);
-    free(m);
+    lcsm__free(m->layers);
+    lcsm__free(m);
 }
 
 lcsm_status lcsm_model_get_info(const lcsm_model *m, lcsm_model_info *info)

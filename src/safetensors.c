@@ -107,7 +107,7 @@ lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
         close(fd);
         return ERR(LCSM_ERR_FORMAT, "%s: truncated (%zu bytes, no header)", path, size);
     }
-    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = lcsm__alloc_fails() ? MAP_FAILED : mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED)
         return ERR(LCSM_ERR_IO, "%s: mmap: %s", path, strerror(errno));
@@ -148,7 +148,7 @@ lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
         if (!strcmp(e->string, "__metadata__"))
             continue;
         st_tensor *t = &f->t[f->n];
-        t->name = strdup(e->string);
+        t->name = lcsm__strdup(e->string);
         if (!t->name) {
             st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: tensor names", path);
             goto fail;
@@ -160,7 +160,7 @@ lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
     }
     /* Duplicate names: JSON allows them, we do not. */
     if (f->n > 1) {
-        st_tensor **by_name = malloc((size_t)f->n * sizeof *by_name);
+        st_tensor **by_name = lcsm__malloc((size_t)f->n * sizeof *by_name);
         if (!by_name) {
             st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header", path);
             goto fail;
@@ -173,11 +173,11 @@ lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
                 st = ERR(LCSM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, by_name[i]->name);
                 break;
             }
-        free(by_name);
+        lcsm__free(by_name);
         if (st != LCSM_OK)
             goto fail;
         /* Overlaps: sort a copy by offset and check neighbours. */
-        st_tensor *sorted = malloc((size_t)f->n * sizeof *sorted);
+        st_tensor *sorted = lcsm__malloc((size_t)f->n * sizeof *sorted);
         if (!sorted) {
             st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header", path);
             goto fail;
@@ -197,7 +197,7 @@ lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
             max_end = sorted[i].end;
             max_name = sorted[i].name;
         }
-        free(sorted);
+        lcsm__free(sorted);
         if (st != LCSM_OK)
             goto fail;
     }
@@ -214,8 +214,8 @@ void st_close(st_file *f)
     if (!f)
         return;
     for (int i = 0; i < f->n; i++)
-        free(f->t[i].name);
-    free(f->t);
+        lcsm__free(f->t[i].name);
+    lcsm__free(f->t);
     if (f->map)
         munmap((void *)f->map, f->size);
     memset(f, 0, sizeof *f);
@@ -346,7 +346,7 @@ lcsm_status st_write_f32(const char *path, const st_out *t, int n, char *err, si
     if (!ok)
         st = ERR(LCSM_ERR_IO, "%s: write failed", path);
 done:
-    free(json);
+    cJSON_free(json); /* cJSON's allocation */
     cJSON_Delete(root);
     return st;
 }

@@ -70,7 +70,7 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_LENGTH,
                           "lcsm_session_create: max_len %d exceeds the model's l_max %d", opt.max_len, m->cfg.l_max);
 
-    lcsm_session *s = calloc(1, sizeof *s);
+    lcsm_session *s = lcsm__calloc(1, sizeof *s);
     if (!s)
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_OUT_OF_MEMORY, "session handle");
     s->model = m;
@@ -142,10 +142,10 @@ void lcsm_session_destroy(lcsm_session *s)
         return;
     if (s->state_buf)
         s->be->ops->release(s->be, s->state_buf);
-    free(s->logits_host);
-    free(s->sample_scratch);
-    free(s->rng);
-    free(s);
+    lcsm__free(s->logits_host);
+    lcsm__free(s->sample_scratch);
+    lcsm__free(s->rng);
+    lcsm__free(s);
 }
 
 const char *lcsm_session_last_error(const lcsm_session *s) { return s ? s->last_error : ""; }
@@ -342,7 +342,7 @@ lcsm_status lcsm_generate(lcsm_session *s, const int32_t *prompt, int prompt_len
     if (st != LCSM_OK || n_new == 0)
         return st;
     const int B = s->opt.batch, V = s->model->n_vocab;
-    int32_t *cur = malloc((size_t)B * sizeof *cur);
+    int32_t *cur = lcsm__malloc((size_t)B * sizeof *cur);
     if (!cur)
         return FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "lcsm_generate: token buffer");
     for (int b = 0; b < B; b++) {
@@ -354,7 +354,7 @@ lcsm_status lcsm_generate(lcsm_session *s, const int32_t *prompt, int prompt_len
         for (int b = 0; st == LCSM_OK && b < B; b++)
             out[(size_t)b * n_new + i] = cur[b];
     }
-    free(cur);
+    lcsm__free(cur);
     return st;
 }
 

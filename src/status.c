@@ -76,14 +76,6 @@ int lcsm__mul_overflows(size_t a, size_t b, size_t *out)
     return 0;
 }
 
-void *lcsm__calloc(size_t n, size_t size)
-{
-    size_t total;
-    if (lcsm__mul_overflows(n, size, &total))
-        return NULL;
-    return calloc(total ? n : 1, total ? size : 1);
-}
-
 double lcsm__now(void)
 {
     struct timespec ts;

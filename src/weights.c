@@ -109,7 +109,7 @@ int lcsm__flin_bias(const lcsm_weights *w, int layer, int j)
 
 lcsm_weights *lcsm__weights_alloc(const lcsm_model_config *c)
 {
-    lcsm_weights *w = calloc(1, sizeof *w);
+    lcsm_weights *w = lcsm__calloc(1, sizeof *w);
     if (!w)
         return NULL;
     w->cfg = *c;
@@ -117,9 +117,9 @@ lcsm_weights *lcsm__weights_alloc(const lcsm_model_config *c)
     int n_flin = c->num_inner_mlps + 2; /* Linears of the implicit filter */
     w->per_layer = W_FLIN + 2 * n_flin - 1;
     w->n = W_GLOBAL_COUNT + c->n_layer * w->per_layer;
-    w->t = calloc((size_t)w->n, sizeof *w->t);
+    w->t = lcsm__calloc((size_t)w->n, sizeof *w->t);
     if (!w->t) {
-        free(w);
+        lcsm__free(w);
         return NULL;
     }
     for (int k = 0; k < W_GLOBAL_COUNT; k++)
@@ -161,9 +161,9 @@ void lcsm__weights_free(lcsm_weights *w)
     if (!w)
         return;
     for (int i = 0; i < w->n; i++)
-        free(w->t[i].data);
-    free(w->t);
-    free(w);
+        lcsm__free(w->t[i].data);
+    lcsm__free(w->t);
+    lcsm__free(w);
 }
 
 /* ---- deterministic random numbers: splitmix64 + Box-Muller */
@@ -327,12 +327,12 @@ lcsm_status lcsm__weights_load(lcsm_weights *w, const char *path, char *err, siz
 
 lcsm_status lcsm__weights_save(const lcsm_weights *w, const char *path, char *err, size_t cap)
 {
-    st_out *out = calloc((size_t)w->n, sizeof *out);
+    st_out *out = lcsm__calloc((size_t)w->n, sizeof *out);
     if (!out)
         return ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: tensor list", path);
     for (int i = 0; i < w->n; i++)
         out[i] = (st_out){w->t[i].name, w->t[i].ndim, w->t[i].shape, w->t[i].data};
     lcsm_status st = st_write_f32(path, out, w->n, err, cap);
-    free(out);
+    lcsm__free(out);
     return st;
 }
