@@ -38,6 +38,8 @@ lcsm_status lcsm__filter_materialise(const lcsm_filter_params *p, float shift, i
 {
     int F = p->order, E = p->emb_dim, D = p->D, n_lin = p->n_inner + 2;
     int widest = F > D ? F : D;
+    if (E > widest) /* the block buffers hold z's rows too */
+        widest = E;
     size_t wt_total = 0;
     for (int j = 0; j < n_lin; j++) {
         int in = j == 0 ? E : F, out = j == n_lin - 1 ? D : F;

@@ -1165,6 +1165,41 @@ out:
     lcsm_session_destroy(s2);
 }
 
+/* Regression (found by reading the fuzzed loader): an emb_dim wider than both
+ * filter_order and d_model overflowed the filter's block buffers. Under the asan
+ * preset this fails loudly; here it checks the model is usable and equals the
+ * forward. */
+static void test_wide_pos_emb(lcsm_backend *be)
+{
+    lcsm_model_config c;
+    lcsm_model_config_default(&c);
+    c.d_model = 4;
+    c.d_inner = 16;
+    c.filter_order = 4;
+    c.emb_dim = 9;
+    c.l_max = 256;
+    lcsm_model *m = NULL;
+    CHECK_OK(lcsm_model_create_random(be, &c, 3, NULL, &m));
+    if (!m)
+        return;
+    int32_t tok[16];
+    float lf[16 * 16], ls[16];
+    for (int i = 0; i < 16; i++)
+        tok[i] = 7 + i % 5;
+    CHECK_OK(lcsm_model_forward(m, tok, 1, 16, lf));
+    lcsm_session *s = NULL;
+    CHECK_OK(lcsm_session_create(m, NULL, &s));
+    double worst = 0;
+    for (int t = 0; s && t < 16; t++) {
+        CHECK_OK(lcsm_session_step(s, &tok[t], ls));
+        double e = tu_rel_err_f(ls, lf + t * 16, 16);
+        worst = e > worst ? e : worst;
+    }
+    CHECK(worst <= 1e-4, "emb_dim 9 > filter_order, d_model: rel err %.3g", worst);
+    lcsm_session_destroy(s);
+    lcsm_model_destroy(m);
+}
+
 int main(void)
 {
     g_rng = tu_seed();
@@ -1205,6 +1240,7 @@ int main(void)
         lcsm_model_destroy(m);
     }
     test_save_load(be);
+    test_wide_pos_emb(be);
     lcsm_backend_destroy(be);
     return tu_finish("test_api");
 }

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_FILTER_FLOATS (1 << 22) /* n_layer * d_model * max_seq_len */
 #define MAX_MLP_FLOATS (1 << 24)    /* n_layer * d_inner * d_model */
@@ -37,6 +38,13 @@
 static lcsm_backend *g_be;
 static char g_dir[64], g_cfg[128], g_st[128];
 static int g_verbose;
+
+static void cleanup(void)
+{
+    unlink(g_cfg);
+    unlink(g_st);
+    rmdir(g_dir); /* fails harmlessly if the library left wisdom there */
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -49,6 +57,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     snprintf(g_cfg, sizeof g_cfg, "%s/config.json", g_dir);
     snprintf(g_st, sizeof g_st, "%s/model.safetensors", g_dir);
+    atexit(cleanup);
     setenv("LCSM_CACHE_DIR", g_dir, 1);       /* no FFTW wisdom in $HOME */
     setenv("LCSM_FFTW_EFFORT", "estimate", 1); /* no FFTW_MEASURE per new size */
     g_verbose = getenv("LCSM_FUZZ_VERBOSE") && atoi(getenv("LCSM_FUZZ_VERBOSE")) > 0;
