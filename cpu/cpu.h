@@ -70,6 +70,7 @@ struct lcsm_filters {
     /* Spectra of the flash tile segments h[1 .. 2U-1] (zero-padded to 2U, scaled
      * by 1/(2U)), frequency-major [U+1][G*D] complex, for U = 2^k >= threshold. */
     fftwf_complex *spec[CPU_MAX_LOG2 + 1];
+    const cpu_plan *plan[CPU_MAX_LOG2 + 1]; /* the backend's plan of size 2U, looked up once */
     size_t spec_bytes;
 };
 

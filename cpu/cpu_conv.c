@@ -133,6 +133,7 @@ lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
         }
         spec_job j = {cb, f, plan, spec, U};
         lcsm_pool_run(cb->pool, (GD + W - 1) / W, spec_task, &j);
+        f->plan[k] = plan;
         f->spec[k] = spec;
         f->spec_bytes += (size_t)(U + 1) * GD * sizeof *spec;
     }
@@ -236,13 +237,10 @@ lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv
                          float *acc, int in0, int U, int out0, int n_out)
 {
     int k = ilog2((unsigned)U);
-    const cpu_plan *plan;
     if (!f->spec[k] || cb->scratch_floats < (size_t)(4 * U + 2) * W)
         return LCSM_FAIL_BE(&cb->base, LCSM_ERR_STATE, "cpu: tile size %d was not prepared", U);
-    lcsm_status st = cpu_plan_get(cb, 2 * U, cb->planner_flags, &plan);
-    if (st != LCSM_OK)
-        return st;
-    tile_job j = {cb, f, g, plan, f->spec[k], hist, acc, in0, U, out0, n_out};
+    /* Plan and spectrum were made at prepare time: a step takes no lock. */
+    tile_job j = {cb, f, g, f->plan[k], f->spec[k], hist, acc, in0, U, out0, n_out};
     lcsm_pool_run(cb->pool, g->G * g->B * ((g->D + W - 1) / W), tile_task, &j);
     return LCSM_OK;
 }

@@ -60,6 +60,7 @@ struct lcsm_model {
     int n_vocab;   /* padded rows of the embedding */
     size_t n_params;
     lcsm_buf *wbuf; /* all dense weights in one device buffer */
+    size_t wbuf_floats;
     lcsm_layer *layers;
     lcsm_ref emb, lnf_w, lnf_b, head; /* head == emb when tied */
     lcsm_filters *filters; /* all layers: G = n_layer */

@@ -45,6 +45,7 @@ static lcsm_status upload(lcsm_model *m, const lcsm_weights *w)
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (size_t k = 0; k < N_DEVICE_TENSORS; k++)
             total += w->t[lcsm__widx(w, l, device_tensors[k].kind)].numel;
+    m->wbuf_floats = total;
     lcsm_status st = be->ops->alloc(be, total * sizeof(float), &m->wbuf);
     if (st != LCSM_OK)
         return st;
@@ -228,10 +229,7 @@ lcsm_status lcsm_model_get_info(const lcsm_model *m, lcsm_model_info *info)
     info->config = m->cfg;
     info->n_vocab = m->n_vocab;
     info->n_params = m->n_params;
-    size_t dense = 0;
-    for (int i = 0; i < m->host->n; i++)
-        dense += m->host->t[i].numel;
-    info->weight_bytes = dense * sizeof(float) + m->be->ops->filters_bytes(m->filters);
+    info->weight_bytes = m->wbuf_floats * sizeof(float) + m->be->ops->filters_bytes(m->filters);
     return LCSM_OK;
 }
 
