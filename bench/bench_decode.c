@@ -13,6 +13,7 @@
  * Usage: lcsm-bench-decode [--models 256x8,768x12] [--batches 1,8]
  *          [--lens 1024,4096,16384] [--algos lazy,eager,flash]
  *          [--flash-lens 65536,262144] [--prompt 16] [--threads N]
+ *          [--backend cpu|opencl] [--device DEV]
  *          [--budget SECONDS]   skip a cell whose estimate exceeds this
  *          [--json FILE]        also write one JSON object per cell
  */
@@ -27,6 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Backend and device of every cell (from the command line). */
+static const char *g_backend = "cpu", *g_device = NULL;
+
 typedef struct cell {
     int D, layers, batch, L, prompt, threads;
     lcsm_algo algo;
@@ -38,6 +42,7 @@ typedef struct result {
     long long steps;
     double peak_mib;
     char err[256];
+    char device[256]; /* the backend's description, from the child */
 } result;
 
 static double now(void)
@@ -55,11 +60,12 @@ static void run_cell(const cell *c, result *r)
     lcsm_backend_options bo;
     lcsm_backend_options_default(&bo);
     bo.n_threads = c->threads;
+    bo.device = g_device;
     lcsm_backend *be = NULL;
     lcsm_model *m = NULL;
     lcsm_session *s = NULL;
     int32_t *prompt = NULL, *out = NULL;
-    lcsm_status st = lcsm_backend_create("cpu", &bo, &be);
+    lcsm_status st = lcsm_backend_create(g_backend, &bo, &be);
     lcsm_model_config cfg;
     lcsm_model_config_default(&cfg);
     cfg.d_model = c->D;
@@ -102,6 +108,8 @@ static void run_cell(const cell *c, result *r)
         r->steps = ss.steps;
     }
     r->ok = st == LCSM_OK;
+    if (be)
+        snprintf(r->device, sizeof r->device, "%s", lcsm_backend_description(be));
     if (!r->ok)
         snprintf(r->err, sizeof r->err, "%s: %s", lcsm_strerror(st), lcsm_last_error());
     free(prompt);
@@ -227,6 +235,10 @@ int main(int argc, char **argv)
             threads = atoi(v);
         } else if (!strcmp(a, "--budget")) {
             budget = atof(v);
+        } else if (!strcmp(a, "--backend")) {
+            g_backend = v;
+        } else if (!strcmp(a, "--device")) {
+            g_device = v;
         } else if (!strcmp(a, "--json")) {
             json_path = v;
         } else {
@@ -238,8 +250,10 @@ int main(int argc, char **argv)
     FILE *js = json_path ? fopen(json_path, "w") : NULL;
     char host[256] = "";
     gethostname(host, sizeof host);
-    printf("lcsm %s decode benchmark, CPU backend, %ld online CPUs, prompt %d tokens, sampling at temperature 1\n",
-           lcsm_version_string(), sysconf(_SC_NPROCESSORS_ONLN), prompt);
+    printf("lcsm %s decode benchmark, %s backend, %ld online CPUs, prompt %d tokens, sampling at temperature 1\n",
+           lcsm_version_string(), g_backend, sysconf(_SC_NPROCESSORS_ONLN), prompt);
+    if (strcmp(g_backend, "cpu"))
+        printf("(device backend: mixer/dense columns are host enqueue times; total and ms/tok are end to end)\n");
     printf("%-9s %2s %7s %-5s | %9s %9s %9s %9s | %8s %8s | %8s %8s\n", "model", "B", "L", "algo", "total s",
            "ms/tok", "mixer ms", "dense ms", "x total", "x mixer", "setup s", "peak MiB");
     for (int mi = 0; mi < n_models; mi++)
@@ -273,6 +287,9 @@ int main(int argc, char **argv)
                         continue;
                     }
                     have[al] = 1;
+                    static int device_shown;
+                    if (!device_shown++) /* the parent stays free of threads and drivers: fork safety */
+                        printf("device: %s\n", r->device);
                     double steps = r->steps > 0 ? (double)r->steps : 1;
                     double gen = r->total_s - r->prefill_s;
                     char xt[16] = "", xm[16] = "";
@@ -286,10 +303,10 @@ int main(int argc, char **argv)
                     fflush(stdout);
                     if (js)
                         fprintf(js,
-                                "{\"host\":\"%s\",\"d_model\":%d,\"n_layer\":%d,\"batch\":%d,\"L\":%d,\"prompt\":%d,"
+                                "{\"host\":\"%s\",\"backend\":\"%s\",\"d_model\":%d,\"n_layer\":%d,\"batch\":%d,\"L\":%d,\"prompt\":%d,"
                                 "\"algo\":\"%s\",\"total_s\":%.6f,\"prefill_s\":%.6f,\"mixer_s\":%.6f,\"tiles_s\":%.6f,"
                                 "\"dense_s\":%.6f,\"steps\":%lld,\"setup_s\":%.6f,\"peak_mib\":%.1f}\n",
-                                host, c.D, c.layers, c.batch, c.L, c.prompt, lcsm_algo_name(al), r->total_s,
+                                host, g_backend, c.D, c.layers, c.batch, c.L, c.prompt, lcsm_algo_name(al), r->total_s,
                                 r->prefill_s, r->mixer_s, r->tiles_s, r->dense_s, r->steps, r->setup_s, r->peak_mib);
                 }
             }

@@ -171,3 +171,29 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
     *out = &cb->base;
     return LCSM_OK;
 }
+
+/* The CPU backend has one device: this machine. */
+lcsm_status lcsm_cpu_list_devices(lcsm_device_info *out, int cap, int *count)
+{
+    *count = 1;
+    if (cap < 1)
+        return LCSM_OK;
+    memset(out, 0, sizeof *out);
+    snprintf(out->platform_name, sizeof out->platform_name, "lcsm cpu (FFTW %s, OpenBLAS)", fftwf_version);
+    snprintf(out->name, sizeof out->name, "host CPU");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(out->name, sizeof out->name, "%s", strchr(line, ':') + 2);
+            out->name[strcspn(out->name, "\n")] = '\0';
+            break;
+        }
+    if (f)
+        fclose(f);
+    snprintf(out->type, sizeof out->type, "cpu");
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE), n = sysconf(_SC_NPROCESSORS_ONLN);
+    out->global_mem_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    out->compute_units = n > 0 ? (int)n : 1;
+    return LCSM_OK;
+}

@@ -120,6 +120,26 @@ LCSM_API int lcsm_backend_fft_threshold(const lcsm_backend *backend);
 /** Message of the last failure of a call on this backend (or of a model load on it). */
 LCSM_API const char *lcsm_backend_last_error(const lcsm_backend *backend);
 
+/** One device a backend can run on (see lcsm_list_devices). */
+typedef struct lcsm_device_info {
+    int index;              /* what lcsm_backend_options.device / LCSM_DEVICE accept ("3") */
+    int platform, device;   /* also accepted as "platform:device" ("0:1") */
+    char platform_name[128];
+    char name[128];
+    char type[16];          /* "gpu", "cpu", "accelerator" or "other" */
+    char version[128];      /* e.g. "OpenCL 3.0 CUDA" */
+    char driver[64];        /* driver version */
+    uint64_t global_mem_bytes;
+    int compute_units;
+    int max_clock_mhz;
+} lcsm_device_info;
+
+/** Lists the devices of backend `name` ("cpu", "opencl"): fills up to `cap`
+ *  entries of `out` (may be NULL when cap is 0) and sets *count to the number of
+ *  devices. LCSM_ERR_NO_BACKEND when the backend is not compiled in or finds no
+ *  platform (the message says which). */
+LCSM_API lcsm_status lcsm_list_devices(const char *name, lcsm_device_info *out, int cap, int *count);
+
 /* ------------------------------------------------------------------ model */
 
 typedef struct lcsm_model lcsm_model;

@@ -9,17 +9,40 @@
 lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backend **out);
 #ifdef LCSM_WITH_OPENCL
 lcsm_status lcsm_cl_backend_create(const lcsm_backend_options *opt, lcsm_backend **out);
+lcsm_status lcsm_cl_list_devices(lcsm_device_info *out, int cap, int *count);
 #endif
+lcsm_status lcsm_cpu_list_devices(lcsm_device_info *out, int cap, int *count);
 
 static const struct {
     const char *name;
     lcsm_backend_factory create;
+    lcsm_backend_lister list;
 } registry[] = {
-    {"cpu", lcsm_cpu_backend_create},
+    {"cpu", lcsm_cpu_backend_create, lcsm_cpu_list_devices},
 #ifdef LCSM_WITH_OPENCL
-    {"opencl", lcsm_cl_backend_create},
+    {"opencl", lcsm_cl_backend_create, lcsm_cl_list_devices},
 #endif
 };
+
+#ifdef LCSM_WITH_OPENCL
+#define COMPILED_IN "cpu, opencl"
+#else
+#define COMPILED_IN "cpu"
+#endif
+
+lcsm_status lcsm_list_devices(const char *name, lcsm_device_info *out, int cap, int *count)
+{
+    if (!count || cap < 0 || (cap > 0 && !out))
+        return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "lcsm_list_devices: NULL count, or NULL out with cap > 0");
+    *count = 0;
+    if (!name)
+        name = "cpu";
+    for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
+        if (!strcasecmp(name, registry[i].name))
+            return registry[i].list(out, cap, count);
+    return lcsm__fail(NULL, 0, LCSM_ERR_NO_BACKEND, "no backend named '%s' in this build (have: %s)", name,
+                      COMPILED_IN);
+}
 
 void lcsm_backend_options_default(lcsm_backend_options *opt)
 {
@@ -49,13 +72,8 @@ lcsm_status lcsm_backend_create(const char *name, const lcsm_backend_options *op
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
         if (!strcasecmp(name, registry[i].name))
             return registry[i].create(opt, out);
-    return lcsm__fail(NULL, 0, LCSM_ERR_NO_BACKEND, "no backend named '%s' in this build (have: cpu%s)", name,
-#ifdef LCSM_WITH_OPENCL
-                      ", opencl"
-#else
-                      ""
-#endif
-    );
+    return lcsm__fail(NULL, 0, LCSM_ERR_NO_BACKEND, "no backend named '%s' in this build (have: %s)", name,
+                      COMPILED_IN);
 }
 
 void lcsm_backend_destroy(lcsm_backend *be)

@@ -137,6 +137,11 @@ typedef struct lcsm_backend_ops {
      * block_conv on them needs no allocation. The engine calls it under the
      * model's lock (several sessions of one model may be created at once). */
     lcsm_status (*filters_prepare)(lcsm_backend *be, lcsm_filters *f, int max_tile);
+    /* Optional (NULL = nothing to do): makes what a session of this geometry needs
+     * for tiles up to max_tile (FFT plans, scratch), so no step creates any. Called
+     * after filters_prepare, under the model's lock. */
+    lcsm_status (*session_prepare)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
+                                   int max_tile);
     void (*filters_destroy)(lcsm_backend *be, lcsm_filters *f);
     size_t (*filters_bytes)(const lcsm_filters *f);
 
@@ -153,5 +158,7 @@ struct lcsm_backend {
 
 /* The backends compiled in; each returns LCSM_OK and a backend, or an error. */
 typedef lcsm_status (*lcsm_backend_factory)(const lcsm_backend_options *opt, lcsm_backend **out);
+/* Lists a backend's devices: fills up to cap entries, sets *count to how many exist. */
+typedef lcsm_status (*lcsm_backend_lister)(lcsm_device_info *out, int cap, int *count);
 
 #endif /* LCSM_BACKEND_H */

@@ -118,7 +118,10 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     /* Spectra for every tile size this session can run, made now, not per step. */
     if (opt.algo == LCSM_ALGO_FLASH) {
         pthread_mutex_lock(&m->lock);
-        st = s->be->ops->filters_prepare(s->be, m->filters, lcsm_schedule_max_tile(0, L));
+        int max_tile = lcsm_schedule_max_tile(0, L);
+        st = s->be->ops->filters_prepare(s->be, m->filters, max_tile);
+        if (st == LCSM_OK && s->be->ops->session_prepare)
+            st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, max_tile);
         pthread_mutex_unlock(&m->lock);
         if (st != LCSM_OK) {
             RELAY(s, st);

@@ -4,6 +4,7 @@
  *   lcsm generate     sample DNA from a model (the built-in one without -m)
  *   lcsm info         print a model's shape, size and the memory a session needs
  *   lcsm make-model   write a model with random weights to a directory
+ *   lcsm devices      list the devices of every compiled-in backend
  *   lcsm version      print the library version
  *
  * It uses only the public API (include/lcsm.h), so it doubles as an example.
@@ -47,6 +48,7 @@ typedef struct cli_args {
     /* generate, info */
     const char *model_dir; /* NULL: the built-in default model */
     const char *backend;   /* NULL: $LCSM_BACKEND, else "cpu" */
+    const char *device;    /* NULL: $LCSM_DEVICE, else the backend's first GPU */
     /* generate */
     const char *prompt; /* NULL or "": the single token [CLS] */
     int n_predict;
@@ -90,6 +92,8 @@ static const opt_def generate_opts[] = {
     {"-n", "--n-predict", OPT_INT, FIELD(n_predict), 0, INT_MAX, false, "N", "new tokens per sequence (default 64)"},
     {NULL, "--algo", OPT_ALGO, FIELD(algo), NO_RANGE, "NAME", "lazy | eager | flash (default flash)"},
     {NULL, "--backend", OPT_STR, FIELD(backend), NO_RANGE, "NAME", "compute backend (default $LCSM_BACKEND, else cpu)"},
+    {NULL, "--device", OPT_STR, FIELD(device), NO_RANGE, "DEV",
+     "device of a GPU backend: index, platform:device or name part (default $LCSM_DEVICE, else the first GPU)"},
     {NULL, "--batch", OPT_INT, FIELD(batch), 1, 65536, false, "B", "sequences generated together (default 1)"},
     {NULL, "--temp", OPT_FLOAT, FIELD(temp), 0, FLT_MAX, false, "T", "sampling temperature; 0 = greedy (default 1.0)"},
     {NULL, "--top-k", OPT_INT, FIELD(top_k), 0, INT_MAX, false, "K", "keep the K most likely tokens; 0 = all (default 0)"},
@@ -106,6 +110,12 @@ static const opt_def generate_opts[] = {
 static const opt_def info_opts[] = {
     {"-m", "--model", OPT_STR, FIELD(model_dir), NO_RANGE, "DIR", "model directory; default: the built-in model"},
     {NULL, "--backend", OPT_STR, FIELD(backend), NO_RANGE, "NAME", "compute backend (default $LCSM_BACKEND, else cpu)"},
+    {NULL, "--device", OPT_STR, FIELD(device), NO_RANGE, "DEV",
+     "device of a GPU backend: index, platform:device or name part (default $LCSM_DEVICE, else the first GPU)"},
+};
+
+static const opt_def devices_opts[] = {
+    {NULL, "--backend", OPT_STR, FIELD(backend), NO_RANGE, "NAME", "only this backend (default: all compiled in)"},
 };
 
 static const opt_def make_model_opts[] = {
@@ -122,6 +132,7 @@ static const opt_def make_model_opts[] = {
 static int cmd_generate(const cli_args *a);
 static int cmd_info(const cli_args *a);
 static int cmd_make_model(const cli_args *a);
+static int cmd_devices(const cli_args *a);
 static int cmd_version(const cli_args *a);
 
 static void generate_defaults(cli_args *a)
@@ -159,6 +170,8 @@ static const command commands[] = {
     {"info", NULL, "print a model's configuration, size and memory needs", OPTS(info_opts), NULL, cmd_info},
     {"make-model", "DIR", "write a model with random weights to DIR", OPTS(make_model_opts), make_model_defaults,
      cmd_make_model},
+    {"devices", NULL, "list the devices of the backends (platform, memory, compute units)", OPTS(devices_opts), NULL,
+     cmd_devices},
     {"version", NULL, "print the library version", NULL, 0, NULL, cmd_version},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -399,11 +412,12 @@ static const char *backend_name(const cli_args *a)
     return env && *env ? env : "cpu";
 }
 
-static lcsm_status open_backend(const char *name, int threads, lcsm_backend **out)
+static lcsm_status open_backend(const char *name, const char *device, int threads, lcsm_backend **out)
 {
     lcsm_backend_options bo;
     lcsm_backend_options_default(&bo);
     bo.n_threads = threads;
+    bo.device = device;
     return lcsm_backend_create(name, &bo, out);
 }
 
@@ -525,8 +539,12 @@ static int cmd_generate(const cli_args *a)
         memcpy(prompt + b * (size_t)plen, prompt1, (size_t)plen * sizeof *prompt);
 
     const double t_load = now_s();
-    if ((st = open_backend(backend_name(a), a->threads, &be)) != LCSM_OK ||
-        (st = open_model(be, a->model_dir, a->shift, &model)) != LCSM_OK) {
+    if ((st = open_backend(backend_name(a), a->device, a->threads, &be)) != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+    const double backend_s = now_s() - t_load;
+    if ((st = open_model(be, a->model_dir, a->shift, &model)) != LCSM_OK) {
         rc = lib_error(st);
         goto done;
     }
@@ -547,11 +565,13 @@ static int cmd_generate(const cli_args *a)
      * tokens; keeping to A C G T makes its output read as DNA. */
     sp.token_lo = a->all_tokens ? 0 : TOKEN_A;
     sp.token_hi = a->all_tokens ? 0 : TOKEN_T + 1;
+    const double t_sess = now_s();
     if ((st = lcsm_model_get_info(model, &mi)) != LCSM_OK || (st = lcsm_session_create(model, &so, &sess)) != LCSM_OK ||
         (st = lcsm_session_set_sampler(sess, &sp)) != LCSM_OK) {
         rc = lib_error(st);
         goto done;
     }
+    const double session_s = now_s() - t_sess;
 
     const double t0 = now_s();
     st = lcsm_generate(sess, prompt, plen, a->n_predict, out);
@@ -575,6 +595,10 @@ static int cmd_generate(const cli_args *a)
         goto done;
     }
     print_generate_summary(a, be, &mi, plen, max_len, load_s, total_s, &stats);
+    /* Start-up split: backend (device, kernel build or cache), model (weights,
+     * filters, tile spectra and their FFT plans), session (state, plans). */
+    fprintf(stderr, "lcsm: start-up   %10.2f ms (backend %.2f, model %.2f, session %.2f)\n",
+            1e3 * (load_s + session_s), 1e3 * backend_s, 1e3 * (load_s - backend_s), 1e3 * session_s);
 
 done:
     /* Sessions before their model, models before their backend (lcsm.h). */
@@ -634,7 +658,7 @@ static int cmd_info(const cli_args *a)
     lcsm_model_options mo;
     lcsm_model_options_default(&mo);
     lcsm_model_info mi;
-    if ((st = open_backend(backend_name(a), 0, &be)) != LCSM_OK ||
+    if ((st = open_backend(backend_name(a), a->device, 0, &be)) != LCSM_OK ||
         (st = open_model(be, a->model_dir, mo.filter_shift, &model)) != LCSM_OK ||
         (st = lcsm_model_get_info(model, &mi)) != LCSM_OK) {
         rc = lib_error(st);
@@ -699,7 +723,7 @@ static int cmd_make_model(const cli_args *a)
         cfg.l_max = a->l_max;
 
     lcsm_model_info mi;
-    if ((st = open_backend("cpu", 0, &be)) != LCSM_OK ||
+    if ((st = open_backend("cpu", NULL, 0, &be)) != LCSM_OK ||
         (st = lcsm_model_create_random(be, &cfg, a->seed, NULL, &model)) != LCSM_OK ||
         (st = lcsm_model_save(model, a->out_dir)) != LCSM_OK || (st = lcsm_model_get_info(model, &mi)) != LCSM_OK) {
         rc = lib_error(st);
@@ -715,6 +739,51 @@ done:
     lcsm_model_destroy(model);
     lcsm_backend_destroy(be);
     return rc;
+}
+
+/* -------------------------------------------------------------- devices */
+
+static int list_backend_devices(const char *name, bool quiet_if_absent)
+{
+    int n = 0;
+    lcsm_status st = lcsm_list_devices(name, NULL, 0, &n);
+    if (st != LCSM_OK) {
+        if (quiet_if_absent && st == LCSM_ERR_NO_BACKEND) {
+            printf("%s: none (%s)\n", name, lcsm_last_error());
+            return 0;
+        }
+        return lib_error(st);
+    }
+    lcsm_device_info *d = alloc_array((size_t)n, sizeof *d);
+    if (!d)
+        return out_of_memory("device list");
+    if ((st = lcsm_list_devices(name, d, n, &n)) != LCSM_OK) {
+        free(d);
+        return lib_error(st);
+    }
+    for (int i = 0; i < n; i++) {
+        printf("%s device %d (platform %d, device %d): %s\n", name, d[i].index, d[i].platform, d[i].device, d[i].name);
+        printf("    platform %s; type %s; %.1f GiB; %d compute units", d[i].platform_name, d[i].type,
+               (double)d[i].global_mem_bytes / (1u << 30), d[i].compute_units);
+        if (d[i].max_clock_mhz)
+            printf(" at %d MHz", d[i].max_clock_mhz);
+        if (*d[i].version || *d[i].driver)
+            printf("; %s, driver %s", d[i].version, d[i].driver);
+        printf("\n");
+    }
+    free(d);
+    return 0;
+}
+
+static int cmd_devices(const cli_args *a)
+{
+    static const char *const all[] = {"cpu", "opencl"};
+    int rc = 0;
+    if (a->backend)
+        rc = list_backend_devices(a->backend, false);
+    for (size_t i = 0; !a->backend && i < sizeof all / sizeof all[0] && !rc; i++)
+        rc = list_backend_devices(all[i], true);
+    return finish_stdout(rc);
 }
 
 /* -------------------------------------------------------------- version */

@@ -1,0 +1,46 @@
+#!/bin/bash
+# The GPU run (issue 3): on a machine with the NVIDIA OpenCL driver but no
+# packages (the lent H100), bring the ICD loader and -dev packages from .debs/
+# (see ../shared/device/opencl-on-gpu.sh), build with the OpenCL backend, run the
+# whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
+# decode benchmark. Logs go to $OUT (or ./gpu-out).
+#   .ci/gpu.sh [test|cli|bench|all]...   (default: all)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-out}
+mkdir -p "$out"
+source .debs/opencl-on-gpu.sh > "$out/clinfo.txt" 2>&1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu.txt" 2>&1
+export LCSM_CACHE_DIR=$PWD/build-gpu/cache
+build() {
+  cmake -S . -B build-gpu -DLCSM_OPENCL=ON -DCMAKE_BUILD_TYPE=Release > "$out/configure.txt" 2>&1 &&
+    cmake --build build-gpu -j16 > "$out/build.txt" 2>&1 || { tail -40 "$out/configure.txt" "$out/build.txt"; exit 1; }
+}
+run_tests() {
+  ctest --test-dir build-gpu --output-on-failure -j4 > "$out/ctest.txt" 2>&1
+  tail -40 "$out/ctest.txt"
+}
+run_cli() {
+  rm -rf "$LCSM_CACHE_DIR/cli"
+  for i in 1 2; do
+    LCSM_CACHE_DIR=$LCSM_CACHE_DIR/cli ./build-gpu/tools/lcsm generate --backend opencl -n 256 > /dev/null 2> "$out/cli-$i.txt"
+    grep -E "backend|start-up|total" "$out/cli-$i.txt"
+  done
+  ./build-gpu/tools/lcsm devices | tee "$out/devices.txt"
+}
+run_bench() {
+  ./build-gpu/bench/lcsm-bench-decode --backend opencl --models 768x12 --batches 1 --lens 4096 --algos lazy,flash \
+    --flash-lens none --json "$out/bench-4k.json" | tee "$out/bench-4k.txt"
+  ./build-gpu/bench/lcsm-bench-decode --backend opencl --models 768x12 --batches 8 --lens 65536 --algos lazy,flash \
+    --flash-lens none --json "$out/bench-64k.json" | tee "$out/bench-64k.txt"
+}
+build
+[ $# -eq 0 ] && set -- all
+for what in "$@"; do
+  case $what in
+    test) run_tests ;;
+    cli) run_cli ;;
+    bench) run_bench ;;
+    all) run_tests; run_cli; run_bench ;;
+  esac
+done

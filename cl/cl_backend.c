@@ -1,0 +1,575 @@
+/*
+ * The OpenCL backend: device choice, context and queue, our kernels (compiled
+ * into the library, built through the binary cache), buffers, VkFFT plans, and
+ * the operation table. One in-order queue; ops enqueue without waiting, read()
+ * waits. A mutex serialises launches (kernel arguments are per kernel object)
+ * and the shared scratch, so sessions may run on several threads.
+ */
+#include "cl_backend.h"
+#include "cl_cache.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* The .cl files of cl/, embedded at build time (cmake/embed_cl.cmake). */
+extern const char lcsm_cl_kernels[];
+extern const size_t lcsm_cl_kernels_len;
+
+static const char *const kernel_names[K_COUNT] = {
+    [K_EMBED] = "embed",
+    [K_LAYERNORM] = "layernorm",
+    [K_GEMV] = "gemv",
+    [K_GEMM] = "gemm",
+    [K_SHORTCONV_SEQ] = "shortconv_seq",
+    [K_CONV_STATE_SEQ] = "conv_state_seq",
+    [K_GATE_SEQ] = "gate_seq",
+    [K_LAZY_PARTIAL] = "lazy_partial",
+    [K_HYENA_STEP] = "hyena_step",
+    [K_BLOCK_DIRECT] = "block_direct",
+    [K_LONG_DIRECT] = "long_direct",
+    [K_FFT_GATHER] = "fft_gather",
+    [K_FFT_MAC] = "fft_mac",
+    [K_FFT_SCATTER] = "fft_scatter",
+};
+
+/* Default FFT tile threshold: direct tiles are cheap on a GPU up to here. */
+#define CL_DEFAULT_THRESHOLD_GPU 128
+#define CL_DEFAULT_THRESHOLD_CPU 64
+
+lcsm_status clb_check(cl_backend *cb, cl_int err, const char *what)
+{
+    if (err == CL_SUCCESS)
+        return LCSM_OK;
+    lcsm_status st = (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ||
+                      err == CL_OUT_OF_HOST_MEMORY)
+                         ? LCSM_ERR_OUT_OF_MEMORY
+                         : LCSM_ERR_BACKEND;
+    return LCSM_FAIL_BE(&cb->base, st, "opencl: %s failed: %s (%d)", what, lcsm_cl_error_name(err), (int)err);
+}
+
+lcsm_status clb_mem(cl_backend *cb, size_t bytes, const char *what, cl_mem *out)
+{
+    *out = NULL;
+    if (bytes == 0)
+        bytes = 4;
+    if (bytes > cb->max_alloc)
+        return LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY,
+                            "opencl: %s needs %zu bytes in one buffer; the device allows %llu", what, bytes,
+                            (unsigned long long)cb->max_alloc);
+    cl_int e;
+    cl_mem m = clCreateBuffer(cb->ctx, CL_MEM_READ_WRITE, bytes, NULL, &e);
+    if (e != CL_SUCCESS)
+        return LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY, "opencl: cannot allocate %zu bytes for %s: %s (%d)",
+                            bytes, what, lcsm_cl_error_name(e), (int)e);
+    *out = m;
+    return LCSM_OK;
+}
+
+lcsm_status clb_scratch(cl_backend *cb, cl_scratch *s, size_t bytes, const char *what)
+{
+    if (s->bytes >= bytes)
+        return LCSM_OK;
+    cl_mem m;
+    /* Drain the queue before dropping the old buffer only matters to the driver,
+     * which keeps it alive until queued users finish (OpenCL's retain rules). */
+    lcsm_status st = clb_mem(cb, bytes, what, &m);
+    if (st != LCSM_OK)
+        return st;
+    if (s->mem)
+        clReleaseMemObject(s->mem);
+    s->mem = m;
+    s->bytes = bytes;
+    return LCSM_OK;
+}
+
+lcsm_status clb_plan(cl_backend *cb, int n, int batch, clfft_plan **out)
+{
+    for (int i = 0; i < cb->n_plans; i++)
+        if (clfft_plan_n(cb->plans[i]) == n && clfft_plan_batch(cb->plans[i]) == batch) {
+            *out = cb->plans[i];
+            return LCSM_OK;
+        }
+    clfft_plan **grown = lcsm__realloc(cb->plans, (size_t)(cb->n_plans + 1) * sizeof *grown);
+    if (!grown)
+        return LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY, "opencl: plan table");
+    cb->plans = grown;
+    double t0 = lcsm__now();
+    lcsm_status st = clfft_plan_create(cb->ctx, cb->device, cb->queue, n, batch, cb->fft_real.mem, cb->fft_cplx.mem,
+                                       &cb->plans[cb->n_plans], cb->base.last_error, sizeof cb->base.last_error);
+    cb->plan_s += lcsm__now() - t0;
+    if (st != LCSM_OK)
+        return lcsm__relay(cb->base.last_error, sizeof cb->base.last_error, st, cb->base.last_error);
+    *out = cb->plans[cb->n_plans++];
+    return LCSM_OK;
+}
+
+lcsm_status clb_launch(cl_backend *cb, clk_id k, int dims, const size_t *global, const size_t *local,
+                       const cl_arg *args, int n_args)
+{
+    for (size_t d = 0; d < (size_t)dims; d++)
+        if (global[d] == 0)
+            return LCSM_OK; /* nothing to do (OpenCL 1.2 rejects empty ranges) */
+    for (int i = 0; i < n_args; i++) {
+        cl_int e = clSetKernelArg(cb->k[k], (cl_uint)i, args[i].size, args[i].ptr);
+        if (e != CL_SUCCESS)
+            return LCSM_FAIL_BE(&cb->base, LCSM_ERR_BACKEND, "opencl: clSetKernelArg(%s, %d) failed: %s (%d)",
+                                kernel_names[k], i, lcsm_cl_error_name(e), (int)e);
+    }
+    cl_int e = clEnqueueNDRangeKernel(cb->queue, cb->k[k], (cl_uint)dims, NULL, global, local, 0, NULL, NULL);
+    if (e != CL_SUCCESS)
+        return LCSM_FAIL_BE(&cb->base,
+                            e == CL_MEM_OBJECT_ALLOCATION_FAILURE || e == CL_OUT_OF_RESOURCES ? LCSM_ERR_OUT_OF_MEMORY
+                                                                                              : LCSM_ERR_BACKEND,
+                            "opencl: launching %s failed: %s (%d)", kernel_names[k], lcsm_cl_error_name(e), (int)e);
+    return LCSM_OK;
+}
+
+/* ---- memory ops of the table */
+
+static lcsm_status cl_alloc(lcsm_backend *be, size_t bytes, lcsm_buf **out)
+{
+    cl_backend *cb = (cl_backend *)be;
+    lcsm_buf *b = lcsm__malloc(sizeof *b);
+    if (!b)
+        return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "opencl: buffer handle");
+    lcsm_status st = clb_mem(cb, bytes, "a buffer", &b->mem);
+    if (st != LCSM_OK) {
+        lcsm__free(b);
+        return st;
+    }
+    b->n = bytes / sizeof(float);
+    *out = b;
+    return LCSM_OK;
+}
+
+static void cl_release(lcsm_backend *be, lcsm_buf *b)
+{
+    (void)be;
+    if (b) {
+        clReleaseMemObject(b->mem);
+        lcsm__free(b);
+    }
+}
+
+static lcsm_status check_range(lcsm_backend *be, lcsm_ref r, size_t n, const char *what)
+{
+    if (!r.buf || r.off > r.buf->n || n > r.buf->n - r.off)
+        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "opencl: %s of %zu floats at %zu outside the buffer", what,
+                            n, r.off);
+    return LCSM_OK;
+}
+
+static lcsm_status cl_write(lcsm_backend *be, lcsm_ref dst, const float *src, size_t n)
+{
+    cl_backend *cb = (cl_backend *)be;
+    lcsm_status st = check_range(be, dst, n, "write");
+    if (st != LCSM_OK || !n)
+        return st;
+    pthread_mutex_lock(&cb->lock);
+    st = clb_check(cb,
+                   clEnqueueWriteBuffer(cb->queue, dst.buf->mem, CL_TRUE, dst.off * sizeof(float), n * sizeof(float),
+                                        src, 0, NULL, NULL),
+                   "clEnqueueWriteBuffer");
+    pthread_mutex_unlock(&cb->lock);
+    return st;
+}
+
+static lcsm_status cl_read(lcsm_backend *be, lcsm_ref src, float *dst, size_t n)
+{
+    cl_backend *cb = (cl_backend *)be;
+    lcsm_status st = check_range(be, src, n, "read");
+    if (st != LCSM_OK || !n)
+        return st;
+    /* Enqueue under the lock, wait outside it: other threads keep enqueuing. */
+    cl_event ev = NULL;
+    pthread_mutex_lock(&cb->lock);
+    st = clb_check(cb,
+                   clEnqueueReadBuffer(cb->queue, src.buf->mem, CL_FALSE, src.off * sizeof(float), n * sizeof(float),
+                                       dst, 0, NULL, &ev),
+                   "clEnqueueReadBuffer");
+    if (st == LCSM_OK)
+        clFlush(cb->queue);
+    pthread_mutex_unlock(&cb->lock);
+    if (st == LCSM_OK) {
+        cl_int e = clWaitForEvents(1, &ev);
+        cl_int status = CL_COMPLETE;
+        clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+        if (e == CL_SUCCESS && status < 0)
+            e = status; /* an earlier command of the queue failed */
+        st = clb_check(cb, e, "a queued operation (reported at read)");
+    }
+    if (ev)
+        clReleaseEvent(ev);
+    return st;
+}
+
+static lcsm_status cl_zero(lcsm_backend *be, lcsm_ref dst, size_t n)
+{
+    cl_backend *cb = (cl_backend *)be;
+    lcsm_status st = check_range(be, dst, n, "zero");
+    if (st != LCSM_OK || !n)
+        return st;
+    const float zero = 0.0f;
+    pthread_mutex_lock(&cb->lock);
+    st = clb_check(cb,
+                   clEnqueueFillBuffer(cb->queue, dst.buf->mem, &zero, sizeof zero, dst.off * sizeof(float),
+                                       n * sizeof(float), 0, NULL, NULL),
+                   "clEnqueueFillBuffer");
+    pthread_mutex_unlock(&cb->lock);
+    return st;
+}
+
+static void cl_destroy(lcsm_backend *be)
+{
+    cl_backend *cb = (cl_backend *)be;
+    if (cb->queue)
+        clFinish(cb->queue);
+    if (cb->ids_event)
+        clReleaseEvent(cb->ids_event);
+    for (int i = 0; i < cb->n_plans; i++)
+        clfft_plan_destroy(cb->plans[i]);
+    lcsm__free(cb->plans);
+    cl_scratch *sc[] = {&cb->fft_real, &cb->fft_cplx, &cb->fft_spec, &cb->lazy_part};
+    for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++)
+        if (sc[i]->mem)
+            clReleaseMemObject(sc[i]->mem);
+    cl_mem mems[] = {cb->dummy, cb->ids};
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
+        if (mems[i])
+            clReleaseMemObject(mems[i]);
+    lcsm__free(cb->ids_host);
+    for (int k = 0; k < K_COUNT; k++)
+        if (cb->k[k])
+            clReleaseKernel(cb->k[k]);
+    if (cb->program)
+        clReleaseProgram(cb->program);
+    if (cb->queue)
+        clReleaseCommandQueue(cb->queue);
+    if (cb->ctx)
+        clReleaseContext(cb->ctx);
+    pthread_mutex_destroy(&cb->lock);
+    lcsm__free(cb);
+}
+
+static const lcsm_backend_ops cl_ops = {
+    .name = "opencl",
+    .destroy = cl_destroy,
+    .alloc = cl_alloc,
+    .release = cl_release,
+    .write = cl_write,
+    .read = cl_read,
+    .zero = cl_zero,
+    .embed = cl_embed,
+    .layernorm = cl_layernorm,
+    .linear = cl_linear,
+    .shortconv_seq = cl_shortconv_seq,
+    .long_conv = cl_long_conv,
+    .gate_seq = cl_gate_seq,
+    .hyena_step = cl_hyena_step,
+    .block_conv = cl_block_conv,
+    .filters_create = cl_filters_create,
+    .filters_prepare = cl_filters_prepare,
+    .session_prepare = cl_session_prepare,
+    .filters_destroy = cl_filters_destroy,
+    .filters_bytes = cl_filters_bytes,
+};
+
+/* ---- devices */
+
+typedef struct cl_dev {
+    cl_platform_id platform;
+    cl_device_id device;
+    int p, d;
+} cl_dev;
+
+/* Every device of every platform, in (platform, device) order. */
+static lcsm_status enumerate(cl_dev **out, int *n_out, char *err, size_t errlen)
+{
+    cl_uint np = 0;
+    *out = NULL;
+    *n_out = 0;
+    cl_int e = clGetPlatformIDs(0, NULL, &np);
+    if (e == -1001 /* CL_PLATFORM_NOT_FOUND_KHR: the ICD loader found no driver */ || np == 0) {
+        snprintf(err, errlen, "opencl: no OpenCL platform found (is an ICD such as pocl-opencl-icd installed?)");
+        return LCSM_ERR_NO_BACKEND;
+    }
+    if (e != CL_SUCCESS) {
+        snprintf(err, errlen, "opencl: clGetPlatformIDs failed: %s (%d)", lcsm_cl_error_name(e), (int)e);
+        return LCSM_ERR_BACKEND;
+    }
+    cl_platform_id *ps = lcsm__calloc(np, sizeof *ps);
+    cl_dev *devs = NULL;
+    int n = 0;
+    if (!ps || clGetPlatformIDs(np, ps, NULL) != CL_SUCCESS) {
+        lcsm__free(ps);
+        snprintf(err, errlen, "opencl: cannot list platforms");
+        return LCSM_ERR_BACKEND;
+    }
+    for (cl_uint p = 0; p < np; p++) {
+        cl_uint nd = 0;
+        if (clGetDeviceIDs(ps[p], CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || nd == 0)
+            continue;
+        cl_device_id *ds = lcsm__calloc(nd, sizeof *ds);
+        cl_dev *grown = lcsm__realloc(devs, (size_t)(n + nd) * sizeof *devs);
+        if (!ds || !grown) {
+            lcsm__free(ds);
+            lcsm__free(grown ? grown : devs);
+            lcsm__free(ps);
+            snprintf(err, errlen, "opencl: out of memory listing devices");
+            return LCSM_ERR_OUT_OF_MEMORY;
+        }
+        devs = grown;
+        if (clGetDeviceIDs(ps[p], CL_DEVICE_TYPE_ALL, nd, ds, NULL) == CL_SUCCESS)
+            for (cl_uint d = 0; d < nd; d++)
+                devs[n++] = (cl_dev){ps[p], ds[d], (int)p, (int)d};
+        lcsm__free(ds);
+    }
+    lcsm__free(ps);
+    if (n == 0) {
+        lcsm__free(devs);
+        snprintf(err, errlen, "opencl: the OpenCL platforms have no devices");
+        return LCSM_ERR_NO_BACKEND;
+    }
+    *out = devs;
+    *n_out = n;
+    return LCSM_OK;
+}
+
+static void device_info(const cl_dev *d, int index, lcsm_device_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->index = index;
+    info->platform = d->p;
+    info->device = d->d;
+    clGetPlatformInfo(d->platform, CL_PLATFORM_NAME, sizeof info->platform_name - 1, info->platform_name, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_NAME, sizeof info->name - 1, info->name, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_VERSION, sizeof info->version - 1, info->version, NULL);
+    clGetDeviceInfo(d->device, CL_DRIVER_VERSION, sizeof info->driver - 1, info->driver, NULL);
+    cl_device_type type = 0;
+    cl_ulong mem = 0;
+    cl_uint cu = 0, mhz = 0;
+    clGetDeviceInfo(d->device, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
+    clGetDeviceInfo(d->device, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof mhz, &mhz, NULL);
+    snprintf(info->type, sizeof info->type, "%s",
+             type & CL_DEVICE_TYPE_GPU           ? "gpu"
+             : type & CL_DEVICE_TYPE_CPU         ? "cpu"
+             : type & CL_DEVICE_TYPE_ACCELERATOR ? "accelerator"
+                                                 : "other");
+    info->global_mem_bytes = mem;
+    info->compute_units = (int)cu;
+    info->max_clock_mhz = (int)mhz;
+}
+
+lcsm_status lcsm_cl_list_devices(lcsm_device_info *out, int cap, int *count)
+{
+    cl_dev *devs;
+    int n;
+    char err[256];
+    lcsm_status st = enumerate(&devs, &n, err, sizeof err);
+    if (st != LCSM_OK)
+        return lcsm__fail(NULL, 0, st, "%s", err);
+    for (int i = 0; i < n && i < cap; i++)
+        device_info(&devs[i], i, &out[i]);
+    *count = n;
+    lcsm__free(devs);
+    return LCSM_OK;
+}
+
+static int contains_nocase(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (!strncasecmp(hay, needle, n))
+            return 1;
+    return n == 0;
+}
+
+/* "3" (index in the listing), "0:1" (platform:device) or a name substring;
+ * NULL/"" = the first GPU, else the first device. */
+static lcsm_status choose(const cl_dev *devs, int n, const char *want, int *chosen, char *err, size_t errlen)
+{
+    if (!want || !*want) {
+        for (int i = 0; i < n; i++) {
+            cl_device_type t = 0;
+            clGetDeviceInfo(devs[i].device, CL_DEVICE_TYPE, sizeof t, &t, NULL);
+            if (t & CL_DEVICE_TYPE_GPU) {
+                *chosen = i;
+                return LCSM_OK;
+            }
+        }
+        *chosen = 0;
+        return LCSM_OK;
+    }
+    int p, d, used = 0;
+    if (sscanf(want, "%d:%d%n", &p, &d, &used) == 2 && want[used] == '\0') {
+        for (int i = 0; i < n; i++)
+            if (devs[i].p == p && devs[i].d == d) {
+                *chosen = i;
+                return LCSM_OK;
+            }
+        snprintf(err, errlen, "opencl: no device %d:%d (platform:device); see `lcsm devices`", p, d);
+        return LCSM_ERR_NO_BACKEND;
+    }
+    if (sscanf(want, "%d%n", &p, &used) == 1 && want[used] == '\0') {
+        if (p >= 0 && p < n) {
+            *chosen = p;
+            return LCSM_OK;
+        }
+        snprintf(err, errlen, "opencl: device index %d out of range (%d devices); see `lcsm devices`", p, n);
+        return LCSM_ERR_NO_BACKEND;
+    }
+    for (int i = 0; i < n; i++) {
+        lcsm_device_info info;
+        device_info(&devs[i], i, &info);
+        char full[300];
+        snprintf(full, sizeof full, "%s %s", info.platform_name, info.name);
+        if (contains_nocase(full, want)) {
+            *chosen = i;
+            return LCSM_OK;
+        }
+    }
+    snprintf(err, errlen, "opencl: no device matches '%s'; see `lcsm devices`", want);
+    return LCSM_ERR_NO_BACKEND;
+}
+
+/* Where caches live: the option, $LCSM_CACHE_DIR, $XDG_CACHE_HOME/lcsm, ~/.cache/lcsm. */
+static const char *cache_dir_of(const lcsm_backend_options *opt, char *buf, size_t cap)
+{
+    const char *env;
+    if (opt->cache_dir)
+        return opt->cache_dir;
+    if ((env = getenv("LCSM_CACHE_DIR")))
+        return env;
+    if ((env = getenv("XDG_CACHE_HOME")) && *env) {
+        snprintf(buf, cap, "%s/lcsm", env);
+        return buf;
+    }
+    if ((env = getenv("HOME")) && *env) {
+        snprintf(buf, cap, "%s/.cache/lcsm", env);
+        return buf;
+    }
+    return "";
+}
+
+static lcsm_status build_kernels(cl_backend *cb, const char *cache_dir)
+{
+    char options[128];
+    snprintf(options, sizeof options, "-cl-std=CL1.2 -DWG=%d", CL_WG);
+    clc_origin origin;
+    double t0 = lcsm__now();
+    lcsm_status st = clc_program_build(cb->ctx, cb->device, lcsm_cl_kernels, lcsm_cl_kernels_len, options, cache_dir,
+                                       &cb->program, &origin, cb->base.last_error, sizeof cb->base.last_error);
+    cb->compile_s = lcsm__now() - t0;
+    if (st != LCSM_OK)
+        return st;
+    cb->from_cache = origin == CLC_FROM_CACHE;
+    for (int k = 0; k < K_COUNT; k++) {
+        cl_int e;
+        cb->k[k] = clCreateKernel(cb->program, kernel_names[k], &e);
+        if (e != CL_SUCCESS)
+            return LCSM_FAIL_BE(&cb->base, LCSM_ERR_BACKEND, "opencl: clCreateKernel(%s) failed: %s (%d)",
+                                kernel_names[k], lcsm_cl_error_name(e), (int)e);
+    }
+    return LCSM_OK;
+}
+
+static lcsm_status open_device(cl_backend *cb, const lcsm_backend_options *opt, char *err, size_t errlen)
+{
+    cl_dev *devs;
+    int n, i;
+    lcsm_status st = enumerate(&devs, &n, err, errlen);
+    if (st != LCSM_OK)
+        return st;
+    const char *want = opt->device ? opt->device : getenv("LCSM_DEVICE");
+    st = choose(devs, n, want, &i, err, errlen);
+    if (st == LCSM_OK) {
+        cb->platform = devs[i].platform;
+        cb->device = devs[i].device;
+        lcsm_device_info info;
+        device_info(&devs[i], i, &info);
+        cb->is_cpu_device = !strcmp(info.type, "cpu");
+        cb->global_mem = info.global_mem_bytes;
+        snprintf(cb->base.description, sizeof cb->base.description, "OpenCL device %d: %.80s (%.60s, %.40s, %d CUs, %.1f GiB)",
+                 i, info.name, info.platform_name, info.driver, info.compute_units,
+                 (double)info.global_mem_bytes / (1 << 30));
+    }
+    lcsm__free(devs);
+    return st;
+}
+
+static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
+{
+    char err[512] = "";
+    lcsm_status st = open_device(cb, opt, err, sizeof err);
+    if (st != LCSM_OK)
+        return LCSM_FAIL_BE(&cb->base, st, "%s", err);
+    cl_int e;
+    cb->ctx = clCreateContext(NULL, 1, &cb->device, NULL, NULL, &e);
+    if ((st = clb_check(cb, e, "clCreateContext")) != LCSM_OK)
+        return st;
+    cb->queue = clCreateCommandQueue(cb->ctx, cb->device, 0, &e); /* in order: VkFFT needs it */
+    if ((st = clb_check(cb, e, "clCreateCommandQueue")) != LCSM_OK)
+        return st;
+    size_t max_wg = 0;
+    clGetDeviceInfo(cb->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
+    clGetDeviceInfo(cb->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof cb->max_alloc, &cb->max_alloc, NULL);
+    if (max_wg < CL_WG)
+        return LCSM_FAIL_BE(&cb->base, LCSM_ERR_BACKEND, "opencl: the device's work-groups (%zu) are below %d",
+                            max_wg, CL_WG);
+    /* FFT scratch per convolution: an eighth of the memory, within one allocation. */
+    cb->fft_budget = (size_t)(cb->global_mem / 16);
+    if (cb->fft_budget > cb->max_alloc / 2)
+        cb->fft_budget = (size_t)(cb->max_alloc / 2);
+    if (cb->fft_budget > ((size_t)512 << 20))
+        cb->fft_budget = (size_t)512 << 20;
+    cb->fft_max_n = CL_FFT_MAX_N;
+    const char *cap = getenv("LCSM_CL_FFT_MAX"); /* tests: exercise the blocked path with small sizes */
+    if (cap && *cap) {
+        int v = atoi(cap);
+        if (v < 4 || v > CL_FFT_MAX_N || (v & (v - 1)))
+            return LCSM_FAIL_BE(&cb->base, LCSM_ERR_INVALID_ARGUMENT,
+                                "LCSM_CL_FFT_MAX=%s is not a power of two in [4, %d]", cap, CL_FFT_MAX_N);
+        cb->fft_max_n = v;
+    }
+    if ((st = clb_mem(cb, 64, "placeholder", &cb->dummy)) != LCSM_OK)
+        return st;
+    char buf[1024];
+    return build_kernels(cb, cache_dir_of(opt, buf, sizeof buf));
+}
+
+lcsm_status lcsm_cl_backend_create(const lcsm_backend_options *opt, lcsm_backend **out)
+{
+    cl_backend *cb = lcsm__calloc(1, sizeof *cb);
+    if (!cb)
+        return lcsm__fail(NULL, 0, LCSM_ERR_OUT_OF_MEMORY, "opencl backend handle");
+    cb->base.ops = &cl_ops;
+    snprintf(cb->base.name, sizeof cb->base.name, "opencl");
+    pthread_mutex_init(&cb->lock, NULL);
+    lcsm_status st = setup(cb, opt);
+    if (st == LCSM_OK) {
+        const char *thr = getenv("LCSM_FFT_THRESHOLD");
+        int t = opt->fft_threshold;
+        if (!t && thr && *thr) {
+            t = atoi(thr);
+            if (t < 2 || (t & (t - 1)))
+                st = LCSM_FAIL_BE(&cb->base, LCSM_ERR_INVALID_ARGUMENT,
+                                  "LCSM_FFT_THRESHOLD=%s is not a power of two >= 2", thr);
+        }
+        cb->base.fft_threshold = t ? t : cb->is_cpu_device ? CL_DEFAULT_THRESHOLD_CPU : CL_DEFAULT_THRESHOLD_GPU;
+    }
+    if (st != LCSM_OK) {
+        lcsm__fail(NULL, 0, st, "%s", cb->base.last_error);
+        cl_destroy(&cb->base);
+        return st;
+    }
+    size_t len = strlen(cb->base.description);
+    snprintf(cb->base.description + len, sizeof cb->base.description - len, ", FFT tiles from U=%d, kernels %s",
+             cb->base.fft_threshold, cb->from_cache ? "cached" : "built");
+    *out = &cb->base;
+    return LCSM_OK;
+}

@@ -1,0 +1,123 @@
+/* The OpenCL backend's private types, shared by the files of cl/. */
+#ifndef LCSM_CL_BACKEND_H
+#define LCSM_CL_BACKEND_H
+
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+#include <pthread.h>
+
+#include "../src/internal.h"
+#include "cl_errors.h"
+#include "cl_fft.h"
+
+struct lcsm_buf {
+    cl_mem mem;
+    size_t n; /* floats */
+};
+
+/* The kernels of the .cl files, one table (names in cl_backend.c). */
+typedef enum clk_id {
+    K_EMBED, K_LAYERNORM, K_GEMV, K_GEMM, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
+    K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_COUNT
+} clk_id;
+
+#define CL_MAX_LOG2 31
+#define CL_WG 256 /* work-group size of the reduction kernels */
+
+/* A device scratch buffer that only grows. */
+typedef struct cl_scratch {
+    cl_mem mem;
+    size_t bytes;
+} cl_scratch;
+
+typedef struct cl_backend {
+    lcsm_backend base;
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context ctx;
+    cl_command_queue queue;
+    cl_program program;
+    cl_kernel k[K_COUNT];
+    int is_cpu_device;
+    cl_ulong max_alloc, global_mem;
+    size_t fft_budget;  /* bytes of FFT scratch one convolution may use */
+    int fft_max_n;      /* largest FFT (CL_FFT_MAX_N, or less for tests) */
+    pthread_mutex_t lock; /* kernels' arguments, scratch and plans: one op at a time */
+    cl_mem dummy;         /* bound where an optional buffer is absent */
+    cl_mem ids;           /* token ids of embed */
+    size_t ids_cap;
+    int32_t *ids_host;    /* staging: stays valid until the write completes */
+    cl_event ids_event;
+    cl_scratch fft_real, fft_cplx, fft_spec, lazy_part;
+    clfft_plan **plans; /* cache keyed by (n, batch) */
+    int n_plans;
+    double compile_s, plan_s; /* start-up costs, for the CLI's report */
+    int from_cache;
+} cl_backend;
+
+/* Block layout of an FFT convolution over segments of a filter, shared by the
+ * tile spectra (made at prepare time) and the runs (cl_conv.c). */
+typedef struct cl_tile_spec {
+    int S, P;       /* sub-block size (N = 2S) and blocks per tile side */
+    cl_mem mem;     /* [2P-1][GD][S+1] complex: segment d at index d + P - 1 */
+    size_t bytes;
+} cl_tile_spec;
+
+struct lcsm_filters {
+    int G, D, lh;
+    cl_mem hT;    /* time-major [lh][G*D] */
+    cl_mem dbias; /* [G*D] */
+    cl_mem h0d;   /* [G*D] h[0] + dbias */
+    cl_tile_spec spec[CL_MAX_LOG2 + 1];
+    size_t bytes;
+};
+
+/* Kernel arguments as compound literals: valid until the end of the enclosing
+ * block, which outlives the clb_launch call that reads them. */
+#define A_I32(x) {sizeof(cl_int), &(cl_int){(cl_int)(x)}}
+#define A_U64(x) {sizeof(cl_ulong), &(cl_ulong){(cl_ulong)(x)}}
+#define A_I64(x) {sizeof(cl_long), &(cl_long){(cl_long)(x)}}
+#define A_F32(x) {sizeof(cl_float), &(cl_float){(cl_float)(x)}}
+#define A_MEM(m) {sizeof(cl_mem), &(cl_mem){(m)}}
+#define A_REF(r) A_MEM((r).buf->mem), A_U64((r).off)
+#define N_ARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* cl_backend.c */
+/* Sets a kernel's arguments from a list and enqueues it (no wait). */
+typedef struct cl_arg {
+    size_t size;
+    const void *ptr;
+} cl_arg;
+lcsm_status clb_launch(cl_backend *cb, clk_id k, int dims, const size_t *global, const size_t *local,
+                       const cl_arg *args, int n_args);
+lcsm_status clb_check(cl_backend *cb, cl_int err, const char *what);
+lcsm_status clb_scratch(cl_backend *cb, cl_scratch *s, size_t bytes, const char *what);
+lcsm_status clb_plan(cl_backend *cb, int n, int batch, clfft_plan **out);
+lcsm_status clb_mem(cl_backend *cb, size_t bytes, const char *what, cl_mem *out);
+
+/* cl_dense.c */
+lcsm_status cl_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, int D, lcsm_ref out);
+lcsm_status cl_layernorm(lcsm_backend *be, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out, int rows, int D,
+                         float eps);
+lcsm_status cl_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int n_in,
+                      int n_out, int flags);
+lcsm_status cl_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int B, int len, int D,
+                             lcsm_ref x0, lcsm_ref a_tm, size_t a_stride, lcsm_ref state);
+lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref y_tm,
+                        size_t y_stride, lcsm_ref a_tm, size_t a_stride, lcsm_ref x0, lcsm_ref out);
+lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
+                          const lcsm_hyena_step_args *a);
+
+/* cl_conv.c */
+lcsm_status cl_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh,
+                              lcsm_filters **out);
+lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile);
+lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom, int max_tile);
+void cl_filters_destroy(lcsm_backend *be, lcsm_filters *f);
+size_t cl_filters_bytes(const lcsm_filters *f);
+lcsm_status cl_block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                          lcsm_ref acc, int in0, int n_in, int out0, int n_out);
+lcsm_status cl_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref a_tm,
+                         size_t a_stride, lcsm_ref y_tm, size_t y_stride, lcsm_ref acc, int acc_len);
+
+#endif

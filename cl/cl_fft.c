@@ -1,0 +1,215 @@
+/*
+ * Batched real FFTs through VkFFT 1.2.26 (see cl_fft.h and BACKEND-NOTES.md).
+ * The only translation unit that includes vkFFT.h (it takes ~13 s to compile).
+ */
+#include "cl_fft.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#define VKFFT_BACKEND 3 /* OpenCL */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#include <vkFFT.h>
+#pragma GCC diagnostic pop
+
+/* VkFFT keeps pointers to everything in its configuration: all of it lives here. */
+struct clfft_plan {
+    VkFFTApplication app;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;
+    cl_mem real, cplx;
+    uint64_t real_bytes, cplx_bytes;
+    /* Buffers given at launch. VkFFT notices a new buffer only when the *pointer*
+     * passed differs from the last one (VkFFTCheckUpdateBufferSet compares
+     * cl_mem*, not cl_mem), so a changed buffer goes through the other slot. */
+    cl_mem slot_real[2], slot_cplx[2];
+    int cur_real, cur_cplx;
+    int n, batch;
+};
+
+/* initializeVkFFT calls setlocale (process-global) and compiles kernels. */
+static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
+
+#define E(x) {x, #x}
+static const struct {
+    int code;
+    const char *name;
+} vk_names[] = {
+    E(VKFFT_SUCCESS), E(VKFFT_ERROR_MALLOC_FAILED), E(VKFFT_ERROR_INSUFFICIENT_CODE_BUFFER), 
+    E(VKFFT_ERROR_INSUFFICIENT_TEMP_BUFFER), E(VKFFT_ERROR_PLAN_NOT_INITIALIZED), 
+    E(VKFFT_ERROR_NULL_TEMP_PASSED), E(VKFFT_ERROR_INVALID_PHYSICAL_DEVICE), E(VKFFT_ERROR_INVALID_DEVICE), 
+    E(VKFFT_ERROR_INVALID_QUEUE), E(VKFFT_ERROR_INVALID_COMMAND_POOL), E(VKFFT_ERROR_INVALID_FENCE), 
+    E(VKFFT_ERROR_ONLY_FORWARD_FFT_INITIALIZED), E(VKFFT_ERROR_ONLY_INVERSE_FFT_INITIALIZED), 
+    E(VKFFT_ERROR_INVALID_CONTEXT), E(VKFFT_ERROR_INVALID_PLATFORM), 
+    E(VKFFT_ERROR_ENABLED_saveApplicationToString), E(VKFFT_ERROR_EMPTY_FILE), E(VKFFT_ERROR_EMPTY_FFTdim), 
+    E(VKFFT_ERROR_EMPTY_size), E(VKFFT_ERROR_EMPTY_bufferSize), E(VKFFT_ERROR_EMPTY_buffer), 
+    E(VKFFT_ERROR_EMPTY_tempBufferSize), E(VKFFT_ERROR_EMPTY_tempBuffer), E(VKFFT_ERROR_EMPTY_inputBufferSize), 
+    E(VKFFT_ERROR_EMPTY_inputBuffer), E(VKFFT_ERROR_EMPTY_outputBufferSize), E(VKFFT_ERROR_EMPTY_outputBuffer), 
+    E(VKFFT_ERROR_EMPTY_kernelSize), E(VKFFT_ERROR_EMPTY_kernel), E(VKFFT_ERROR_EMPTY_applicationString), 
+    E(VKFFT_ERROR_EMPRY_useCustomBluesteinPaddingPattern_arrays), E(VKFFT_ERROR_UNSUPPORTED_RADIX), 
+    E(VKFFT_ERROR_UNSUPPORTED_FFT_LENGTH), E(VKFFT_ERROR_UNSUPPORTED_FFT_LENGTH_R2C), 
+    E(VKFFT_ERROR_UNSUPPORTED_FFT_LENGTH_DCT), E(VKFFT_ERROR_UNSUPPORTED_FFT_OMIT), 
+    E(VKFFT_ERROR_FAILED_TO_ALLOCATE), E(VKFFT_ERROR_FAILED_TO_MAP_MEMORY), 
+    E(VKFFT_ERROR_FAILED_TO_ALLOCATE_COMMAND_BUFFERS), E(VKFFT_ERROR_FAILED_TO_BEGIN_COMMAND_BUFFER), 
+    E(VKFFT_ERROR_FAILED_TO_END_COMMAND_BUFFER), E(VKFFT_ERROR_FAILED_TO_SUBMIT_QUEUE), 
+    E(VKFFT_ERROR_FAILED_TO_WAIT_FOR_FENCES), E(VKFFT_ERROR_FAILED_TO_RESET_FENCES), 
+    E(VKFFT_ERROR_FAILED_TO_CREATE_DESCRIPTOR_POOL), E(VKFFT_ERROR_FAILED_TO_CREATE_DESCRIPTOR_SET_LAYOUT), 
+    E(VKFFT_ERROR_FAILED_TO_ALLOCATE_DESCRIPTOR_SETS), E(VKFFT_ERROR_FAILED_TO_CREATE_PIPELINE_LAYOUT), 
+    E(VKFFT_ERROR_FAILED_SHADER_PREPROCESS), E(VKFFT_ERROR_FAILED_SHADER_PARSE), 
+    E(VKFFT_ERROR_FAILED_SHADER_LINK), E(VKFFT_ERROR_FAILED_SPIRV_GENERATE), 
+    E(VKFFT_ERROR_FAILED_TO_CREATE_SHADER_MODULE), E(VKFFT_ERROR_FAILED_TO_CREATE_INSTANCE), 
+    E(VKFFT_ERROR_FAILED_TO_SETUP_DEBUG_MESSENGER), E(VKFFT_ERROR_FAILED_TO_FIND_PHYSICAL_DEVICE), 
+    E(VKFFT_ERROR_FAILED_TO_CREATE_DEVICE), E(VKFFT_ERROR_FAILED_TO_CREATE_FENCE), 
+    E(VKFFT_ERROR_FAILED_TO_CREATE_COMMAND_POOL), E(VKFFT_ERROR_FAILED_TO_CREATE_BUFFER), 
+    E(VKFFT_ERROR_FAILED_TO_ALLOCATE_MEMORY), E(VKFFT_ERROR_FAILED_TO_BIND_BUFFER_MEMORY), 
+    E(VKFFT_ERROR_FAILED_TO_FIND_MEMORY), E(VKFFT_ERROR_FAILED_TO_SYNCHRONIZE), E(VKFFT_ERROR_FAILED_TO_COPY), 
+    E(VKFFT_ERROR_FAILED_TO_CREATE_PROGRAM), E(VKFFT_ERROR_FAILED_TO_COMPILE_PROGRAM), 
+    E(VKFFT_ERROR_FAILED_TO_GET_CODE_SIZE), E(VKFFT_ERROR_FAILED_TO_GET_CODE), 
+    E(VKFFT_ERROR_FAILED_TO_DESTROY_PROGRAM), E(VKFFT_ERROR_FAILED_TO_LOAD_MODULE), 
+    E(VKFFT_ERROR_FAILED_TO_GET_FUNCTION), E(VKFFT_ERROR_FAILED_TO_SET_DYNAMIC_SHARED_MEMORY), 
+    E(VKFFT_ERROR_FAILED_TO_MODULE_GET_GLOBAL), E(VKFFT_ERROR_FAILED_TO_LAUNCH_KERNEL), 
+    E(VKFFT_ERROR_FAILED_TO_EVENT_RECORD), E(VKFFT_ERROR_FAILED_TO_ADD_NAME_EXPRESSION), 
+    E(VKFFT_ERROR_FAILED_TO_INITIALIZE), E(VKFFT_ERROR_FAILED_TO_SET_DEVICE_ID), 
+    E(VKFFT_ERROR_FAILED_TO_GET_DEVICE), E(VKFFT_ERROR_FAILED_TO_CREATE_CONTEXT), 
+    E(VKFFT_ERROR_FAILED_TO_CREATE_PIPELINE), E(VKFFT_ERROR_FAILED_TO_SET_KERNEL_ARG), 
+    E(VKFFT_ERROR_FAILED_TO_CREATE_COMMAND_QUEUE), E(VKFFT_ERROR_FAILED_TO_RELEASE_COMMAND_QUEUE), 
+    E(VKFFT_ERROR_FAILED_TO_ENUMERATE_DEVICES), E(VKFFT_ERROR_FAILED_TO_GET_ATTRIBUTE), 
+    E(VKFFT_ERROR_FAILED_TO_CREATE_EVENT), E(VKFFT_ERROR_FAILED_TO_CREATE_COMMAND_LIST), 
+    E(VKFFT_ERROR_FAILED_TO_DESTROY_COMMAND_LIST), E(VKFFT_ERROR_FAILED_TO_SUBMIT_BARRIER), 
+};
+#undef E
+
+const char *clfft_result_name(int result)
+{
+    for (size_t i = 0; i < sizeof vk_names / sizeof vk_names[0]; i++)
+        if (vk_names[i].code == result)
+            return vk_names[i].name;
+    return "unknown VkFFT error";
+}
+
+lcsm_status clfft_plan_create(cl_context ctx, cl_device_id dev, cl_command_queue queue, int n, int batch,
+                              cl_mem real, cl_mem cplx, clfft_plan **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (n < 2 || n > CL_FFT_MAX_N || (n & (n - 1)) || batch < 1) {
+        snprintf(err, errlen, "VkFFT plan: n=%d must be a power of two in [2, %d], batch=%d >= 1", n, CL_FFT_MAX_N,
+                 batch);
+        return LCSM_ERR_INVALID_ARGUMENT;
+    }
+    clfft_plan *p = lcsm__calloc(1, sizeof *p); /* zeroed, as VkFFT requires of the application */
+    if (!p) {
+        snprintf(err, errlen, "VkFFT plan: out of host memory");
+        return LCSM_ERR_OUT_OF_MEMORY;
+    }
+    p->device = dev;
+    p->context = ctx;
+    p->queue = queue;
+    p->real = p->slot_real[0] = real;
+    p->cplx = p->slot_cplx[0] = cplx;
+    p->n = n;
+    p->batch = batch;
+    p->real_bytes = (uint64_t)4 * n * batch;
+    p->cplx_bytes = (uint64_t)8 * (n / 2 + 1) * batch;
+
+    VkFFTConfiguration c;
+    memset(&c, 0, sizeof c);
+    c.FFTdim = 1;
+    c.size[0] = (uint64_t)n;
+    c.size[1] = c.size[2] = 1;
+    c.numberBatches = (uint64_t)batch;
+    c.performR2C = 1;
+    c.normalize = 1; /* inverse divides by n */
+    c.isInputFormatted = 1;
+    c.inverseReturnToInputBuffer = 1;
+    /* 1.2.x defaults the input stride to the padded complex one and then reads
+     * out of bounds (VkFFT#139): the real rows are exactly n apart. */
+    c.inputBufferStride[0] = c.inputBufferStride[1] = c.inputBufferStride[2] = (uint64_t)n;
+    c.specifyOffsetsAtLaunch = 1;
+    c.device = &p->device;
+    c.context = &p->context;
+    c.inputBuffer = &p->slot_real[0];
+    c.buffer = &p->slot_cplx[0];
+    c.inputBufferSize = &p->real_bytes;
+    c.bufferSize = &p->cplx_bytes;
+    c.bufferNum = c.inputBufferNum = 1;
+
+    pthread_mutex_lock(&plan_lock);
+    VkFFTResult r = initializeVkFFT(&p->app, c);
+    pthread_mutex_unlock(&plan_lock);
+    if (r != VKFFT_SUCCESS) {
+        snprintf(err, errlen, "VkFFT initializeVkFFT(n=%d, batch=%d) failed: %s (%d)", n, batch,
+                 clfft_result_name((int)r), (int)r);
+        pthread_mutex_lock(&plan_lock);
+        deleteVkFFT(&p->app);
+        pthread_mutex_unlock(&plan_lock);
+        lcsm__free(p);
+        return r == VKFFT_ERROR_MALLOC_FAILED ? LCSM_ERR_OUT_OF_MEMORY : LCSM_ERR_BACKEND;
+    }
+    *out = p;
+    return LCSM_OK;
+}
+
+/* The slot holding `m`: the current one if unchanged, else the other one. */
+static cl_mem *slot_for(cl_mem slots[2], int *cur, cl_mem m)
+{
+    if (slots[*cur] != m) {
+        *cur ^= 1;
+        slots[*cur] = m;
+    }
+    return &slots[*cur];
+}
+
+static lcsm_status append(clfft_plan *p, int inverse, cl_mem real, size_t real_off, cl_mem cplx, size_t cplx_off,
+                          char *err, size_t errlen)
+{
+    VkFFTLaunchParams lp;
+    memset(&lp, 0, sizeof lp);
+    lp.commandQueue = &p->queue;
+    lp.inputBuffer = slot_for(p->slot_real, &p->cur_real, real);
+    lp.buffer = slot_for(p->slot_cplx, &p->cur_cplx, cplx);
+    lp.inputBufferOffset = real_off;
+    lp.bufferOffset = cplx_off;
+    VkFFTResult r = VkFFTAppend(&p->app, inverse, &lp);
+    if (r != VKFFT_SUCCESS) {
+        snprintf(err, errlen, "VkFFT %s (n=%d, batch=%d) failed: %s (%d)", inverse < 0 ? "forward" : "inverse", p->n,
+                 p->batch, clfft_result_name((int)r), (int)r);
+        return LCSM_ERR_BACKEND;
+    }
+    return LCSM_OK;
+}
+
+lcsm_status clfft_forward(clfft_plan *p, cl_mem real, size_t real_off, cl_mem cplx, size_t cplx_off, char *err,
+                          size_t errlen)
+{
+    return append(p, -1, real, real_off, cplx, cplx_off, err, errlen);
+}
+
+lcsm_status clfft_inverse(clfft_plan *p, cl_mem cplx, size_t cplx_off, cl_mem real, size_t real_off, char *err,
+                          size_t errlen)
+{
+    return append(p, 1, real, real_off, cplx, cplx_off, err, errlen);
+}
+
+int clfft_plan_n(const clfft_plan *p) { return p->n; }
+int clfft_plan_batch(const clfft_plan *p) { return p->batch; }
+
+void clfft_plan_destroy(clfft_plan *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&plan_lock);
+    deleteVkFFT(&p->app);
+    pthread_mutex_unlock(&plan_lock);
+    lcsm__free(p);
+}
