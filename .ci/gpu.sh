@@ -10,15 +10,17 @@ cd "$(dirname "$0")/.."
 out=${OUT:-gpu-out}
 mkdir -p "$out"
 source .debs/opencl-on-gpu.sh > "$out/clinfo.txt" 2>&1
+# cJSON's CMake package names absolute /usr paths: point them into the sysroot.
+sed -i "s|\"/usr/|\"$LCSM_SYSROOT/usr/|g" "$LCSM_SYSROOT"/usr/lib/x86_64-linux-gnu/cmake/cJSON/*.cmake
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu.txt" 2>&1
 export LCSM_CACHE_DIR=$PWD/build-gpu/cache
 build() {
   cmake -S . -B build-gpu -DLCSM_OPENCL=ON -DCMAKE_BUILD_TYPE=Release > "$out/configure.txt" 2>&1 &&
-    cmake --build build-gpu -j16 > "$out/build.txt" 2>&1 || { tail -40 "$out/configure.txt" "$out/build.txt"; exit 1; }
+    cmake --build build-gpu -j16 > "$out/build.txt" 2>&1 || { tail -n 40 "$out/configure.txt" "$out/build.txt"; exit 1; }
 }
 run_tests() {
   ctest --test-dir build-gpu --output-on-failure -j4 > "$out/ctest.txt" 2>&1
-  tail -40 "$out/ctest.txt"
+  tail -n 40 "$out/ctest.txt"
 }
 run_cli() {
   rm -rf "$LCSM_CACHE_DIR/cli"
