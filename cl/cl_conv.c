@@ -7,7 +7,7 @@
  * square of a convolution is cut into S x S blocks; input block p reaches output
  * block q through the filter segment of offset d = q - p, whose spectrum (size
  * N = 2S) is known. Output block q = sum_p X_p * Spec_{q-p}: one inverse FFT per
- * output block. S is at most fft_max_n / 2, so no FFT exceeds 65536 points
+ * output block. S is at most fft_max_n / 2, so no FFT exceeds CL_FFT_MAX_N points
  * (PoCL + VkFFT crash above; BACKEND-NOTES.md) however long the tile or prompt.
  * Rows (columns of the time-major signals) go in chunks that fit the scratch
  * budget; a plan is made per (N, chunk rows) once and reused.

@@ -2,7 +2,7 @@
  * Batched real FFTs through VkFFT (the only part of lcsm that includes vkFFT.h).
  *
  * A plan transforms `batch` real sequences of n points (n a power of two,
- * 2 <= n <= 65536), stored contiguously (stride n floats) in a real buffer, to
+ * 2 <= n <= CL_FFT_MAX_N), stored contiguously (stride n floats) in a real buffer, to
  * and from rows of n/2+1 complex values (stride n/2+1, interleaved re/im floats)
  * in a complex buffer. Forward is unnormalised, inverse divides by n, so
  * inverse(forward(x)) == x. Buffers and byte offsets are given at every launch, so
@@ -17,9 +17,13 @@
 
 #include "../src/internal.h"
 
-/* Largest transform the backend makes: PoCL 3.1 + VkFFT 1.2.26 crash for R2C from
- * 131072 points (BACKEND-NOTES.md), and VkFFT falls behind cuFFT there anyway. */
-#define CL_FFT_MAX_N 65536
+/* Largest transform the backend makes. PoCL 3.1 + VkFFT 1.2.26 crash for R2C from
+ * 131072 points (BACKEND-NOTES.md), and on an H100 (NVIDIA 580 driver) a 65536-point
+ * C2R launched at a nonzero buffer offset returned wrong values (test_cl_fft;
+ * at offset 0 it was right): VkFFT splits such sizes into several passes there.
+ * 32768 points is one pass and right everywhere we ran; longer convolutions are
+ * cut into blocks (cl_conv.c). */
+#define CL_FFT_MAX_N 32768
 
 typedef struct clfft_plan clfft_plan;
 

@@ -37,7 +37,7 @@ static void drain(lcsm_pool *p, unsigned gen, int thread)
     unsigned long long v = atomic_load_explicit(&p->ticket, memory_order_acquire);
     for (;;) {
         if ((unsigned)(v >> 32) != gen ||
-            (int)(v & 0xffffffffu) >= atomic_load_explicit(&p->n_tasks, memory_order_relaxed))
+            (int)(v & 0xffffffffu) >= atomic_load_explicit(&p->n_tasks, memory_order_seq_cst))
             break;
         if (!atomic_compare_exchange_weak_explicit(&p->ticket, &v, v + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
@@ -138,14 +138,19 @@ void lcsm_pool_run(lcsm_pool *p, int n_tasks, lcsm_pool_fn fn, void *ctx)
         pthread_mutex_unlock(&p->run_lock);
         return;
     }
-    p->fn = fn;
-    p->ctx = ctx;
-    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed); /* published by the ticket */
-    atomic_store(&p->done_tasks, 0);
-    /* Publish the job, then wake whoever sleeps. */
     pthread_mutex_lock(&p->mu);
     unsigned gen = atomic_load(&p->generation) + 1;
-    atomic_store_explicit(&p->ticket, (unsigned long long)gen << 32, memory_order_release);
+    /* The new ticket goes first: a late worker of the previous job still holds an
+     * old ticket value, and once it can see the new (larger) n_tasks its
+     * compare-exchange must already fail. Publishing n_tasks first let such a
+     * worker take task n_old of the new job a second time (a tile added twice:
+     * seen as rare wrong results with many threads). */
+    atomic_store_explicit(&p->ticket, (unsigned long long)gen << 32, memory_order_seq_cst);
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store(&p->done_tasks, 0);
+    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_seq_cst);
+    /* Publish the job, then wake whoever sleeps. */
     atomic_store_explicit(&p->generation, gen, memory_order_release);
     if (atomic_load(&p->sleepers) > 0)
         pthread_cond_broadcast(&p->wake);

@@ -7,7 +7,7 @@
  *
  * Bounds: an fp32 FFT of n points has error ~ eps * log2(n) * |x|_2 per bin, so
  * relative to the largest bin magnitude (~sqrt(n) for uniform data) 1e-5 holds
- * up to 65536 points with margin (measured ~1e-7..1e-6). Exit 77 when no OpenCL
+ * up to CL_FFT_MAX_N points with margin (measured ~1e-7..1e-6). Exit 77 when no OpenCL
  * device exists.
  */
 #include "cl_fft.h"
@@ -123,16 +123,16 @@ int main(void)
     cl_int e;
     ctx = clCreateContext(NULL, 1, &dev, NULL, NULL, &e);
     q = clCreateCommandQueue(ctx, dev, 0, &e);
-    const int sizes[] = {2, 8, 256, 4096, 65536}, batches[] = {1, 3, 37};
+    const int sizes[] = {2, 8, 256, 4096, CL_FFT_MAX_N}, batches[] = {1, 3, 37};
     for (int i = 0; i < 5; i++)
         for (int j = 0; j < 3; j++)
-            if (sizes[i] < 65536 || batches[j] <= 3)
+            if (sizes[i] < CL_FFT_MAX_N || batches[j] <= 3)
                 check_size(&rng, sizes[i], batches[j]);
     /* bad arguments */
     char err[256];
     clfft_plan *p = NULL;
     cl_mem m = mk(1024);
-    const int bad_n[] = {0, 1, 3, 100, 131072};
+    const int bad_n[] = {0, 1, 3, 100, 2 * CL_FFT_MAX_N};
     for (int i = 0; i < 5; i++) {
         lcsm_status st = clfft_plan_create(ctx, dev, q, bad_n[i], 1, m, m, &p, err, sizeof err);
         CHECK(st == LCSM_ERR_INVALID_ARGUMENT && !p, "n=%d accepted", bad_n[i]);
