@@ -20,7 +20,7 @@ build() {
 }
 run_tests() {
   ctest --test-dir build-gpu --output-on-failure -j4 > "$out/ctest.txt" 2>&1
-  tail -n 40 "$out/ctest.txt"
+  grep -E "FAIL|tests passed|Failed|Skipped" "$out/ctest.txt" | head -40
 }
 run_cli() {
   rm -rf "$LCSM_CACHE_DIR/cli"
@@ -33,8 +33,14 @@ run_cli() {
 run_bench() {
   ./build-gpu/bench/lcsm-bench-decode --backend opencl --models 768x12 --batches 1 --lens 4096 --algos lazy,flash \
     --flash-lens none --json "$out/bench-4k.json" | tee "$out/bench-4k.txt"
+}
+run_bench64() { # lazy takes ~7 minutes here
   ./build-gpu/bench/lcsm-bench-decode --backend opencl --models 768x12 --batches 8 --lens 65536 --algos lazy,flash \
     --flash-lens none --json "$out/bench-64k.json" | tee "$out/bench-64k.txt"
+}
+run_flash64() {
+  ./build-gpu/bench/lcsm-bench-decode --backend opencl --models 768x12 --batches 8 --lens 4096 --algos flash \
+    --flash-lens 65536 --json "$out/flash-64k.json" | tee "$out/flash-64k.txt"
 }
 build
 [ $# -eq 0 ] && set -- all
@@ -43,6 +49,8 @@ for what in "$@"; do
     test) run_tests ;;
     cli) run_cli ;;
     bench) run_bench ;;
+    bench64) run_bench64 ;;
+    flash64) run_flash64 ;;
     all) run_tests; run_cli; run_bench ;;
   esac
 done

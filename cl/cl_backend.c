@@ -99,7 +99,7 @@ lcsm_status clb_plan(cl_backend *cb, int n, int batch, clfft_plan **out)
     double t0 = lcsm__now();
     lcsm_status st = clfft_plan_create(cb->ctx, cb->device, cb->queue, n, batch, cb->fft_real.mem, cb->fft_cplx.mem,
                                        &cb->plans[cb->n_plans], cb->base.last_error, sizeof cb->base.last_error);
-    cb->plan_s += lcsm__now() - t0;
+    cb->base.stats.plan_s += lcsm__now() - t0;
     if (st != LCSM_OK)
         return lcsm__relay(cb->base.last_error, sizeof cb->base.last_error, st, cb->base.last_error);
     *out = cb->plans[cb->n_plans++];
@@ -464,10 +464,10 @@ static lcsm_status build_kernels(cl_backend *cb, const char *cache_dir)
     double t0 = lcsm__now();
     lcsm_status st = clc_program_build(cb->ctx, cb->device, lcsm_cl_kernels, lcsm_cl_kernels_len, options, cache_dir,
                                        &cb->program, &origin, cb->base.last_error, sizeof cb->base.last_error);
-    cb->compile_s = lcsm__now() - t0;
+    cb->base.stats.kernel_build_s = lcsm__now() - t0;
     if (st != LCSM_OK)
         return st;
-    cb->from_cache = origin == CLC_FROM_CACHE;
+    cb->base.stats.kernels_from_cache = origin == CLC_FROM_CACHE;
     for (int k = 0; k < K_COUNT; k++) {
         cl_int e;
         cb->k[k] = clCreateKernel(cb->program, kernel_names[k], &e);
@@ -569,7 +569,7 @@ lcsm_status lcsm_cl_backend_create(const lcsm_backend_options *opt, lcsm_backend
     }
     size_t len = strlen(cb->base.description);
     snprintf(cb->base.description + len, sizeof cb->base.description - len, ", FFT tiles from U=%d, kernels %s",
-             cb->base.fft_threshold, cb->from_cache ? "cached" : "built");
+             cb->base.fft_threshold, cb->base.stats.kernels_from_cache ? "cached" : "built");
     *out = &cb->base;
     return LCSM_OK;
 }

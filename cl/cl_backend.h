@@ -51,8 +51,6 @@ typedef struct cl_backend {
     cl_scratch fft_real, fft_cplx, fft_spec, lazy_part;
     clfft_plan **plans; /* cache keyed by (n, batch) */
     int n_plans;
-    double compile_s, plan_s; /* start-up costs, for the CLI's report */
-    int from_cache;
 } cl_backend;
 
 /* Block layout of an FFT convolution over segments of a filter, shared by the

@@ -80,9 +80,13 @@ lcsm_status cpu_plan_get(cpu_backend *cb, int n, unsigned flags, const cpu_plan 
     if (grown)
         cb->plans = grown;
     if (!grown || !p) {
-        lcsm__free(p);
         st = LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY, "cpu: plan table");
-    } else if ((st = make_plan(cb, n, flags, p)) != LCSM_OK) {
+    } else {
+        double t0 = lcsm__now();
+        st = make_plan(cb, n, flags, p);
+        cb->base.stats.plan_s += lcsm__now() - t0;
+    }
+    if (st != LCSM_OK) {
         lcsm__free(p);
     } else {
         cb->plans[cb->n_plans++] = p;

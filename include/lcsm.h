@@ -120,6 +120,16 @@ LCSM_API int lcsm_backend_fft_threshold(const lcsm_backend *backend);
 /** Message of the last failure of a call on this backend (or of a model load on it). */
 LCSM_API const char *lcsm_backend_last_error(const lcsm_backend *backend);
 
+/** Start-up costs of a backend so far (GPU backends; the CPU backend counts its
+ *  FFTW planning as plan time). */
+typedef struct lcsm_backend_stats {
+    double kernel_build_s;  /* building our kernels, or loading them from the cache */
+    int kernels_from_cache; /* 1 when the kernels came from the binary cache */
+    double plan_s;          /* FFT plan creation (VkFFT or FFTW) so far */
+} lcsm_backend_stats;
+
+LCSM_API lcsm_status lcsm_backend_get_stats(const lcsm_backend *backend, lcsm_backend_stats *stats);
+
 /** One device a backend can run on (see lcsm_list_devices). */
 typedef struct lcsm_device_info {
     int index;              /* what lcsm_backend_options.device / LCSM_DEVICE accept ("3") */

@@ -86,3 +86,11 @@ const char *lcsm_backend_name(const lcsm_backend *be) { return be ? be->name : "
 const char *lcsm_backend_description(const lcsm_backend *be) { return be ? be->description : ""; }
 int lcsm_backend_fft_threshold(const lcsm_backend *be) { return be ? be->fft_threshold : 0; }
 const char *lcsm_backend_last_error(const lcsm_backend *be) { return be ? be->last_error : ""; }
+
+lcsm_status lcsm_backend_get_stats(const lcsm_backend *be, lcsm_backend_stats *stats)
+{
+    if (!be || !stats)
+        return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "lcsm_backend_get_stats: NULL argument");
+    *stats = be->stats;
+    return LCSM_OK;
+}

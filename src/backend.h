@@ -153,6 +153,7 @@ struct lcsm_backend {
     char name[32];
     char description[256];
     int fft_threshold;
+    lcsm_backend_stats stats; /* kept up to date by the backend */
     char last_error[512];
 };
 

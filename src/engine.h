@@ -14,7 +14,9 @@ struct lcsm_session {
     int origin;          /* where the flash schedule started (prompt length) */
     int broken;          /* a backend op failed mid-step: only reset helps */
     /* device state */
-    lcsm_buf *state_buf; /* hist, acc, conv state, activations: one allocation */
+    /* hist, acc (not lazy), and conv state + activations: three allocations, so
+     * that long sessions stay within a device's largest single buffer. */
+    lcsm_buf *bufs[3];
     lcsm_ref hist, acc, conv_state;
     lcsm_ref r, xn, u, y, work, hid, logits;
     size_t state_floats;

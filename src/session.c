@@ -92,14 +92,19 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     size_t n_acc = opt.algo == LCSM_ALGO_LAZY ? 0 : n_hist, n_state = (size_t)G * B * 2 * 3 * D;
     size_t n_act = (size_t)B * (D + D + widest + D + D + widest + V);
     s->state_floats = n_hist + n_acc + n_state + n_act;
-    st = s->be->ops->alloc(s->be, s->state_floats * sizeof(float), &s->state_buf);
-    if (st != LCSM_OK) {
-        RELAY(s, st);
-        goto fail;
+    const size_t sizes[3] = {n_hist, n_acc, n_state + n_act};
+    for (int i = 0; i < 3; i++) {
+        if (!sizes[i])
+            continue;
+        st = s->be->ops->alloc(s->be, sizes[i] * sizeof(float), &s->bufs[i]);
+        if (st != LCSM_OK) {
+            RELAY(s, st);
+            goto fail;
+        }
     }
-    s->hist = (lcsm_ref){s->state_buf, 0};
-    s->acc = lcsm_ref_at(s->hist, n_hist);
-    s->conv_state = lcsm_ref_at(s->acc, n_acc);
+    s->hist = (lcsm_ref){s->bufs[0], 0};
+    s->acc = (lcsm_ref){s->bufs[1], 0}; /* buf NULL for lazy */
+    s->conv_state = (lcsm_ref){s->bufs[2], 0};
     s->r = lcsm_ref_at(s->conv_state, n_state);
     s->xn = lcsm_ref_at(s->r, (size_t)B * D);
     s->u = lcsm_ref_at(s->xn, (size_t)B * D);
@@ -143,8 +148,9 @@ void lcsm_session_destroy(lcsm_session *s)
 {
     if (!s)
         return;
-    if (s->state_buf)
-        s->be->ops->release(s->be, s->state_buf);
+    for (int i = 0; i < 3; i++)
+        if (s->bufs[i])
+            s->be->ops->release(s->be, s->bufs[i]);
     lcsm__free(s->logits_host);
     lcsm__free(s->sample_scratch);
     lcsm__free(s->rng);
@@ -161,7 +167,13 @@ lcsm_status lcsm_session_reset(lcsm_session *s)
         return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "lcsm_session_reset: NULL session");
     /* Only the history, accumulators and short-conv state carry meaning across
      * steps; the activations are overwritten by every step. */
-    lcsm_status st = s->be->ops->zero(s->be, s->hist, (size_t)(s->r.off - s->hist.off));
+    const lcsm_conv_geom *g = &s->geom;
+    const size_t n_hist = (size_t)g->G * g->B * g->D * g->L;
+    lcsm_status st = s->be->ops->zero(s->be, s->hist, n_hist);
+    if (st == LCSM_OK && s->acc.buf)
+        st = s->be->ops->zero(s->be, s->acc, n_hist);
+    if (st == LCSM_OK)
+        st = s->be->ops->zero(s->be, s->conv_state, s->r.off - s->conv_state.off);
     if (st != LCSM_OK)
         return RELAY(s, st);
     s->pos = 0;

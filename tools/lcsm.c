@@ -597,8 +597,12 @@ static int cmd_generate(const cli_args *a)
     print_generate_summary(a, be, &mi, plen, max_len, load_s, total_s, &stats);
     /* Start-up split: backend (device, kernel build or cache), model (weights,
      * filters, tile spectra and their FFT plans), session (state, plans). */
-    fprintf(stderr, "lcsm: start-up   %10.2f ms (backend %.2f, model %.2f, session %.2f)\n",
-            1e3 * (load_s + session_s), 1e3 * backend_s, 1e3 * (load_s - backend_s), 1e3 * session_s);
+    lcsm_backend_stats bs;
+    lcsm_backend_get_stats(be, &bs);
+    fprintf(stderr, "lcsm: start-up   %10.2f ms (backend %.2f, model %.2f, session %.2f; of it kernels %.2f%s, "
+            "FFT plans %.2f)\n",
+            1e3 * (load_s + session_s), 1e3 * backend_s, 1e3 * (load_s - backend_s), 1e3 * session_s,
+            1e3 * bs.kernel_build_s, bs.kernels_from_cache ? " from cache" : "", 1e3 * bs.plan_s);
 
 done:
     /* Sessions before their model, models before their backend (lcsm.h). */
