@@ -66,9 +66,10 @@ struct clfft_plan {
     int cur_real, cur_cplx;
     /* Inverse split into several passes (four-step: numAxisUploads > 1): 1.2.26
      * then gets a nonzero complex offset wrong (wrong values, and writes outside
-     * the buffers: heap corruption on PoCL; NVIDIA at 65536 points, PoCL with
-     * LCSM_CLFFT_LOCAL_MEM=49152 from 16384). Such an inverse reads a copy of
-     * the slice at offset 0 in `scratch` (cplx_bytes, made at first need). */
+     * the buffers: heap corruption on PoCL with LCSM_CLFFT_LOCAL_MEM=49152 from
+     * 16384 points; likely the NVIDIA 65536-point failure in cl_fft.h). Such an
+     * inverse reads a copy of the slice at offset 0 in `scratch` (cplx_bytes,
+     * made at first need). Forward passes take offsets right. */
     int inverse_split;
     cl_mem scratch;
     int n, batch;
@@ -273,8 +274,9 @@ static lcsm_status append(clfft_plan *p, int dir, cl_mem real, size_t real_off, 
     /* VkFFT turns byte offsets into element offsets by dividing, dropping any
      * remainder. Complex values are 8 bytes; the real rows are read as floats
      * in one pass, but as complex pairs when a long R2C is split into passes
-     * (multiUploadR2C, on GPUs above ~4096 points), so the real offset must be
-     * a multiple of 8 bytes too. */
+     * (multiUploadR2C: on NVIDIA above 4096 points), so a real offset of an odd
+     * number of floats comes out wrong there (seen): it must be a multiple of 8
+     * bytes too. */
     if (!p || !real || !cplx || real_off % 8 || cplx_off % 8) {
         snprintf(err, errlen, "VkFFT %s: missing plan or buffer, or an offset (real %zu, complex %zu bytes) "
                               "not a multiple of 8", what, real_off, cplx_off);

@@ -6,7 +6,10 @@
  * and from rows of n/2+1 complex values (stride n/2+1, interleaved re/im floats)
  * in a complex buffer. Forward is unnormalised, inverse divides by n, so
  * inverse(forward(x)) == x. Buffers and byte offsets are given at every launch, so
- * one plan serves any slice of any buffer large enough for the batch.
+ * one plan serves any slice of any buffer large enough for the batch; offsets must
+ * be multiples of 8 bytes (else LCSM_ERR_INVALID_ARGUMENT; cl_fft.c says why).
+ * LCSM_CLFFT_LOCAL_MEM=<bytes> (a test aid) makes plans as for a device with that
+ * little local memory, so a CPU device runs the multi-pass plans GPUs get.
  */
 #ifndef LCSM_CL_FFT_H
 #define LCSM_CL_FFT_H
@@ -22,7 +25,10 @@
  * C2R launched at a nonzero buffer offset returned wrong values (test_cl_fft;
  * at offset 0 it was right): VkFFT splits such sizes into several passes there.
  * 32768 points is one pass and right everywhere we ran; longer convolutions are
- * cut into blocks (cl_conv.c). */
+ * cut into blocks (cl_conv.c). (A multi-pass inverse at a nonzero complex offset
+ * is wrong in 1.2.26 on any device: PoCL with LCSM_CLFFT_LOCAL_MEM=49152 from
+ * 16384 points. cl_fft.c now runs such an inverse from a copy at offset 0, which
+ * may make 65536 right on NVIDIA too: not yet checked there.) */
 #define CL_FFT_MAX_N 32768
 
 typedef struct clfft_plan clfft_plan;
