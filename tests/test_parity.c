@@ -1,7 +1,7 @@
 /*
  * OpenCL against CPU: the same random model on both backends must give the same
- * logits, for the parallel forward and for decoding with every algorithm, batch 1
- * and 3, with and without a prompt, at a length that is not a power of two.
+ * logits, for the parallel forward and for decoding with every algorithm, batch 1,
+ * 3 and 8, with and without a prompt, at a length that is not a power of two.
  *
  * Bound: 1e-4 relative to the largest logit. Both sides are fp32 with
  * different summation orders and FFT sizes; a two-layer model at this size
@@ -112,9 +112,9 @@ static void run_parity(lcsm_model *mc, lcsm_backend *bo, uint64_t seed, const lc
     uint64_t rng = seed ^ 0x5eed;
     check_forward(mc, mo, &rng, info.n_vocab);
     const lcsm_algo algos[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER};
-    const int batches[] = {1, 3}, prompts[] = {0, 37};
+    const int batches[] = {1, 3, 8}, prompts[] = {0, 37}; /* 8: the widest matrix-vector batch */
     for (int a = 0; a < 3; a++)
-        for (int bi = 0; bi < 2; bi++)
+        for (int bi = 0; bi < 3; bi++)
             for (int pi = 0; pi < 2; pi++)
                 check_decode(mc, mo, &rng, info.n_vocab, algos[a], batches[bi], prompts[pi]);
     lcsm_model_destroy(mo);
