@@ -21,6 +21,7 @@ extern const size_t lcsm_cl_kernels_len;
 static const char *const kernel_names[K_COUNT] = {
     [K_EMBED] = "embed",
     [K_LAYERNORM] = "layernorm",
+    [K_GEMV_FEW] = "gemv_few",
     [K_GEMV] = "gemv",
     [K_GEMM] = "gemm",
     [K_SHORTCONV_SEQ] = "shortconv_seq",

@@ -17,7 +17,7 @@ struct lcsm_buf {
 
 /* The kernels of the .cl files, one table (names in cl_backend.c). */
 typedef enum clk_id {
-    K_EMBED, K_LAYERNORM, K_GEMV, K_GEMM, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
+    K_EMBED, K_LAYERNORM, K_GEMV_FEW, K_GEMV, K_GEMM, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
     K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_COUNT
 } clk_id;
 

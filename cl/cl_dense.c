@@ -10,6 +10,7 @@
 /* Rows up to this go through the matrix-vector kernel (rows of x share every
  * weight read); more go through the tiled GEMM. */
 #define GEMV_ROWS 8
+#define GEMV_FEW_ROWS 2 /* gemv_few (x from global memory) up to here */
 #define GEMV_N 4
 #define GEMV_T 64
 
@@ -88,7 +89,7 @@ lcsm_status cl_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, l
         size_t g[2] = {GEMV_T, round_up((size_t)n_out, GEMV_N)}, l[2] = {GEMV_T, GEMV_N};
         cl_arg a[] = {A_REF(x),      A_REF(W),       A_REF(br),       A_I32(has_bias), A_REF(out),
                       A_I32(rows),   A_I32(n_in),    A_I32(n_out),    A_I32(flags)};
-        st = clb_launch(cb, K_GEMV, 2, g, l, a, N_ARGS(a));
+        st = clb_launch(cb, rows <= GEMV_FEW_ROWS ? K_GEMV_FEW : K_GEMV, 2, g, l, a, N_ARGS(a));
     } else {
         size_t g[2] = {round_up((size_t)n_out, 64) / 4, round_up((size_t)rows, 64) / 4}, l[2] = {16, 16};
         cl_arg a[] = {A_REF(x),    A_REF(W),    A_REF(br),    A_I32(has_bias), A_REF(out),
