@@ -157,7 +157,7 @@ static void cl_release(lcsm_backend *be, lcsm_buf *b)
 
 static lcsm_status check_range(lcsm_backend *be, lcsm_ref r, size_t n, const char *what)
 {
-    if (!r.buf || r.off > r.buf->n || n > r.buf->n - r.off)
+    if (!r.buf || !lcsm__ref_fits(r.off, n, r.buf->n))
         return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "opencl: %s of %zu floats at %zu outside the buffer", what,
                             n, r.off);
     return LCSM_OK;
@@ -438,25 +438,6 @@ static lcsm_status choose(const cl_dev *devs, int n, const char *want, int *chos
     return LCSM_ERR_NO_BACKEND;
 }
 
-/* Where caches live: the option, $LCSM_CACHE_DIR, $XDG_CACHE_HOME/lcsm, ~/.cache/lcsm. */
-static const char *cache_dir_of(const lcsm_backend_options *opt, char *buf, size_t cap)
-{
-    const char *env;
-    if (opt->cache_dir)
-        return opt->cache_dir;
-    if ((env = getenv("LCSM_CACHE_DIR")))
-        return env;
-    if ((env = getenv("XDG_CACHE_HOME")) && *env) {
-        snprintf(buf, cap, "%s/lcsm", env);
-        return buf;
-    }
-    if ((env = getenv("HOME")) && *env) {
-        snprintf(buf, cap, "%s/.cache/lcsm", env);
-        return buf;
-    }
-    return "";
-}
-
 static lcsm_status build_kernels(cl_backend *cb, const char *cache_dir)
 {
     char options[128];
@@ -540,7 +521,7 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
     if ((st = clb_mem(cb, 64, "placeholder", &cb->dummy)) != LCSM_OK)
         return st;
     char buf[1024];
-    return build_kernels(cb, cache_dir_of(opt, buf, sizeof buf));
+    return build_kernels(cb, lcsm__cache_dir(opt, buf, sizeof buf));
 }
 
 lcsm_status lcsm_cl_backend_create(const lcsm_backend_options *opt, lcsm_backend **out)
@@ -553,14 +534,9 @@ lcsm_status lcsm_cl_backend_create(const lcsm_backend_options *opt, lcsm_backend
     pthread_mutex_init(&cb->lock, NULL);
     lcsm_status st = setup(cb, opt);
     if (st == LCSM_OK) {
-        const char *thr = getenv("LCSM_FFT_THRESHOLD");
-        int t = opt->fft_threshold;
-        if (!t && thr && *thr) {
-            t = atoi(thr);
-            if (t < 2 || (t & (t - 1)))
-                st = LCSM_FAIL_BE(&cb->base, LCSM_ERR_INVALID_ARGUMENT,
-                                  "LCSM_FFT_THRESHOLD=%s is not a power of two >= 2", thr);
-        }
+        int t = 0;
+        if ((st = lcsm__fft_threshold(opt, &t)) != LCSM_OK)
+            lcsm__relay(cb->base.last_error, sizeof cb->base.last_error, st, lcsm_last_error());
         cb->base.fft_threshold = t ? t : cb->is_cpu_device ? CL_DEFAULT_THRESHOLD_CPU : CL_DEFAULT_THRESHOLD_GPU;
     }
     if (st != LCSM_OK) {

@@ -395,8 +395,7 @@ lcsm_status cl_block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
                           lcsm_ref acc, int in0, int n_in, int out0, int n_out)
 {
     cl_backend *cb = (cl_backend *)be;
-    if (in0 < 0 || n_in < 1 || n_out < 0 || out0 < in0 + n_in || out0 + n_out > g->L || g->G != f->G ||
-        g->D != f->D)
+    if (!lcsm__block_ok(g, f->G, f->D, in0, n_in, out0, n_out))
         return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "opencl: block [%d, +%d) -> [%d, +%d) outside length %d",
                             in0, n_in, out0, n_out, g->L);
     if (n_out == 0)

@@ -44,7 +44,7 @@ static void cpu_release(lcsm_backend *be, lcsm_buf *b)
 
 static lcsm_status check_range(lcsm_backend *be, lcsm_ref r, size_t n, const char *what)
 {
-    if (!r.buf || r.off > r.buf->n || n > r.buf->n - r.off)
+    if (!r.buf || !lcsm__ref_fits(r.off, n, r.buf->n))
         return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "cpu: %s of %zu floats at %zu outside the buffer", what, n,
                             r.off);
     return LCSM_OK;
@@ -108,24 +108,6 @@ static const lcsm_backend_ops cpu_ops = {
     .filters_bytes = cpu_filters_bytes,
 };
 
-static const char *cache_dir_of(const lcsm_backend_options *opt, char *buf, size_t cap)
-{
-    const char *env;
-    if (opt->cache_dir)
-        return opt->cache_dir;
-    if ((env = getenv("LCSM_CACHE_DIR")))
-        return env;
-    if ((env = getenv("XDG_CACHE_HOME")) && *env) {
-        snprintf(buf, cap, "%s/lcsm", env);
-        return buf;
-    }
-    if ((env = getenv("HOME")) && *env) {
-        snprintf(buf, cap, "%s/.cache/lcsm", env);
-        return buf;
-    }
-    return "";
-}
-
 lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backend **out)
 {
     cpu_backend *cb = lcsm__calloc(1, sizeof *cb);
@@ -151,17 +133,13 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
     const char *effort = getenv("LCSM_FFTW_EFFORT");
     cb->planner_flags = effort && !strcmp(effort, "estimate") ? FFTW_ESTIMATE : FFTW_MEASURE;
     char buf[1024];
-    cpu_wisdom_load(cb, cache_dir_of(opt, buf, sizeof buf));
+    cpu_wisdom_load(cb, lcsm__cache_dir(opt, buf, sizeof buf));
 
-    const char *thr = getenv("LCSM_FFT_THRESHOLD");
-    int t = opt->fft_threshold;
-    if (!t && thr && *thr) {
-        t = atoi(thr);
-        if (t < 2 || (t & (t - 1))) {
-            lcsm_backend_destroy(&cb->base);
-            return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT,
-                              "LCSM_FFT_THRESHOLD=%s is not a power of two >= 2", thr);
-        }
+    int t;
+    lcsm_status st = lcsm__fft_threshold(opt, &t);
+    if (st != LCSM_OK) {
+        lcsm_backend_destroy(&cb->base);
+        return st;
     }
     cb->base.fft_threshold = t ? t : cpu_calibrate_threshold(cb);
     snprintf(cb->base.description, sizeof cb->base.description,

@@ -1,6 +1,7 @@
 /* The registry of compiled-in backends and the generic parts of the handle. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -92,5 +93,37 @@ lcsm_status lcsm_backend_get_stats(const lcsm_backend *be, lcsm_backend_stats *s
     if (!be || !stats)
         return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "lcsm_backend_get_stats: NULL argument");
     *stats = be->stats;
+    return LCSM_OK;
+}
+
+const char *lcsm__cache_dir(const lcsm_backend_options *opt, char *buf, size_t cap)
+{
+    const char *env;
+    if (opt->cache_dir)
+        return opt->cache_dir;
+    if ((env = getenv("LCSM_CACHE_DIR")))
+        return env;
+    if ((env = getenv("XDG_CACHE_HOME")) && *env) {
+        snprintf(buf, cap, "%s/lcsm", env);
+        return buf;
+    }
+    if ((env = getenv("HOME")) && *env) {
+        snprintf(buf, cap, "%s/.cache/lcsm", env);
+        return buf;
+    }
+    return "";
+}
+
+lcsm_status lcsm__fft_threshold(const lcsm_backend_options *opt, int *out)
+{
+    const char *thr = getenv("LCSM_FFT_THRESHOLD");
+    int t = opt->fft_threshold;
+    if (!t && thr && *thr) {
+        t = atoi(thr);
+        if (t < 2 || (t & (t - 1)))
+            return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "LCSM_FFT_THRESHOLD=%s is not a power of two >= 2",
+                              thr);
+    }
+    *out = t;
     return LCSM_OK;
 }

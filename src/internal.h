@@ -39,6 +39,23 @@ long lcsm__alloc_live(void);
 long lcsm__alloc_count(void);
 int lcsm__mul_overflows(size_t a, size_t b, size_t *out);
 
+/* ---- shared by the backends (backend.c) */
+
+/* The cache directory: the option, $LCSM_CACHE_DIR, $XDG_CACHE_HOME/lcsm,
+ * $HOME/.cache/lcsm, else "" (no caching). May return buf. */
+const char *lcsm__cache_dir(const lcsm_backend_options *opt, char *buf, size_t cap);
+/* The FFT tile threshold: the option, else $LCSM_FFT_THRESHOLD, else 0 (the
+ * backend's default). LCSM_ERR_INVALID_ARGUMENT for a bad variable. */
+lcsm_status lcsm__fft_threshold(const lcsm_backend_options *opt, int *out);
+/* 1 if [r.off, r.off + n) lies within a buffer of buf_n floats. */
+static inline int lcsm__ref_fits(size_t off, size_t n, size_t buf_n) { return off <= buf_n && n <= buf_n - off; }
+/* 1 if block_conv's block lies within geometry g and matches the filters. */
+static inline int lcsm__block_ok(const lcsm_conv_geom *g, int fG, int fD, int in0, int n_in, int out0, int n_out)
+{
+    return in0 >= 0 && n_in >= 1 && n_out >= 0 && out0 >= in0 + n_in && out0 + n_out <= g->L && g->G == fG &&
+           g->D == fD;
+}
+
 /* ---- the model */
 
 typedef struct lcsm_layer {
