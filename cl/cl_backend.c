@@ -536,7 +536,7 @@ lcsm_status lcsm_cl_backend_create(const lcsm_backend_options *opt, lcsm_backend
     if (st == LCSM_OK) {
         int t = 0;
         if ((st = lcsm__fft_threshold(opt, &t)) != LCSM_OK)
-            lcsm__relay(cb->base.last_error, sizeof cb->base.last_error, st, lcsm_last_error());
+            snprintf(cb->base.last_error, sizeof cb->base.last_error, "%s", lcsm_last_error());
         cb->base.fft_threshold = t ? t : cb->is_cpu_device ? CL_DEFAULT_THRESHOLD_CPU : CL_DEFAULT_THRESHOLD_GPU;
     }
     if (st != LCSM_OK) {
