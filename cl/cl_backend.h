@@ -113,8 +113,10 @@ lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile);
 lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom, int max_tile);
 void cl_filters_destroy(lcsm_backend *be, lcsm_filters *f);
 size_t cl_filters_bytes(const lcsm_filters *f);
-lcsm_status cl_block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                          lcsm_ref acc, int in0, int n_in, int out0, int n_out);
+lcsm_status cl_tile_fft(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                        lcsm_ref acc, int in0, int U, int out0, int n_out);
+lcsm_status cl_block_direct(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                            lcsm_ref acc, int in0, int n_in, int out0, int n_out);
 lcsm_status cl_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref a_tm,
                          size_t a_stride, lcsm_ref y_tm, size_t y_stride, lcsm_ref acc, int acc_len);
 

@@ -1,6 +1,6 @@
 /*
  * The long convolutions of the OpenCL backend: filters and tile spectra on the
- * device, flash tiles and eager pushes (block_conv), and the whole-sequence
+ * device, flash tiles and eager pushes, and the whole-sequence
  * convolution of prompts (long_conv).
  *
  * Every FFT convolution here is one routine, fft_conv(): the (input, output)
@@ -391,34 +391,31 @@ lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lc
 
 /* ---- flash tiles and eager pushes */
 
-lcsm_status cl_block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                          lcsm_ref acc, int in0, int n_in, int out0, int n_out)
+lcsm_status cl_tile_fft(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                        lcsm_ref acc, int in0, int U, int out0, int n_out)
 {
     cl_backend *cb = (cl_backend *)be;
-    if (!lcsm__block_ok(g, f->G, f->D, in0, n_in, out0, n_out))
-        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "opencl: block [%d, +%d) -> [%d, +%d) outside length %d",
-                            in0, n_in, out0, n_out, g->L);
-    if (n_out == 0)
-        return LCSM_OK;
-    const int is_tile = !(n_in & (n_in - 1)) && out0 == in0 + n_in && n_out <= n_in;
-    lcsm_status st;
+    const cl_tile_spec *ts = &f->spec[ilog2((unsigned)U)];
+    if (!ts->mem)
+        return LCSM_FAIL_BE(be, LCSM_ERR_STATE, "opencl: tile size %d was not prepared", U);
+    fft_conv c;
+    tile_conv_init(&c, f, g, ts, hist, acc, in0, U, out0, n_out);
     pthread_mutex_lock(&cb->lock);
-    if (is_tile && n_in >= be->fft_threshold) {
-        const cl_tile_spec *ts = &f->spec[ilog2((unsigned)n_in)];
-        if (!ts->mem) {
-            st = LCSM_FAIL_BE(be, LCSM_ERR_STATE, "opencl: tile size %d was not prepared", n_in);
-        } else {
-            fft_conv c;
-            tile_conv_init(&c, f, g, ts, hist, acc, in0, n_in, out0, n_out);
-            st = fft_conv_run(cb, &c, 0);
-        }
-    } else {
-        size_t rows = (size_t)g->G * g->B * g->D;
-        size_t gs[2] = {round_up(rows, 64), (size_t)n_out}, ls[2] = {64, 1};
-        cl_arg a[] = {A_REF(hist), A_REF(acc), A_MEM(f->hT), A_I32(f->lh), A_I32(g->G), A_I32(g->B),
-                      A_I32(g->D), A_I32(in0), A_I32(n_in),  A_I32(out0),  A_I32(n_out)};
-        st = clb_launch(cb, K_BLOCK_DIRECT, 2, gs, ls, a, N_ARGS(a));
-    }
+    lcsm_status st = fft_conv_run(cb, &c, 0);
+    pthread_mutex_unlock(&cb->lock);
+    return st;
+}
+
+lcsm_status cl_block_direct(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                            lcsm_ref acc, int in0, int n_in, int out0, int n_out)
+{
+    cl_backend *cb = (cl_backend *)be;
+    size_t rows = (size_t)g->G * g->B * g->D;
+    size_t gs[2] = {round_up(rows, 64), (size_t)n_out}, ls[2] = {64, 1};
+    cl_arg a[] = {A_REF(hist), A_REF(acc), A_MEM(f->hT), A_I32(f->lh), A_I32(g->G), A_I32(g->B),
+                  A_I32(g->D), A_I32(in0), A_I32(n_in),  A_I32(out0),  A_I32(n_out)};
+    pthread_mutex_lock(&cb->lock);
+    lcsm_status st = clb_launch(cb, K_BLOCK_DIRECT, 2, gs, ls, a, N_ARGS(a));
     pthread_mutex_unlock(&cb->lock);
     return st;
 }

@@ -98,8 +98,10 @@ lcsm_status cpu_filters_create(lcsm_backend *be, const float *h, const float *db
 lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile);
 void cpu_filters_destroy(lcsm_backend *be, lcsm_filters *f);
 size_t cpu_filters_bytes(const lcsm_filters *f);
-lcsm_status cpu_block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                           lcsm_ref acc, int in0, int n_in, int out0, int n_out);
+lcsm_status cpu_tile_fft_op(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                            lcsm_ref acc, int in0, int U, int out0, int n_out);
+lcsm_status cpu_block_direct_op(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                                lcsm_ref acc, int in0, int n_in, int out0, int n_out);
 lcsm_status cpu_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref a_tm,
                           size_t a_stride, lcsm_ref y_tm, size_t y_stride, lcsm_ref acc, int acc_len);
 

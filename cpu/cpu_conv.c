@@ -1,6 +1,6 @@
 /*
  * The long convolutions of the CPU backend: filter storage and spectra, the
- * flash tile / eager push (block_conv), and the whole-sequence FFT convolution
+ * flash tiles and eager pushes, and the whole-sequence FFT convolution
  * used by prefill and the parallel forward (long_conv).
  *
  * Signals are time-major ([time][rows]); an FFT job takes CPU_FFT_W adjacent
@@ -245,19 +245,16 @@ lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv
     return LCSM_OK;
 }
 
-lcsm_status cpu_block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                           lcsm_ref acc, int in0, int n_in, int out0, int n_out)
+lcsm_status cpu_tile_fft_op(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                            lcsm_ref acc, int in0, int U, int out0, int n_out)
 {
-    cpu_backend *cb = (cpu_backend *)be;
-    if (!lcsm__block_ok(g, f->G, f->D, in0, n_in, out0, n_out))
-        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "cpu: block [%d, +%d) -> [%d, +%d) outside length %d",
-                            in0, n_in, out0, n_out, g->L);
-    if (n_out == 0)
-        return LCSM_OK;
-    const int is_tile = !(n_in & (n_in - 1)) && out0 == in0 + n_in && n_out <= n_in;
-    if (is_tile && n_in >= be->fft_threshold)
-        return cpu_tile_fft(cb, f, g, cpu_ptr(hist), cpu_ptr(acc), in0, n_in, out0, n_out);
-    cpu_block_direct(cb, f, g, cpu_ptr(hist), cpu_ptr(acc), in0, n_in, out0, n_out);
+    return cpu_tile_fft((cpu_backend *)be, f, g, cpu_ptr(hist), cpu_ptr(acc), in0, U, out0, n_out);
+}
+
+lcsm_status cpu_block_direct_op(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                                lcsm_ref acc, int in0, int n_in, int out0, int n_out)
+{
+    cpu_block_direct((cpu_backend *)be, f, g, cpu_ptr(hist), cpu_ptr(acc), in0, n_in, out0, n_out);
     return LCSM_OK;
 }
 

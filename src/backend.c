@@ -127,3 +127,17 @@ lcsm_status lcsm__fft_threshold(const lcsm_backend_options *opt, int *out)
     *out = t;
     return LCSM_OK;
 }
+
+lcsm_status lcsm__block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                             lcsm_ref acc, int in0, int n_in, int out0, int n_out)
+{
+    if (in0 < 0 || n_in < 1 || n_out < 0 || out0 < in0 + n_in || out0 + n_out > g->L)
+        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "block [%d, +%d) -> [%d, +%d) outside length %d", in0,
+                            n_in, out0, n_out, g->L);
+    if (n_out == 0)
+        return LCSM_OK;
+    const int is_tile = !(n_in & (n_in - 1)) && out0 == in0 + n_in && n_out <= n_in;
+    if (is_tile && n_in >= be->fft_threshold)
+        return be->ops->tile_fft(be, f, g, hist, acc, in0, n_in, out0, n_out);
+    return be->ops->block_direct(be, f, g, hist, acc, in0, n_in, out0, n_out);
+}

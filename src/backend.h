@@ -122,19 +122,22 @@ typedef struct lcsm_backend_ops {
                               const lcsm_hyena_step_args *args);
     /* A block of the (input, output) square for every row (all groups at once):
      *   acc[out0 + j] += sum_{m < n_in} h[out0 + j - in0 - m] hist[in0 + m],  j < n_out
-     * with out0 >= in0 + n_in. A flash tile is n_in = U, out0 = in0 + U,
-     * n_out <= U; an eager push is n_in = 1, n_out = L - out0. The backend computes
-     * flash tiles from its FFT threshold on with the precomputed spectra, and
-     * everything else directly. */
-    lcsm_status (*block_conv)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
-                              lcsm_ref hist, lcsm_ref acc, int in0, int n_in, int out0, int n_out);
+     * with out0 >= in0 + n_in, 1 <= n_out, inside the geometry (the engine's
+     * lcsm__block_conv checks and picks the op). block_direct sums directly (eager
+     * pushes, small tiles); tile_fft computes a flash tile (n_in = U a power of two
+     * >= fft_threshold, out0 = in0 + U, n_out <= U) with the spectra made by
+     * filters_prepare. */
+    lcsm_status (*block_direct)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
+                                lcsm_ref hist, lcsm_ref acc, int in0, int n_in, int out0, int n_out);
+    lcsm_status (*tile_fft)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
+                            lcsm_ref hist, lcsm_ref acc, int in0, int U, int out0, int n_out);
 
     /* ---- filters */
     /* h is host [G*D][lh] (row-major), dbias host [G*D]. */
     lcsm_status (*filters_create)(lcsm_backend *be, const float *h, const float *dbias, int G,
                                   int D, int lh, lcsm_filters **out);
     /* Makes sure the spectra for FFT tiles up to size max_tile exist and that
-     * block_conv on them needs no allocation. The engine calls it under the
+     * tile_fft on them needs no allocation. The engine calls it under the
      * model's lock (several sessions of one model may be created at once). */
     lcsm_status (*filters_prepare)(lcsm_backend *be, lcsm_filters *f, int max_tile);
     /* Optional (NULL = nothing to do): makes what a session of this geometry needs

@@ -49,12 +49,11 @@ const char *lcsm__cache_dir(const lcsm_backend_options *opt, char *buf, size_t c
 lcsm_status lcsm__fft_threshold(const lcsm_backend_options *opt, int *out);
 /* 1 if [r.off, r.off + n) lies within a buffer of buf_n floats. */
 static inline int lcsm__ref_fits(size_t off, size_t n, size_t buf_n) { return off <= buf_n && n <= buf_n - off; }
-/* 1 if block_conv's block lies within geometry g and matches the filters. */
-static inline int lcsm__block_ok(const lcsm_conv_geom *g, int fG, int fD, int in0, int n_in, int out0, int n_out)
-{
-    return in0 >= 0 && n_in >= 1 && n_out >= 0 && out0 >= in0 + n_in && out0 + n_out <= g->L && g->G == fG &&
-           g->D == fD;
-}
+/* A block of the (input, output) square (src/backend.h): checks it against the
+ * geometry, then runs it as an FFT tile when it is one of at least the backend's
+ * threshold, else directly. The one place that decides, for every backend. */
+lcsm_status lcsm__block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
+                             lcsm_ref acc, int in0, int n_in, int out0, int n_out);
 
 /* ---- the model */
 

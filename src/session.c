@@ -247,16 +247,15 @@ lcsm_status lcsm_session_prefill(lcsm_session *s, const int32_t *tokens, int len
 /* The step's long-convolution work for all layers at once. */
 static lcsm_status schedule_work(lcsm_session *s, int t)
 {
-    const lcsm_backend_ops *op = s->be->ops;
     lcsm_filters *f = s->model->filters;
     if (s->opt.algo == LCSM_ALGO_FLASH) {
         lcsm_tile tile;
         if (!lcsm_schedule_tile(t, s->origin, s->geom.L, &tile))
             return LCSM_OK;
-        return op->block_conv(s->be, f, &s->geom, s->hist, s->acc, tile.in0, tile.U, tile.out0, tile.n_out);
+        return lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, tile.in0, tile.U, tile.out0, tile.n_out);
     }
     if (s->opt.algo == LCSM_ALGO_EAGER && t + 1 < s->geom.L)
-        return op->block_conv(s->be, f, &s->geom, s->hist, s->acc, t, 1, t + 1, s->geom.L - t - 1);
+        return lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, t, 1, t + 1, s->geom.L - t - 1);
     return LCSM_OK;
 }
 
