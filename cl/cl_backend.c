@@ -98,11 +98,12 @@ lcsm_status clb_plan(cl_backend *cb, int n, int batch, clfft_plan **out)
         return LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY, "opencl: plan table");
     cb->plans = grown;
     double t0 = lcsm__now();
+    char err[256];
     lcsm_status st = clfft_plan_create(cb->ctx, cb->device, cb->queue, n, batch, cb->fft_real.mem, cb->fft_cplx.mem,
-                                       &cb->plans[cb->n_plans], cb->base.last_error, sizeof cb->base.last_error);
+                                       &cb->plans[cb->n_plans], err, sizeof err);
     cb->base.stats.plan_s += lcsm__now() - t0;
     if (st != LCSM_OK)
-        return lcsm__relay(cb->base.last_error, sizeof cb->base.last_error, st, cb->base.last_error);
+        return LCSM_FAIL_BE(&cb->base, st, "opencl: %s", err);
     *out = cb->plans[cb->n_plans++];
     return LCSM_OK;
 }

@@ -135,6 +135,16 @@ static int chunk_rows(const cl_backend *cb, int S, int P, int separate_y, int ex
     return (int)r;
 }
 
+/* Forward (scratch reals -> complex at cplx_off bytes) or inverse (back) FFT;
+ * VkFFT's message goes through a local buffer into the backend's error. */
+static lcsm_status fft(cl_backend *cb, clfft_plan *plan, int inverse, size_t cplx_off)
+{
+    char err[256];
+    lcsm_status st = inverse ? clfft_inverse(plan, cb->fft_cplx.mem, cplx_off, cb->fft_real.mem, 0, err, sizeof err)
+                             : clfft_forward(plan, cb->fft_real.mem, 0, cb->fft_cplx.mem, cplx_off, err, sizeof err);
+    return st == LCSM_OK ? st : LCSM_FAIL_BE(&cb->base, st, "opencl: %s", err);
+}
+
 static lcsm_status gather(cl_backend *cb, cl_mem src, size_t so, size_t stride, long t0, int n_valid, long t_lo,
                           long t_hi, int gb0, int cw, int c0, int D, int n_rows, int N)
 {
@@ -147,14 +157,13 @@ static lcsm_status gather(cl_backend *cb, cl_mem src, size_t so, size_t stride, 
 
 /* One chunk of rows: gb in [gb0, gb0 + ngb), channels [c0, c0 + cw). */
 static lcsm_status fft_conv_chunk(cl_backend *cb, fft_conv *c, clfft_plan *plan, int plan_rows, int gb0, int ngb,
-                                  int c0, int cw)
+                                  int c0, int cw, void *unused)
 {
+    (void)unused;
     const int S = c->S, N = 2 * S, K = S + 1, n_rows = ngb * cw;
     const int P = (c->n_in + S - 1) / S, Q = (c->n_out + S - 1) / S;
     const int in_place = P == 1 && Q == 1;
     const size_t blk = (size_t)plan_rows * K; /* complex values per block */
-    char *err = cb->base.last_error;
-    const size_t errlen = sizeof cb->base.last_error;
     lcsm_status st;
     if (c->spec_fill && (st = c->spec_fill(cb, c, c0, cw, plan, plan_rows)) != LCSM_OK)
         return st;
@@ -162,7 +171,7 @@ static lcsm_status fft_conv_chunk(cl_backend *cb, fft_conv *c, clfft_plan *plan,
         int n_valid = c->n_in - p * S < S ? c->n_in - p * S : S;
         if ((st = gather(cb, c->src, c->src_off, c->src_stride, c->in0 + (long)p * S, n_valid, c->t_lo, c->t_hi,
                          gb0, cw, c0, c->D, n_rows, N)) != LCSM_OK ||
-            (st = clfft_forward(plan, cb->fft_real.mem, 0, cb->fft_cplx.mem, p * blk * 8, err, errlen)) != LCSM_OK)
+            (st = fft(cb, plan, 0, p * blk * 8)) != LCSM_OK)
             return st;
     }
     for (int q = 0; q < Q; q++) {
@@ -180,7 +189,7 @@ static lcsm_status fft_conv_chunk(cl_backend *cb, fft_conv *c, clfft_plan *plan,
             if ((st = clb_launch(cb, K_FFT_MAC, 2, g, l, a, N_ARGS(a))) != LCSM_OK)
                 return st;
         }
-        if ((st = clfft_inverse(plan, cb->fft_cplx.mem, y_off * 8, cb->fft_real.mem, 0, err, errlen)) != LCSM_OK)
+        if ((st = fft(cb, plan, 1, y_off * 8)) != LCSM_OK)
             return st;
         int n_out = c->n_out - q * S < S ? c->n_out - q * S : S;
         size_t g[2] = {round_up((size_t)n_rows, 16), round_up((size_t)n_out, 16)}, l[2] = {16, 16};
@@ -232,24 +241,37 @@ static lcsm_status fft_conv_reserve(cl_backend *cb, const fft_conv *c, int plan_
     return st;
 }
 
-static lcsm_status fft_conv_run(cl_backend *cb, fft_conv *c, int extra_k)
+/* Scratch and plan for convolution c: rows per chunk (the plan's batch) and the plan. */
+static lcsm_status fft_conv_setup(cl_backend *cb, const fft_conv *c, int extra_k, clfft_plan **plan, int *plan_rows)
 {
-    int plan_rows = plan_rows_for(cb, c, extra_k);
+    *plan_rows = plan_rows_for(cb, c, extra_k);
+    lcsm_status st = fft_conv_reserve(cb, c, *plan_rows, extra_k);
+    return st == LCSM_OK ? clb_plan(cb, 2 * c->S, *plan_rows, plan) : st;
+}
+
+/* Work on one chunk of rows: gb in [gb0, gb0 + ngb), channels [c0, c0 + cw). */
+typedef lcsm_status (*chunk_fn)(cl_backend *cb, fft_conv *c, clfft_plan *plan, int plan_rows, int gb0, int ngb,
+                                int c0, int cw, void *ctx);
+
+/* Sets c up, then calls fn for every chunk of its rows. */
+static lcsm_status each_chunk(cl_backend *cb, fft_conv *c, int extra_k, chunk_fn fn, void *ctx)
+{
+    int plan_rows, ngb_per, cw;
     clfft_plan *plan;
-    lcsm_status st = fft_conv_reserve(cb, c, plan_rows, extra_k);
-    if (st == LCSM_OK)
-        st = clb_plan(cb, 2 * c->S, plan_rows, &plan);
-    if (st != LCSM_OK)
-        return st;
-    int ngb_per, cw;
+    lcsm_status st = fft_conv_setup(cb, c, extra_k, &plan, &plan_rows);
     chunk_shape(plan_rows, c->D, &ngb_per, &cw);
     for (int gb = 0; st == LCSM_OK && gb < c->n_gb; gb += ngb_per)
         for (int c0 = 0; st == LCSM_OK && c0 < c->D; c0 += cw) {
             int ngb = c->n_gb - gb < ngb_per ? c->n_gb - gb : ngb_per;
             int w = c->D - c0 < cw ? c->D - c0 : cw;
-            st = fft_conv_chunk(cb, c, plan, plan_rows, c->gb_begin + gb, ngb, c0, w);
+            st = fn(cb, c, plan, plan_rows, c->gb_begin + gb, ngb, c0, w, ctx);
         }
     return st;
+}
+
+static lcsm_status fft_conv_run(cl_backend *cb, fft_conv *c, int extra_k)
+{
+    return each_chunk(cb, c, extra_k, fft_conv_chunk, NULL);
 }
 
 /* Spectra of filter segments seg_d[i] = h[e + d*S - (S-1) + i], i < 2S-1, for the
@@ -266,8 +288,7 @@ static lcsm_status segment_spectra(cl_backend *cb, const lcsm_filters *flt, long
         st = gather(cb, flt->hT, 0, GD, e + (long)d * S - (S - 1), N - 1, 0, flt->lh, gb0, cw, c0, flt->D, n_rows,
                     N);
         if (st == LCSM_OK)
-            st = clfft_forward(plan, cb->fft_real.mem, 0, cb->fft_cplx.mem, 0, cb->base.last_error,
-                               sizeof cb->base.last_error);
+            st = fft(cb, plan, 0, 0);
         /* The chunk's filters are contiguous: whole groups, or a slice of one. */
         size_t dst_off = (((size_t)(d - d_lo) * n_spec_f) + (size_t)f_first) * K * 8;
         if (st == LCSM_OK)
@@ -285,6 +306,22 @@ static void tile_shape(const cl_backend *cb, int U, int *S, int *P)
 {
     *S = U <= cb->fft_max_n / 2 ? U : cb->fft_max_n / 2;
     *P = U / *S;
+}
+
+typedef struct tile_spec_job {
+    const lcsm_filters *f;
+    int U, P;
+    cl_mem mem;
+} tile_spec_job;
+
+static lcsm_status tile_spec_chunk(cl_backend *cb, fft_conv *c, clfft_plan *plan, int plan_rows, int gb0, int ngb,
+                                   int c0, int cw, void *ctx)
+{
+    (void)plan_rows;
+    const tile_spec_job *j = ctx;
+    const int GD = j->f->G * j->f->D;
+    return segment_spectra(cb, j->f, j->U, c->S, -(j->P - 1), j->P - 1, gb0, ngb, c0, cw, plan, j->mem, GD,
+                           gb0 * j->f->D + c0);
 }
 
 lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
@@ -305,18 +342,8 @@ lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
             break;
         /* rows of the spectrum FFTs: the filters themselves (gb = layer, B = 1) */
         fft_conv shape = {.n_gb = f->G, .D = f->D, .B = 1, .n_in = S, .n_out = S, .S = S};
-        int plan_rows = plan_rows_for(cb, &shape, 0);
-        clfft_plan *plan = NULL;
-        st = fft_conv_reserve(cb, &shape, plan_rows, 0);
-        if (st == LCSM_OK)
-            st = clb_plan(cb, 2 * S, plan_rows, &plan);
-        int ngb_per, cw;
-        chunk_shape(plan_rows, f->D, &ngb_per, &cw);
-        for (int gb = 0; st == LCSM_OK && gb < f->G; gb += ngb_per)
-            for (int c0 = 0; st == LCSM_OK && c0 < f->D; c0 += cw) {
-                int ngb = f->G - gb < ngb_per ? f->G - gb : ngb_per, w = f->D - c0 < cw ? f->D - c0 : cw;
-                st = segment_spectra(cb, f, U, S, -(P - 1), P - 1, gb, ngb, c0, w, plan, mem, GD, gb * f->D + c0);
-            }
+        tile_spec_job job = {f, U, P, mem};
+        st = each_chunk(cb, &shape, 0, tile_spec_chunk, &job);
         if (st == LCSM_OK)
             st = clb_check(cb, clFinish(cb->queue), "clFinish(tile spectra)");
         if (st != LCSM_OK) {
@@ -379,11 +406,9 @@ lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lc
         }
         fft_conv c;
         tile_conv_init(&c, f, g, ts, r, r, 0, U, U, U);
-        int plan_rows = plan_rows_for(cb, &c, 0);
+        int plan_rows;
         clfft_plan *plan;
-        st = fft_conv_reserve(cb, &c, plan_rows, 0);
-        if (st == LCSM_OK)
-            st = clb_plan(cb, 2 * c.S, plan_rows, &plan);
+        st = fft_conv_setup(cb, &c, 0, &plan, &plan_rows);
     }
     pthread_mutex_unlock(&cb->lock);
     return st;
