@@ -106,6 +106,9 @@ lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, i
 lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                           const lcsm_hyena_step_args *a);
 
+/* The most partial sums the lazy mixer splits a column into (cl_dense.c). */
+int cl_lazy_max_splits(const cl_backend *cb, int cols);
+
 /* cl_conv.c */
 lcsm_status cl_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh,
                               lcsm_filters **out);

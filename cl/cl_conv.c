@@ -390,14 +390,17 @@ static void tile_conv_init(fft_conv *c, const lcsm_filters *f, const lcsm_conv_g
     c->flt = f;
 }
 
-/* Plans and scratch for every tile size a session of this shape runs, now. */
+/* Plans and scratch for every tile size a session of this shape runs, and the
+ * lazy mixer's partial sums, now: a step allocates nothing. */
 lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, int max_tile)
 {
     cl_backend *cb = (cl_backend *)be;
-    lcsm_status st = LCSM_OK;
     lcsm_buf dummy = {cb->dummy, 0};
     lcsm_ref r = {&dummy, 0};
     pthread_mutex_lock(&cb->lock);
+    const int cols = g->B * g->D;
+    lcsm_status st = clb_scratch(cb, &cb->lazy_part, (size_t)cl_lazy_max_splits(cb, cols) * cols * sizeof(float),
+                                 "lazy partial sums");
     for (int U = be->fft_threshold; st == LCSM_OK && U <= max_tile; U *= 2) {
         const cl_tile_spec *ts = &f->spec[ilog2((unsigned)U)];
         if (!ts->mem) {

@@ -128,17 +128,18 @@ lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, i
     return locked((cl_backend *)be, K_GATE_SEQ, 3, gs, l, a, N_ARGS(a));
 }
 
-/* Splits of the lazy sum: enough work-items to fill a GPU, each summing at
- * least a few hundred products. */
+int cl_lazy_max_splits(const cl_backend *cb, int cols)
+{
+    int n = cb->is_cpu_device ? 4 : (1 << 17) / (cols > 0 ? cols : 1);
+    return n < 1 ? 1 : n > 256 ? 256 : n;
+}
+
+/* Splits of the lazy sum at position t: enough work-items to fill a GPU, each
+ * summing at least a few hundred products. */
 static int lazy_splits(const cl_backend *cb, int t, int cols)
 {
-    int n = t / 256;
-    int want = cb->is_cpu_device ? 4 : (1 << 17) / (cols > 0 ? cols : 1);
-    if (n > want)
-        n = want;
-    if (n > 256)
-        n = 256;
-    return n < 1 ? 1 : n;
+    int n = t / 256, max = cl_lazy_max_splits(cb, cols);
+    return n < 1 ? 1 : n > max ? max : n;
 }
 
 lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
@@ -151,6 +152,7 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
     pthread_mutex_lock(&cb->lock);
     if (args->mode == LCSM_MIX_LAZY) {
         n_split = lazy_splits(cb, args->t, B * D);
+        /* reserved by cl_session_prepare: this never allocates */
         st = clb_scratch(cb, &cb->lazy_part, (size_t)n_split * B * D * sizeof(float), "lazy partial sums");
         if (st == LCSM_OK) {
             size_t g[2] = {round_up((size_t)B * D, 64), (size_t)n_split}, l[2] = {64, 1};

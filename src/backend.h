@@ -141,8 +141,9 @@ typedef struct lcsm_backend_ops {
      * model's lock (several sessions of one model may be created at once). */
     lcsm_status (*filters_prepare)(lcsm_backend *be, lcsm_filters *f, int max_tile);
     /* Optional (NULL = nothing to do): makes what a session of this geometry needs
-     * for tiles up to max_tile (FFT plans, scratch), so no step creates any. Called
-     * after filters_prepare, under the model's lock. */
+     * (FFT plans and scratch for tiles up to max_tile, 0 when it runs none; the
+     * mixer's scratch), so no step allocates. Called for every session, after
+     * filters_prepare, under the model's lock. */
     lcsm_status (*session_prepare)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                                    int max_tile);
     void (*filters_destroy)(lcsm_backend *be, lcsm_filters *f);

@@ -120,18 +120,17 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
         st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "session host buffers");
         goto fail;
     }
-    /* Spectra for every tile size this session can run, made now, not per step. */
-    if (opt.algo == LCSM_ALGO_FLASH) {
-        pthread_mutex_lock(&m->lock);
-        int max_tile = lcsm_schedule_max_tile(0, L);
-        st = s->be->ops->filters_prepare(s->be, m->filters, max_tile);
-        if (st == LCSM_OK && s->be->ops->session_prepare)
-            st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, max_tile);
-        pthread_mutex_unlock(&m->lock);
-        if (st != LCSM_OK) {
-            RELAY(s, st);
-            goto fail;
-        }
+    /* Spectra for every tile size this session can run and the backend's plans
+     * and scratch, made now, not per step. */
+    pthread_mutex_lock(&m->lock);
+    const int max_tile = opt.algo == LCSM_ALGO_FLASH ? lcsm_schedule_max_tile(0, L) : 0;
+    st = max_tile ? s->be->ops->filters_prepare(s->be, m->filters, max_tile) : LCSM_OK;
+    if (st == LCSM_OK && s->be->ops->session_prepare)
+        st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, max_tile);
+    pthread_mutex_unlock(&m->lock);
+    if (st != LCSM_OK) {
+        RELAY(s, st);
+        goto fail;
     }
     st = lcsm_session_reset(s);
     if (st != LCSM_OK)
