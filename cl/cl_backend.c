@@ -472,7 +472,6 @@ static lcsm_status open_device(cl_backend *cb, const lcsm_backend_options *opt, 
     const char *want = opt->device ? opt->device : getenv("LCSM_DEVICE");
     st = choose(devs, n, want, &i, err, errlen);
     if (st == LCSM_OK) {
-        cb->platform = devs[i].platform;
         cb->device = devs[i].device;
         lcsm_device_info info;
         device_info(&devs[i], i, &info);

@@ -32,7 +32,6 @@ typedef struct cl_scratch {
 
 typedef struct cl_backend {
     lcsm_backend base;
-    cl_platform_id platform;
     cl_device_id device;
     cl_context ctx;
     cl_command_queue queue;

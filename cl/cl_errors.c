@@ -3,11 +3,8 @@
 
 #include <stddef.h>
 
-#define E(x) {x, #x}
-static const struct {
-    cl_int code;
-    const char *name;
-} names[] = {
+#define E CL_CODE_NAME
+static const cl_code_name names[] = {
     E(CL_SUCCESS), E(CL_DEVICE_NOT_FOUND), E(CL_DEVICE_NOT_AVAILABLE), E(CL_COMPILER_NOT_AVAILABLE),
     E(CL_MEM_OBJECT_ALLOCATION_FAILURE), E(CL_OUT_OF_RESOURCES), E(CL_OUT_OF_HOST_MEMORY),
     E(CL_PROFILING_INFO_NOT_AVAILABLE), E(CL_MEM_COPY_OVERLAP), E(CL_IMAGE_FORMAT_MISMATCH),
@@ -30,10 +27,15 @@ static const struct {
 };
 #undef E
 
+const char *cl_code_lookup(const cl_code_name *table, size_t n, int code, const char *unknown)
+{
+    for (size_t i = 0; i < n; i++)
+        if (table[i].code == code)
+            return table[i].name;
+    return unknown;
+}
+
 const char *lcsm_cl_error_name(cl_int err)
 {
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (names[i].code == err)
-            return names[i].name;
-    return "unknown OpenCL error";
+    return cl_code_lookup(names, sizeof names / sizeof names[0], err, "unknown OpenCL error");
 }

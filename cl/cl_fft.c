@@ -13,6 +13,7 @@
  * take effect; we still hand over a different pointer whenever the buffer changes
  * (two slots per side), so nothing relies on the late dereference.
  */
+#include "cl_errors.h"
 #include "cl_fft.h"
 
 #include <pthread.h>
@@ -81,11 +82,8 @@ static pthread_mutex_t plan_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Every enumerator of 1.2.26's VkFFTResult, in the header's order (generated with
  * awk '/typedef enum VkFFTResult/,/} VkFFTResult;/' vkFFT.h | grep -o 'VKFFT_[A-Za-z0-9_]*'). */
-#define E(x) {x, #x}
-static const struct {
-    int code;
-    const char *name;
-} vk_names[] = {
+#define E CL_CODE_NAME
+static const cl_code_name vk_names[] = {
     E(VKFFT_SUCCESS),
     E(VKFFT_ERROR_MALLOC_FAILED),
     E(VKFFT_ERROR_INSUFFICIENT_CODE_BUFFER),
@@ -182,10 +180,7 @@ static const struct {
 
 const char *clfft_result_name(int result)
 {
-    for (size_t i = 0; i < sizeof vk_names / sizeof vk_names[0]; i++)
-        if (vk_names[i].code == result)
-            return vk_names[i].name;
-    return "unknown VkFFT result";
+    return cl_code_lookup(vk_names, sizeof vk_names / sizeof vk_names[0], result, "unknown VkFFT result");
 }
 
 lcsm_status clfft_plan_create(cl_context ctx, cl_device_id dev, cl_command_queue queue, int n, int batch,
