@@ -121,11 +121,13 @@ LCSM_API int lcsm_backend_fft_threshold(const lcsm_backend *backend);
 LCSM_API const char *lcsm_backend_last_error(const lcsm_backend *backend);
 
 /** Start-up costs of a backend so far (GPU backends; the CPU backend counts its
- *  FFTW planning as plan time). */
+ *  FFTW planning as plan time) and its device memory. */
 typedef struct lcsm_backend_stats {
-    double kernel_build_s;  /* building our kernels, or loading them from the cache */
-    int kernels_from_cache; /* 1 when the kernels came from the binary cache */
-    double plan_s;          /* FFT plan creation (VkFFT or FFTW) so far */
+    double kernel_build_s;    /* building our kernels, or loading them from the cache */
+    int kernels_from_cache;   /* 1 when the kernels came from the binary cache */
+    double plan_s;            /* FFT plan creation (VkFFT or FFTW) so far */
+    size_t device_bytes_live; /* device buffers held now (0 for the CPU backend, whose */
+    size_t device_bytes_peak; /* memory is host memory); and the most held at once */
 } lcsm_backend_stats;
 
 LCSM_API lcsm_status lcsm_backend_get_stats(const lcsm_backend *backend, lcsm_backend_stats *stats);
