@@ -42,6 +42,16 @@ run_flash64() {
   ./build-gpu/bench/lcsm-bench-decode --backend opencl --models 768x12 --batches 8 --lens 4096 --algos flash \
     --flash-lens 65536 --json "$out/flash-64k.json" | tee "$out/flash-64k.txt"
 }
+run_prof() { # device time per kernel (LCSM_PROFILE=1) for the 768x12 model, B=1 L=4K and B=8 up to 16K of 64K
+  [ -d "$out/m768" ] || ./build-gpu/tools/lcsm make-model "$out/m768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null
+  LCSM_PROFILE=1 ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 4095 --max-len 4096 --temp 0 \
+    > /dev/null 2> "$out/prof-b1-4k.txt"
+  LCSM_PROFILE=1 ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 16384 --max-len 65536 --batch 8 \
+    --temp 0 > /dev/null 2> "$out/prof-b8-64k.txt"
+  for b in 1 8; do ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 4095 --max-len 4096 --batch $b \
+    --temp 0 2>&1 >/dev/null | grep total; done
+  tail -n 30 "$out"/prof-*.txt
+}
 build
 [ $# -eq 0 ] && set -- all
 for what in "$@"; do
@@ -51,6 +61,7 @@ for what in "$@"; do
     bench) run_bench ;;
     lazy64) run_lazy64 ;;
     flash64) run_flash64 ;;
+    prof) run_prof ;;
     all) run_tests; run_cli; run_bench ;;
   esac
 done

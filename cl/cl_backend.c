@@ -18,23 +18,6 @@
 extern const char lcsm_cl_kernels[];
 extern const size_t lcsm_cl_kernels_len;
 
-static const char *const kernel_names[K_COUNT] = {
-    [K_EMBED] = "embed",
-    [K_LAYERNORM] = "layernorm",
-    [K_GEMV_FEW] = "gemv_few",
-    [K_GEMV] = "gemv",
-    [K_GEMM] = "gemm",
-    [K_SHORTCONV_SEQ] = "shortconv_seq",
-    [K_CONV_STATE_SEQ] = "conv_state_seq",
-    [K_GATE_SEQ] = "gate_seq",
-    [K_LAZY_PARTIAL] = "lazy_partial",
-    [K_HYENA_STEP] = "hyena_step",
-    [K_BLOCK_DIRECT] = "block_direct",
-    [K_LONG_DIRECT] = "long_direct",
-    [K_FFT_GATHER] = "fft_gather",
-    [K_FFT_MAC] = "fft_mac",
-    [K_FFT_SCATTER] = "fft_scatter",
-};
 
 /* Default FFT tile threshold: direct tiles are cheap on a GPU up to here. */
 #define CL_DEFAULT_THRESHOLD_GPU 128
@@ -118,14 +101,18 @@ lcsm_status clb_launch(cl_backend *cb, clk_id k, int dims, const size_t *global,
         cl_int e = clSetKernelArg(cb->k[k], (cl_uint)i, args[i].size, args[i].ptr);
         if (e != CL_SUCCESS)
             return LCSM_FAIL_BE(&cb->base, LCSM_ERR_BACKEND, "opencl: clSetKernelArg(%s, %d) failed: %s (%d)",
-                                kernel_names[k], i, lcsm_cl_error_name(e), (int)e);
+                                clb_kernel_name(k), i, lcsm_cl_error_name(e), (int)e);
     }
-    cl_int e = clEnqueueNDRangeKernel(cb->queue, cb->k[k], (cl_uint)dims, NULL, global, local, 0, NULL, NULL);
+    cl_event ev = NULL;
+    cl_int e = clEnqueueNDRangeKernel(cb->queue, cb->k[k], (cl_uint)dims, NULL, global, local, 0, NULL,
+                                      cb->profiling ? &ev : NULL);
+    if (ev)
+        clb_prof_record(cb, (int)k, ev, NULL);
     if (e != CL_SUCCESS)
         return LCSM_FAIL_BE(&cb->base,
                             e == CL_MEM_OBJECT_ALLOCATION_FAILURE || e == CL_OUT_OF_RESOURCES ? LCSM_ERR_OUT_OF_MEMORY
                                                                                               : LCSM_ERR_BACKEND,
-                            "opencl: launching %s failed: %s (%d)", kernel_names[k], lcsm_cl_error_name(e), (int)e);
+                            "opencl: launching %s failed: %s (%d)", clb_kernel_name(k), lcsm_cl_error_name(e), (int)e);
     return LCSM_OK;
 }
 
@@ -231,6 +218,7 @@ static void cl_destroy(lcsm_backend *be)
         clFinish(cb->queue);
     if (cb->ids_event)
         clReleaseEvent(cb->ids_event);
+    clb_prof_free(cb);
     for (int i = 0; i < cb->n_plans; i++)
         clfft_plan_destroy(cb->plans[i]);
     lcsm__free(cb->plans);
@@ -259,6 +247,7 @@ static void cl_destroy(lcsm_backend *be)
 static const lcsm_backend_ops cl_ops = {
     .name = "opencl",
     .destroy = cl_destroy,
+    .profile = cl_profile,
     .alloc = cl_alloc,
     .release = cl_release,
     .write = cl_write,
@@ -454,10 +443,10 @@ static lcsm_status build_kernels(cl_backend *cb, const char *cache_dir)
     cb->base.stats.kernels_from_cache = origin == CLC_FROM_CACHE;
     for (int k = 0; k < K_COUNT; k++) {
         cl_int e;
-        cb->k[k] = clCreateKernel(cb->program, kernel_names[k], &e);
+        cb->k[k] = clCreateKernel(cb->program, clb_kernel_name(k), &e);
         if (e != CL_SUCCESS)
             return LCSM_FAIL_BE(&cb->base, LCSM_ERR_BACKEND, "opencl: clCreateKernel(%s) failed: %s (%d)",
-                                kernel_names[k], lcsm_cl_error_name(e), (int)e);
+                                clb_kernel_name(k), lcsm_cl_error_name(e), (int)e);
     }
     return LCSM_OK;
 }
@@ -495,8 +484,13 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
     cb->ctx = clCreateContext(NULL, 1, &cb->device, NULL, NULL, &e);
     if ((st = clb_check(cb, e, "clCreateContext")) != LCSM_OK)
         return st;
-    cb->queue = clCreateCommandQueue(cb->ctx, cb->device, 0, &e); /* in order: VkFFT needs it */
+    const char *prof = getenv("LCSM_PROFILE");
+    int profile = opt->profile || (prof && *prof && strcmp(prof, "0") != 0);
+    /* in order: VkFFT needs it */
+    cb->queue = clCreateCommandQueue(cb->ctx, cb->device, profile ? CL_QUEUE_PROFILING_ENABLE : 0, &e);
     if ((st = clb_check(cb, e, "clCreateCommandQueue")) != LCSM_OK)
+        return st;
+    if (profile && (st = clb_prof_init(cb)) != LCSM_OK)
         return st;
     size_t max_wg = 0;
     clGetDeviceInfo(cb->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);

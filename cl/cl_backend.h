@@ -18,8 +18,16 @@ struct lcsm_buf {
 /* The kernels of the .cl files, one table (names in cl_backend.c). */
 typedef enum clk_id {
     K_EMBED, K_LAYERNORM, K_GEMV_FEW, K_GEMV, K_GEMM, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
-    K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_COUNT
+    K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_COUNT,
+    K_PROF_FFT = K_COUNT, /* VkFFT's launches, timed between two markers */
+    K_PROF_COUNT
 } clk_id;
+
+/* A launch whose event has not been read yet (profiling only). */
+typedef struct cl_prof_event {
+    cl_event start, end; /* end only for a marker pair (VkFFT); else start == the launch */
+    int k;
+} cl_prof_event;
 
 #define CL_MAX_LOG2 31
 #define CL_WG 256 /* work-group size of the reduction kernels */
@@ -50,6 +58,13 @@ typedef struct cl_backend {
     cl_scratch fft_real, fft_cplx, fft_spec, lazy_part;
     clfft_plan **plans; /* cache keyed by (n, batch) */
     int n_plans;
+    /* Kernel profiling (lcsm_backend_options.profile): launches whose events are
+     * read in batches, and the device time per kernel so far. */
+    int profiling;
+    cl_prof_event *prof_pending;
+    int prof_n, prof_cap;
+    double prof_s[K_PROF_COUNT];
+    long long prof_calls[K_PROF_COUNT];
 } cl_backend;
 
 /* Block layout of an FFT convolution over segments of a filter, shared by the
@@ -88,6 +103,17 @@ typedef struct cl_arg {
 lcsm_status clb_launch(cl_backend *cb, clk_id k, int dims, const size_t *global, const size_t *local,
                        const cl_arg *args, int n_args);
 lcsm_status clb_check(cl_backend *cb, cl_int err, const char *what);
+/* Profiling of launches the backend does not make itself (VkFFT's): a marker
+ * before and after; no-ops unless profiling. */
+void clb_prof_begin(cl_backend *cb, cl_event *ev);
+void clb_prof_end(cl_backend *cb, clk_id k, cl_event start);
+
+/* cl_profile.c: the rest of profiling. */
+lcsm_status clb_prof_init(cl_backend *cb);
+void clb_prof_free(cl_backend *cb);
+void clb_prof_record(cl_backend *cb, int k, cl_event start, cl_event end);
+const char *clb_kernel_name(int k);
+lcsm_status cl_profile(lcsm_backend *be, lcsm_profile_entry *out, int cap, int *count, int reset);
 lcsm_status clb_scratch(cl_backend *cb, cl_scratch *s, size_t bytes, const char *what);
 lcsm_status clb_plan(cl_backend *cb, int n, int batch, clfft_plan **out);
 lcsm_status clb_mem(cl_backend *cb, size_t bytes, const char *what, cl_mem *out);

@@ -140,8 +140,11 @@ static int chunk_rows(const cl_backend *cb, int S, int P, int separate_y, int ex
 static lcsm_status fft(cl_backend *cb, clfft_plan *plan, int inverse, size_t cplx_off)
 {
     char err[256];
+    cl_event ev;
+    clb_prof_begin(cb, &ev);
     lcsm_status st = inverse ? clfft_inverse(plan, cb->fft_cplx.mem, cplx_off, cb->fft_real.mem, 0, err, sizeof err)
                              : clfft_forward(plan, cb->fft_real.mem, 0, cb->fft_cplx.mem, cplx_off, err, sizeof err);
+    clb_prof_end(cb, K_PROF_FFT, ev);
     return st == LCSM_OK ? st : LCSM_FAIL_BE(&cb->base, st, "opencl: %s", err);
 }
 

@@ -102,6 +102,10 @@ typedef struct lcsm_backend_options {
     /* Device selection for GPU backends: index or case-insensitive name
      * substring; NULL = $LCSM_DEVICE, else the first GPU. Ignored by "cpu". */
     const char *device;
+    /* 1: time every kernel on the device (lcsm_backend_get_profile); costs an
+     * event per launch. Default 0; the environment variable LCSM_PROFILE=1 also
+     * turns it on. The CPU backend has no kernels to time and ignores it. */
+    int profile;
 } lcsm_backend_options;
 
 /** Fills `opt` with the defaults (all zero / NULL). */
@@ -131,6 +135,22 @@ typedef struct lcsm_backend_stats {
 } lcsm_backend_stats;
 
 LCSM_API lcsm_status lcsm_backend_get_stats(const lcsm_backend *backend, lcsm_backend_stats *stats);
+
+/** Device time of one kernel (see lcsm_backend_get_profile). */
+typedef struct lcsm_profile_entry {
+    const char *name; /* the kernel's name ("gemv", "fft" for VkFFT's), static */
+    long long calls;  /* launches timed */
+    double seconds;   /* device time, from the launch's start to its end */
+} lcsm_profile_entry;
+
+/** Device time per kernel since the backend was created with profile = 1 (or
+ *  since the last reset), most expensive first: fills up to `cap` entries and
+ *  sets *count to how many kernels ran. Waits for all queued work first. With
+ *  `reset` != 0 the counts start again from zero afterwards. Returns
+ *  LCSM_ERR_UNSUPPORTED for a backend that does not profile (the CPU backend,
+ *  or profile = 0); `out` may be NULL when cap is 0. */
+LCSM_API lcsm_status lcsm_backend_get_profile(lcsm_backend *backend, lcsm_profile_entry *out, int cap,
+                                              int *count, int reset);
 
 /** One device a backend can run on (see lcsm_list_devices). */
 typedef struct lcsm_device_info {

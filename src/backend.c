@@ -96,6 +96,17 @@ lcsm_status lcsm_backend_get_stats(const lcsm_backend *be, lcsm_backend_stats *s
     return LCSM_OK;
 }
 
+lcsm_status lcsm_backend_get_profile(lcsm_backend *be, lcsm_profile_entry *out, int cap, int *count, int reset)
+{
+    if (!be || !count || cap < 0 || (cap > 0 && !out))
+        return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "lcsm_backend_get_profile: NULL argument or cap < 0");
+    *count = 0;
+    if (!be->ops->profile)
+        return lcsm__fail(be->last_error, sizeof be->last_error, LCSM_ERR_UNSUPPORTED,
+                          "backend %s does not profile kernels", be->name);
+    return be->ops->profile(be, out, cap, count, reset);
+}
+
 const char *lcsm__cache_dir(const lcsm_backend_options *opt, char *buf, size_t cap)
 {
     const char *env;

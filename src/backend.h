@@ -149,6 +149,11 @@ typedef struct lcsm_backend_ops {
     void (*filters_destroy)(lcsm_backend *be, lcsm_filters *f);
     size_t (*filters_bytes)(const lcsm_filters *f);
 
+    /* ---- optional (NULL = not supported) */
+    /* lcsm_backend_get_profile: waits for queued work, then reports (and with
+     * reset clears) device time per kernel. */
+    lcsm_status (*profile)(lcsm_backend *be, lcsm_profile_entry *out, int cap, int *count, int reset);
+
 } lcsm_backend_ops;
 
 /* The part of every backend the engine sees; backends embed it first. */

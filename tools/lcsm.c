@@ -421,6 +421,23 @@ static lcsm_status open_backend(const char *name, const char *device, int thread
     return lcsm_backend_create(name, &bo, out);
 }
 
+/* Device time per kernel, when the backend profiles (LCSM_PROFILE=1). */
+static void print_profile(lcsm_backend *be)
+{
+    lcsm_profile_entry e[32];
+    int n = 0;
+    if (lcsm_backend_get_profile(be, e, 32, &n, 0) != LCSM_OK)
+        return;
+    double total = 0;
+    for (int i = 0; i < n && i < 32; i++)
+        total += e[i].seconds;
+    fprintf(stderr, "lcsm: device time %10.2f ms in all, by kernel:\n", 1e3 * total);
+    for (int i = 0; i < n && i < 32; i++)
+        fprintf(stderr, "lcsm:   %-16s %10.2f ms %5.1f%% %9lld calls %8.2f us/call\n", e[i].name,
+                1e3 * e[i].seconds, total > 0 ? 100 * e[i].seconds / total : 0.0, e[i].calls,
+                1e6 * e[i].seconds / (double)(e[i].calls ? e[i].calls : 1));
+}
+
 /* -m DIR, or the built-in model when there is no -m. */
 static lcsm_status open_model(lcsm_backend *be, const char *dir, float shift, lcsm_model **out)
 {
@@ -603,6 +620,7 @@ static int cmd_generate(const cli_args *a)
             "FFT plans %.2f)\n",
             1e3 * (load_s + session_s), 1e3 * backend_s, 1e3 * (load_s - backend_s), 1e3 * session_s,
             1e3 * bs.kernel_build_s, bs.kernels_from_cache ? " from cache" : "", 1e3 * bs.plan_s);
+    print_profile(be);
 
 done:
     /* Sessions before their model, models before their backend (lcsm.h). */
