@@ -23,15 +23,41 @@ extern const size_t lcsm_cl_kernels_len;
 #define CL_DEFAULT_THRESHOLD_GPU 128
 #define CL_DEFAULT_THRESHOLD_CPU 64
 
+/* What an OpenCL error means to the caller: the device or the driver out of
+ * memory or resources is LCSM_ERR_OUT_OF_MEMORY, wherever it shows up (buffer
+ * creation, an enqueue, or a wait that reports an earlier command's failure:
+ * drivers that allocate lazily report a full device only there); anything else
+ * is a backend failure. */
+static lcsm_status cl_status(cl_int err)
+{
+    return err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES || err == CL_OUT_OF_HOST_MEMORY
+               ? LCSM_ERR_OUT_OF_MEMORY
+               : LCSM_ERR_BACKEND;
+}
+
 lcsm_status clb_check(cl_backend *cb, cl_int err, const char *what)
 {
     if (err == CL_SUCCESS)
         return LCSM_OK;
-    lcsm_status st = (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ||
-                      err == CL_OUT_OF_HOST_MEMORY)
-                         ? LCSM_ERR_OUT_OF_MEMORY
-                         : LCSM_ERR_BACKEND;
-    return LCSM_FAIL_BE(&cb->base, st, "opencl: %s failed: %s (%d)", what, lcsm_cl_error_name(err), (int)err);
+    return LCSM_FAIL_BE(&cb->base, cl_status(err), "opencl: %s failed: %s (%d)", what, lcsm_cl_error_name(err),
+                        (int)err);
+}
+
+/* Device bytes held (lcsm_backend_stats): added where clb_mem makes a buffer,
+ * taken off where clb_release drops it. Atomic: sessions on several threads
+ * allocate without the backend's lock. */
+static void count_device_bytes(cl_backend *cb, size_t bytes, int add)
+{
+    lcsm_backend_stats *s = &cb->base.stats;
+    if (!add) {
+        __atomic_sub_fetch(&s->device_bytes_live, bytes, __ATOMIC_RELAXED);
+        return;
+    }
+    size_t live = __atomic_add_fetch(&s->device_bytes_live, bytes, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&s->device_bytes_peak, __ATOMIC_RELAXED);
+    while (live > peak &&
+           !__atomic_compare_exchange_n(&s->device_bytes_peak, &peak, live, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
 }
 
 lcsm_status clb_mem(cl_backend *cb, size_t bytes, const char *what, cl_mem *out)
@@ -44,12 +70,31 @@ lcsm_status clb_mem(cl_backend *cb, size_t bytes, const char *what, cl_mem *out)
                             "opencl: %s needs %zu bytes in one buffer; the device allows %llu", what, bytes,
                             (unsigned long long)cb->max_alloc);
     cl_int e;
-    cl_mem m = clCreateBuffer(cb->ctx, CL_MEM_READ_WRITE, bytes, NULL, &e);
-    if (e != CL_SUCCESS)
-        return LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY, "opencl: cannot allocate %zu bytes for %s: %s (%d)",
-                            bytes, what, lcsm_cl_error_name(e), (int)e);
+    cl_mem m = NULL;
+    const int injected = lcsm__dev_alloc_fails(); /* a test failing the n-th device allocation */
+    if (injected)
+        e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+    else
+        m = clCreateBuffer(cb->ctx, CL_MEM_READ_WRITE, bytes, NULL, &e);
+    if (e != CL_SUCCESS || !m)
+        return LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY,
+                            "opencl: clCreateBuffer of %zu bytes for %s failed: %s (%d)%s", bytes, what,
+                            lcsm_cl_error_name(e), (int)e, injected ? " (injected by a test)" : "");
+    count_device_bytes(cb, bytes, 1);
+    lcsm__dev_alloc_track(1);
     *out = m;
     return LCSM_OK;
+}
+
+void clb_release(cl_backend *cb, cl_mem m)
+{
+    if (!m)
+        return;
+    size_t bytes = 0;
+    if (clGetMemObjectInfo(m, CL_MEM_SIZE, sizeof bytes, &bytes, NULL) == CL_SUCCESS)
+        count_device_bytes(cb, bytes, 0);
+    lcsm__dev_alloc_track(-1);
+    clReleaseMemObject(m); /* the driver keeps it until queued commands that use it are done */
 }
 
 lcsm_status clb_scratch(cl_backend *cb, cl_scratch *s, size_t bytes, const char *what)
@@ -62,8 +107,7 @@ lcsm_status clb_scratch(cl_backend *cb, cl_scratch *s, size_t bytes, const char 
     lcsm_status st = clb_mem(cb, bytes, what, &m);
     if (st != LCSM_OK)
         return st;
-    if (s->mem)
-        clReleaseMemObject(s->mem);
+    clb_release(cb, s->mem);
     s->mem = m;
     s->bytes = bytes;
     return LCSM_OK;
@@ -109,10 +153,8 @@ lcsm_status clb_launch(cl_backend *cb, clk_id k, int dims, const size_t *global,
     if (ev)
         clb_prof_record(cb, (int)k, ev, NULL);
     if (e != CL_SUCCESS)
-        return LCSM_FAIL_BE(&cb->base,
-                            e == CL_MEM_OBJECT_ALLOCATION_FAILURE || e == CL_OUT_OF_RESOURCES ? LCSM_ERR_OUT_OF_MEMORY
-                                                                                              : LCSM_ERR_BACKEND,
-                            "opencl: launching %s failed: %s (%d)", clb_kernel_name(k), lcsm_cl_error_name(e), (int)e);
+        return LCSM_FAIL_BE(&cb->base, cl_status(e), "opencl: clEnqueueNDRangeKernel(%s) failed: %s (%d)",
+                            clb_kernel_name(k), lcsm_cl_error_name(e), (int)e);
     return LCSM_OK;
 }
 
@@ -136,9 +178,8 @@ static lcsm_status cl_alloc(lcsm_backend *be, size_t bytes, lcsm_buf **out)
 
 static void cl_release(lcsm_backend *be, lcsm_buf *b)
 {
-    (void)be;
     if (b) {
-        clReleaseMemObject(b->mem);
+        clb_release((cl_backend *)be, b->mem);
         lcsm__free(b);
     }
 }
@@ -224,12 +265,9 @@ static void cl_destroy(lcsm_backend *be)
     lcsm__free(cb->plans);
     cl_scratch *sc[] = {&cb->fft_real, &cb->fft_cplx, &cb->fft_spec, &cb->lazy_part};
     for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++)
-        if (sc[i]->mem)
-            clReleaseMemObject(sc[i]->mem);
-    cl_mem mems[] = {cb->dummy, cb->ids};
-    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
-        if (mems[i])
-            clReleaseMemObject(mems[i]);
+        clb_release(cb, sc[i]->mem);
+    clb_release(cb, cb->dummy);
+    clb_release(cb, cb->ids);
     lcsm__free(cb->ids_host);
     for (int k = 0; k < K_COUNT; k++)
         if (cb->k[k])
@@ -505,6 +543,8 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
     if (cb->fft_budget > ((size_t)512 << 20))
         cb->fft_budget = (size_t)512 << 20;
     cb->fft_max_n = CL_FFT_MAX_N;
+    const char *gk = getenv("LCSM_CL_GEMV");
+    cb->gemv_kind = gk && !strcmp(gk, "vec");
     const char *cap = getenv("LCSM_CL_FFT_MAX"); /* tests: exercise the blocked path with small sizes */
     if (cap && *cap) {
         int v = atoi(cap);

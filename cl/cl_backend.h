@@ -17,7 +17,7 @@ struct lcsm_buf {
 
 /* The kernels of the .cl files, one table (names in cl_backend.c). */
 typedef enum clk_id {
-    K_EMBED, K_LAYERNORM, K_GEMV_FEW, K_GEMV, K_GEMM, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
+    K_EMBED, K_LAYERNORM, K_GEMV_FEW, K_GEMV, K_GEMV_VEC, K_GEMM, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
     K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_COUNT,
     K_PROF_FFT = K_COUNT, /* VkFFT's launches, timed between two markers */
     K_PROF_COUNT
@@ -49,6 +49,7 @@ typedef struct cl_backend {
     cl_ulong max_alloc, global_mem;
     size_t fft_budget;  /* bytes of FFT scratch one convolution may use */
     int fft_max_n;      /* largest FFT (CL_FFT_MAX_N, or less for tests) */
+    int gemv_kind;      /* EXPERIMENT: LCSM_CL_GEMV=vec|tiled */
     pthread_mutex_t lock; /* kernels' arguments, scratch and plans: one op at a time */
     cl_mem dummy;         /* bound where an optional buffer is absent */
     cl_mem ids;           /* token ids of embed */
@@ -116,7 +117,11 @@ const char *clb_kernel_name(int k);
 lcsm_status cl_profile(lcsm_backend *be, lcsm_profile_entry *out, int cap, int *count, int reset);
 lcsm_status clb_scratch(cl_backend *cb, cl_scratch *s, size_t bytes, const char *what);
 lcsm_status clb_plan(cl_backend *cb, int n, int batch, clfft_plan **out);
+/* Every device buffer of the backend is made by clb_mem and dropped by
+ * clb_release (NULL: nothing), which keep lcsm_backend_stats' device bytes and
+ * hold the failure-injection hook of tests (lcsm__dev_alloc_fails). */
 lcsm_status clb_mem(cl_backend *cb, size_t bytes, const char *what, cl_mem *out);
+void clb_release(cl_backend *cb, cl_mem m);
 
 /* cl_dense.c */
 lcsm_status cl_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, int D, lcsm_ref out);

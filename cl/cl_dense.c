@@ -48,8 +48,7 @@ lcsm_status cl_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, in
             return st;
         }
         lcsm__free(cb->ids_host);
-        if (cb->ids)
-            clReleaseMemObject(cb->ids);
+        clb_release(cb, cb->ids);
         cb->ids_host = h;
         cb->ids = m;
         cb->ids_cap = cap;
@@ -89,7 +88,14 @@ lcsm_status cl_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, l
         size_t g[2] = {GEMV_T, round_up((size_t)n_out, GEMV_N)}, l[2] = {GEMV_T, GEMV_N};
         cl_arg a[] = {A_REF(x),      A_REF(W),       A_REF(br),       A_I32(has_bias), A_REF(out),
                       A_I32(rows),   A_I32(n_in),    A_I32(n_out),    A_I32(flags)};
-        st = clb_launch(cb, rows <= GEMV_FEW_ROWS ? K_GEMV_FEW : K_GEMV, 2, g, l, a, N_ARGS(a));
+        if (cb->gemv_kind == 1) {
+            g[0] = 32;
+            g[1] = round_up((size_t)n_out, 4);
+            l[0] = 32;
+            l[1] = 4;
+        }
+        st = clb_launch(cb, cb->gemv_kind == 1 ? K_GEMV_VEC : rows <= GEMV_FEW_ROWS ? K_GEMV_FEW : K_GEMV, 2, g, l, a,
+                        N_ARGS(a));
     } else {
         size_t g[2] = {round_up((size_t)n_out, 64) / 4, round_up((size_t)rows, 64) / 4}, l[2] = {16, 16};
         cl_arg a[] = {A_REF(x),    A_REF(W),    A_REF(br),    A_I32(has_bias), A_REF(out),

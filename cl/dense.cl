@@ -177,6 +177,54 @@ gemv(__global const float *x, ulong xo, __global const float *W, ulong wo, __glo
     }
 }
 
+/* Matrix-vector for up to GEMV_R rows of x, one weight row per group of
+ * GV_LANES items: each item reads float4s of the weight row (a group reads
+ * 512 contiguous bytes at a time) and the same float4s of every row of x
+ * straight from global memory (x is small and stays in the L1 cache), so each
+ * weight is read once for all rows of x with no barrier in the loop; the
+ * GV_LANES partial sums per (output, row) are reduced once at the end. */
+#define GV_LANES 32
+#define GV_ROWS 4
+__kernel __attribute__((reqd_work_group_size(GV_LANES, GV_ROWS, 1))) void
+gemv_vec(__global const float *x, ulong xo, __global const float *W, ulong wo, __global const float *bias, ulong bo,
+         int has_bias, __global float *out, ulong oo, int rows, int n_in, int n_out, int flags)
+{
+    __local float red[GV_ROWS][GEMV_R][GV_LANES + 1];
+    const int l = get_local_id(0), j = get_local_id(1);
+    const int n = get_group_id(1) * GV_ROWS + j;
+    const int nr = rows < GEMV_R ? rows : GEMV_R;
+    float acc[GEMV_R];
+    for (int r = 0; r < GEMV_R; r++)
+        acc[r] = 0.0f;
+    if (n < n_out) {
+        __global const float *w = W + wo + (size_t)n * n_in;
+        __global const float *xr = x + xo;
+        const int k4 = n_in & ~3;
+        for (int k = 4 * l; k < k4; k += 4 * GV_LANES) {
+            const float4 wv = vload4(0, w + k);
+            for (int r = 0; r < GEMV_R; r++)
+                if (r < nr)
+                    acc[r] += dot(wv, vload4(0, xr + (size_t)r * n_in + k));
+        }
+        for (int k = k4 + l; k < n_in; k += GV_LANES)
+            for (int r = 0; r < nr; r++)
+                acc[r] += w[k] * xr[(size_t)r * n_in + k];
+    }
+    for (int r = 0; r < GEMV_R; r++)
+        red[j][r][l] = acc[r];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    /* item p of the first GV_ROWS * GEMV_R sums the lanes of (output p / GEMV_R, row p % GEMV_R) */
+    const int p = j * GV_LANES + l, jn = p / GEMV_R, r = p % GEMV_R;
+    const int no = get_group_id(1) * GV_ROWS + jn;
+    if (p < GV_ROWS * GEMV_R && r < nr && no < n_out) {
+        float v = 0.0f;
+        for (int i = 0; i < GV_LANES; i++)
+            v += red[jn][r][i];
+        __global float *o = out + oo + (size_t)r * n_out + no;
+        *o = epilogue(v, bias + bo, has_bias, no, flags, o);
+    }
+}
+
 /* Matrix-matrix (prefill, batches): out[M][N] = x[M][K] W[N][K]^T. A 64x64 block of
  * the output per work-group of 16x16 items, 4x4 outputs per item, K in steps of 16
  * through local memory. */
