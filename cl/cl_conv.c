@@ -81,18 +81,14 @@ done:
 
 void cl_filters_destroy(lcsm_backend *be, lcsm_filters *f)
 {
-    (void)be;
+    cl_backend *cb = (cl_backend *)be;
     if (!f)
         return;
     for (int k = 0; k <= CL_MAX_LOG2; k++)
-        if (f->spec[k].mem)
-            clReleaseMemObject(f->spec[k].mem);
-    if (f->hT)
-        clReleaseMemObject(f->hT);
-    if (f->dbias)
-        clReleaseMemObject(f->dbias);
-    if (f->h0d)
-        clReleaseMemObject(f->h0d);
+        clb_release(cb, f->spec[k].mem);
+    clb_release(cb, f->hT);
+    clb_release(cb, f->dbias);
+    clb_release(cb, f->h0d);
     lcsm__free(f);
 }
 
@@ -350,7 +346,7 @@ lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
         if (st == LCSM_OK)
             st = clb_check(cb, clFinish(cb->queue), "clFinish(tile spectra)");
         if (st != LCSM_OK) {
-            clReleaseMemObject(mem);
+            clb_release(cb, mem);
             break;
         }
         ts->S = S;

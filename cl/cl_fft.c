@@ -244,7 +244,8 @@ lcsm_status clfft_plan_create(cl_context ctx, cl_device_id dev, cl_command_queue
         snprintf(err, errlen, "VkFFT initializeVkFFT(n=%d, batch=%d) failed: %s (%d)", n, batch,
                  clfft_result_name((int)r), (int)r);
         lcsm__free(p);
-        return r == VKFFT_ERROR_MALLOC_FAILED ? LCSM_ERR_OUT_OF_MEMORY : LCSM_ERR_BACKEND;
+        return r == VKFFT_ERROR_MALLOC_FAILED || r == VKFFT_ERROR_FAILED_TO_ALLOCATE ? LCSM_ERR_OUT_OF_MEMORY
+                                                                                      : LCSM_ERR_BACKEND;
     }
     p->inverse_split = p->app.localFFTPlan_inverse && p->app.localFFTPlan_inverse->numAxisUploads[0] > 1;
     *out = p;
@@ -279,15 +280,21 @@ static lcsm_status append(clfft_plan *p, int dir, cl_mem real, size_t real_off, 
     }
     if (dir > 0 && p->inverse_split && cplx_off) { /* see inverse_split */
         cl_int e = CL_SUCCESS;
-        if (!p->scratch)
+        const char *call = "clCreateBuffer";
+        if (!p->scratch && lcsm__dev_alloc_fails()) /* tests fail the n-th device allocation */
+            e = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+        else if (!p->scratch)
             p->scratch = clCreateBuffer(p->context, CL_MEM_READ_WRITE, (size_t)p->cplx_bytes, NULL, &e);
-        if (e == CL_SUCCESS)
+        if (e == CL_SUCCESS) {
+            call = "clEnqueueCopyBuffer";
             e = clEnqueueCopyBuffer(p->queue, cplx, p->scratch, cplx_off, 0, (size_t)p->cplx_bytes, 0, NULL, NULL);
+        }
         if (e != CL_SUCCESS) {
-            snprintf(err, errlen, "VkFFT inverse (n=%d, batch=%d): copy to a scratch buffer of %llu bytes failed: "
-                                  "OpenCL error %d", p->n, p->batch, (unsigned long long)p->cplx_bytes, (int)e);
-            return e == CL_MEM_OBJECT_ALLOCATION_FAILURE || e == CL_OUT_OF_HOST_MEMORY ? LCSM_ERR_OUT_OF_MEMORY
-                                                                                        : LCSM_ERR_BACKEND;
+            snprintf(err, errlen, "VkFFT inverse (n=%d, batch=%d): %s for a scratch buffer of %llu bytes failed: %s (%d)",
+                     p->n, p->batch, call, (unsigned long long)p->cplx_bytes, lcsm_cl_error_name(e), (int)e);
+            return e == CL_MEM_OBJECT_ALLOCATION_FAILURE || e == CL_OUT_OF_RESOURCES || e == CL_OUT_OF_HOST_MEMORY
+                       ? LCSM_ERR_OUT_OF_MEMORY
+                       : LCSM_ERR_BACKEND;
         }
         cplx = p->scratch;
         cplx_off = 0;

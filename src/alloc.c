@@ -5,6 +5,8 @@
  * leak. Allocators we do not own (posix_memalign, FFTW's, mmap) ask
  * lcsm__alloc_fails() first and report what they hold with lcsm__alloc_track().
  * Not covered: allocations inside cJSON, FFTW's planner and OpenBLAS.
+ * Device buffers of GPU backends ask lcsm__dev_alloc_fails(), a second counter
+ * (the backend counts their bytes itself: lcsm_backend_stats).
  */
 #include "internal.h"
 
@@ -86,3 +88,32 @@ void lcsm__alloc_inject(long n)
 int lcsm__alloc_injected(void) { return atomic_load(&injected); }
 long lcsm__alloc_live(void) { return atomic_load(&live); }
 long lcsm__alloc_count(void) { return atomic_load(&count); }
+
+/* ---- device allocations: the same hook on a counter of their own */
+
+static atomic_long dev_live;
+static atomic_long dev_count;
+static atomic_long dev_fail_at = -1;
+static atomic_int dev_injected;
+
+int lcsm__dev_alloc_fails(void)
+{
+    long n = atomic_fetch_add(&dev_count, 1);
+    if (n == atomic_load(&dev_fail_at)) {
+        atomic_store(&dev_injected, 1);
+        return 1;
+    }
+    return 0;
+}
+
+void lcsm__dev_alloc_track(long delta) { atomic_fetch_add(&dev_live, delta); }
+
+void lcsm__dev_alloc_inject(long n)
+{
+    atomic_store(&dev_injected, 0);
+    atomic_store(&dev_fail_at, n < 0 ? -1 : atomic_load(&dev_count) + n);
+}
+
+int lcsm__dev_alloc_injected(void) { return atomic_load(&dev_injected); }
+long lcsm__dev_alloc_live(void) { return atomic_load(&dev_live); }
+long lcsm__dev_alloc_count(void) { return atomic_load(&dev_count); }

@@ -37,6 +37,17 @@ void lcsm__alloc_inject(long n);
 int lcsm__alloc_injected(void);
 long lcsm__alloc_live(void);
 long lcsm__alloc_count(void);
+/* Device allocations (GPU backends' buffers) have their own counter, so a test
+ * can fail the n-th device buffer for every n without also failing host blocks:
+ * lcsm__dev_alloc_fails() is asked before each device allocation (1 = fail it as
+ * out of memory), lcsm__dev_alloc_track(+1 / -1) told of each buffer made and
+ * released; inject, injected, live and count as for host allocations. */
+int lcsm__dev_alloc_fails(void);
+void lcsm__dev_alloc_track(long delta);
+void lcsm__dev_alloc_inject(long n);
+int lcsm__dev_alloc_injected(void);
+long lcsm__dev_alloc_live(void);
+long lcsm__dev_alloc_count(void);
 int lcsm__mul_overflows(size_t a, size_t b, size_t *out);
 
 /* ---- shared by the backends (backend.c) */
