@@ -333,9 +333,13 @@ static lcsm_status enumerate(cl_dev **out, int *n_out, char *err, size_t errlen)
     cl_platform_id *ps = lcsm__calloc(np, sizeof *ps);
     cl_dev *devs = NULL;
     int n = 0;
-    if (!ps || clGetPlatformIDs(np, ps, NULL) != CL_SUCCESS) {
+    if (!ps) {
+        snprintf(err, errlen, "opencl: out of memory listing platforms");
+        return LCSM_ERR_OUT_OF_MEMORY;
+    }
+    if ((e = clGetPlatformIDs(np, ps, NULL)) != CL_SUCCESS) {
         lcsm__free(ps);
-        snprintf(err, errlen, "opencl: cannot list platforms");
+        snprintf(err, errlen, "opencl: clGetPlatformIDs failed: %s (%d)", lcsm_cl_error_name(e), (int)e);
         return LCSM_ERR_BACKEND;
     }
     for (cl_uint p = 0; p < np; p++) {

@@ -49,6 +49,7 @@ static lcsm_status make_plan(cpu_backend *cb, int n, unsigned flags, cpu_plan *p
         p->inv = fftwf_plan_many_dft_c2r(1, &n, W, cx, NULL, W, 1, re, NULL, W, 1, flags);
         pthread_mutex_unlock(&planner_lock);
     }
+    const int no_memory = !re || !cx; /* then FFTW was not asked: out of memory, not a planner failure */
     cpu_ffree(re);
     cpu_ffree(cx);
     if (!p->fwd || !p->inv) {
@@ -58,6 +59,8 @@ static lcsm_status make_plan(cpu_backend *cb, int n, unsigned flags, cpu_plan *p
         if (p->inv)
             fftwf_destroy_plan(p->inv);
         pthread_mutex_unlock(&planner_lock);
+        if (no_memory)
+            return LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY, "cpu: no memory to plan an FFT of size %d", n);
         return LCSM_FAIL_BE(&cb->base, LCSM_ERR_BACKEND, "cpu: FFTW could not plan a transform of size %d", n);
     }
     if (flags & FFTW_MEASURE)

@@ -20,11 +20,16 @@
  *   - A failed call leaves its handles as they were. Arguments are checked before
  *     any work starts (bad tokens, lengths, sizes change nothing). The exception
  *     is a failure inside the backend in the middle of a prefill or step (out of
- *     memory, a driver error): the session is then marked failed and every call
- *     on it returns LCSM_ERR_STATE until lcsm_session_reset().
+ *     memory, a driver error): the session is then marked failed, every prefill,
+ *     step or generate on it returns LCSM_ERR_STATE until lcsm_session_reset()
+ *     (which makes it usable again), and the other session calls still work.
+ *     The model and the backend stay usable after any failure.
  *   - Tokens are int32; logits are float, `n_vocab` (the padded vocabulary of the
  *     model, lcsm_model_info.n_vocab) per sequence.
  *   - A model must outlive its sessions; a backend must outlive its models.
+ *     Handles are plain pointers: a session used after its model was destroyed
+ *     (or a model after its backend, or any handle after its destroy) is not
+ *     detected and is undefined behaviour, like a use after free().
  *   - Threads: a model may be used by several sessions on several threads at once;
  *     one session must not be used by two threads at the same time.
  */
@@ -273,7 +278,7 @@ LCSM_API const char *lcsm_algo_name(lcsm_algo algo);
 LCSM_API lcsm_status lcsm_algo_from_name(const char *name, lcsm_algo *out);
 
 typedef struct lcsm_session_options {
-    int batch;      /* sequences generated together, >= 1 (default 1) */
+    int batch;      /* sequences generated together, 1 to 65536 (default 1) */
     int max_len;    /* prompt + generated tokens, <= l_max; 0 = l_max (default) */
     lcsm_algo algo; /* default LCSM_ALGO_FLASH */
 } lcsm_session_options;

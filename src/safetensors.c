@@ -107,10 +107,13 @@ lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
         close(fd);
         return ERR(LCSM_ERR_FORMAT, "%s: truncated (%zu bytes, no header)", path, size);
     }
-    void *map = lcsm__alloc_fails() ? MAP_FAILED : mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int injected = lcsm__alloc_fails();
+    void *map = injected ? MAP_FAILED : mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    const int map_errno = injected ? ENOMEM : errno; /* before close() can change it */
     close(fd);
     if (map == MAP_FAILED)
-        return ERR(LCSM_ERR_IO, "%s: mmap: %s", path, strerror(errno));
+        return ERR(map_errno == ENOMEM ? LCSM_ERR_OUT_OF_MEMORY : LCSM_ERR_IO, "%s: mmap: %s", path,
+                   strerror(map_errno));
     f->map = map;
     f->size = size;
 
