@@ -223,17 +223,18 @@ static lcsm_status cl_read(lcsm_backend *be, lcsm_ref src, float *dst, size_t n)
     if (st == LCSM_OK)
         clFlush(cb->queue);
     pthread_mutex_unlock(&cb->lock);
-    if (st == LCSM_OK) {
-        cl_int e = clWaitForEvents(1, &ev);
-        cl_int status = CL_COMPLETE;
-        clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
-        if (e == CL_SUCCESS && status < 0)
-            e = status; /* an earlier command of the queue failed */
-        st = clb_check(cb, e, "a queued operation (reported at read)");
-    }
-    if (ev)
-        clReleaseEvent(ev);
-    return st;
+    return st == LCSM_OK ? clb_wait(cb, ev) : st;
+}
+
+lcsm_status clb_wait(cl_backend *cb, cl_event ev)
+{
+    cl_int e = clWaitForEvents(1, &ev);
+    cl_int status = CL_COMPLETE;
+    clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+    if (e == CL_SUCCESS && status < 0)
+        e = status; /* an earlier command of the queue failed */
+    clReleaseEvent(ev);
+    return clb_check(cb, e, "a queued operation (reported at a wait)");
 }
 
 static lcsm_status cl_zero(lcsm_backend *be, lcsm_ref dst, size_t n)
@@ -285,6 +286,9 @@ static void cl_destroy(lcsm_backend *be)
 static const lcsm_backend_ops cl_ops = {
     .name = "opencl",
     .destroy = cl_destroy,
+    .embed_dev = cl_embed_dev,
+    .sample = cl_sample,
+    .finish = cl_finish,
     .profile = cl_profile,
     .alloc = cl_alloc,
     .release = cl_release,
@@ -577,6 +581,7 @@ lcsm_status lcsm_cl_backend_create(const lcsm_backend_options *opt, lcsm_backend
         if ((st = lcsm__fft_threshold(opt, &t)) != LCSM_OK)
             snprintf(cb->base.last_error, sizeof cb->base.last_error, "%s", lcsm_last_error());
         cb->base.fft_threshold = t ? t : cb->is_cpu_device ? CL_DEFAULT_THRESHOLD_CPU : CL_DEFAULT_THRESHOLD_GPU;
+        cb->base.sample_max = CL_SAMPLE_MAX;
     }
     if (st != LCSM_OK) {
         lcsm__fail(NULL, 0, st, "%s", cb->base.last_error);

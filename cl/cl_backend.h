@@ -18,7 +18,7 @@ struct lcsm_buf {
 /* The kernels of the .cl files, one table (names in cl_backend.c). */
 typedef enum clk_id {
     K_EMBED, K_LAYERNORM, K_GEMV_FEW, K_GEMV, K_GEMV_VEC, K_GEMM, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
-    K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_COUNT,
+    K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_SAMPLE, K_COUNT,
     K_PROF_FFT = K_COUNT, /* VkFFT's launches, timed between two markers */
     K_PROF_COUNT
 } clk_id;
@@ -104,6 +104,9 @@ typedef struct cl_arg {
 lcsm_status clb_launch(cl_backend *cb, clk_id k, int dims, const size_t *global, const size_t *local,
                        const cl_arg *args, int n_args);
 lcsm_status clb_check(cl_backend *cb, cl_int err, const char *what);
+/* Waits for ev (outside the lock), releases it, and reports a failure of it or
+ * of an earlier command of the queue. */
+lcsm_status clb_wait(cl_backend *cb, cl_event ev);
 /* Profiling of launches the backend does not make itself (VkFFT's): a marker
  * before and after; no-ops unless profiling. */
 void clb_prof_begin(cl_backend *cb, cl_event *ev);
@@ -135,6 +138,13 @@ lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, i
                         size_t y_stride, lcsm_ref a_tm, size_t a_stride, lcsm_ref x0, lcsm_ref out);
 lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                           const lcsm_hyena_step_args *a);
+
+/* cl_sample.c: decoding with the ids on the device */
+#define CL_SAMPLE_MAX 2048 /* SAMPLE_MAX of sample.cl */
+lcsm_status cl_embed_dev(lcsm_backend *be, lcsm_ref E, lcsm_ref ids, int n, int D, lcsm_ref out);
+lcsm_status cl_sample(lcsm_backend *be, lcsm_ref logits, int B, int V, const lcsm_sampler_params *p, uint64_t draws,
+                      lcsm_ref ids, int32_t *host_ids, int wait);
+lcsm_status cl_finish(lcsm_backend *be);
 
 /* The most partial sums the lazy mixer splits a column into (cl_dense.c). */
 int cl_lazy_max_splits(const cl_backend *cb, int cols);

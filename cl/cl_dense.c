@@ -60,7 +60,7 @@ lcsm_status cl_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, in
                    "clEnqueueWriteBuffer(ids)");
     if (st == LCSM_OK) {
         size_t g[2] = {round_up((size_t)D, 64), (size_t)n}, l[2] = {64, 1};
-        cl_arg a[] = {A_REF(E), A_MEM(cb->ids), A_I32(D), A_REF(out)};
+        cl_arg a[] = {A_REF(E), A_MEM(cb->ids), A_U64(0), A_I32(D), A_REF(out)};
         st = clb_launch(cb, K_EMBED, 2, g, l, a, N_ARGS(a));
     }
     pthread_mutex_unlock(&cb->lock);

@@ -31,6 +31,7 @@ static const char *const prof_names[K_PROF_COUNT] = {
     [K_FFT_GATHER] = "fft_gather",
     [K_FFT_MAC] = "fft_mac",
     [K_FFT_SCATTER] = "fft_scatter",
+    [K_SAMPLE] = "sample",
     [K_PROF_FFT] = "fft",
 };
 

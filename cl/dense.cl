@@ -21,11 +21,12 @@ static float wg_sum(float v, __local float *red)
     return r;
 }
 
-__kernel void embed(__global const float *E, ulong eo, __global const int *ids, int D, __global float *out, ulong oo)
+__kernel void embed(__global const float *E, ulong eo, __global const int *ids, ulong io, int D, __global float *out,
+                    ulong oo)
 {
     const int c = get_global_id(0), i = get_global_id(1);
     if (c < D)
-        out[oo + (size_t)i * D + c] = E[eo + (size_t)ids[i] * D + c];
+        out[oo + (size_t)i * D + c] = E[eo + (size_t)ids[io + i] * D + c];
 }
 
 /* One work-group per row; two passes (mean, then centred variance) like the CPU. */
@@ -199,8 +200,21 @@ gemv_vec(__global const float *x, ulong xo, __global const float *W, ulong wo, _
     if (n < n_out) {
         __global const float *w = W + wo + (size_t)n * n_in;
         __global const float *xr = x + xo;
-        const int k4 = n_in & ~3;
-        for (int k = 4 * l; k < k4; k += 4 * GV_LANES) {
+        const int k4 = n_in & ~3, step = 4 * GV_LANES;
+        int k = 4 * l;
+        /* Four weight loads in flight per item: a GEMV is bound by memory
+         * latency times the loads outstanding, not by arithmetic. */
+        for (; k + 3 * step < k4; k += 4 * step) {
+            const float4 w0 = vload4(0, w + k), w1 = vload4(0, w + k + step);
+            const float4 w2 = vload4(0, w + k + 2 * step), w3 = vload4(0, w + k + 3 * step);
+            for (int r = 0; r < GEMV_R; r++)
+                if (r < nr) {
+                    __global const float *xk = xr + (size_t)r * n_in + k;
+                    acc[r] += dot(w0, vload4(0, xk)) + dot(w1, vload4(0, xk + step)) +
+                              dot(w2, vload4(0, xk + 2 * step)) + dot(w3, vload4(0, xk + 3 * step));
+                }
+        }
+        for (; k < k4; k += step) {
             const float4 wv = vload4(0, w + k);
             for (int r = 0; r < GEMV_R; r++)
                 if (r < nr)

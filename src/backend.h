@@ -149,6 +149,23 @@ typedef struct lcsm_backend_ops {
     void (*filters_destroy)(lcsm_backend *be, lcsm_filters *f);
     size_t (*filters_bytes)(const lcsm_filters *f);
 
+    /* ---- decoding on the device (optional: all three or none). The engine's
+     * generate loop then keeps the sampled ids on the device and never waits
+     * inside the loop, so the host queues step t+1 while the device runs step t. */
+    /* out[i][:] = E[ids[i]][:], the ids already on the device (from sample). */
+    lcsm_status (*embed_dev)(lcsm_backend *be, lcsm_ref E, lcsm_ref ids, int n, int D, lcsm_ref out);
+    /* Samples one id per row of logits [B][V] as lcsm__sample does (greedy, or
+     * temperature / top-k / top-p over [p->token_lo, p->token_hi), sequence b's
+     * generator at lcsm__rng_state(p->seed, b, draws)) into ids (B int32 on the
+     * device) and copies them to host_ids: before returning with wait, else
+     * asynchronously (host_ids untouched by the caller until finish or a later
+     * waiting call). With temperature > 0 only for token_hi - token_lo <=
+     * be->sample_max. */
+    lcsm_status (*sample)(lcsm_backend *be, lcsm_ref logits, int B, int V, const lcsm_sampler_params *p,
+                          uint64_t draws, lcsm_ref ids, int32_t *host_ids, int wait);
+    /* Waits for all queued work, copies included. */
+    lcsm_status (*finish)(lcsm_backend *be);
+
     /* ---- optional (NULL = not supported) */
     /* lcsm_backend_get_profile: waits for queued work, then reports (and with
      * reset clears) device time per kernel. */
@@ -162,6 +179,7 @@ struct lcsm_backend {
     char name[32];
     char description[256];
     int fft_threshold;
+    int sample_max; /* candidates the device sampler handles at temperature > 0 */
     lcsm_backend_stats stats; /* kept up to date by the backend */
     char last_error[512];
 };

@@ -19,12 +19,13 @@ struct lcsm_session {
     lcsm_buf *bufs[3];
     lcsm_ref hist, acc, conv_state;
     lcsm_ref r, xn, u, y, work, hid, logits;
+    lcsm_ref ids; /* [B] int32: sampled ids kept on the device (backends with sample) */
     size_t state_floats;
     /* host */
     float *logits_host; /* [B][n_vocab] */
     void *sample_scratch;
     lcsm_sampler_params sampler;
-    uint64_t *rng; /* [B] */
+    uint64_t draws; /* draws of each sequence's generator since the sampler was set */
     lcsm_session_stats stats;
     char last_error[512];
 };

@@ -123,8 +123,12 @@ enum { LCSM_TOK_CLS = 0, LCSM_TOK_SEP = 1, LCSM_TOK_BOS = 2, LCSM_TOK_MASK = 3, 
        LCSM_TOK_T = 10, LCSM_TOK_N = 11 };
 
 /* ---- sampling (sampler.c) */
-uint64_t lcsm__rng_seed(uint64_t seed, uint64_t stream);
-/* Samples from logits[n] with p; `scratch` holds n floats + n ints. */
+/* The generator (splitmix64) of sequence `stream` after `draws` draws: its
+ * state is the seed's plus draws times the increment, so a device sampler can
+ * compute it from (seed, stream, draws) alone. */
+uint64_t lcsm__rng_state(uint64_t seed, uint64_t stream, uint64_t draws);
+/* Samples from logits[n] with p; `scratch` holds n floats + n ints; advances
+ * *rng by one draw unless greedy (temperature 0). */
 int32_t lcsm__sample(const float *logits, int n, const lcsm_sampler_params *p, uint64_t *rng,
                      void *scratch);
 

@@ -18,14 +18,16 @@ void lcsm_sampler_params_default(lcsm_sampler_params *p)
     p->top_p = 1.0f;
 }
 
-uint64_t lcsm__rng_seed(uint64_t seed, uint64_t stream)
+#define RNG_INCREMENT 0x9E3779B97F4A7C15ull
+
+uint64_t lcsm__rng_state(uint64_t seed, uint64_t stream, uint64_t draws)
 {
-    return seed ^ (stream + 1) * 0xD1B54A32D192ED03ull;
+    return (seed ^ (stream + 1) * 0xD1B54A32D192ED03ull) + draws * RNG_INCREMENT;
 }
 
 static uint64_t next_u64(uint64_t *s)
 {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    uint64_t z = (*s += RNG_INCREMENT);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);

@@ -90,7 +90,7 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
         goto fail;
     }
     size_t n_acc = opt.algo == LCSM_ALGO_LAZY ? 0 : n_hist, n_state = (size_t)G * B * 2 * 3 * D;
-    size_t n_act = (size_t)B * (D + D + widest + D + D + widest + V);
+    size_t n_act = (size_t)B * (D + D + widest + D + D + widest + V + 1); /* + 1: the sampled id */
     s->state_floats = n_hist + n_acc + n_state + n_act;
     const size_t sizes[3] = {n_hist, n_acc, n_state + n_act};
     for (int i = 0; i < 3; i++) {
@@ -112,11 +112,11 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     s->work = lcsm_ref_at(s->y, (size_t)B * D);
     s->hid = lcsm_ref_at(s->work, (size_t)B * D);
     s->logits = lcsm_ref_at(s->hid, (size_t)B * widest);
+    s->ids = lcsm_ref_at(s->logits, (size_t)B * V);
 
     s->logits_host = lcsm__calloc((size_t)B * V, sizeof(float));
     s->sample_scratch = lcsm__calloc((size_t)V, 2 * sizeof(float));
-    s->rng = lcsm__calloc((size_t)B, sizeof *s->rng);
-    if (!s->logits_host || !s->sample_scratch || !s->rng) {
+    if (!s->logits_host || !s->sample_scratch) {
         st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "session host buffers");
         goto fail;
     }
@@ -152,7 +152,6 @@ void lcsm_session_destroy(lcsm_session *s)
             s->be->ops->release(s->be, s->bufs[i]);
     lcsm__free(s->logits_host);
     lcsm__free(s->sample_scratch);
-    lcsm__free(s->rng);
     lcsm__free(s);
 }
 
@@ -201,8 +200,7 @@ lcsm_status lcsm_session_set_sampler(lcsm_session *s, const lcsm_sampler_params 
     if (p != &s->sampler)
         s->sampler = *p;
     s->sampler.token_hi = hi;
-    for (int b = 0; b < s->opt.batch; b++)
-        s->rng[b] = lcsm__rng_seed(p->seed, (uint64_t)b);
+    s->draws = 0;
     return LCSM_OK;
 }
 
@@ -264,25 +262,47 @@ static lcsm_status schedule_work(lcsm_session *s, int t)
             goto fail;                                                                                     \
     } while (0)
 
-lcsm_status lcsm_session_step(lcsm_session *s, const int32_t *tokens, float *logits)
+/* Whether this session's sampler runs on the device. */
+static int samples_on_device(const lcsm_session *s)
 {
-    lcsm_status st = check_usable(s, tokens, 1);
-    if (st != LCSM_OK)
-        return st;
+    const lcsm_backend *be = s->be;
+    const lcsm_sampler_params *p = &s->sampler;
+    return be->ops->sample && be->ops->embed_dev && be->ops->finish &&
+           (p->temperature <= 0.0f || p->token_hi - p->token_lo <= be->sample_max);
+}
+
+/* Samples every sequence's next id on the host from logits_host. */
+static void sample_on_host(lcsm_session *s, int32_t *next)
+{
+    const int V = s->model->n_vocab;
+    for (int b = 0; b < s->opt.batch; b++) {
+        uint64_t rng = lcsm__rng_state(s->sampler.seed, (uint64_t)b, s->draws);
+        next[b] = lcsm__sample(s->logits_host + (size_t)b * V, V, &s->sampler, &rng, s->sample_scratch);
+    }
+    if (s->sampler.temperature > 0.0f)
+        s->draws++;
+}
+
+/* One decode step. The token ids come from `tokens` (host), or with tokens NULL
+ * from s->ids on the device (the previous step's device sample). Then either
+ * the logits go to `logits` (or logits_host) and, with `next`, are sampled on
+ * the host; or, when `next` is set and the device samples, the ids are sampled
+ * into s->ids and copied to `next` (asynchronously unless `wait`). */
+static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, int32_t *next, int wait)
+{
     lcsm_model *m = s->model;
-    st = lcsm__check_tokens(m, tokens, (size_t)s->opt.batch, s->last_error, sizeof s->last_error);
-    if (st != LCSM_OK)
-        return st;
     lcsm_backend *be = s->be;
     const lcsm_backend_ops *op = be->ops;
     const lcsm_model_config *c = &m->cfg;
     const int B = s->opt.batch, D = c->d_model, DI = c->d_inner, V = m->n_vocab;
     const float eps = c->layer_norm_epsilon;
     const int t = s->pos;
+    const int on_device = next && samples_on_device(s);
+    lcsm_status st;
     double t_mix = 0, t0, t1;
 
     t0 = lcsm__now();
-    TRY(op->embed(be, m->emb, tokens, B, D, s->r));
+    TRY(tokens ? op->embed(be, m->emb, tokens, B, D, s->r) : op->embed_dev(be, m->emb, s->ids, B, D, s->r));
     for (int l = 0; l < c->n_layer; l++) {
         const lcsm_layer *ly = &m->layers[l];
         TRY(op->layernorm(be, s->r, ly->norm1_w, ly->norm1_b, s->xn, B, D, eps));
@@ -310,7 +330,15 @@ lcsm_status lcsm_session_step(lcsm_session *s, const int32_t *tokens, float *log
     }
     TRY(op->layernorm(be, s->r, m->lnf_w, m->lnf_b, s->xn, B, D, eps));
     TRY(op->linear(be, s->xn, m->head, (lcsm_ref){0}, s->logits, B, D, V, 0));
-    TRY(op->read(be, s->logits, logits ? logits : s->logits_host, (size_t)B * V));
+    if (on_device) {
+        TRY(op->sample(be, s->logits, B, V, &s->sampler, s->draws, s->ids, next, wait));
+        if (s->sampler.temperature > 0.0f)
+            s->draws++;
+    } else {
+        TRY(op->read(be, s->logits, logits ? logits : s->logits_host, (size_t)B * V));
+        if (next)
+            sample_on_host(s, next);
+    }
     t1 = lcsm__now();
     double t2 = t1;
     if (s->opt.algo != LCSM_ALGO_LAZY) {
@@ -328,18 +356,28 @@ fail:
     return RELAY(s, st);
 }
 
+/* The checks of a step with host token ids. */
+static lcsm_status check_step(lcsm_session *s, const int32_t *tokens)
+{
+    lcsm_status st = check_usable(s, tokens, 1);
+    if (st == LCSM_OK)
+        st = lcsm__check_tokens(s->model, tokens, (size_t)s->opt.batch, s->last_error, sizeof s->last_error);
+    return st;
+}
+
+lcsm_status lcsm_session_step(lcsm_session *s, const int32_t *tokens, float *logits)
+{
+    lcsm_status st = check_step(s, tokens);
+    return st != LCSM_OK ? st : step(s, tokens, logits, NULL, 1);
+}
+
 lcsm_status lcsm_session_step_sample(lcsm_session *s, const int32_t *tokens, int32_t *next)
 {
     if (!next)
         return lcsm__fail(s ? s->last_error : NULL, s ? sizeof s->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
                           "lcsm_session_step_sample: NULL output");
-    lcsm_status st = lcsm_session_step(s, tokens, NULL);
-    if (st != LCSM_OK)
-        return st;
-    int V = s->model->n_vocab;
-    for (int b = 0; b < s->opt.batch; b++)
-        next[b] = lcsm__sample(s->logits_host + (size_t)b * V, V, &s->sampler, &s->rng[b], s->sample_scratch);
-    return LCSM_OK;
+    lcsm_status st = check_step(s, tokens);
+    return st != LCSM_OK ? st : step(s, tokens, NULL, next, 1);
 }
 
 lcsm_status lcsm_generate(lcsm_session *s, const int32_t *prompt, int prompt_len, int n_new, int32_t *out)
@@ -354,20 +392,25 @@ lcsm_status lcsm_generate(lcsm_session *s, const int32_t *prompt, int prompt_len
     lcsm_status st = lcsm_session_prefill(s, prompt, prompt_len, s->logits_host);
     if (st != LCSM_OK || n_new == 0)
         return st;
-    const int B = s->opt.batch, V = s->model->n_vocab;
-    int32_t *cur = lcsm__malloc((size_t)B * sizeof *cur);
-    if (!cur)
+    const int B = s->opt.batch;
+    /* ids[i][b]: token i of every sequence. With a device sampler the steps
+     * after the first take their ids from the device and copy them here
+     * asynchronously, so the loop never waits for the device until the end. */
+    int32_t *ids = lcsm__malloc((size_t)n_new * B * sizeof *ids);
+    if (!ids)
         return FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "lcsm_generate: token buffer");
-    for (int b = 0; b < B; b++) {
-        cur[b] = lcsm__sample(s->logits_host + (size_t)b * V, V, &s->sampler, &s->rng[b], s->sample_scratch);
-        out[(size_t)b * n_new] = cur[b];
-    }
+    sample_on_host(s, ids);
+    const int on_device = samples_on_device(s);
     for (int i = 1; i < n_new && st == LCSM_OK; i++) {
-        st = lcsm_session_step_sample(s, cur, cur);
-        for (int b = 0; st == LCSM_OK && b < B; b++)
-            out[(size_t)b * n_new + i] = cur[b];
+        const int32_t *in = on_device && i > 1 ? NULL : ids + (size_t)(i - 1) * B;
+        st = step(s, in, NULL, ids + (size_t)i * B, i == n_new - 1);
     }
-    lcsm__free(cur);
+    if (on_device && st != LCSM_OK)
+        s->be->ops->finish(s->be); /* no copy may still target ids once it is freed */
+    for (int b = 0; st == LCSM_OK && b < B; b++)
+        for (int i = 0; i < n_new; i++)
+            out[(size_t)b * n_new + i] = ids[(size_t)i * B + b];
+    lcsm__free(ids);
     return st;
 }
 
