@@ -63,6 +63,14 @@ run_gemv() { # EXPERIMENT: the two batch GEMV kernels, B = 1 and 8, L = 4K, end 
   done; done
   md5sum "$out"/gemv-*.tok
 }
+run_gemv64() { # EXPERIMENT: flash at batch 8 to L = 64K with each GEMV kernel
+  [ -d "$out/m768" ] || ./build-gpu/tools/lcsm make-model "$out/m768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null
+  for k in vec tiled; do
+    echo "gemv $k batch 8 L 64K"
+    LCSM_CL_GEMV=$k ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 65535 --max-len 65536 --batch 8 \
+      --temp 0 2>&1 >/dev/null | grep -E "total|decode"
+  done
+}
 build
 [ $# -eq 0 ] && set -- all
 for what in "$@"; do
@@ -74,6 +82,7 @@ for what in "$@"; do
     flash64) run_flash64 ;;
     prof) run_prof ;;
     gemv) run_gemv ;;
+    gemv64) run_gemv64 ;;
     all) run_tests; run_cli; run_bench ;;
   esac
 done
