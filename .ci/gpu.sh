@@ -3,8 +3,8 @@
 # packages (the lent H100), bring the ICD loader and -dev packages from .debs/
 # (see ../shared/device/opencl-on-gpu.sh), build with the OpenCL backend, run the
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
-# decode benchmark. Logs go to $OUT (or ./gpu-out).
-#   .ci/gpu.sh [test|cli|bench|all]...   (default: all)
+# benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
+#   .ci/gpu.sh [test|cli|bench|paper|paper-long|lazy64|flash64|prof|all]...   (default: all)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-out}
@@ -30,17 +30,31 @@ run_cli() {
   done
   ./build-gpu/tools/lcsm devices | tee "$out/devices.txt"
 }
-run_bench() {
-  ./build-gpu/bench/lcsm-bench-decode --backend opencl --models 768x12 --batches 1 --lens 4096 --algos lazy,flash \
-    --flash-lens none --json "$out/bench-4k.json" | tee "$out/bench-4k.txt"
+B=./build-gpu/bench/lcsm-bench
+run_bench_quick() { # ~1 minute: part of `all`
+  $B --backends opencl --models 768x12 --batches 1 --lens 4096 --algos lazy,flash --json "$out/bench-4k.json" |
+    tee "$out/bench-4k.txt"
+}
+run_bench() { # lcsm-bench (bench/RESULTS.md, H100 tables): OpenCL against the PyTorch peer on CUDA
+  for b in ${BENCH_BATCHES:-1 8}; do # ~6 minutes each: run one per device call (BENCH_BATCHES=1, then 8)
+    $B --backends opencl --models 768x12 --batches $b --lens 4096,16384 --algos lazy,eager,flash --budget 120 \
+      --peers torch:cuda --peer-timeout 240 --python "${BENCH_PYTHON:-/usr/bin/python3}" --latencies \
+      --json "$out/bench-b$b.json" | tee "$out/bench-b$b.txt"
+  done
+}
+run_paper() { # the Flash Inference paper's setting (bench/RESULTS.md): mixer split, then the two longest lengths
+  $B --paper --paper-scale 4 --backends opencl --profile --json "$out/paper-mixer.json" | tee "$out/paper-mixer.txt"
+}
+run_paper_long() {
+  $B --paper --lens 65536,131072 --backends opencl --json "$out/paper-long.json" | tee "$out/paper-long.txt"
 }
 run_lazy64() { # ~7 minutes on an H100: too long to share a 10-minute call with flash
-  ./build-gpu/bench/lcsm-bench-decode --backend opencl --models 768x12 --batches 8 --lens 65536 --algos lazy \
-    --flash-lens none --json "$out/lazy-64k.json" | tee "$out/lazy-64k.txt"
+  $B --backends opencl --models 768x12 --batches 8 --lens 65536 --algos lazy --budget 0 \
+    --json "$out/lazy-64k.json" | tee "$out/lazy-64k.txt"
 }
 run_flash64() {
-  ./build-gpu/bench/lcsm-bench-decode --backend opencl --models 768x12 --batches 8 --lens 4096 --algos flash \
-    --flash-lens 65536 --json "$out/flash-64k.json" | tee "$out/flash-64k.txt"
+  $B --backends opencl --models 768x12 --batches 8 --lens 4096,65536 --algos flash \
+    --json "$out/flash-64k.json" | tee "$out/flash-64k.txt"
 }
 run_prof() { # device time per kernel (LCSM_PROFILE=1) for the 768x12 model, B=1 L=4K and B=8 up to 16K of 64K
   [ -d "$out/m768" ] || ./build-gpu/tools/lcsm make-model "$out/m768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null
@@ -78,11 +92,13 @@ for what in "$@"; do
     test) run_tests ;;
     cli) run_cli ;;
     bench) run_bench ;;
+    paper) run_paper ;;
+    paper-long) run_paper_long ;;
     lazy64) run_lazy64 ;;
     flash64) run_flash64 ;;
     prof) run_prof ;;
     gemv) run_gemv ;;
     gemv64) run_gemv64 ;;
-    all) run_tests; run_cli; run_bench ;;
+    all) run_tests; run_cli; run_bench_quick ;;
   esac
 done

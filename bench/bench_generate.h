@@ -1,0 +1,45 @@
+/*
+ * lcsm-bench: the timed generation loops. Both produce the same work as the
+ * PyTorch peer's: a P-token prompt through the parallel forward (prefill), the
+ * first token sampled from its last logits, then L - P steps, each feeding one
+ * token per sequence and sampling the next; every step's wall time is recorded.
+ */
+#ifndef LCSM_BENCH_GENERATE_H
+#define LCSM_BENCH_GENERATE_H
+
+#include "lcsm.h"
+
+#include <stdint.h>
+
+/* Only A, C, G, T are sampled (ids 7..10), as `lcsm generate` does: the random
+ * model would otherwise also emit special tokens. Timing does not depend on it. */
+enum { BENCH_TOKEN_LO = 7, BENCH_TOKEN_HI = 11 };
+
+typedef struct bench_gen {
+    int batch, prompt, L; /* L = prompt + steps = total length per sequence */
+    int n_vocab;
+    float temperature; /* 0: greedy */
+    uint64_t seed;
+    const int32_t *prompt_ids; /* [batch][prompt] */
+    int32_t *out;              /* [batch][L - prompt + 1]: every sampled token */
+    double *lat_ms;            /* [L - prompt] step times, or NULL */
+    lcsm_backend *profiled;    /* non-NULL: its kernel profile is reset after the prefill */
+    double prefill_s, gen_s;   /* set by the loops */
+} bench_gen;
+
+/* The prompt a cell uses: a fixed pattern of A C G T, different per sequence. */
+void bench_make_prompt(int32_t *ids, int batch, int prompt);
+
+/* Lazy, eager or flash through a session (created with max_len >= L):
+ * lcsm_session_prefill, then lcsm_session_step_sample. The first
+ * token is sampled on the host from the prefill's logits with the same rule
+ * (greedy is the same argmax; at temperature > 0 the first token comes from the
+ * bench's own generator). Resets the session and reseeds its sampler first. */
+lcsm_status bench_generate_session(lcsm_session *s, bench_gen *g);
+
+/* The cache-less baseline: lcsm_model_forward over the whole prefix for every
+ * new token (lengths prompt, prompt+1, ..., L), sampling from the last position
+ * on the host. The model's l_max must be >= L. */
+lcsm_status bench_generate_recompute(lcsm_model *m, bench_gen *g);
+
+#endif /* LCSM_BENCH_GENERATE_H */
