@@ -63,7 +63,7 @@ static lcsm_status make_plan(cpu_backend *cb, int n, unsigned flags, cpu_plan *p
             return LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY, "cpu: no memory to plan an FFT of size %d", n);
         return LCSM_FAIL_BE(&cb->base, LCSM_ERR_BACKEND, "cpu: FFTW could not plan a transform of size %d", n);
     }
-    if (flags & FFTW_MEASURE)
+    if (!(flags & FFTW_ESTIMATE)) /* FFTW_MEASURE is 0: test for the absence of ESTIMATE */
         cb->wisdom_dirty = 1;
     return LCSM_OK;
 }
