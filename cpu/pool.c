@@ -23,7 +23,7 @@ struct lcsm_pool {
     atomic_int n_tasks; /* a late worker may read it while the next job sets it */
     lcsm_pool_fn fn;
     void *ctx;
-    int quit;
+    atomic_int quit; /* read by workers between jobs while destroy sets it */
 };
 
 typedef struct worker_arg {
