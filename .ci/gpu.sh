@@ -77,9 +77,14 @@ run_gemv() { # EXPERIMENT: the two batch GEMV kernels, B = 1 and 8, L = 4K, end 
   done; done
   md5sum "$out"/gemv-*.tok
 }
+run_lazy64cli() { # lazy at batch 8 to L = 64K (about 6 minutes)
+  [ -d "$out/m768" ] || ./build-gpu/tools/lcsm make-model "$out/m768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null
+  ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 65535 --max-len 65536 --batch 8 --algo lazy \
+    --temp 0 2>&1 >/dev/null | grep -E "total|decode"
+}
 run_gemv64() { # EXPERIMENT: flash at batch 8 to L = 64K with each GEMV kernel
   [ -d "$out/m768" ] || ./build-gpu/tools/lcsm make-model "$out/m768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null
-  for k in vec tiled; do
+  for k in ${GEMV_KINDS:-vec tiled}; do
     echo "gemv $k batch 8 L 64K"
     LCSM_CL_GEMV=$k ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 65535 --max-len 65536 --batch 8 \
       --temp 0 2>&1 >/dev/null | grep -E "total|decode"
@@ -99,6 +104,7 @@ for what in "$@"; do
     prof) run_prof ;;
     gemv) run_gemv ;;
     gemv64) run_gemv64 ;;
+    lazy64cli) run_lazy64cli ;;
     all) run_tests; run_cli; run_bench_quick ;;
   esac
 done

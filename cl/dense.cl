@@ -202,8 +202,29 @@ gemv_vec(__global const float *x, ulong xo, __global const float *W, ulong wo, _
         __global const float *xr = x + xo;
         const int k4 = n_in & ~3, step = 4 * GV_LANES;
         int k = 4 * l;
-        /* Four weight loads in flight per item: a GEMV is bound by memory
-         * latency times the loads outstanding, not by arithmetic. */
+        if ((((size_t)n_in | wo | xo) & 3) == 0) {
+            /* 16-byte aligned rows (LCSM_ALIGN): vector loads of whole float4s;
+             * four weight loads in flight per item, as a GEMV is bound by
+             * memory latency times the loads outstanding, not by arithmetic. */
+            __global const float4 *w4 = (__global const float4 *)w;
+            const int n4 = n_in / 4, l4 = GV_LANES;
+            int q = l;
+            for (; q + 3 * l4 < n4; q += 4 * l4) {
+                const float4 w0 = w4[q], w1 = w4[q + l4], w2 = w4[q + 2 * l4], w3 = w4[q + 3 * l4];
+                for (int r = 0; r < GEMV_R; r++)
+                    if (r < nr) {
+                        __global const float4 *x4 = (__global const float4 *)(xr + (size_t)r * n_in);
+                        acc[r] += dot(w0, x4[q]) + dot(w1, x4[q + l4]) + dot(w2, x4[q + 2 * l4]) + dot(w3, x4[q + 3 * l4]);
+                    }
+            }
+            for (; q < n4; q += l4) {
+                const float4 wv = w4[q];
+                for (int r = 0; r < GEMV_R; r++)
+                    if (r < nr)
+                        acc[r] += dot(wv, ((__global const float4 *)(xr + (size_t)r * n_in))[q]);
+            }
+            k = k4; /* no tail: n_in % 4 == 0 */
+        }
         for (; k + 3 * step < k4; k += 4 * step) {
             const float4 w0 = vload4(0, w + k), w1 = vload4(0, w + k + step);
             const float4 w2 = vload4(0, w + k + 2 * step), w3 = vload4(0, w + k + 3 * step);

@@ -28,6 +28,11 @@
 typedef struct lcsm_buf lcsm_buf;         /* backend-defined */
 typedef struct lcsm_filters lcsm_filters; /* backend-defined */
 
+/* Weights and the activations of a step start at multiples of LCSM_ALIGN
+ * floats (64 bytes) of their buffers, so device kernels may read their rows as
+ * aligned vectors when the row length allows. */
+#define LCSM_ALIGN 16
+
 typedef struct lcsm_ref {
     lcsm_buf *buf;
     size_t off; /* in floats */

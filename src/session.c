@@ -90,7 +90,15 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
         goto fail;
     }
     size_t n_acc = opt.algo == LCSM_ALGO_LAZY ? 0 : n_hist, n_state = (size_t)G * B * 2 * 3 * D;
-    size_t n_act = (size_t)B * (D + D + widest + D + D + widest + V + 1); /* + 1: the sampled id */
+    /* activations r, xn, u, y, work, hid, logits, ids, each at a multiple of LCSM_ALIGN */
+    const size_t act[8] = {(size_t)B * D, (size_t)B * D, (size_t)B * widest, (size_t)B * D,
+                           (size_t)B * D, (size_t)B * widest, (size_t)B * V, (size_t)B};
+    size_t act_off[8], n_act = 0, n_state_pad = (n_state + LCSM_ALIGN - 1) / LCSM_ALIGN * LCSM_ALIGN;
+    for (int i = 0; i < 8; i++) {
+        act_off[i] = n_state_pad + n_act;
+        n_act += (act[i] + LCSM_ALIGN - 1) / LCSM_ALIGN * LCSM_ALIGN;
+    }
+    n_act += n_state_pad - n_state;
     s->state_floats = n_hist + n_acc + n_state + n_act;
     const size_t sizes[3] = {n_hist, n_acc, n_state + n_act};
     for (int i = 0; i < 3; i++) {
@@ -105,14 +113,9 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     s->hist = (lcsm_ref){s->bufs[0], 0};
     s->acc = (lcsm_ref){s->bufs[1], 0}; /* buf NULL for lazy */
     s->conv_state = (lcsm_ref){s->bufs[2], 0};
-    s->r = lcsm_ref_at(s->conv_state, n_state);
-    s->xn = lcsm_ref_at(s->r, (size_t)B * D);
-    s->u = lcsm_ref_at(s->xn, (size_t)B * D);
-    s->y = lcsm_ref_at(s->u, (size_t)B * widest);
-    s->work = lcsm_ref_at(s->y, (size_t)B * D);
-    s->hid = lcsm_ref_at(s->work, (size_t)B * D);
-    s->logits = lcsm_ref_at(s->hid, (size_t)B * widest);
-    s->ids = lcsm_ref_at(s->logits, (size_t)B * V);
+    lcsm_ref *act_refs[8] = {&s->r, &s->xn, &s->u, &s->y, &s->work, &s->hid, &s->logits, &s->ids};
+    for (int i = 0; i < 8; i++)
+        *act_refs[i] = lcsm_ref_at(s->conv_state, act_off[i]);
 
     s->logits_host = lcsm__calloc((size_t)B * V, sizeof(float));
     s->sample_scratch = lcsm__calloc((size_t)V, 2 * sizeof(float));
