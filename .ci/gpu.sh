@@ -66,29 +66,15 @@ run_prof() { # device time per kernel (LCSM_PROFILE=1) for the 768x12 model, B=1
     --temp 0 2>&1 >/dev/null | grep total; done
   tail -n 30 "$out"/prof-*.txt
 }
-run_gemv() { # EXPERIMENT: the two batch GEMV kernels, B = 1 and 8, L = 4K, end to end and profiled
-  [ -d "$out/m768" ] || ./build-gpu/tools/lcsm make-model "$out/m768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null
-  for k in tiled vec; do for b in 1 8; do
-    echo "gemv $k batch $b"
-    LCSM_CL_GEMV=$k ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 4095 --max-len 4096 --batch $b \
-      --temp 0 2>&1 >"$out/gemv-$k-$b.tok" | grep total
-    LCSM_PROFILE=1 LCSM_CL_GEMV=$k ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 1023 --max-len 4096 \
-      --batch $b --temp 0 2>&1 >/dev/null | grep -E "gemv|layernorm|device time"
-  done; done
-  md5sum "$out"/gemv-*.tok
-}
 run_lazy64cli() { # lazy at batch 8 to L = 64K (about 6 minutes)
   [ -d "$out/m768" ] || ./build-gpu/tools/lcsm make-model "$out/m768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null
   ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 65535 --max-len 65536 --batch 8 --algo lazy \
     --temp 0 2>&1 >/dev/null | grep -E "total|decode"
 }
-run_gemv64() { # EXPERIMENT: flash at batch 8 to L = 64K with each GEMV kernel
+run_flash64cli() { # flash at batch 8 to L = 64K
   [ -d "$out/m768" ] || ./build-gpu/tools/lcsm make-model "$out/m768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null
-  for k in ${GEMV_KINDS:-vec tiled}; do
-    echo "gemv $k batch 8 L 64K"
-    LCSM_CL_GEMV=$k ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 65535 --max-len 65536 --batch 8 \
-      --temp 0 2>&1 >/dev/null | grep -E "total|decode"
-  done
+  ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 65535 --max-len 65536 --batch 8 \
+    --temp 0 2>&1 >/dev/null | grep -E "total|decode"
 }
 build
 [ $# -eq 0 ] && set -- all
@@ -102,8 +88,7 @@ for what in "$@"; do
     lazy64) run_lazy64 ;;
     flash64) run_flash64 ;;
     prof) run_prof ;;
-    gemv) run_gemv ;;
-    gemv64) run_gemv64 ;;
+    flash64cli) run_flash64cli ;;
     lazy64cli) run_lazy64cli ;;
     all) run_tests; run_cli; run_bench_quick ;;
   esac

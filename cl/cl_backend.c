@@ -551,8 +551,6 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
     if (cb->fft_budget > ((size_t)512 << 20))
         cb->fft_budget = (size_t)512 << 20;
     cb->fft_max_n = CL_FFT_MAX_N;
-    const char *gk = getenv("LCSM_CL_GEMV");
-    cb->gemv_kind = !(gk && !strcmp(gk, "tiled"));
     const char *cap = getenv("LCSM_CL_FFT_MAX"); /* tests: exercise the blocked path with small sizes */
     if (cap && *cap) {
         int v = atoi(cap);

@@ -17,7 +17,7 @@ struct lcsm_buf {
 
 /* The kernels of the .cl files, one table (names in cl_backend.c). */
 typedef enum clk_id {
-    K_EMBED, K_LAYERNORM, K_GEMV_FEW, K_GEMV, K_GEMV_VEC, K_GEMM, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
+    K_EMBED, K_LAYERNORM, K_GEMV, K_GEMM, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
     K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_SAMPLE, K_COUNT,
     K_PROF_FFT = K_COUNT, /* VkFFT's launches, timed between two markers */
     K_PROF_COUNT
@@ -49,7 +49,6 @@ typedef struct cl_backend {
     cl_ulong max_alloc, global_mem;
     size_t fft_budget;  /* bytes of FFT scratch one convolution may use */
     int fft_max_n;      /* largest FFT (CL_FFT_MAX_N, or less for tests) */
-    int gemv_kind;      /* EXPERIMENT: LCSM_CL_GEMV=vec|tiled */
     pthread_mutex_t lock; /* kernels' arguments, scratch and plans: one op at a time */
     cl_mem dummy;         /* bound where an optional buffer is absent */
     cl_mem ids;           /* token ids of embed */

@@ -7,12 +7,11 @@
 
 #include <string.h>
 
-/* Rows up to this go through the matrix-vector kernel (rows of x share every
- * weight read); more go through the tiled GEMM. */
+/* Rows up to this go through the matrix-vector kernel gemv_vec (rows of x
+ * share every weight read; GEMV_R of dense.cl); more go through the tiled GEMM. */
 #define GEMV_ROWS 8
-#define GEMV_FEW_ROWS 2 /* gemv_few (x from global memory) up to here */
-#define GEMV_N 4
-#define GEMV_T 64
+#define GV_LANES 32 /* items per weight row, and */
+#define GV_ROWS 4   /* weight rows per work-group, of gemv_vec */
 
 static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
@@ -85,17 +84,10 @@ lcsm_status cl_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, l
     lcsm_status st = LCSM_OK;
     pthread_mutex_lock(&cb->lock);
     if (rows <= GEMV_ROWS) {
-        size_t g[2] = {GEMV_T, round_up((size_t)n_out, GEMV_N)}, l[2] = {GEMV_T, GEMV_N};
+        size_t g[2] = {GV_LANES, round_up((size_t)n_out, GV_ROWS)}, l[2] = {GV_LANES, GV_ROWS};
         cl_arg a[] = {A_REF(x),      A_REF(W),       A_REF(br),       A_I32(has_bias), A_REF(out),
                       A_I32(rows),   A_I32(n_in),    A_I32(n_out),    A_I32(flags)};
-        if (cb->gemv_kind == 1) {
-            g[0] = 32;
-            g[1] = round_up((size_t)n_out, 4);
-            l[0] = 32;
-            l[1] = 4;
-        }
-        st = clb_launch(cb, cb->gemv_kind == 1 ? K_GEMV_VEC : rows <= GEMV_FEW_ROWS ? K_GEMV_FEW : K_GEMV, 2, g, l, a,
-                        N_ARGS(a));
+        st = clb_launch(cb, K_GEMV, 2, g, l, a, N_ARGS(a));
     } else {
         size_t g[2] = {round_up((size_t)n_out, 64) / 4, round_up((size_t)rows, 64) / 4}, l[2] = {16, 16};
         cl_arg a[] = {A_REF(x),    A_REF(W),    A_REF(br),    A_I32(has_bias), A_REF(out),

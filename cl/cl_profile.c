@@ -17,9 +17,7 @@
 static const char *const prof_names[K_PROF_COUNT] = {
     [K_EMBED] = "embed",
     [K_LAYERNORM] = "layernorm",
-    [K_GEMV_FEW] = "gemv_few",
-    [K_GEMV] = "gemv",
-    [K_GEMV_VEC] = "gemv_vec",
+    [K_GEMV] = "gemv_vec",
     [K_GEMM] = "gemm",
     [K_SHORTCONV_SEQ] = "shortconv_seq",
     [K_CONV_STATE_SEQ] = "conv_state_seq",
