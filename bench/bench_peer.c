@@ -257,7 +257,7 @@ void bench_run_peer(const bench_peer_opts *o, const bench_peer *p, const char *m
         argv[n++] = "--threads";
         argv[n++] = st;
     }
-    if (o->cuda_graphs)
+    if (o->cuda_graphs && strcmp(p->device, "cpu") != 0) /* graphs are CUDA's */
         argv[n++] = "--cuda-graphs";
     if (o->latencies)
         argv[n++] = "--latencies";

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Figures from lcsm-bench's JSON lines.
 
-  /usr/bin/python3 bench/plot.py RUN.jsonl [MORE.jsonl ...] [--out DIR]
+  /usr/bin/python3 bench/plot.py RUN.jsonl [MORE.jsonl[.gz] ...] [--out DIR]
 
 Needs matplotlib (Debian: apt-get install python3-matplotlib). Writes PNGs to DIR
 (default: next to the first file):
@@ -18,6 +18,7 @@ A "runner" is lcsm on a backend (lcsm cpu, lcsm opencl) or a peer (torch:cuda);
 when the files come from several machines the host is added to its name.
 """
 import argparse
+import gzip
 import json
 import math
 import os
@@ -29,6 +30,7 @@ try:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 except ImportError:
     sys.exit("plot.py needs matplotlib: apt-get install python3-matplotlib (or pip install matplotlib)")
 
@@ -39,7 +41,7 @@ ALGO_STYLE = {"recompute": ":", "lazy": "--", "eager": "-.", "flash": "-"}
 def load(paths):
     cells = []
     for p in paths:
-        with open(p) as f:
+        with (gzip.open(p, "rt") if p.endswith(".gz") else open(p)) as f:
             for n, line in enumerate(f, 1):
                 line = line.strip()
                 if not line:
@@ -75,11 +77,21 @@ def plot_latencies(cells, several, out):
     files = []
     for (model, b, L), group in sorted(groups.items()):
         fig, ax = plt.subplots(figsize=(9, 5))
-        for o in sorted(group, key=lambda o: (runner(o, several), algo_key(o["algo"]))):
+        for i, o in enumerate(sorted(group, key=lambda o: (runner(o, several), algo_key(o["algo"])))):
             lat = o["latencies_ms"]
-            pos = range(o["prompt"], o["prompt"] + len(lat))
-            ax.plot(pos, lat, ALGO_STYLE.get(o["algo"], "-"), lw=0.6, alpha=0.85,
-                    label=f"{runner(o, several)} {o['algo']} (p50 {o['lat_ms']['p50']:.3g} ms)")
+            pos = list(range(o["prompt"], o["prompt"] + len(lat)))
+            color = f"C{i % 10}"
+            label = f"{runner(o, several)} {o['algo']} (p50 {o['lat_ms']['p50']:.3g} ms)"
+            if len(lat) < 2000:
+                ax.plot(pos, lat, ALGO_STYLE.get(o["algo"], "-"), color=color, lw=0.6, alpha=0.85, label=label)
+                continue
+            # Long runs: every step faintly, and a running median (1% of the run) to show the trend
+            # through the noise of other processes and flash's periodic big tiles.
+            ax.plot(pos, lat, "-", color=color, lw=0.3, alpha=0.25)
+            w = max(5, len(lat) // 100) | 1
+            med = np.median(np.lib.stride_tricks.sliding_window_view(np.asarray(lat), w), axis=1)
+            ax.plot(pos[w // 2: w // 2 + len(med)], med, ALGO_STYLE.get(o["algo"], "-"), color=color, lw=1.6,
+                    label=label + ", running median")
         ax.set_yscale("log")
         ax.set_xlabel("position of the token fed")
         ax.set_ylabel("step time, ms (log)")
@@ -110,13 +122,23 @@ def plot_time_vs_L(cells, several, out):
             all_L += Ls
             all_t += ts
             ax.plot(Ls, ts, ALGO_STYLE.get(algo, "-"), marker="o", ms=4, label=f"{name} {algo}")
-        # Reference slopes through the geometric middle of the smallest length's times.
+        # Reference slopes: O(L^2) through the first point of a quadratic algorithm, O(L log^2 L)
+        # through flash's first point (else through the geometric middle of the shortest length).
         L0, L1 = min(all_L), max(all_L)
-        t0 = math.exp(sum(math.log(t) for L, t in zip(all_L, all_t) if L == L0) / all_L.count(L0))
+        t_mid = math.exp(sum(math.log(t) for L, t in zip(all_L, all_t) if L == L0) / all_L.count(L0))
+
+        def first_point(algos):
+            for (name, algo), pts in sorted(series.items()):
+                if algo in algos:
+                    return min(pts)
+            return (L0, t_mid)
+
         xs = [L0 * (L1 / L0) ** (i / 20) for i in range(21)]
-        ax.plot(xs, [t0 * (x / L0) ** 2 for x in xs], color="gray", lw=1, ls=(0, (1, 3)), label="O(L^2)")
+        qa, qt = first_point(("lazy", "eager", "recompute"))
+        ax.plot(xs, [qt * (x / qa) ** 2 for x in xs], color="gray", lw=1, ls=(0, (1, 3)), label="O(L^2)")
         lg = lambda x: x * math.log2(x) ** 2
-        ax.plot(xs, [t0 * lg(x) / lg(L0) for x in xs], color="black", lw=1, ls=(0, (5, 3)), label="O(L log^2 L)")
+        fa, ft = first_point(("flash",))
+        ax.plot(xs, [ft * lg(x) / lg(fa) for x in xs], color="black", lw=1, ls=(0, (5, 3)), label="O(L log^2 L)")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("L (prompt + generated tokens)")
