@@ -64,16 +64,17 @@ static int parse_double(const char *s, double lo, double *out)
     return 0;
 }
 
-/* Splits a comma list into a fresh copy; returns the number of items (<= cap)
- * or -1 when there are more or an item is empty. The copy is kept for the whole
- * run (options point into it). */
-static int split_list(const char *s, char **items, int cap)
+/* Splits a comma list into `*copy` (malloc'd; the items point into it); returns
+ * the number of items (<= cap) or -1 when there are more or an item is empty.
+ * The caller frees *copy unless it keeps the items (then they live as long as the
+ * options do). */
+static int split_list(const char *s, char **items, int cap, char **copy)
 {
-    char *copy = strdup(s);
-    if (!copy)
+    char *c = *copy = strdup(s);
+    if (!c)
         return -1;
     int n = 0;
-    for (char *p = copy;;) {
+    for (char *p = c;;) {
         char *comma = strchr(p, ',');
         if (comma)
             *comma = '\0';
@@ -91,14 +92,16 @@ static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(co
 
 static int parse_int_list(const char *s, int lo, int hi, int *out, int *n_out, int sort)
 {
-    char *items[BENCH_MAX_LIST];
-    int n = split_list(s, items, BENCH_MAX_LIST);
+    char *items[BENCH_MAX_LIST], *copy;
+    int n = split_list(s, items, BENCH_MAX_LIST, &copy);
     for (int i = 0; i < n; i++) {
         long v;
         if (parse_long(items[i], lo, hi, &v))
-            return -1;
-        out[i] = (int)v;
+            n = -1;
+        else
+            out[i] = (int)v;
     }
+    free(copy);
     if (n <= 0)
         return -1;
     if (sort) { /* ascending and distinct: the budget's estimates scale from shorter lengths */
@@ -115,18 +118,19 @@ static int parse_int_list(const char *s, int lo, int hi, int *out, int *n_out, i
 
 static int parse_algo_set(const char *s, int *flags, int peer)
 {
-    char *items[BENCH_MAX_LIST];
-    int n = split_list(s, items, BENCH_MAX_LIST);
-    if (n <= 0)
-        return -1;
-    memset(flags, 0, sizeof(int) * BENCH_N_ALGOS);
-    for (int i = 0; i < n; i++) {
+    char *items[BENCH_MAX_LIST], *copy;
+    int n = split_list(s, items, BENCH_MAX_LIST, &copy), bad = n <= 0;
+    if (!bad)
+        memset(flags, 0, sizeof(int) * BENCH_N_ALGOS);
+    for (int i = 0; i < n && !bad; i++) {
         bench_algo a = bench_algo_from_name(items[i]);
         if (a == BENCH_N_ALGOS || (peer && a == BENCH_EAGER))
-            return -1;
-        flags[a] = 1;
+            bad = 1;
+        else
+            flags[a] = 1;
     }
-    return 0;
+    free(copy);
+    return bad ? -1 : 0;
 }
 
 /* d_model and n_layer of a saved model, for the budget's estimates (0 when the
@@ -157,20 +161,21 @@ typedef int (*opt_fn)(bench_options *o, const char *v);
 
 static int opt_models(bench_options *o, const char *v)
 {
-    char *items[BENCH_MAX_LIST];
-    int n = split_list(v, items, BENCH_MAX_LIST);
-    if (n <= 0)
-        return -1;
-    for (int i = 0; i < n; i++) {
+    char *items[BENCH_MAX_LIST], *copy;
+    int n = split_list(v, items, BENCH_MAX_LIST, &copy), bad = n <= 0;
+    for (int i = 0; i < n && !bad; i++) {
         char *x = strchr(items[i], 'x');
         long d, l;
-        if (!x)
-            return -1;
-        *x = '\0';
-        if (parse_long(items[i], 1, 65536, &d) || parse_long(x + 1, 1, 4096, &l))
-            return -1;
-        o->models[i] = (bench_model){(int)d, (int)l, NULL};
+        if (x)
+            *x = '\0';
+        if (!x || parse_long(items[i], 1, 65536, &d) || parse_long(x + 1, 1, 4096, &l))
+            bad = 1;
+        else
+            o->models[i] = (bench_model){(int)d, (int)l, NULL};
     }
+    free(copy);
+    if (bad)
+        return -1;
     o->n_models = n;
     return 0;
 }
@@ -193,10 +198,12 @@ static int opt_peer_algos(bench_options *o, const char *v) { return parse_algo_s
 
 static int opt_backends(bench_options *o, const char *v)
 {
-    char *items[BENCH_MAX_LIST];
-    int n = split_list(v, items, BENCH_MAX_LIST);
-    if (n <= 0)
+    char *items[BENCH_MAX_LIST], *copy; /* kept: the names point into it */
+    int n = split_list(v, items, BENCH_MAX_LIST, &copy);
+    if (n <= 0) {
+        free(copy);
         return -1;
+    }
     for (int i = 0; i < n; i++)
         o->backends[i] = items[i];
     o->n_backends = n;
@@ -205,13 +212,13 @@ static int opt_backends(bench_options *o, const char *v)
 
 static int opt_peers(bench_options *o, const char *v)
 {
-    char *items[BENCH_MAX_PEERS];
-    int n = split_list(v, items, BENCH_MAX_PEERS);
-    if (n <= 0)
+    char *items[BENCH_MAX_PEERS], *copy;
+    int n = split_list(v, items, BENCH_MAX_PEERS, &copy), bad = n <= 0;
+    for (int i = 0; i < n && !bad; i++)
+        bad = bench_peer_parse(items[i], &o->peers[i]) != 0;
+    free(copy);
+    if (bad)
         return -1;
-    for (int i = 0; i < n; i++)
-        if (bench_peer_parse(items[i], &o->peers[i]))
-            return -1;
     o->n_peers = n;
     return 0;
 }

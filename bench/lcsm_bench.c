@@ -204,7 +204,7 @@ static void run_peer_cells(run_ctx *x, int mi, int batch, int L)
     const bench_options *o = x->o;
     static const bench_algo order[] = {BENCH_LAZY, BENCH_FLASH, BENCH_RECOMPUTE};
     const bench_model *model = &o->models[mi];
-    char dir[4096] = "", err[512] = "";
+    char dir[4096] = "", err[256] = "";
     const int saved = !model->dir; /* random weights: save this cell's model for the peers */
     int have_dir = model->dir != NULL;
     if (model->dir)
