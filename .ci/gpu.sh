@@ -37,7 +37,7 @@ run_bench_quick() { # ~1 minute: part of `all`
 }
 run_bench() { # lcsm-bench (bench/RESULTS.md, H100 tables): OpenCL against the PyTorch peer on CUDA
   for b in ${BENCH_BATCHES:-1 8}; do # ~6 minutes each: run one per device call (BENCH_BATCHES=1, then 8)
-    $B --backends opencl --models 768x12 --batches $b --lens 4096,16384 --algos lazy,eager,flash --budget 120 \
+    $B --backends opencl --models 768x12 --batches $b --lens 4096,16384 --algos lazy,eager,flash --budget 180 \
       --peers torch:cuda --peer-timeout 240 --python "${BENCH_PYTHON:-/usr/bin/python3}" --latencies \
       --json "$out/bench-b$b.json" | tee "$out/bench-b$b.txt"
   done
@@ -45,8 +45,8 @@ run_bench() { # lcsm-bench (bench/RESULTS.md, H100 tables): OpenCL against the P
 run_paper() { # the Flash Inference paper's setting (bench/RESULTS.md): mixer split, then the two longest lengths
   $B --paper --paper-scale 4 --backends opencl --profile --json "$out/paper-mixer.json" | tee "$out/paper-mixer.txt"
 }
-run_paper_long() {
-  $B --paper --lens 65536,131072 --backends opencl --json "$out/paper-long.json" | tee "$out/paper-long.txt"
+run_paper_long() { # the preset's longest length, end to end (no budget: the static estimate would skip lazy)
+  $B --paper --lens 131072 --budget 0 --backends opencl --json "$out/paper-long.json" | tee "$out/paper-long.txt"
 }
 run_lazy64() { # ~7 minutes on an H100: too long to share a 10-minute call with flash
   $B --backends opencl --models 768x12 --batches 8 --lens 65536 --algos lazy --budget 0 \

@@ -88,9 +88,10 @@ uint64_t bench_fnv1a(uint64_t h, const int32_t *tokens, size_t n)
  * token), the lazy mixer at about 1 GMAC/s over the history (memory-bound), eager
  * at twice that, flash's mixer at ~0.5 ns x log2(L)^2 per channel and step, and
  * recompute's forward over a prefix of t tokens at ~20 GMAC/s for its dense part
- * plus its FFT convolutions. A device is assumed 10x faster. The grid runs
- * lengths in ascending order, so from the second length on the measured times
- * (bench_estimate_scaled) replace this guess.
+ * plus its FFT convolutions. A device is assumed 10x faster (reported, but not
+ * used to skip: lcsm_bench.c runs a device's first length regardless). The grid
+ * runs lengths in ascending order, so from the second length on the measured
+ * times (bench_estimate_scaled) replace this guess.
  */
 double bench_estimate_static(const bench_cell *c, int d_model, int n_layer, int on_device)
 {

@@ -102,8 +102,12 @@ static int should_run(const bench_options *o, int model, const bench_cell *c, in
     double one = h ? bench_estimate_scaled(c->algo, h->gen_s, h->mixer_s, h->L, c->L)
                    : bench_estimate_static(c, o->models[model].d_model, o->models[model].n_layer, on_device);
     *estimate_s = one * runs;
+    /* The static model is calibrated on a CPU: on a device (or a CUDA peer) the
+     * first length runs whatever it says, and longer ones scale from it. */
+    if (!h && on_device)
+        return 1;
     if (o->budget > 0 && *estimate_s > o->budget) {
-        snprintf(why, cap, "estimated %.0f s > budget %.0f s (%s)", *estimate_s, o->budget,
+        snprintf(why, cap, "estimated %.*f s > budget %g s (%s)", *estimate_s < 10 ? 3 : 0, *estimate_s, o->budget,
                  h ? "scaled from a shorter cell" : "static estimate");
         return 0;
     }
