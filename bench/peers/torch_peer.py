@@ -548,7 +548,8 @@ def run(a):
     torch.set_num_threads(threads)
     torch.set_grad_enabled(False)
     if device.type == "cuda":
-        torch.cuda.set_device(device)
+        if device.index is not None:  # set_device refuses a bare "cuda"
+            torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = False   # fp32 means fp32, as lcsm
         torch.backends.cudnn.allow_tf32 = False
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
