@@ -76,6 +76,25 @@ run_flash64cli() { # flash at batch 8 to L = 64K
   ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 65535 --max-len 65536 --batch 8 \
     --temp 0 2>&1 >/dev/null | grep -E "total|decode"
 }
+find_torch_python() { # the first python with torch and CUDA (the H100's /usr/bin/python3 has no torch)
+  for p in ${BENCH_PYTHON:-} python3 python /opt/conda/bin/python /usr/local/bin/python3 /usr/bin/python3; do
+    command -v "$p" > /dev/null 2>&1 && "$p" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' \
+      2> /dev/null && { command -v "$p"; return; }
+  done
+}
+run_final() { # one device call: suite, start-up, peers' check on CUDA, batch 1 and 8 against the peers, paper shape
+  timeout 240 bash -c "$(declare -f run_tests); out=$out; run_tests"
+  run_cli
+  PY=$(find_torch_python)
+  echo "torch python: ${PY:-none} $($PY -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0))' 2>&1)"
+  [ -n "$PY" ] && timeout 100 $PY bench/peers/check_peer.py --work /tmp/peer-check --device cuda \
+    --lcsm build-gpu/tools/lcsm > "$out/check_peer.txt" 2>&1; echo "check_peer rc $?"; tail -n 5 "$out/check_peer.txt"
+  timeout 200 $B --backends opencl --models 768x12 --batches 1,8 --lens 4096 --algos lazy,flash --budget 120 \
+    ${PY:+--peers torch:cuda --python $PY --peer-timeout 60 --peer-algos lazy,flash} --latencies \
+    --json "$out/bench-h100.json" > "$out/bench-h100.txt" 2>&1; cat "$out/bench-h100.txt"
+  timeout 120 $B --paper --paper-scale 8 --backends opencl --profile --budget 60 --json "$out/paper.json" \
+    > "$out/paper.txt" 2>&1; cat "$out/paper.txt"
+}
 build
 [ $# -eq 0 ] && set -- all
 for what in "$@"; do
@@ -90,6 +109,7 @@ for what in "$@"; do
     prof) run_prof ;;
     flash64cli) run_flash64cli ;;
     lazy64cli) run_lazy64cli ;;
+    final) run_final ;;
     all) run_tests; run_cli; run_bench_quick ;;
   esac
 done
