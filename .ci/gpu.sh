@@ -95,6 +95,12 @@ run_final() { # one device call: suite, start-up, peers' check on CUDA, batch 1 
   timeout 120 $B --paper --paper-scale 8 --backends opencl --profile --budget 60 --json "$out/paper.json" \
     > "$out/paper.txt" 2>&1; cat "$out/paper.txt"
 }
+run_paper16() { # the paper's shape at 16K (mixer split by kernel times) and 32K (end to end)
+  timeout 200 $B --paper --lens 16384 --profile --budget 0 --backends opencl --json "$out/paper-16k.json" \
+    > "$out/paper-16k.txt" 2>&1; cat "$out/paper-16k.txt"
+  timeout 330 $B --paper --lens 32768 --budget 0 --backends opencl --json "$out/paper-32k.json" \
+    > "$out/paper-32k.txt" 2>&1; cat "$out/paper-32k.txt"
+}
 build
 [ $# -eq 0 ] && set -- all
 for what in "$@"; do
@@ -110,6 +116,7 @@ for what in "$@"; do
     flash64cli) run_flash64cli ;;
     lazy64cli) run_lazy64cli ;;
     final) run_final ;;
+    paper16) run_paper16 ;;
     all) run_tests; run_cli; run_bench_quick ;;
   esac
 done
