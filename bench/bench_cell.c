@@ -289,22 +289,29 @@ static lcsm_status cell_in_child(const bench_cell *c, cell_state *s, bench_resul
     return LCSM_OK;
 }
 
+pid_t bench_fork_pipe(int fd[2], char *err, size_t cap)
+{
+    if (pipe(fd) != 0) {
+        snprintf(err, cap, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    fflush(NULL); /* nothing buffered is written twice */
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, cap, "fork: %s", strerror(errno));
+        close(fd[0]);
+        close(fd[1]);
+    }
+    return pid;
+}
+
 void bench_run_cell(const bench_cell *c, bench_result *r)
 {
     memset(r, 0, sizeof *r);
     int fd[2];
-    if (pipe(fd) != 0) {
-        snprintf(r->err, sizeof r->err, "pipe: %s", strerror(errno));
+    pid_t pid = bench_fork_pipe(fd, r->err, sizeof r->err);
+    if (pid < 0)
         return;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(r->err, sizeof r->err, "fork: %s", strerror(errno));
-        close(fd[0]);
-        close(fd[1]);
-        return;
-    }
     if (pid == 0) {
         close(fd[0]);
         cell_state s;

@@ -13,6 +13,8 @@
 
 #include "bench.h"
 
+#include <sys/types.h>
+
 /* Runs `c` and fills `r` (r->ok tells whether it worked; r->err why not). The
  * per-step times of the median repeat land in r->lat_ms (free with
  * bench_result_free). */
@@ -25,5 +27,11 @@ int bench_warmup_len(int prompt, int L);
  * likewise. Shared with the peer runner. */
 int bench_read_all(int fd, void *buf, size_t n);
 int bench_write_all(int fd, const void *buf, size_t n);
+
+/* Forks with a pipe from the child to the parent: returns the child's pid
+ * (0 in the child) with fd[0] the parent's read end and fd[1] the child's
+ * write end; each side closes the other's end. On failure returns -1 with a
+ * message in err and no descriptor open. */
+pid_t bench_fork_pipe(int fd[2], char *err, size_t cap);
 
 #endif /* LCSM_BENCH_CELL_H */

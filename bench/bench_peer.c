@@ -264,18 +264,9 @@ void bench_run_peer(const bench_peer_opts *o, const bench_peer *p, const char *m
     argv[n] = NULL;
 
     int fd[2];
-    if (pipe(fd) != 0) {
-        snprintf(r->err, sizeof r->err, "pipe: %s", strerror(errno));
+    pid_t pid = bench_fork_pipe(fd, r->err, sizeof r->err);
+    if (pid < 0)
         return;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(r->err, sizeof r->err, "fork: %s", strerror(errno));
-        close(fd[0]);
-        close(fd[1]);
-        return;
-    }
     if (pid == 0) {
         close(fd[0]);
         if (dup2(fd[1], STDOUT_FILENO) < 0)
