@@ -540,7 +540,10 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
         return st;
     size_t max_wg = 0;
     clGetDeviceInfo(cb->device, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof max_wg, &max_wg, NULL);
-    clGetDeviceInfo(cb->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof cb->max_alloc, &cb->max_alloc, NULL);
+    if ((st = clb_check(cb, clGetDeviceInfo(cb->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof cb->max_alloc,
+                                            &cb->max_alloc, NULL),
+                        "clGetDeviceInfo(CL_DEVICE_MAX_MEM_ALLOC_SIZE)")) != LCSM_OK)
+        return st;
     if (max_wg < CL_WG)
         return LCSM_FAIL_BE(&cb->base, LCSM_ERR_BACKEND, "opencl: the device's work-groups (%zu) are below %d",
                             max_wg, CL_WG);

@@ -61,7 +61,9 @@ sample(__global const float *logits, ulong lo_off, int V, int lo, int hi, float 
     while (n2 < m)
         n2 <<= 1;
     for (int i = l; i < n2; i += SAMPLE_WG) {
-        pv[i] = i < m ? exp((x[lo + i] - mx) / temperature) : -1.0f; /* padding sorts last */
+        const float v = i < m ? x[lo + i] : 0.0f;
+        /* padding sorts last; a NaN logit, or all -inf, has probability 0 as on the host */
+        pv[i] = i >= m ? -1.0f : isnan(v) || mx == -INFINITY ? 0.0f : exp((v - mx) / temperature);
         pid[i] = lo + i;
     }
     barrier(CLK_LOCAL_MEM_FENCE);

@@ -50,22 +50,23 @@ int32_t lcsm__sample(const float *logits, int n, const lcsm_sampler_params *p, u
 {
     int lo = p->token_lo > 0 ? p->token_lo : 0;
     int hi = p->token_hi > 0 && p->token_hi < n ? p->token_hi : n;
-    if (p->temperature <= 0.0f) {
-        int32_t best = lo;
-        for (int i = lo + 1; i < hi; i++)
-            if (logits[i] > logits[best])
-                best = i;
+    /* A NaN logit counts as -infinity: never the maximum, probability 0 (so the
+     * sort's order stays consistent). */
+    float mx = -INFINITY;
+    int32_t best = lo;
+    for (int i = lo; i < hi; i++)
+        if (logits[i] > mx) {
+            mx = logits[i];
+            best = i;
+        }
+    if (p->temperature <= 0.0f)
         return best;
-    }
     cand *c = scratch;
     int m = hi - lo;
-    float mx = logits[lo];
-    for (int i = lo; i < hi; i++)
-        mx = logits[i] > mx ? logits[i] : mx;
     double sum = 0;
     for (int i = 0; i < m; i++) {
         c[i].id = lo + i;
-        c[i].p = expf((logits[lo + i] - mx) / p->temperature);
+        c[i].p = isnan(logits[lo + i]) || mx == -INFINITY ? 0.0f : expf((logits[lo + i] - mx) / p->temperature);
         sum += c[i].p;
     }
     qsort(c, (size_t)m, sizeof *c, by_prob_desc);

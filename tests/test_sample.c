@@ -13,6 +13,7 @@
  *    forcing): every generated id must be what the host sampler picks from the
  *    CPU's logits, up to the boundary rule above; and it must equal a loop of
  *    lcsm_session_step_sample on the same OpenCL session (same kernel).
+ *    Some trials put NaN logits in: they count as -inf and are never drawn.
  * 3. lcsm_backend_get_profile: kernels of a profiled backend are listed, most
  *    expensive first, reset clears; the CPU backend says LCSM_ERR_UNSUPPORTED.
  * Exit 77 (skip) without an OpenCL device.
@@ -44,12 +45,12 @@ static int near_boundary(const float *logits, int V, const lcsm_sampler_params *
 {
     int lo = p->token_lo, hi = p->token_hi ? p->token_hi : V, m = hi - lo;
     cand *c = malloc(sizeof *c * (size_t)m);
-    double mx = logits[lo], sum = 0;
+    double mx = -INFINITY, sum = 0;
     for (int i = lo; i < hi; i++)
-        mx = logits[i] > mx ? logits[i] : mx;
+        mx = logits[i] > mx ? logits[i] : mx; /* NaN never compares greater */
     for (int i = 0; i < m; i++) {
         c[i].id = lo + i;
-        c[i].p = exp((logits[lo + i] - mx) / p->temperature);
+        c[i].p = isnan(logits[lo + i]) ? 0.0 : exp((logits[lo + i] - mx) / p->temperature);
         sum += c[i].p;
     }
     qsort(c, (size_t)m, sizeof *c, cand_cmp);
@@ -126,6 +127,9 @@ static void check_kernel(lcsm_backend *be, uint64_t *rng)
             const double scale = trial % 2 ? 3.0 : 0.5; /* peaked and flat distributions */
             for (int i = 0; i < B * V; i++)
                 logits[i] = (float)(scale * tu_uniform(rng));
+            if (trial % 5 == 4) /* NaN logits count as -inf on both sides: never drawn */
+                for (int i = 3; i < B * V; i += 7)
+                    logits[i] = NAN;
             CHECK_OK(be->ops->write(be, lr, logits, (size_t)B * V));
             for (int k = 0; k < n_modes; k++) {
                 lcsm_sampler_params p = mode(k, V);
@@ -142,6 +146,8 @@ static void check_kernel(lcsm_backend *be, uint64_t *rng)
                     uint64_t r = lcsm__rng_state(p.seed, (uint64_t)b, draws), r0 = r;
                     host[b] = lcsm__sample(logits + (size_t)b * V, V, &p, &r, scratch);
                     draws_total++;
+                    CHECK(!isnan(logits[(size_t)b * V + dev[b]]) && !isnan(logits[(size_t)b * V + host[b]]),
+                          "V %d mode %d seq %d: a NaN logit was drawn (device %d, host %d)", V, k, b, dev[b], host[b]);
                     if (dev[b] == host[b])
                         continue;
                     mismatches++;
