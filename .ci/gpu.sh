@@ -101,6 +101,9 @@ run_paper16() { # the paper's shape at 16K (mixer split by kernel times) and 32K
   timeout 330 $B --paper --lens 32768 --budget 0 --backends opencl --json "$out/paper-32k.json" \
     > "$out/paper-32k.txt" 2>&1; cat "$out/paper-32k.txt"
 }
+run_clblast() { # our projections against CLBlast's SGEMV / SGEMM (needs the libclblast .debs in .debs/)
+  ./build-gpu/bench/lcsm-gemv-vs-clblast --d-model 768 | tee "$out/gemv-vs-clblast.txt"
+}
 build
 [ $# -eq 0 ] && set -- all
 for what in "$@"; do
@@ -117,6 +120,7 @@ for what in "$@"; do
     lazy64cli) run_lazy64cli ;;
     final) run_final ;;
     paper16) run_paper16 ;;
+    clblast) run_clblast ;;
     all) run_tests; run_cli; run_bench_quick ;;
   esac
 done
