@@ -172,22 +172,10 @@ static int run_backend(void)
     return 0;
 }
 
-int main(void)
+static int run_named(const char *name)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/lcsm_alloc_fail_XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    const char *names[8];
-    int n = tu_backends(names), ran = 0;
-    for (int i = 0; i < n; i++) {
-        g_name = names[i];
-        if (run_backend() != 77)
-            ran++;
-    }
-    tu_rm_rf(g_dir);
-    if (!ran && !tu_failures)
-        return 77;
-    return tu_finish("test_alloc_fail");
+    g_name = name;
+    return run_backend();
 }
+
+int main(void) { return tu_for_backends("test_alloc_fail", g_dir, sizeof g_dir, run_named); }

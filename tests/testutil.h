@@ -103,6 +103,33 @@ static inline int tu_backends(const char *names[8])
 }
 
 /* Removes a file or a directory tree (for temporary test directories). */
+static inline int tu_rm_rf(const char *path);
+
+/* Runs `run` once per backend of tu_backends() with a fresh temporary
+ * directory in `dir` (cap bytes; removed afterwards). `run` returns 77 when it
+ * skips a backend. Returns the test's exit code: 77 when no backend ran and
+ * nothing failed, else tu_finish(test). */
+static inline int tu_for_backends(const char *test, char *dir, size_t cap, int (*run)(const char *name))
+{
+    snprintf(dir, cap, "/tmp/lcsm_%s_XXXXXX", test);
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    const char *names[8];
+    int n = tu_backends(names), ran = 0;
+    for (int i = 0; i < n; i++)
+        if (run(names[i]) != 77)
+            ran++;
+    tu_rm_rf(dir);
+    if (!ran && !tu_failures) {
+        printf("%s: no backend of LCSM_TEST_BACKENDS could run here\n", test);
+        return 77;
+    }
+    return tu_finish(test);
+}
+
+/* Removes a file or a directory tree (for temporary test directories). */
 static inline int tu_rm_rf(const char *path)
 {
     struct stat sb;
