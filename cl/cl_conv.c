@@ -17,18 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Prompts up to this length push their contribution directly (as on the CPU). */
-#define LONG_CONV_DIRECT_MAX 32
-
-static int ilog2(unsigned v)
-{
-    int k = 0;
-    while (v > 1) {
-        v >>= 1;
-        k++;
-    }
-    return k;
-}
 
 static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
@@ -329,7 +317,7 @@ lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
     lcsm_status st = LCSM_OK;
     pthread_mutex_lock(&cb->lock);
     for (int U = be->fft_threshold; st == LCSM_OK && U <= max_tile; U *= 2) {
-        cl_tile_spec *ts = &f->spec[ilog2((unsigned)U)];
+        cl_tile_spec *ts = &f->spec[lcsm_ilog2((unsigned)U)];
         if (ts->mem)
             continue;
         int S, P;
@@ -401,7 +389,7 @@ lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lc
     lcsm_status st = clb_scratch(cb, &cb->lazy_part, (size_t)cl_lazy_max_splits(cb, cols) * cols * sizeof(float),
                                  "lazy partial sums");
     for (int U = be->fft_threshold; st == LCSM_OK && U <= max_tile; U *= 2) {
-        const cl_tile_spec *ts = &f->spec[ilog2((unsigned)U)];
+        const cl_tile_spec *ts = &f->spec[lcsm_ilog2((unsigned)U)];
         if (!ts->mem) {
             st = LCSM_FAIL_BE(be, LCSM_ERR_STATE, "opencl: tile size %d has no spectra", U);
             break;
@@ -422,7 +410,7 @@ lcsm_status cl_tile_fft(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv
                         lcsm_ref acc, int in0, int U, int out0, int n_out)
 {
     cl_backend *cb = (cl_backend *)be;
-    const cl_tile_spec *ts = &f->spec[ilog2((unsigned)U)];
+    const cl_tile_spec *ts = &f->spec[lcsm_ilog2((unsigned)U)];
     if (!ts->mem)
         return LCSM_FAIL_BE(be, LCSM_ERR_STATE, "opencl: tile size %d was not prepared", U);
     fft_conv c;
@@ -471,7 +459,7 @@ lcsm_status cl_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B, 
                             out_len, f->lh);
     lcsm_status st;
     pthread_mutex_lock(&cb->lock);
-    if (len <= LONG_CONV_DIRECT_MAX) {
+    if (len <= LCSM_LONG_CONV_DIRECT_MAX) {
         lcsm_buf none = {cb->dummy, 0};
         lcsm_ref accr = acc.buf ? acc : (lcsm_ref){&none, 0};
         size_t gs[2] = {round_up((size_t)B * f->D, 64), (size_t)out_len}, ls[2] = {64, 1};

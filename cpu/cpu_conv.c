@@ -14,19 +14,6 @@
 
 #define W CPU_FFT_W
 #define PAR_MIN_WORK (1 << 16)
-/* Prompts up to this length push their contribution directly: an FFT of the
- * whole session length costs more than len multiply-adds per output. */
-#define LONG_CONV_DIRECT_MAX 32
-
-static int ilog2(unsigned v)
-{
-    int k = 0;
-    while (v > 1) {
-        v >>= 1;
-        k++;
-    }
-    return k;
-}
 
 static int tasks_for(const cpu_backend *cb, double work, int max_tasks)
 {
@@ -119,7 +106,7 @@ lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
         return LCSM_OK;
     lcsm_status st = cpu_scratch_reserve(cb, (size_t)(4 * max_tile + 2) * W);
     for (int U = be->fft_threshold; st == LCSM_OK && U <= max_tile; U *= 2) {
-        int k = ilog2((unsigned)U);
+        int k = lcsm_ilog2((unsigned)U);
         if (f->spec[k])
             continue;
         const cpu_plan *plan;
@@ -236,7 +223,7 @@ static void tile_task(void *ctx, int task, int thread)
 lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
                          float *acc, int in0, int U, int out0, int n_out)
 {
-    int k = ilog2((unsigned)U);
+    int k = lcsm_ilog2((unsigned)U);
     if (!f->spec[k] || cb->scratch_floats < (size_t)(4 * U + 2) * W)
         return LCSM_FAIL_BE(&cb->base, LCSM_ERR_STATE, "cpu: tile size %d was not prepared", U);
     /* Plan and spectrum were made at prepare time: a step takes no lock. */
@@ -356,7 +343,7 @@ lcsm_status cpu_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B,
         return LCSM_FAIL_BE(be, LCSM_ERR_LENGTH, "cpu: convolution of length %d past the filter length %d", j.out_len,
                             f->lh);
     j.hlen = j.out_len;
-    if (len <= LONG_CONV_DIRECT_MAX) {
+    if (len <= LCSM_LONG_CONV_DIRECT_MAX) {
         j.n_tasks = tasks_for(cb, (double)len * j.out_len * B * f->D, j.out_len);
         lcsm_pool_run(cb->pool, j.n_tasks, long_direct_task, &j);
         return LCSM_OK;

@@ -44,6 +44,22 @@ static inline lcsm_ref lcsm_ref_at(lcsm_ref r, size_t floats)
     return r;
 }
 
+/* Prompts up to this length push their contribution into the accumulators
+ * directly in long_conv (every backend): an FFT of the whole session length
+ * costs more than len multiply-adds per output. */
+#define LCSM_LONG_CONV_DIRECT_MAX 32
+
+/* log2 of a power of two (the flash tile sizes index their spectra by it). */
+static inline int lcsm_ilog2(unsigned v)
+{
+    int k = 0;
+    while (v > 1) {
+        v >>= 1;
+        k++;
+    }
+    return k;
+}
+
 /* Geometry of a batched set of long convolutions (see the layout above). */
 typedef struct lcsm_conv_geom {
     int G; /* groups (layers) covered */
