@@ -334,7 +334,12 @@ LCSM_API lcsm_status lcsm_session_step_sample(lcsm_session *session, const int32
 /** Generates: prefill with `prompt` ([batch][prompt_len], prompt_len >= 1) at
  *  position 0, then samples `n_new` tokens per sequence into `out`
  *  ([batch][n_new]). The last sampled token is returned but not fed back, so
- *  prompt_len + n_new - 1 <= the session's max_len. */
+ *  prompt_len + n_new - 1 <= the session's max_len. On a backend that samples
+ *  on the device (OpenCL, up to 2048 candidate ids at temperature > 0) the ids
+ *  stay on the device between steps and the call waits only at its end; the
+ *  device sums probabilities in float, so a draw that falls within rounding of
+ *  the boundary between two candidates may pick the neighbour of the CPU
+ *  backend's choice (greedy decoding is the same on both). */
 LCSM_API lcsm_status lcsm_generate(lcsm_session *session, const int32_t *prompt, int prompt_len,
                                    int n_new, int32_t *out);
 
