@@ -103,6 +103,8 @@ typedef struct cl_arg {
 lcsm_status clb_launch(cl_backend *cb, clk_id k, int dims, const size_t *global, const size_t *local,
                        const cl_arg *args, int n_args);
 lcsm_status clb_check(cl_backend *cb, cl_int err, const char *what);
+/* A kernel's name (clk_id, K_PROF_FFT included). */
+const char *clb_kernel_name(int k);
 /* Waits for ev (outside the lock), releases it, and reports a failure of it or
  * of an earlier command of the queue. */
 lcsm_status clb_wait(cl_backend *cb, cl_event ev);
@@ -115,7 +117,6 @@ void clb_prof_end(cl_backend *cb, clk_id k, cl_event start);
 lcsm_status clb_prof_init(cl_backend *cb);
 void clb_prof_free(cl_backend *cb);
 void clb_prof_record(cl_backend *cb, int k, cl_event start, cl_event end);
-const char *clb_kernel_name(int k);
 lcsm_status cl_profile(lcsm_backend *be, lcsm_profile_entry *out, int cap, int *count, int reset);
 lcsm_status clb_scratch(cl_backend *cb, cl_scratch *s, size_t bytes, const char *what);
 lcsm_status clb_plan(cl_backend *cb, int n, int batch, clfft_plan **out);
@@ -127,6 +128,7 @@ void clb_release(cl_backend *cb, cl_mem m);
 
 /* cl_dense.c */
 lcsm_status cl_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, int D, lcsm_ref out);
+lcsm_status cl_embed_dev(lcsm_backend *be, lcsm_ref E, lcsm_ref ids, int n, int D, lcsm_ref out);
 lcsm_status cl_layernorm(lcsm_backend *be, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out, int rows, int D,
                          float eps);
 lcsm_status cl_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int n_in,
@@ -138,9 +140,8 @@ lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, i
 lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                           const lcsm_hyena_step_args *a);
 
-/* cl_sample.c: decoding with the ids on the device */
+/* cl_sample.c: sampling on the device */
 #define CL_SAMPLE_MAX 2048 /* SAMPLE_MAX of sample.cl */
-lcsm_status cl_embed_dev(lcsm_backend *be, lcsm_ref E, lcsm_ref ids, int n, int D, lcsm_ref out);
 lcsm_status cl_sample(lcsm_backend *be, lcsm_ref logits, int B, int V, const lcsm_sampler_params *p, uint64_t draws,
                       lcsm_ref ids, int32_t *host_ids, int wait);
 lcsm_status cl_finish(lcsm_backend *be);

@@ -24,6 +24,15 @@ static lcsm_status locked(cl_backend *cb, clk_id k, int dims, const size_t *g, c
     return st;
 }
 
+/* out[i][:] = E[ids[i]][:] with the ids (int32) at a ref on the device: the
+ * host's ids after staging (embed), or a session's sampled ids (embed_dev). */
+static lcsm_status embed_launch(cl_backend *cb, lcsm_ref E, lcsm_ref ids, int n, int D, lcsm_ref out)
+{
+    size_t g[2] = {round_up((size_t)D, 64), (size_t)n}, l[2] = {64, 1};
+    cl_arg a[] = {A_REF(E), A_REF(ids), A_I32(D), A_REF(out)};
+    return clb_launch(cb, K_EMBED, 2, g, l, a, N_ARGS(a));
+}
+
 lcsm_status cl_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, int D, lcsm_ref out)
 {
     cl_backend *cb = (cl_backend *)be;
@@ -58,10 +67,18 @@ lcsm_status cl_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, in
                                         NULL, &cb->ids_event),
                    "clEnqueueWriteBuffer(ids)");
     if (st == LCSM_OK) {
-        size_t g[2] = {round_up((size_t)D, 64), (size_t)n}, l[2] = {64, 1};
-        cl_arg a[] = {A_REF(E), A_MEM(cb->ids), A_U64(0), A_I32(D), A_REF(out)};
-        st = clb_launch(cb, K_EMBED, 2, g, l, a, N_ARGS(a));
+        lcsm_buf staged = {cb->ids, cb->ids_cap};
+        st = embed_launch(cb, E, (lcsm_ref){&staged, 0}, n, D, out);
     }
+    pthread_mutex_unlock(&cb->lock);
+    return st;
+}
+
+lcsm_status cl_embed_dev(lcsm_backend *be, lcsm_ref E, lcsm_ref ids, int n, int D, lcsm_ref out)
+{
+    cl_backend *cb = (cl_backend *)be;
+    pthread_mutex_lock(&cb->lock);
+    lcsm_status st = embed_launch(cb, E, ids, n, D, out);
     pthread_mutex_unlock(&cb->lock);
     return st;
 }

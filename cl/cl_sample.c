@@ -1,21 +1,10 @@
 /*
  * Decoding with the token ids on the device: sampling (sample.cl) into a
- * session's id slot, the embedding that reads that slot, and a wait for
- * everything queued. With these the engine's generate loop queues step after
+ * session's id slot (the embedding that reads it is cl_embed_dev, cl_dense.c),
+ * and a wait for everything queued. With these the engine's generate loop queues step after
  * step without waiting: the ids reach the host by asynchronous copies.
  */
 #include "cl_backend.h"
-
-lcsm_status cl_embed_dev(lcsm_backend *be, lcsm_ref E, lcsm_ref ids, int n, int D, lcsm_ref out)
-{
-    cl_backend *cb = (cl_backend *)be;
-    size_t g[2] = {((size_t)D + 63) / 64 * 64, (size_t)n}, l[2] = {64, 1};
-    cl_arg a[] = {A_REF(E), A_REF(ids), A_I32(D), A_REF(out)};
-    pthread_mutex_lock(&cb->lock);
-    lcsm_status st = clb_launch(cb, K_EMBED, 2, g, l, a, N_ARGS(a));
-    pthread_mutex_unlock(&cb->lock);
-    return st;
-}
 
 lcsm_status cl_sample(lcsm_backend *be, lcsm_ref logits, int B, int V, const lcsm_sampler_params *p, uint64_t draws,
                       lcsm_ref ids, int32_t *host_ids, int wait)
