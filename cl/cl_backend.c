@@ -19,6 +19,29 @@ extern const char lcsm_cl_kernels[];
 extern const size_t lcsm_cl_kernels_len;
 
 
+/* Our kernels' names (clCreateKernel, messages, the profile), and "fft" for
+ * VkFFT's launches in the profile. */
+static const char *const kernel_names[K_PROF_COUNT] = {
+    [K_EMBED] = "embed",
+    [K_LAYERNORM] = "layernorm",
+    [K_GEMV] = "gemv_vec",
+    [K_GEMM] = "gemm",
+    [K_SHORTCONV_SEQ] = "shortconv_seq",
+    [K_CONV_STATE_SEQ] = "conv_state_seq",
+    [K_GATE_SEQ] = "gate_seq",
+    [K_LAZY_PARTIAL] = "lazy_partial",
+    [K_HYENA_STEP] = "hyena_step",
+    [K_BLOCK_DIRECT] = "block_direct",
+    [K_LONG_DIRECT] = "long_direct",
+    [K_FFT_GATHER] = "fft_gather",
+    [K_FFT_MAC] = "fft_mac",
+    [K_FFT_SCATTER] = "fft_scatter",
+    [K_SAMPLE] = "sample",
+    [K_PROF_FFT] = "fft",
+};
+
+const char *clb_kernel_name(int k) { return k >= 0 && k < K_PROF_COUNT ? kernel_names[k] : "?"; }
+
 /* Default FFT tile threshold: direct tiles are cheap on a GPU up to here. */
 #define CL_DEFAULT_THRESHOLD_GPU 128
 #define CL_DEFAULT_THRESHOLD_CPU 64

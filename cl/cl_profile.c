@@ -14,26 +14,6 @@
 
 #define PROF_BATCH 4096
 
-static const char *const prof_names[K_PROF_COUNT] = {
-    [K_EMBED] = "embed",
-    [K_LAYERNORM] = "layernorm",
-    [K_GEMV] = "gemv_vec",
-    [K_GEMM] = "gemm",
-    [K_SHORTCONV_SEQ] = "shortconv_seq",
-    [K_CONV_STATE_SEQ] = "conv_state_seq",
-    [K_GATE_SEQ] = "gate_seq",
-    [K_LAZY_PARTIAL] = "lazy_partial",
-    [K_HYENA_STEP] = "hyena_step",
-    [K_BLOCK_DIRECT] = "block_direct",
-    [K_LONG_DIRECT] = "long_direct",
-    [K_FFT_GATHER] = "fft_gather",
-    [K_FFT_MAC] = "fft_mac",
-    [K_FFT_SCATTER] = "fft_scatter",
-    [K_SAMPLE] = "sample",
-    [K_PROF_FFT] = "fft",
-};
-
-const char *clb_kernel_name(int k) { return k >= 0 && k < K_PROF_COUNT ? prof_names[k] : "?"; }
 
 static cl_ulong stamp(cl_event ev, cl_profiling_info what)
 {
@@ -126,7 +106,7 @@ lcsm_status cl_profile(lcsm_backend *be, lcsm_profile_entry *out, int cap, int *
     int n = 0;
     for (int k = 0; k < K_PROF_COUNT; k++)
         if (cb->prof_calls[k])
-            all[n++] = (lcsm_profile_entry){prof_names[k], cb->prof_calls[k], cb->prof_s[k]};
+            all[n++] = (lcsm_profile_entry){clb_kernel_name(k), cb->prof_calls[k], cb->prof_s[k]};
     qsort(all, (size_t)n, sizeof all[0], by_time_desc);
     for (int i = 0; i < n && i < cap; i++)
         out[i] = all[i];
