@@ -33,6 +33,9 @@ typedef struct lcsm_filters lcsm_filters; /* backend-defined */
  * aligned vectors when the row length allows. */
 #define LCSM_ALIGN 16
 
+/* n rounded up to a multiple of LCSM_ALIGN. */
+static inline size_t lcsm_align_up(size_t n) { return (n + LCSM_ALIGN - 1) / LCSM_ALIGN * LCSM_ALIGN; }
+
 typedef struct lcsm_ref {
     lcsm_buf *buf;
     size_t off; /* in floats */

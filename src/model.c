@@ -37,18 +37,16 @@ static const struct {
 
 /* Every tensor starts at a multiple of LCSM_ALIGN floats of the weight buffer,
  * so that device kernels may read rows as aligned vectors. */
-static size_t padded(size_t n) { return (n + LCSM_ALIGN - 1) / LCSM_ALIGN * LCSM_ALIGN; }
-
 static lcsm_status upload(lcsm_model *m, const lcsm_weights *w)
 {
     lcsm_backend *be = m->be;
     const int globals[] = {W_EMB, W_LNF_W, W_LNF_B};
     size_t total = 0;
     for (size_t k = 0; k < 3; k++)
-        total += padded(w->t[globals[k]].numel);
+        total += lcsm_align_up(w->t[globals[k]].numel);
     for (int l = 0; l < m->cfg.n_layer; l++)
         for (size_t k = 0; k < N_DEVICE_TENSORS; k++)
-            total += padded(w->t[lcsm__widx(w, l, device_tensors[k].kind)].numel);
+            total += lcsm_align_up(w->t[lcsm__widx(w, l, device_tensors[k].kind)].numel);
     m->wbuf_floats = total;
     lcsm_status st = be->ops->alloc(be, total * sizeof(float), &m->wbuf);
     if (st != LCSM_OK)
@@ -59,7 +57,7 @@ static lcsm_status upload(lcsm_model *m, const lcsm_weights *w)
         const lcsm_tensor *t = &w->t[globals[k]];
         *global_refs[k] = cur;
         st = be->ops->write(be, cur, t->data, t->numel);
-        cur = lcsm_ref_at(cur, padded(t->numel));
+        cur = lcsm_ref_at(cur, lcsm_align_up(t->numel));
     }
     m->head = m->emb; /* tied */
     for (int l = 0; l < m->cfg.n_layer && st == LCSM_OK; l++)
@@ -67,7 +65,7 @@ static lcsm_status upload(lcsm_model *m, const lcsm_weights *w)
             const lcsm_tensor *t = &w->t[lcsm__widx(w, l, device_tensors[k].kind)];
             *(lcsm_ref *)((char *)&m->layers[l] + device_tensors[k].field) = cur;
             st = be->ops->write(be, cur, t->data, t->numel);
-            cur = lcsm_ref_at(cur, padded(t->numel));
+            cur = lcsm_ref_at(cur, lcsm_align_up(t->numel));
         }
     return st;
 }

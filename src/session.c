@@ -90,17 +90,17 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
         goto fail;
     }
     size_t n_acc = opt.algo == LCSM_ALGO_LAZY ? 0 : n_hist, n_state = (size_t)G * B * 2 * 3 * D;
-    /* activations r, xn, u, y, work, hid, logits, ids, each at a multiple of LCSM_ALIGN */
+    /* The third buffer: the short-conv state, then the activations r, xn, u, y,
+     * work, hid, logits, ids, each at a multiple of LCSM_ALIGN. */
     const size_t act[8] = {(size_t)B * D, (size_t)B * D, (size_t)B * widest, (size_t)B * D,
                            (size_t)B * D, (size_t)B * widest, (size_t)B * V, (size_t)B};
-    size_t act_off[8], n_act = 0, n_state_pad = (n_state + LCSM_ALIGN - 1) / LCSM_ALIGN * LCSM_ALIGN;
+    size_t act_off[8], n_third = lcsm_align_up(n_state);
     for (int i = 0; i < 8; i++) {
-        act_off[i] = n_state_pad + n_act;
-        n_act += (act[i] + LCSM_ALIGN - 1) / LCSM_ALIGN * LCSM_ALIGN;
+        act_off[i] = n_third;
+        n_third += lcsm_align_up(act[i]);
     }
-    n_act += n_state_pad - n_state;
-    s->state_floats = n_hist + n_acc + n_state + n_act;
-    const size_t sizes[3] = {n_hist, n_acc, n_state + n_act};
+    s->state_floats = n_hist + n_acc + n_third;
+    const size_t sizes[3] = {n_hist, n_acc, n_third};
     for (int i = 0; i < 3; i++) {
         if (!sizes[i])
             continue;
