@@ -69,6 +69,14 @@ def safe(s):
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(s))
 
 
+def save(fig, path):
+    """Writes a finished figure to path (PNG) and frees it; returns path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_latencies(cells, several, out):
     groups = defaultdict(list)
     for o in cells:
@@ -99,10 +107,7 @@ def plot_latencies(cells, several, out):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         f = os.path.join(out, f"latency_{safe(model)}_B{b}_L{L}.png")
-        fig.tight_layout()
-        fig.savefig(f, dpi=120)
-        plt.close(fig)
-        files.append(f)
+        files.append(save(fig, f))
     return files
 
 
@@ -147,10 +152,7 @@ def plot_time_vs_L(cells, several, out):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         f = os.path.join(out, f"time_vs_L_{safe(model)}_B{b}.png")
-        fig.tight_layout()
-        fig.savefig(f, dpi=120)
-        plt.close(fig)
-        files.append(f)
+        files.append(save(fig, f))
     return files
 
 
@@ -176,10 +178,7 @@ def plot_compare(cells, several, out):
         ax.grid(True, axis="y", which="both", alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
         f = os.path.join(out, f"compare_{safe(model)}_B{b}.png")
-        fig.tight_layout()
-        fig.savefig(f, dpi=120)
-        plt.close(fig)
-        files.append(f)
+        files.append(save(fig, f))
     return files
 
 
