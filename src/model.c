@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_SEED 20250101u
 
@@ -70,16 +73,24 @@ static lcsm_status upload(lcsm_model *m, const lcsm_weights *w)
     return st;
 }
 
-static lcsm_status make_filters(lcsm_model *m, const lcsm_weights *w)
+/* Materialising the implicit filters (the filter MLP at every position of
+ * l_max, for every layer) is O(layers * l_max * D * order) host work: seconds
+ * to minutes for long models, so the layers are shared among threads. */
+typedef struct filter_job {
+    const lcsm_model *m;
+    const lcsm_weights *w;
+    float *h;
+    atomic_int next;     /* the next layer to take */
+    atomic_int status;   /* the first failure, else LCSM_OK */
+} filter_job;
+
+static void *filter_worker(void *arg)
 {
-    const lcsm_model_config *c = &m->cfg;
-    size_t D = (size_t)c->d_model, G = (size_t)c->n_layer, L = (size_t)c->l_max, n;
-    if (lcsm__mul_overflows(G * D, L, &n))
-        return LCSM_FAIL_BE(m->be, LCSM_ERR_OUT_OF_MEMORY, "filters of %zu x %zu x %zu floats overflow", G, D, L);
-    float *h = lcsm__calloc(n, sizeof *h);
-    float *dbias = lcsm__calloc(G * D, sizeof *dbias);
-    lcsm_status st = h && dbias ? LCSM_OK : LCSM_ERR_OUT_OF_MEMORY;
-    for (int l = 0; l < c->n_layer && st == LCSM_OK; l++) {
+    filter_job *j = arg;
+    const lcsm_model_config *c = &j->m->cfg;
+    const lcsm_weights *w = j->w;
+    const size_t DL = (size_t)c->d_model * (size_t)c->l_max;
+    for (int l; (l = atomic_fetch_add(&j->next, 1)) < c->n_layer && atomic_load(&j->status) == LCSM_OK;) {
         lcsm_filter_params p = {
             .z = w->t[lcsm__widx(w, l, W_Z)].data,
             .t = w->t[lcsm__widx(w, l, W_T)].data,
@@ -90,13 +101,49 @@ static lcsm_status make_filters(lcsm_model *m, const lcsm_weights *w)
             .order = c->filter_order,
             .D = c->d_model,
         };
-        for (int j = 0; j < c->num_inner_mlps + 2; j++) {
-            p.w[j] = w->t[lcsm__flin_weight(w, l, j)].data;
-            int bi = lcsm__flin_bias(w, l, j);
-            p.b[j] = bi >= 0 ? w->t[bi].data : NULL;
+        for (int k = 0; k < c->num_inner_mlps + 2; k++) {
+            p.w[k] = w->t[lcsm__flin_weight(w, l, k)].data;
+            int bi = lcsm__flin_bias(w, l, k);
+            p.b[k] = bi >= 0 ? w->t[bi].data : NULL;
         }
-        st = lcsm__filter_materialise(&p, m->opt.filter_shift, c->l_max, h + (size_t)l * D * L);
-        memcpy(dbias + (size_t)l * D, w->t[lcsm__widx(w, l, W_FBIAS)].data, D * sizeof *dbias);
+        lcsm_status st = lcsm__filter_materialise(&p, j->m->opt.filter_shift, c->l_max, j->h + (size_t)l * DL);
+        if (st != LCSM_OK) {
+            int ok = LCSM_OK;
+            atomic_compare_exchange_strong(&j->status, &ok, (int)st);
+        }
+    }
+    return NULL;
+}
+
+static lcsm_status make_filters(lcsm_model *m, const lcsm_weights *w)
+{
+    const lcsm_model_config *c = &m->cfg;
+    size_t D = (size_t)c->d_model, G = (size_t)c->n_layer, L = (size_t)c->l_max, n;
+    if (lcsm__mul_overflows(G * D, L, &n))
+        return LCSM_FAIL_BE(m->be, LCSM_ERR_OUT_OF_MEMORY, "filters of %zu x %zu x %zu floats overflow", G, D, L);
+    float *h = lcsm__calloc(n, sizeof *h);
+    float *dbias = lcsm__calloc(G * D, sizeof *dbias);
+    lcsm_status st = h && dbias ? LCSM_OK : LCSM_ERR_OUT_OF_MEMORY;
+    if (st == LCSM_OK) {
+        filter_job job = {.m = m, .w = w, .h = h};
+        atomic_init(&job.next, 0);
+        atomic_init(&job.status, LCSM_OK);
+        /* Always threaded (a thread costs ~50 us), so every test that loads a
+         * model of 2+ layers runs this path; a helper that cannot be started
+         * leaves its layers to the others. */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        int n_help = (int)(cpus < (long)G ? cpus : (long)G) - 1;
+        n_help = n_help < 0 ? 0 : n_help > 63 ? 63 : n_help;
+        pthread_t tid[63];
+        int started = 0;
+        while (started < n_help && pthread_create(&tid[started], NULL, filter_worker, &job) == 0)
+            started++;
+        filter_worker(&job);
+        for (int i = 0; i < started; i++)
+            pthread_join(tid[i], NULL);
+        st = (lcsm_status)atomic_load(&job.status);
+        for (size_t l = 0; l < G; l++)
+            memcpy(dbias + l * D, w->t[lcsm__widx(w, (int)l, W_FBIAS)].data, D * sizeof *dbias);
     }
     if (st == LCSM_OK)
         st = m->be->ops->filters_create(m->be, h, dbias, c->n_layer, c->d_model, c->l_max, &m->filters);
