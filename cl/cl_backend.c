@@ -606,6 +606,7 @@ lcsm_status lcsm_cl_backend_create(const lcsm_backend_options *opt, lcsm_backend
             snprintf(cb->base.last_error, sizeof cb->base.last_error, "%s", lcsm_last_error());
         cb->base.fft_threshold = t ? t : cb->is_cpu_device ? CL_DEFAULT_THRESHOLD_CPU : CL_DEFAULT_THRESHOLD_GPU;
         cb->base.sample_max = CL_SAMPLE_MAX;
+        cb->gemv_max_rows = CL_GEMV_MAX_ROWS;
     }
     if (st != LCSM_OK) {
         lcsm__fail(NULL, 0, st, "%s", cb->base.last_error);

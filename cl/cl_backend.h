@@ -46,6 +46,7 @@ typedef struct cl_backend {
     cl_program program;
     cl_kernel k[K_COUNT];
     int is_cpu_device;
+    int gemv_max_rows;  /* projections of up to this many rows use gemv_vec, more the tiled gemm */
     cl_ulong max_alloc, global_mem;
     size_t fft_budget;  /* bytes of FFT scratch one convolution may use */
     int fft_max_n;      /* largest FFT (CL_FFT_MAX_N, or less for tests) */
@@ -131,6 +132,10 @@ lcsm_status cl_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, in
 lcsm_status cl_embed_dev(lcsm_backend *be, lcsm_ref E, lcsm_ref ids, int n, int D, lcsm_ref out);
 lcsm_status cl_layernorm(lcsm_backend *be, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out, int rows, int D,
                          float eps);
+/* Projections of up to this many rows run as gemv_vec (8 rows per work-group,
+ * each block of 8 reading the weights again), more as the tiled gemm: the
+ * crossover measured by lcsm-gemv-vs-clblast (bench/RESULTS.md). */
+#define CL_GEMV_MAX_ROWS 128
 lcsm_status cl_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int n_in,
                       int n_out, int flags);
 lcsm_status cl_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int B, int len, int D,

@@ -7,9 +7,7 @@
 
 #include <string.h>
 
-/* Rows up to this go through the matrix-vector kernel gemv_vec (rows of x
- * share every weight read; GEMV_R of dense.cl); more go through the tiled GEMM. */
-#define GEMV_ROWS 8
+#define GEMV_R 8     /* rows of x per work-group of gemv_vec (dense.cl) */
 #define GV_LANES 32 /* items per weight row, and */
 #define GV_ROWS 4   /* weight rows per work-group, of gemv_vec */
 
@@ -98,17 +96,16 @@ lcsm_status cl_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, l
     lcsm_buf none = {cb->dummy, 0};
     int has_bias = bias.buf != NULL;
     lcsm_ref br = has_bias ? bias : (lcsm_ref){&none, 0};
-    lcsm_status st = LCSM_OK;
+    cl_arg a[] = {A_REF(x),    A_REF(W),    A_REF(br),    A_I32(has_bias), A_REF(out),
+                  A_I32(rows), A_I32(n_in), A_I32(n_out), A_I32(flags)};
+    lcsm_status st;
     pthread_mutex_lock(&cb->lock);
-    if (rows <= GEMV_ROWS) {
-        size_t g[2] = {GV_LANES, round_up((size_t)n_out, GV_ROWS)}, l[2] = {GV_LANES, GV_ROWS};
-        cl_arg a[] = {A_REF(x),      A_REF(W),       A_REF(br),       A_I32(has_bias), A_REF(out),
-                      A_I32(rows),   A_I32(n_in),    A_I32(n_out),    A_I32(flags)};
-        st = clb_launch(cb, K_GEMV, 2, g, l, a, N_ARGS(a));
+    if (rows <= cb->gemv_max_rows) { /* blocks of GEMV_R rows along the third dimension */
+        size_t g[3] = {GV_LANES, round_up((size_t)n_out, GV_ROWS), ((size_t)rows + GEMV_R - 1) / GEMV_R};
+        size_t l[3] = {GV_LANES, GV_ROWS, 1};
+        st = clb_launch(cb, K_GEMV, 3, g, l, a, N_ARGS(a));
     } else {
         size_t g[2] = {round_up((size_t)n_out, 64) / 4, round_up((size_t)rows, 64) / 4}, l[2] = {16, 16};
-        cl_arg a[] = {A_REF(x),    A_REF(W),    A_REF(br),    A_I32(has_bias), A_REF(out),
-                      A_I32(rows), A_I32(n_in), A_I32(n_out), A_I32(flags)};
         st = clb_launch(cb, K_GEMM, 2, g, l, a, N_ARGS(a));
     }
     pthread_mutex_unlock(&cb->lock);

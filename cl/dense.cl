@@ -74,9 +74,9 @@ static float epilogue(float v, __global const float *bias, int has_bias, int n, 
     return v;
 }
 
-#define GEMV_R 8 /* rows of x (batch) the matrix-vector kernel takes */
+#define GEMV_R 8 /* rows of x (batch) a work-group of the matrix-vector kernel takes */
 
-/* Matrix-vector for up to GEMV_R rows of x (decode): out[r][n] = x[r][:] . W[n][:].
+/* Matrix-vector for a few rows of x (decode): out[r][n] = x[r][:] . W[n][:], GEMV_R rows per work-group.
  * One weight row per group of GV_LANES items: each item reads float4s of the
  * weight row (a group reads 512 contiguous bytes at a time) and the same
  * float4s of every row of x straight from global memory (x is small and stays
@@ -85,7 +85,12 @@ static float epilogue(float v, __global const float *bias, int has_bias, int n, 
  * once at the end. On an H100 (D = 768, 12 layers, L = 4K) this replaced a
  * kernel that staged x through local memory for 4 outputs per work-group:
  * batch 8 went from 27.5 to 13.6 us per GEMV (6.37 -> 3.16 s end to end),
- * batch 1 stayed at 10.2 us (launch- and latency-bound). */
+ * batch 1 stayed at 10.2 us (launch- and latency-bound). Up to 128 rows it
+ * beats the tiled gemm below on the H100 at every projection shape (e.g.
+ * 16.7 vs 68.3 us at 32 rows, 50 vs 69 at 128 for D = 768; bench/RESULTS.md).
+ * Folding the preceding LayerNorm into this kernel (each work-group computing
+ * its rows' statistics) was measured and removed: 19.3 instead of 8.9 us per
+ * call, 0.71 instead of 0.57 ms per token at batch 1 (bench/RESULTS.md). */
 #define GV_LANES 32
 #define GV_ROWS 4
 __kernel __attribute__((reqd_work_group_size(GV_LANES, GV_ROWS, 1))) void
@@ -95,6 +100,12 @@ gemv_vec(__global const float *x, ulong xo, __global const float *W, ulong wo, _
     __local float red[GV_ROWS][GEMV_R][GV_LANES + 1];
     const int l = get_local_id(0), j = get_local_id(1);
     const int n = get_group_id(1) * GV_ROWS + j;
+    /* the third dimension takes the rows of x GEMV_R at a time (each block
+     * reads the weights again, from L2 once the first block has) */
+    const size_t r0 = (size_t)get_group_id(2) * GEMV_R;
+    xo += r0 * n_in;
+    oo += r0 * n_out;
+    rows -= (int)r0;
     const int nr = rows < GEMV_R ? rows : GEMV_R;
     float acc[GEMV_R];
     for (int r = 0; r < GEMV_R; r++)
