@@ -4,7 +4,7 @@
 # (see ../shared/device/opencl-on-gpu.sh), build with the OpenCL backend, run the
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
-#   .ci/gpu.sh [test|cli|bench|paper|paper-long|lazy64|flash64|prof|all]...   (default: all)
+#   .ci/gpu.sh [test|cli|bench|paper|paper-long|paper64|paper128|lazy64|flash64|prof|final|paper16|peer16|clblast|peercheck|all]...   (default: all)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-out}
@@ -16,7 +16,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu
 export LCSM_CACHE_DIR=$PWD/build-gpu/cache
 build() {
   cmake -S . -B build-gpu -DLCSM_OPENCL=ON -DCMAKE_BUILD_TYPE=Release > "$out/configure.txt" 2>&1 &&
-    cmake --build build-gpu -j16 > "$out/build.txt" 2>&1 || { tail -n 40 "$out/configure.txt" "$out/build.txt"; exit 1; }
+    cmake --build build-gpu -j16 ${BUILD_TARGETS:+--target $BUILD_TARGETS} > "$out/build.txt" 2>&1 || { tail -n 40 "$out/configure.txt" "$out/build.txt"; exit 1; }
 }
 run_tests() {
   ctest --test-dir build-gpu --output-on-failure -j4 > "$out/ctest.txt" 2>&1
@@ -77,7 +77,7 @@ run_flash64cli() { # flash at batch 8 to L = 64K
     --temp 0 2>&1 >/dev/null | grep -E "total|decode"
 }
 find_torch_python() { # the first python with torch and CUDA (the H100's /usr/bin/python3 has no torch)
-  for p in ${BENCH_PYTHON:-} python3 python /opt/conda/bin/python /usr/local/bin/python3 /usr/bin/python3; do
+  for p in ${BENCH_PYTHON:-} /opt/torch/.venv/bin/python3 python3 python /opt/conda/bin/python /usr/local/bin/python3 /usr/bin/python3; do
     command -v "$p" > /dev/null 2>&1 && "$p" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' \
       2> /dev/null && { command -v "$p"; return; }
   done
@@ -104,6 +104,28 @@ run_paper16() { # the paper's shape at 16K (mixer split by kernel times) and 32K
 run_clblast() { # our projections against CLBlast's SGEMV / SGEMM (needs the libclblast .debs in .debs/)
   ./build-gpu/bench/lcsm-gemv-vs-clblast --d-model 768 | tee "$out/gemv-vs-clblast.txt"
 }
+run_paper64() { # the paper's shape at 2^16, flash and lazy end to end
+  timeout 420 $B --paper --lens 65536 --budget 0 --backends opencl --json "$out/paper-64k.json" \
+    > "$out/paper-64k.txt" 2>&1; cat "$out/paper-64k.txt"
+}
+run_paper128() { # the paper's shape at 2^17, one algorithm per call (PAPER_ALGO: flash or lazy)
+  timeout 590 $B --paper --lens 131072 --algos ${PAPER_ALGO:-flash} --budget 0 --backends opencl \
+    --json "$out/paper-128k-${PAPER_ALGO:-flash}.json" > "$out/paper-128k-${PAPER_ALGO:-flash}.txt" 2>&1
+  cat "$out/paper-128k-${PAPER_ALGO:-flash}.txt"
+}
+run_peer16() { # 16K cells against the PyTorch peer on CUDA, batch 1 and 8, in one call
+  PY=$(find_torch_python)
+  timeout 560 $B --backends opencl --models 768x12 --batches 1,8 --lens 16384 --algos lazy,flash --budget 200 \
+    ${PY:+--peers torch:cuda --python $PY --peer-timeout 200 --peer-algos lazy,flash} --latencies \
+    --json "$out/bench-16k.json" > "$out/bench-16k.txt" 2>&1; cat "$out/bench-16k.txt"
+}
+run_peercheck() { # the peer against lcsm and the reference on CUDA, CUDA graphs included
+  PY=$(find_torch_python)
+  echo "torch python: ${PY:-none}"
+  [ -n "$PY" ] && timeout 150 $PY bench/peers/check_peer.py --work /tmp/peer-check --device cuda \
+    --lcsm build-gpu/tools/lcsm > "$out/check_peer.txt" 2>&1; echo "check_peer rc $?"; grep -c "^ok" "$out/check_peer.txt"
+  grep -v "^ok" "$out/check_peer.txt" | tail -n 8
+}
 build
 [ $# -eq 0 ] && set -- all
 for what in "$@"; do
@@ -121,6 +143,10 @@ for what in "$@"; do
     final) run_final ;;
     paper16) run_paper16 ;;
     clblast) run_clblast ;;
+    paper64) run_paper64 ;;
+    peercheck) run_peercheck ;;
+    paper128) run_paper128 ;;
+    peer16) run_peer16 ;;
     all) run_tests; run_cli; run_bench_quick ;;
   esac
 done
