@@ -9,9 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef LCSM_BENCH_COMMIT
-#define LCSM_BENCH_COMMIT "unknown"
-#endif
+#include "bench_commit.h" /* LCSM_BENCH_COMMIT, written at every build (cmake/bench_commit.cmake) */
 
 /* ------------------------------------------------------------- machine */
 
