@@ -855,13 +855,24 @@ static void test_sampler_semantics(lcsm_model *m, int V, int vocab)
     p.seed = 1235;
     gen(m, 1, &p, prompt, P, N, g3);
     CHECK(memcmp(g1, g3, N * sizeof *g1), "seeds 1234 and 1235 gave the same %d tokens", N);
-    int distinct = 0, seen[MAXV] = {0};
-    for (int i = 0; i < N; i++)
-        if (g1[i] >= 0 && g1[i] < MAXV && !seen[g1[i]]++)
-            distinct++;
-    CHECK(distinct >= 2, "temperature 1 sampled only %d distinct ids in %d", distinct, N);
     for (int i = 0; i < N; i++)
         CHECK(g1[i] >= 0 && g1[i] < vocab, "sampled id %d outside [0, vocab_size %d)", g1[i], vocab);
+    /* Sampling spreads over the ids. Not at temperature 1: a random model can
+     * give one id p ~ 0.98 and feed itself (seed 6302710118714741645: 64 zeros,
+     * which happens with probability ~0.27). At temperature 1000 these models'
+     * logits (|l| < ~20) make every id's probability within 4% of 1/vocab, so
+     * one id 64 times has probability ~vocab^-63. */
+    {
+        lcsm_sampler_params hot = p;
+        hot.temperature = 1000;
+        int32_t gh[N];
+        gen(m, 1, &hot, prompt, P, N, gh);
+        int distinct = 0, seen[MAXV] = {0};
+        for (int i = 0; i < N; i++)
+            if (gh[i] >= 0 && gh[i] < MAXV && !seen[gh[i]]++)
+                distinct++;
+        CHECK(distinct >= 2, "temperature 1000 sampled only %d distinct ids in %d", distinct, N);
+    }
 
     /* Batch: each sequence its own stream; same prompts, different samples. */
     int32_t same_prompt[2 * P];
