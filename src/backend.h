@@ -208,17 +208,6 @@ struct lcsm_backend {
     char last_error[512];
 };
 
-/* out = linear(LayerNorm(x)) through the scratch xn: the pre-norm pattern of
- * every block. (Folding the two into one OpenCL kernel was measured slower;
- * see gemv_vec in cl/dense.cl.) */
-static inline lcsm_status lcsm_ln_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref ln_w, lcsm_ref ln_b, float eps,
-                                         lcsm_ref xn, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int D,
-                                         int n_out, int flags)
-{
-    lcsm_status st = be->ops->layernorm(be, x, ln_w, ln_b, xn, rows, D, eps);
-    return st != LCSM_OK ? st : be->ops->linear(be, xn, W, bias, out, rows, D, n_out, flags);
-}
-
 /* The backends compiled in; each returns LCSM_OK and a backend, or an error. */
 typedef lcsm_status (*lcsm_backend_factory)(const lcsm_backend_options *opt, lcsm_backend **out);
 /* Lists a backend's devices: fills up to cap entries, sets *count to how many exist. */

@@ -30,6 +30,29 @@ struct lcsm_session {
     char last_error[512];
 };
 
+/* out = linear(LayerNorm(x)) through the scratch xn: the pre-norm pattern of
+ * every block, in the step and the parallel forward alike. (Folding the two
+ * into one OpenCL kernel was measured slower; see gemv_vec in cl/dense.cl.) */
+static inline lcsm_status lcsm__ln_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref ln_w, lcsm_ref ln_b, float eps,
+                                          lcsm_ref xn, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int D,
+                                          int n_out, int flags)
+{
+    lcsm_status st = be->ops->layernorm(be, x, ln_w, ln_b, xn, rows, D, eps);
+    return st != LCSM_OK ? st : be->ops->linear(be, xn, W, bias, out, rows, D, n_out, flags);
+}
+
+/* The MLP half of block ly on rows of the residual stream r [rows][D]:
+ * r += fc2(gelu(fc1(LayerNorm2(r)))), through the scratch xn [rows][D] and
+ * hid [rows][DI]. */
+static inline lcsm_status lcsm__block_mlp(lcsm_backend *be, const lcsm_layer *ly, lcsm_ref r, lcsm_ref xn,
+                                          lcsm_ref hid, int rows, int D, int DI, float eps)
+{
+    lcsm_status st = lcsm__ln_linear(be, r, ly->norm2_w, ly->norm2_b, eps, xn, ly->fc1_w, ly->fc1_b, hid, rows, D,
+                                     DI, LCSM_LINEAR_GELU);
+    return st != LCSM_OK ? st
+                         : be->ops->linear(be, hid, ly->fc2_w, ly->fc2_b, r, rows, DI, D, LCSM_LINEAR_ACCUMULATE);
+}
+
 /* Parallel forward over tokens [B][len] from position 0 (token ids checked by
  * the caller). With a session, also leaves its state as if the tokens had been
  * stepped: history, short-conv state, and (unless lazy) the prompt's pushes into

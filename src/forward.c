@@ -54,17 +54,15 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
         lcsm_ref a_l = s ? lcsm_ref_at(s->hist, (size_t)l * BD) : a;
         lcsm_ref state = s ? lcsm_ref_at(s->conv_state, (size_t)l * B * 2 * 3 * D) : (lcsm_ref){0};
         lcsm_ref acc = s && s->opt.algo != LCSM_ALGO_LAZY ? lcsm_ref_at(s->acc, (size_t)l * BD) : (lcsm_ref){0};
-        TRY(lcsm_ln_linear(be, r, ly->norm1_w, ly->norm1_b, eps, xn, ly->in_w, ly->in_b, u, (int)N, D, 3 * D, 0));
+        TRY(lcsm__ln_linear(be, r, ly->norm1_w, ly->norm1_b, eps, xn, ly->in_w, ly->in_b, u, (int)N, D, 3 * D, 0));
         TRY(op->shortconv_seq(be, u, ly->conv_w, ly->conv_b, B, len, D, x0, a_l, a_stride, state));
         TRY(op->long_conv(be, m->filters, l, B, len, a_l, a_stride, y, BD, acc, s ? s->geom.L : 0));
         TRY(op->gate_seq(be, m->filters, l, B, len, y, BD, a_l, a_stride, x0, xn));
         TRY(op->linear(be, xn, ly->out_w, ly->out_b, r, (int)N, D, D, LCSM_LINEAR_ACCUMULATE));
-        TRY(lcsm_ln_linear(be, r, ly->norm2_w, ly->norm2_b, eps, xn, ly->fc1_w, ly->fc1_b, u, (int)N, D, DI,
-                           LCSM_LINEAR_GELU));
-        TRY(op->linear(be, u, ly->fc2_w, ly->fc2_b, r, (int)N, DI, D, LCSM_LINEAR_ACCUMULATE));
+        TRY(lcsm__block_mlp(be, ly, r, xn, u, (int)N, D, DI, eps));
     }
     if (all_positions) {
-        TRY(lcsm_ln_linear(be, r, m->lnf_w, m->lnf_b, eps, xn, m->head, (lcsm_ref){0}, lg, (int)N, D, V, 0));
+        TRY(lcsm__ln_linear(be, r, m->lnf_w, m->lnf_b, eps, xn, m->head, (lcsm_ref){0}, lg, (int)N, D, V, 0));
         if (logits)
             TRY(op->read(be, lg, logits, N * V));
     } else if (logits) {

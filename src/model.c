@@ -131,10 +131,11 @@ static lcsm_status make_filters(lcsm_model *m, const lcsm_weights *w)
         /* Always threaded (a thread costs ~50 us), so every test that loads a
          * model of 2+ layers runs this path; a helper that cannot be started
          * leaves its layers to the others. */
+        enum { MAX_HELPERS = 63 };
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         int n_help = (int)(cpus < (long)G ? cpus : (long)G) - 1;
-        n_help = n_help < 0 ? 0 : n_help > 63 ? 63 : n_help;
-        pthread_t tid[63];
+        n_help = n_help < 0 ? 0 : n_help > MAX_HELPERS ? MAX_HELPERS : n_help;
+        pthread_t tid[MAX_HELPERS];
         int started = 0;
         while (started < n_help && pthread_create(&tid[started], NULL, filter_worker, &job) == 0)
             started++;

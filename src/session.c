@@ -308,7 +308,7 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
     TRY(tokens ? op->embed(be, m->emb, tokens, B, D, s->r) : op->embed_dev(be, m->emb, s->ids, B, D, s->r));
     for (int l = 0; l < c->n_layer; l++) {
         const lcsm_layer *ly = &m->layers[l];
-        TRY(lcsm_ln_linear(be, s->r, ly->norm1_w, ly->norm1_b, eps, s->xn, ly->in_w, ly->in_b, s->u, B, D, 3 * D, 0));
+        TRY(lcsm__ln_linear(be, s->r, ly->norm1_w, ly->norm1_b, eps, s->xn, ly->in_w, ly->in_b, s->u, B, D, 3 * D, 0));
         lcsm_hyena_step_args a = {
             .u = s->u,
             .conv_w = ly->conv_w,
@@ -326,11 +326,9 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
         TRY(op->hyena_step(be, m->filters, &s->geom, &a));
         t_mix += lcsm__now() - tm;
         TRY(op->linear(be, s->y, ly->out_w, ly->out_b, s->r, B, D, D, LCSM_LINEAR_ACCUMULATE));
-        TRY(lcsm_ln_linear(be, s->r, ly->norm2_w, ly->norm2_b, eps, s->xn, ly->fc1_w, ly->fc1_b, s->hid, B, D, DI,
-                           LCSM_LINEAR_GELU));
-        TRY(op->linear(be, s->hid, ly->fc2_w, ly->fc2_b, s->r, B, DI, D, LCSM_LINEAR_ACCUMULATE));
+        TRY(lcsm__block_mlp(be, ly, s->r, s->xn, s->hid, B, D, DI, eps));
     }
-    TRY(lcsm_ln_linear(be, s->r, m->lnf_w, m->lnf_b, eps, s->xn, m->head, (lcsm_ref){0}, s->logits, B, D, V, 0));
+    TRY(lcsm__ln_linear(be, s->r, m->lnf_w, m->lnf_b, eps, s->xn, m->head, (lcsm_ref){0}, s->logits, B, D, V, 0));
     if (on_device) {
         TRY(op->sample(be, s->logits, B, V, &s->sampler, s->draws, s->ids, next, wait));
         if (s->sampler.temperature > 0.0f)

@@ -1,6 +1,6 @@
 /*
  * The projections alone: a backend's linear (each flag) and LayerNorm then
- * linear (lcsm_ln_linear, the engine's pre-norm pattern) against a
+ * linear (lcsm__ln_linear, the engine's pre-norm pattern) against a
  * double-precision reference, on fresh random data.
  *
  * Rows run from 1 (decode at batch 1) across the OpenCL backend's kernel
@@ -14,7 +14,7 @@
  * sqrt(n_in) * 6e-8 relative to the sum of |terms|, ~1e-6 here; the LayerNorm
  * adds an error of a few ulps of its output per input.
  */
-#include "internal.h"
+#include "engine.h" /* the backend table and lcsm__ln_linear */
 #include "testutil.h"
 
 #include <math.h>
@@ -98,7 +98,7 @@ static double run(lcsm_backend *be, const dense_case *c, uint64_t *rng)
     lcsm_ref rx = {buf, o_x}, rw = {buf, o_w}, rbias = c->bias ? (lcsm_ref){buf, o_bias} : (lcsm_ref){0};
     lcsm_ref rout = {buf, o_out};
     if (c->ln)
-        st = lcsm_ln_linear(be, rx, (lcsm_ref){buf, o_g}, (lcsm_ref){buf, o_b}, eps, (lcsm_ref){buf, o_xn}, rw, rbias,
+        st = lcsm__ln_linear(be, rx, (lcsm_ref){buf, o_g}, (lcsm_ref){buf, o_b}, eps, (lcsm_ref){buf, o_xn}, rw, rbias,
                             rout, R, K, N, c->flags);
     else
         st = be->ops->linear(be, rx, rw, rbias, rout, R, K, N, c->flags);
