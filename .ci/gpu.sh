@@ -4,7 +4,8 @@
 # (see ../shared/device/opencl-on-gpu.sh), build with the OpenCL backend, run the
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
-#   .ci/gpu.sh [test|cli|bench|paper|paper-long|paper64|paper128|lazy64|flash64|prof|final|paper16|peer16|clblast|peercheck|all]...   (default: all)
+#   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast]...
+# (default: all; each target is a run_<name> function below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-gpu-out}
@@ -31,122 +32,74 @@ run_cli() {
   ./build-gpu/tools/lcsm devices | tee "$out/devices.txt"
 }
 B=./build-gpu/bench/lcsm-bench
-run_bench_quick() { # ~1 minute: part of `all`
-  $B --backends opencl --models 768x12 --batches 1 --lens 4096 --algos lazy,flash --json "$out/bench-4k.json" |
-    tee "$out/bench-4k.txt"
-}
-run_bench() { # lcsm-bench (bench/RESULTS.md, H100 tables): OpenCL against the PyTorch peer on CUDA
-  for b in ${BENCH_BATCHES:-1 8}; do # ~6 minutes each: run one per device call (BENCH_BATCHES=1, then 8)
-    $B --backends opencl --models 768x12 --batches $b --lens 4096,16384 --algos lazy,eager,flash --budget 180 \
-      --peers torch:cuda --peer-timeout 240 --python "${BENCH_PYTHON:-/usr/bin/python3}" --latencies \
-      --json "$out/bench-b$b.json" | tee "$out/bench-b$b.txt"
-  done
-}
-run_paper() { # the Flash Inference paper's setting (bench/RESULTS.md): mixer split, then the two longest lengths
-  $B --paper --paper-scale 4 --backends opencl --profile --json "$out/paper-mixer.json" | tee "$out/paper-mixer.txt"
-}
-run_paper_long() { # the preset's longest length, end to end (no budget: the static estimate would skip lazy)
-  $B --paper --lens 131072 --budget 0 --backends opencl --json "$out/paper-long.json" | tee "$out/paper-long.txt"
-}
-run_lazy64() { # ~7 minutes on an H100: too long to share a 10-minute call with flash
-  $B --backends opencl --models 768x12 --batches 8 --lens 65536 --algos lazy --budget 0 \
-    --json "$out/lazy-64k.json" | tee "$out/lazy-64k.txt"
-}
-run_flash64() {
-  $B --backends opencl --models 768x12 --batches 8 --lens 4096,65536 --algos flash \
-    --json "$out/flash-64k.json" | tee "$out/flash-64k.txt"
-}
-run_prof() { # device time per kernel (LCSM_PROFILE=1) for the 768x12 model, B=1 L=4K and B=8 up to 16K of 64K
-  [ -d "$out/m768" ] || ./build-gpu/tools/lcsm make-model "$out/m768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null
-  LCSM_PROFILE=1 ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 4095 --max-len 4096 --temp 0 \
-    > /dev/null 2> "$out/prof-b1-4k.txt"
-  LCSM_PROFILE=1 ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 16384 --max-len 65536 --batch 8 \
-    --temp 0 > /dev/null 2> "$out/prof-b8-64k.txt"
-  for b in 1 8; do ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 4095 --max-len 4096 --batch $b \
-    --temp 0 2>&1 >/dev/null | grep total; done
-  tail -n 30 "$out"/prof-*.txt
-}
-run_lazy64cli() { # lazy at batch 8 to L = 64K (about 6 minutes)
-  [ -d "$out/m768" ] || ./build-gpu/tools/lcsm make-model "$out/m768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null
-  ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 65535 --max-len 65536 --batch 8 --algo lazy \
-    --temp 0 2>&1 >/dev/null | grep -E "total|decode"
-}
-run_flash64cli() { # flash at batch 8 to L = 64K
-  [ -d "$out/m768" ] || ./build-gpu/tools/lcsm make-model "$out/m768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null
-  ./build-gpu/tools/lcsm generate --backend opencl -m "$out/m768" -n 65535 --max-len 65536 --batch 8 \
-    --temp 0 2>&1 >/dev/null | grep -E "total|decode"
-}
+M768=$out/m768 # a 768x12 model of l_max 64K for the CLI runs
+model768() { [ -d "$M768" ] || ./build-gpu/tools/lcsm make-model "$M768" --d-model 768 --n-layer 12 --l-max 65536 > /dev/null; }
 find_torch_python() { # the first python with torch and CUDA (the H100's /usr/bin/python3 has no torch)
   for p in ${BENCH_PYTHON:-} /opt/torch/.venv/bin/python3 python3 python /opt/conda/bin/python /usr/local/bin/python3 /usr/bin/python3; do
     command -v "$p" > /dev/null 2>&1 && "$p" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' \
       2> /dev/null && { command -v "$p"; return; }
   done
 }
-run_final() { # one device call: suite, start-up, peers' check on CUDA, batch 1 and 8 against the peers, paper shape
+# lcsm-bench cells of the 768x12 model at batch 1 and 8 against the PyTorch peer (when a torch with CUDA
+# exists): LENGTH SECONDS NAME (bench/RESULTS.md, H100 tables)
+peer_cells() {
+  local py; py=$(find_torch_python)
+  timeout "$2" $B --backends opencl --models 768x12 --batches 1,8 --lens "$1" --algos lazy,flash --budget 200 \
+    ${py:+--peers torch:cuda --python $py --peer-timeout 200 --peer-algos lazy,flash} --latencies \
+    --json "$out/$3.json" > "$out/$3.txt" 2>&1; cat "$out/$3.txt"
+}
+# the Flash Inference paper's shape (--paper) at one length, end to end: LENGTH SECONDS NAME [more options]
+paper_cells() {
+  timeout "$2" $B --paper --lens "$1" --budget 0 --backends opencl "${@:4}" --json "$out/$3.json" \
+    > "$out/$3.txt" 2>&1; cat "$out/$3.txt"
+}
+
+run_all() { run_tests; run_cli; $B --backends opencl --models 768x12 --batches 1 --lens 4096 --algos lazy,flash; }
+run_test() { run_tests; }
+run_prof() { # device time per kernel (LCSM_PROFILE=1) for the 768x12 model, B=1 L=4K and B=8 up to 16K of 64K
+  model768
+  LCSM_PROFILE=1 ./build-gpu/tools/lcsm generate --backend opencl -m "$M768" -n 4095 --max-len 4096 --temp 0 \
+    > /dev/null 2> "$out/prof-b1-4k.txt"
+  LCSM_PROFILE=1 ./build-gpu/tools/lcsm generate --backend opencl -m "$M768" -n 16384 --max-len 65536 --batch 8 \
+    --temp 0 > /dev/null 2> "$out/prof-b8-64k.txt"
+  tail -n 30 "$out"/prof-*.txt
+}
+run_lazy64cli() { model768; gen64 lazy; }   # lazy at batch 8 to L = 64K (about 6 minutes)
+run_flash64cli() { model768; gen64 flash; } # flash at batch 8 to L = 64K
+gen64() {
+  ./build-gpu/tools/lcsm generate --backend opencl -m "$M768" -n 65535 --max-len 65536 --batch 8 --algo "$1" \
+    --temp 0 2>&1 >/dev/null | grep -E "total|decode"
+}
+run_peercheck() { # the peer against lcsm and the reference on CUDA, CUDA graphs included
+  local py; py=$(find_torch_python)
+  echo "torch python: ${py:-none}"
+  [ -n "$py" ] && timeout 150 $py bench/peers/check_peer.py --work /tmp/peer-check --device cuda \
+    --lcsm build-gpu/tools/lcsm > "$out/check_peer.txt" 2>&1; echo "check_peer rc $?"; grep -c "^ok" "$out/check_peer.txt"
+  grep -v "^ok" "$out/check_peer.txt" | tail -n 8
+}
+run_final() { # one device call: suite, start-up, the peer's check, the 4K cells against it, the paper's mixer split
   timeout 240 bash -c "$(declare -f run_tests); out=$out; run_tests"
   run_cli
-  PY=$(find_torch_python)
-  echo "torch python: ${PY:-none} $($PY -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0))' 2>&1)"
-  [ -n "$PY" ] && timeout 100 $PY bench/peers/check_peer.py --work /tmp/peer-check --device cuda \
-    --lcsm build-gpu/tools/lcsm > "$out/check_peer.txt" 2>&1; echo "check_peer rc $?"; tail -n 5 "$out/check_peer.txt"
-  timeout 200 $B --backends opencl --models 768x12 --batches 1,8 --lens 4096 --algos lazy,flash --budget 120 \
-    ${PY:+--peers torch:cuda --python $PY --peer-timeout 60 --peer-algos lazy,flash} --latencies \
-    --json "$out/bench-h100.json" > "$out/bench-h100.txt" 2>&1; cat "$out/bench-h100.txt"
+  run_peercheck
+  peer_cells 4096 200 bench-h100
   timeout 120 $B --paper --paper-scale 8 --backends opencl --profile --budget 60 --json "$out/paper.json" \
     > "$out/paper.txt" 2>&1; cat "$out/paper.txt"
 }
-run_paper16() { # the paper's shape at 16K (mixer split by kernel times) and 32K (end to end)
-  timeout 200 $B --paper --lens 16384 --profile --budget 0 --backends opencl --json "$out/paper-16k.json" \
-    > "$out/paper-16k.txt" 2>&1; cat "$out/paper-16k.txt"
-  timeout 330 $B --paper --lens 32768 --budget 0 --backends opencl --json "$out/paper-32k.json" \
-    > "$out/paper-32k.txt" 2>&1; cat "$out/paper-32k.txt"
+run_peer16() { peer_cells 16384 560 bench-16k; } # 16K cells, batch 1 and 8, in one call
+run_paper16() { # the paper's shape at 16K (mixer split by kernel times) and 32K
+  paper_cells 16384 200 paper-16k --profile
+  paper_cells 32768 330 paper-32k
+}
+run_paper64() { paper_cells 65536 420 paper-64k; } # 2^16, flash and lazy
+run_paper128() { # 2^17, one algorithm per call (PAPER_ALGO: flash, or lazy, which needs more than a call)
+  paper_cells 131072 590 "paper-128k-${PAPER_ALGO:-flash}" --algos "${PAPER_ALGO:-flash}"
 }
 run_clblast() { # our projections against CLBlast's SGEMV / SGEMM (needs the libclblast .debs in .debs/)
   ./build-gpu/bench/lcsm-gemv-vs-clblast --d-model 768 | tee "$out/gemv-vs-clblast.txt"
 }
-run_paper64() { # the paper's shape at 2^16, flash and lazy end to end
-  timeout 420 $B --paper --lens 65536 --budget 0 --backends opencl --json "$out/paper-64k.json" \
-    > "$out/paper-64k.txt" 2>&1; cat "$out/paper-64k.txt"
-}
-run_paper128() { # the paper's shape at 2^17, one algorithm per call (PAPER_ALGO: flash or lazy)
-  timeout 590 $B --paper --lens 131072 --algos ${PAPER_ALGO:-flash} --budget 0 --backends opencl \
-    --json "$out/paper-128k-${PAPER_ALGO:-flash}.json" > "$out/paper-128k-${PAPER_ALGO:-flash}.txt" 2>&1
-  cat "$out/paper-128k-${PAPER_ALGO:-flash}.txt"
-}
-run_peer16() { # 16K cells against the PyTorch peer on CUDA, batch 1 and 8, in one call
-  PY=$(find_torch_python)
-  timeout 560 $B --backends opencl --models 768x12 --batches 1,8 --lens 16384 --algos lazy,flash --budget 200 \
-    ${PY:+--peers torch:cuda --python $PY --peer-timeout 200 --peer-algos lazy,flash} --latencies \
-    --json "$out/bench-16k.json" > "$out/bench-16k.txt" 2>&1; cat "$out/bench-16k.txt"
-}
-run_peercheck() { # the peer against lcsm and the reference on CUDA, CUDA graphs included
-  PY=$(find_torch_python)
-  echo "torch python: ${PY:-none}"
-  [ -n "$PY" ] && timeout 150 $PY bench/peers/check_peer.py --work /tmp/peer-check --device cuda \
-    --lcsm build-gpu/tools/lcsm > "$out/check_peer.txt" 2>&1; echo "check_peer rc $?"; grep -c "^ok" "$out/check_peer.txt"
-  grep -v "^ok" "$out/check_peer.txt" | tail -n 8
-}
+
 build
 [ $# -eq 0 ] && set -- all
 for what in "$@"; do
-  case $what in
-    test) run_tests ;;
-    cli) run_cli ;;
-    bench) run_bench ;;
-    paper) run_paper ;;
-    paper-long) run_paper_long ;;
-    lazy64) run_lazy64 ;;
-    flash64) run_flash64 ;;
-    prof) run_prof ;;
-    flash64cli) run_flash64cli ;;
-    lazy64cli) run_lazy64cli ;;
-    final) run_final ;;
-    paper16) run_paper16 ;;
-    clblast) run_clblast ;;
-    paper64) run_paper64 ;;
-    peercheck) run_peercheck ;;
-    paper128) run_paper128 ;;
-    peer16) run_peer16 ;;
-    all) run_tests; run_cli; run_bench_quick ;;
-  esac
+  if declare -F "run_$what" > /dev/null; then "run_$what"; else echo "gpu.sh: no target '$what'" >&2; fi
 done
