@@ -23,11 +23,19 @@ extern const size_t lcsm_cl_kernels_len;
  * VkFFT's launches in the profile. */
 static const char *const kernel_names[K_PROF_COUNT] = {
     [K_EMBED] = "embed",
-    [K_LAYERNORM] = "layernorm",
+    [K_EMBED_F16] = "embed_f16",
+    [K_EMBED_BF16] = "embed_bf16",
     [K_GEMV] = "gemv_vec",
+    [K_GEMV_F16] = "gemv_vec_f16",
+    [K_GEMV_BF16] = "gemv_vec_bf16",
     [K_GEMM] = "gemm",
+    [K_GEMM_F16] = "gemm_f16",
+    [K_GEMM_BF16] = "gemm_bf16",
+    [K_NORM] = "norm",
+    [K_GLU] = "glu",
     [K_SHORTCONV_SEQ] = "shortconv_seq",
     [K_CONV_STATE_SEQ] = "conv_state_seq",
+    [K_MUL_SEQ] = "mul_seq",
     [K_GATE_SEQ] = "gate_seq",
     [K_LAZY_PARTIAL] = "lazy_partial",
     [K_HYENA_STEP] = "hyena_step",
@@ -194,7 +202,7 @@ static lcsm_status cl_alloc(lcsm_backend *be, size_t bytes, lcsm_buf **out)
         lcsm__free(b);
         return st;
     }
-    b->n = bytes / sizeof(float);
+    b->bytes = bytes;
     *out = b;
     return LCSM_OK;
 }
@@ -207,41 +215,31 @@ static void cl_release(lcsm_backend *be, lcsm_buf *b)
     }
 }
 
-static lcsm_status check_range(lcsm_backend *be, lcsm_ref r, size_t n, const char *what)
-{
-    if (!r.buf || !lcsm__ref_fits(r.off, n, r.buf->n))
-        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "opencl: %s of %zu floats at %zu outside the buffer", what,
-                            n, r.off);
-    return LCSM_OK;
-}
-
-static lcsm_status cl_write(lcsm_backend *be, lcsm_ref dst, const float *src, size_t n)
+static lcsm_status cl_write(lcsm_backend *be, lcsm_ref dst, const void *src, size_t n)
 {
     cl_backend *cb = (cl_backend *)be;
-    lcsm_status st = check_range(be, dst, n, "write");
+    size_t bytes;
+    lcsm_status st = lcsm__check_ref(be, dst, n, dst.buf ? dst.buf->bytes : 0, "write", &bytes);
     if (st != LCSM_OK || !n)
         return st;
     pthread_mutex_lock(&cb->lock);
-    st = clb_check(cb,
-                   clEnqueueWriteBuffer(cb->queue, dst.buf->mem, CL_TRUE, dst.off * sizeof(float), n * sizeof(float),
-                                        src, 0, NULL, NULL),
+    st = clb_check(cb, clEnqueueWriteBuffer(cb->queue, dst.buf->mem, CL_TRUE, dst.off, bytes, src, 0, NULL, NULL),
                    "clEnqueueWriteBuffer");
     pthread_mutex_unlock(&cb->lock);
     return st;
 }
 
-static lcsm_status cl_read(lcsm_backend *be, lcsm_ref src, float *dst, size_t n)
+static lcsm_status cl_read(lcsm_backend *be, lcsm_ref src, void *dst, size_t n)
 {
     cl_backend *cb = (cl_backend *)be;
-    lcsm_status st = check_range(be, src, n, "read");
+    size_t bytes;
+    lcsm_status st = lcsm__check_ref(be, src, n, src.buf ? src.buf->bytes : 0, "read", &bytes);
     if (st != LCSM_OK || !n)
         return st;
     /* Enqueue under the lock, wait outside it: other threads keep enqueuing. */
     cl_event ev = NULL;
     pthread_mutex_lock(&cb->lock);
-    st = clb_check(cb,
-                   clEnqueueReadBuffer(cb->queue, src.buf->mem, CL_FALSE, src.off * sizeof(float), n * sizeof(float),
-                                       dst, 0, NULL, &ev),
+    st = clb_check(cb, clEnqueueReadBuffer(cb->queue, src.buf->mem, CL_FALSE, src.off, bytes, dst, 0, NULL, &ev),
                    "clEnqueueReadBuffer");
     if (st == LCSM_OK)
         clFlush(cb->queue);
@@ -263,14 +261,15 @@ lcsm_status clb_wait(cl_backend *cb, cl_event ev)
 static lcsm_status cl_zero(lcsm_backend *be, lcsm_ref dst, size_t n)
 {
     cl_backend *cb = (cl_backend *)be;
-    lcsm_status st = check_range(be, dst, n, "zero");
+    size_t bytes;
+    lcsm_status st = lcsm__check_ref(be, dst, n, dst.buf ? dst.buf->bytes : 0, "zero", &bytes);
     if (st != LCSM_OK || !n)
         return st;
-    const float zero = 0.0f;
+    /* a fill pattern of the element size (2 or 4 bytes) divides every offset */
+    const cl_uint zero = 0;
+    const size_t pattern = lcsm_dtype_size(dst.dt) == 2 ? 2 : 4;
     pthread_mutex_lock(&cb->lock);
-    st = clb_check(cb,
-                   clEnqueueFillBuffer(cb->queue, dst.buf->mem, &zero, sizeof zero, dst.off * sizeof(float),
-                                       n * sizeof(float), 0, NULL, NULL),
+    st = clb_check(cb, clEnqueueFillBuffer(cb->queue, dst.buf->mem, &zero, pattern, dst.off, bytes, 0, NULL, NULL),
                    "clEnqueueFillBuffer");
     pthread_mutex_unlock(&cb->lock);
     return st;
@@ -306,9 +305,25 @@ static void cl_destroy(lcsm_backend *be)
     lcsm__free(cb);
 }
 
+/* Every op of the table, every variant the engine names. */
+static int cl_supports(const lcsm_backend *be, lcsm_op op, int v)
+{
+    (void)be;
+    switch (op) {
+    case LCSM_OP_NORM: return v >= 0 && v < LCSM_NORM_COUNT;
+    case LCSM_OP_ACT: return v >= 0 && v < LCSM_ACT_COUNT;
+    case LCSM_OP_WEIGHTS: return v == LCSM_DT_F32 || v == LCSM_DT_F16 || v == LCSM_DT_BF16;
+    case LCSM_OP_GLU: return 1;
+    case LCSM_OP_SHORT_CONV: return v >= 1 && v <= LCSM_MAX_SHORT;
+    case LCSM_OP_HYENA: return v >= 1 && v <= LCSM_MAX_STAGES;
+    default: return 0;
+    }
+}
+
 static const lcsm_backend_ops cl_ops = {
     .name = "opencl",
     .destroy = cl_destroy,
+    .supports = cl_supports,
     .embed_dev = cl_embed_dev,
     .sample = cl_sample,
     .finish = cl_finish,
@@ -319,9 +334,11 @@ static const lcsm_backend_ops cl_ops = {
     .read = cl_read,
     .zero = cl_zero,
     .embed = cl_embed,
-    .layernorm = cl_layernorm,
+    .norm = cl_norm,
     .linear = cl_linear,
+    .glu = cl_glu,
     .shortconv_seq = cl_shortconv_seq,
+    .mul_seq = cl_mul_seq,
     .long_conv = cl_long_conv,
     .gate_seq = cl_gate_seq,
     .hyena_step = cl_hyena_step,
@@ -501,7 +518,8 @@ static lcsm_status choose(const cl_dev *devs, int n, const char *want, int *chos
 static lcsm_status build_kernels(cl_backend *cb, const char *cache_dir)
 {
     char options[128];
-    snprintf(options, sizeof options, "-cl-std=CL1.2 -DWG=%d", CL_WG);
+    snprintf(options, sizeof options, "-cl-std=CL1.2 -DWG=%d -DMAX_SHORT=%d -DMAX_STREAMS=%d -DMAX_STAGES=%d", CL_WG,
+             LCSM_MAX_SHORT, LCSM_MAX_STREAMS, LCSM_MAX_STAGES);
     clc_origin origin;
     double t0 = lcsm__now();
     lcsm_status st = clc_program_build(cb->ctx, cb->device, lcsm_cl_kernels, lcsm_cl_kernels_len, options, cache_dir,

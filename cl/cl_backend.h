@@ -6,18 +6,25 @@
 #include <CL/cl.h>
 #include <pthread.h>
 
-#include "../src/internal.h"
+#include "../src/backend.h"
+#include "../src/util.h"
 #include "cl_errors.h"
 #include "cl_fft.h"
 
 struct lcsm_buf {
     cl_mem mem;
-    size_t n; /* floats */
+    size_t bytes;
 };
+
+/* A ref's offset in elements of its type: what our kernels take (refs made by
+ * the engine are aligned to their element size). */
+static inline size_t clb_elems(lcsm_ref r) { return r.off / lcsm_dtype_size(r.dt); }
 
 /* The kernels of the .cl files, one table (names in cl_backend.c). */
 typedef enum clk_id {
-    K_EMBED, K_LAYERNORM, K_GEMV, K_GEMM, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
+    /* per weight type: f32, f16, bf16 in this order (clb_wkernel) */
+    K_EMBED, K_EMBED_F16, K_EMBED_BF16, K_GEMV, K_GEMV_F16, K_GEMV_BF16, K_GEMM, K_GEMM_F16, K_GEMM_BF16,
+    K_NORM, K_GLU, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_MUL_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
     K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_SAMPLE, K_COUNT,
     K_PROF_FFT = K_COUNT, /* VkFFT's launches, timed between two markers */
     K_PROF_COUNT
@@ -92,7 +99,13 @@ struct lcsm_filters {
 #define A_I64(x) {sizeof(cl_long), &(cl_long){(cl_long)(x)}}
 #define A_F32(x) {sizeof(cl_float), &(cl_float){(cl_float)(x)}}
 #define A_MEM(m) {sizeof(cl_mem), &(cl_mem){(m)}}
-#define A_REF(r) A_MEM((r).buf->mem), A_U64((r).off)
+#define A_REF(r) A_MEM((r).buf->mem), A_U64(clb_elems(r))
+
+/* The kernel of `k` (K_EMBED, K_GEMV or K_GEMM) for weights of type dt. */
+static inline clk_id clb_wkernel(clk_id k, lcsm_dtype dt)
+{
+    return (clk_id)(k + (dt == LCSM_DT_F16 ? 1 : dt == LCSM_DT_BF16 ? 2 : 0));
+}
 #define N_ARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 /* cl_backend.c */
@@ -130,18 +143,20 @@ void clb_release(cl_backend *cb, cl_mem m);
 /* cl_dense.c */
 lcsm_status cl_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, int D, lcsm_ref out);
 lcsm_status cl_embed_dev(lcsm_backend *be, lcsm_ref E, lcsm_ref ids, int n, int D, lcsm_ref out);
-lcsm_status cl_layernorm(lcsm_backend *be, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out, int rows, int D,
-                         float eps);
+lcsm_status cl_norm(lcsm_backend *be, lcsm_norm_kind kind, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out, int rows,
+                    int D, float eps);
+lcsm_status cl_glu(lcsm_backend *be, lcsm_ref h, lcsm_ref out, int rows, int n, lcsm_act act);
 /* Projections of up to this many rows run as gemv_vec (8 rows per work-group,
  * each block of 8 reading the weights again), more as the tiled gemm: the
  * crossover measured by lcsm-gemv-vs-clblast (bench/RESULTS.md). */
 #define CL_GEMV_MAX_ROWS 128
 lcsm_status cl_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int n_in,
                       int n_out, int flags);
-lcsm_status cl_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int B, int len, int D,
-                             lcsm_ref x0, lcsm_ref a_tm, size_t a_stride, lcsm_ref state);
-lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref y_tm,
-                        size_t y_stride, lcsm_ref a_tm, size_t a_stride, lcsm_ref x0, lcsm_ref out);
+lcsm_status cl_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int K, int B, int len,
+                             int C, lcsm_ref out, lcsm_ref state);
+lcsm_status cl_mul_seq(lcsm_backend *be, lcsm_seq x, lcsm_seq m, lcsm_seq out, int B, int len, int D);
+lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_seq y, lcsm_seq a,
+                        lcsm_seq m, lcsm_seq out);
 lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                           const lcsm_hyena_step_args *a);
 

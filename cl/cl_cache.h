@@ -16,7 +16,7 @@
 #include <CL/cl.h>
 #include <stddef.h>
 
-#include "../src/internal.h"
+#include "../src/util.h"
 
 typedef enum clc_origin {
     CLC_FROM_SOURCE = 0, /* built from source (no cache, or cache miss; written now if possible) */

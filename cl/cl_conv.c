@@ -38,13 +38,7 @@ lcsm_status cl_filters_create(lcsm_backend *be, const float *h, const float *dbi
     f->G = G;
     f->D = D;
     f->lh = lh;
-    for (size_t r0 = 0; r0 < GD; r0 += 64) /* transpose [GD][lh] -> [lh][GD] by tiles */
-        for (size_t k0 = 0; k0 < (size_t)lh; k0 += 64)
-            for (size_t r = r0; r < r0 + 64 && r < GD; r++)
-                for (size_t k = k0; k < k0 + 64 && k < (size_t)lh; k++)
-                    hT[k * GD + r] = h[r * lh + k];
-    for (size_t r = 0; r < GD; r++)
-        h0d[r] = h[r * lh] + dbias[r];
+    lcsm__filters_to_time_major(h, dbias, GD, (size_t)lh, hT, h0d);
     if ((st = clb_mem(cb, n * sizeof(float), "filters", &f->hT)) != LCSM_OK ||
         (st = clb_mem(cb, GD * sizeof(float), "filter skip terms", &f->dbias)) != LCSM_OK ||
         (st = clb_mem(cb, GD * sizeof(float), "filter diagonals", &f->h0d)) != LCSM_OK)
@@ -356,7 +350,7 @@ static void tile_conv_init(fft_conv *c, const lcsm_filters *f, const lcsm_conv_g
     c->B = g->B;
     c->D = g->D;
     c->src = hist.buf->mem;
-    c->src_off = hist.off;
+    c->src_off = clb_elems(hist);
     c->src_stride = (size_t)g->G * g->B * g->D;
     c->in0 = in0;
     c->n_in = U;
@@ -366,7 +360,7 @@ static void tile_conv_init(fft_conv *c, const lcsm_filters *f, const lcsm_conv_g
     c->n_out = n_out;
     c->t_split = out0; /* everything is added into acc */
     c->A = c->Bm = acc.buf->mem;
-    c->a_off = c->b_off = acc.off;
+    c->a_off = c->b_off = clb_elems(acc);
     c->a_stride = c->b_stride = c->src_stride;
     c->S = ts->S;
     c->d_lo = -(ts->P - 1);
@@ -383,10 +377,11 @@ lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lc
 {
     cl_backend *cb = (cl_backend *)be;
     lcsm_buf dummy = {cb->dummy, 0};
-    lcsm_ref r = {&dummy, 0};
+    lcsm_ref r = lcsm_f32(&dummy, 0);
     pthread_mutex_lock(&cb->lock);
     const int cols = g->B * g->D;
-    lcsm_status st = clb_scratch(cb, &cb->lazy_part, (size_t)cl_lazy_max_splits(cb, cols) * cols * sizeof(float),
+    lcsm_status st = clb_scratch(cb, &cb->lazy_part,
+                                 (size_t)LCSM_MAX_STAGES * cl_lazy_max_splits(cb, cols) * cols * sizeof(float),
                                  "lazy partial sums");
     for (int U = be->fft_threshold; st == LCSM_OK && U <= max_tile; U *= 2) {
         const cl_tile_spec *ts = &f->spec[lcsm_ilog2((unsigned)U)];
@@ -461,7 +456,7 @@ lcsm_status cl_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B, 
     pthread_mutex_lock(&cb->lock);
     if (len <= LCSM_LONG_CONV_DIRECT_MAX) {
         lcsm_buf none = {cb->dummy, 0};
-        lcsm_ref accr = acc.buf ? acc : (lcsm_ref){&none, 0};
+        lcsm_ref accr = acc.buf ? acc : lcsm_f32(&none, 0);
         size_t gs[2] = {round_up((size_t)B * f->D, 64), (size_t)out_len}, ls[2] = {64, 1};
         cl_arg a[] = {A_REF(a_tm),           A_U64(a_stride), A_REF(y_tm), A_U64(y_stride), A_REF(accr),
                       A_MEM(f->hT),          A_I32(f->G * f->D), A_I32(g), A_I32(B * f->D), A_I32(f->D),
@@ -473,12 +468,12 @@ lcsm_status cl_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B, 
         while (S < len && S < cb->fft_max_n / 2)
             S *= 2;
         fft_conv c = {.gb_begin = 0, .n_gb = B, .B = B, .D = f->D, .g0 = g, .src = a_tm.buf->mem,
-                      .src_off = a_tm.off, .src_stride = a_stride, .in0 = 0, .t_lo = 0, .t_hi = len, .n_in = len,
-                      .out0 = 0, .t_split = len, .n_out = out_len, .A = y_tm.buf->mem, .a_off = y_tm.off,
+                      .src_off = clb_elems(a_tm), .src_stride = a_stride, .in0 = 0, .t_lo = 0, .t_hi = len, .n_in = len,
+                      .out0 = 0, .t_split = len, .n_out = out_len, .A = y_tm.buf->mem, .a_off = clb_elems(y_tm),
                       .a_stride = y_stride, .S = S, .d_lo = 0, .d_hi = (out_len + S - 1) / S - 1,
                       .spec_fill = prompt_spec_fill, .flt = f};
         c.Bm = acc.buf ? acc.buf->mem : cb->dummy;
-        c.b_off = acc.buf ? acc.off : 0;
+        c.b_off = acc.buf ? clb_elems(acc) : 0;
         c.b_stride = a_stride;
         st = fft_conv_run(cb, &c, c.d_hi + 1);
     }

@@ -28,7 +28,7 @@ static lcsm_status embed_launch(cl_backend *cb, lcsm_ref E, lcsm_ref ids, int n,
 {
     size_t g[2] = {round_up((size_t)D, 64), (size_t)n}, l[2] = {64, 1};
     cl_arg a[] = {A_REF(E), A_REF(ids), A_I32(D), A_REF(out)};
-    return clb_launch(cb, K_EMBED, 2, g, l, a, N_ARGS(a));
+    return clb_launch(cb, clb_wkernel(K_EMBED, E.dt), 2, g, l, a, N_ARGS(a));
 }
 
 lcsm_status cl_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, int D, lcsm_ref out)
@@ -65,8 +65,8 @@ lcsm_status cl_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, in
                                         NULL, &cb->ids_event),
                    "clEnqueueWriteBuffer(ids)");
     if (st == LCSM_OK) {
-        lcsm_buf staged = {cb->ids, cb->ids_cap};
-        st = embed_launch(cb, E, (lcsm_ref){&staged, 0}, n, D, out);
+        lcsm_buf staged = {cb->ids, cb->ids_cap * sizeof(int32_t)};
+        st = embed_launch(cb, E, (lcsm_ref){&staged, 0, LCSM_DT_I32}, n, D, out);
     }
     pthread_mutex_unlock(&cb->lock);
     return st;
@@ -81,12 +81,23 @@ lcsm_status cl_embed_dev(lcsm_backend *be, lcsm_ref E, lcsm_ref ids, int n, int 
     return st;
 }
 
-lcsm_status cl_layernorm(lcsm_backend *be, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out, int rows, int D,
-                         float eps)
+lcsm_status cl_norm(lcsm_backend *be, lcsm_norm_kind kind, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out, int rows,
+                    int D, float eps)
 {
+    cl_backend *cb = (cl_backend *)be;
+    lcsm_buf none = {cb->dummy, 0};
+    const int has_b = b.buf != NULL;
     size_t g[2] = {CL_WG, (size_t)rows}, l[2] = {CL_WG, 1};
-    cl_arg a[] = {A_REF(x), A_REF(w), A_REF(b), A_REF(out), A_I32(D), A_F32(eps)};
-    return locked((cl_backend *)be, K_LAYERNORM, 2, g, l, a, N_ARGS(a));
+    cl_arg a[] = {A_REF(x),   A_REF(w),   A_REF(has_b ? b : lcsm_f32(&none, 0)), A_I32(has_b), A_REF(out),
+                  A_I32(D), A_F32(eps), A_I32(kind)};
+    return locked(cb, K_NORM, 2, g, l, a, N_ARGS(a));
+}
+
+lcsm_status cl_glu(lcsm_backend *be, lcsm_ref h, lcsm_ref out, int rows, int n, lcsm_act act)
+{
+    size_t g[2] = {round_up((size_t)n, 64), (size_t)rows}, l[2] = {64, 1};
+    cl_arg a[] = {A_REF(h), A_REF(out), A_I32(n), A_I32(act)};
+    return locked((cl_backend *)be, K_GLU, 2, g, l, a, N_ARGS(a));
 }
 
 lcsm_status cl_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int n_in,
@@ -95,7 +106,7 @@ lcsm_status cl_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, l
     cl_backend *cb = (cl_backend *)be;
     lcsm_buf none = {cb->dummy, 0};
     int has_bias = bias.buf != NULL;
-    lcsm_ref br = has_bias ? bias : (lcsm_ref){&none, 0};
+    lcsm_ref br = has_bias ? bias : lcsm_f32(&none, 0);
     cl_arg a[] = {A_REF(x),    A_REF(W),    A_REF(br),    A_I32(has_bias), A_REF(out),
                   A_I32(rows), A_I32(n_in), A_I32(n_out), A_I32(flags)};
     lcsm_status st;
@@ -103,41 +114,62 @@ lcsm_status cl_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, l
     if (rows <= cb->gemv_max_rows) { /* blocks of GEMV_R rows along the third dimension */
         size_t g[3] = {GV_LANES, round_up((size_t)n_out, GV_ROWS), ((size_t)rows + GEMV_R - 1) / GEMV_R};
         size_t l[3] = {GV_LANES, GV_ROWS, 1};
-        st = clb_launch(cb, K_GEMV, 3, g, l, a, N_ARGS(a));
+        st = clb_launch(cb, clb_wkernel(K_GEMV, W.dt), 3, g, l, a, N_ARGS(a));
     } else {
         size_t g[2] = {round_up((size_t)n_out, 64) / 4, round_up((size_t)rows, 64) / 4}, l[2] = {16, 16};
-        st = clb_launch(cb, K_GEMM, 2, g, l, a, N_ARGS(a));
+        st = clb_launch(cb, clb_wkernel(K_GEMM, W.dt), 2, g, l, a, N_ARGS(a));
     }
     pthread_mutex_unlock(&cb->lock);
     return st;
 }
 
-lcsm_status cl_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int B, int len, int D,
-                             lcsm_ref x0, lcsm_ref a_tm, size_t a_stride, lcsm_ref state)
+lcsm_status cl_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int K, int B, int len,
+                             int C, lcsm_ref out, lcsm_ref state)
 {
     cl_backend *cb = (cl_backend *)be;
-    size_t g[3] = {round_up((size_t)D, 64), (size_t)len, (size_t)B}, l[3] = {64, 1, 1};
-    cl_arg a[] = {A_REF(u), A_REF(conv_w), A_REF(conv_b), A_I32(len), A_I32(D), A_REF(x0), A_REF(a_tm),
-                  A_U64(a_stride)};
+    lcsm_buf none = {cb->dummy, 0};
+    const int has_b = conv_b.buf != NULL;
+    size_t g[3] = {round_up((size_t)C, 64), (size_t)len, (size_t)B}, l[3] = {64, 1, 1};
+    cl_arg a[] = {A_REF(u),  A_REF(conv_w), A_REF(has_b ? conv_b : lcsm_f32(&none, 0)), A_I32(has_b), A_I32(K),
+                  A_I32(len), A_I32(C),     A_REF(out)};
     lcsm_status st = locked(cb, K_SHORTCONV_SEQ, 3, g, l, a, N_ARGS(a));
-    if (st != LCSM_OK || !state.buf)
+    if (st != LCSM_OK || !state.buf || K < 2)
         return st;
-    size_t gs[3] = {round_up((size_t)3 * D, 64), 2, (size_t)B};
-    cl_arg as[] = {A_REF(u), A_I32(len), A_I32(3 * D), A_REF(state)};
+    size_t gs[3] = {round_up((size_t)C, 64), (size_t)K - 1, (size_t)B};
+    cl_arg as[] = {A_REF(u), A_I32(len), A_I32(C), A_I32(K), A_REF(state)};
     return locked(cb, K_CONV_STATE_SEQ, 3, gs, l, as, N_ARGS(as));
 }
 
-lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref y_tm,
-                        size_t y_stride, lcsm_ref a_tm, size_t a_stride, lcsm_ref x0, lcsm_ref out)
+/* A sequence's arguments: buffer, element offset, time and sequence strides. */
+#define A_SEQ(q) A_REF((q).r), A_U64((q).st), A_U64((q).sb)
+
+lcsm_status cl_mul_seq(lcsm_backend *be, lcsm_seq x, lcsm_seq m, lcsm_seq out, int B, int len, int D)
 {
+    cl_backend *cb = (cl_backend *)be;
+    lcsm_buf none = {cb->dummy, 0};
+    const int has_m = m.r.buf != NULL;
+    if (!has_m)
+        m.r = lcsm_f32(&none, 0);
+    size_t g[3] = {round_up((size_t)D, 64), (size_t)len, (size_t)B}, l[3] = {64, 1, 1};
+    cl_arg a[] = {A_SEQ(x), A_SEQ(m), A_I32(has_m), A_SEQ(out), A_I32(D)};
+    return locked(cb, K_MUL_SEQ, 3, g, l, a, N_ARGS(a));
+}
+
+lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_seq y, lcsm_seq a,
+                        lcsm_seq m, lcsm_seq out)
+{
+    cl_backend *cb = (cl_backend *)be;
     const int D = f->D;
+    lcsm_buf none = {cb->dummy, 0};
+    const int has_m = m.r.buf != NULL;
+    if (!has_m)
+        m.r = lcsm_f32(&none, 0);
     size_t gs[3] = {round_up((size_t)D, 64), (size_t)len, (size_t)B}, l[3] = {64, 1, 1};
     /* group g's skip terms, passed as a ref into the filters' buffer */
-    lcsm_buf db = {f->dbias, 0};
-    lcsm_ref dbr = {&db, (size_t)g * D};
-    cl_arg a[] = {A_REF(y_tm), A_U64(y_stride), A_REF(a_tm), A_U64(a_stride), A_REF(x0),
-                  A_REF(dbr),  A_I32(len),      A_I32(D),    A_REF(out)};
-    return locked((cl_backend *)be, K_GATE_SEQ, 3, gs, l, a, N_ARGS(a));
+    lcsm_buf db = {f->dbias, (size_t)f->G * D * sizeof(float)};
+    cl_arg args[] = {A_SEQ(y), A_SEQ(a), A_SEQ(m), A_I32(has_m), A_REF(lcsm_f32(&db, (size_t)g * D)), A_I32(D),
+                     A_SEQ(out)};
+    return locked(cb, K_GATE_SEQ, 3, gs, l, args, N_ARGS(args));
 }
 
 int cl_lazy_max_splits(const cl_backend *cb, int cols)
@@ -158,30 +190,52 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
                           const lcsm_hyena_step_args *args)
 {
     cl_backend *cb = (cl_backend *)be;
-    const int B = geom->B, D = geom->D, G = geom->G;
+    const int B = geom->B, D = geom->D, G = geom->G, n_stage = args->n_stage;
     lcsm_status st = LCSM_OK;
     int n_split = 0;
     pthread_mutex_lock(&cb->lock);
     if (args->mode == LCSM_MIX_LAZY) {
         n_split = lazy_splits(cb, args->t, B * D);
         /* reserved by cl_session_prepare: this never allocates */
-        st = clb_scratch(cb, &cb->lazy_part, (size_t)n_split * B * D * sizeof(float), "lazy partial sums");
-        if (st == LCSM_OK) {
+        st = clb_scratch(cb, &cb->lazy_part, (size_t)n_stage * n_split * B * D * sizeof(float), "lazy partial sums");
+        for (int i = 0; st == LCSM_OK && i < n_stage; i++) {
             size_t g[2] = {round_up((size_t)B * D, 64), (size_t)n_split}, l[2] = {64, 1};
-            cl_arg a[] = {A_REF(args->hist), A_MEM(f->hT), A_U64((size_t)G * D), A_I32(args->group), A_I32(B),
-                          A_I32(D),          A_I32(args->t), A_I32(n_split),    A_MEM(cb->lazy_part.mem)};
+            cl_arg a[] = {A_REF(args->hist),  A_MEM(f->hT),  A_U64((size_t)G * D),     A_I32(args->stage[i].group),
+                          A_I32(B),           A_I32(D),      A_I32(args->t),           A_I32(n_split),
+                          A_MEM(cb->lazy_part.mem), A_U64((size_t)i * n_split * B * D)};
             st = clb_launch(cb, K_LAZY_PARTIAL, 2, g, l, a, N_ARGS(a));
         }
     }
     if (st == LCSM_OK) {
         lcsm_buf none = {cb->dummy, 0};
-        lcsm_ref acc = args->mode == LCSM_MIX_CACHED ? args->acc : (lcsm_ref){&none, 0};
+        const lcsm_ref dummy = lcsm_f32(&none, 0);
+        lcsm_ref acc = args->mode == LCSM_MIX_CACHED ? args->acc : dummy;
         cl_mem part = n_split ? cb->lazy_part.mem : cb->dummy;
+        const int has_b = args->conv_b.buf != NULL, K = args->K;
+        const lcsm_hyena_stage *sg = args->stage;
         size_t g[2] = {round_up((size_t)D, 64), (size_t)B}, l[2] = {64, 1};
-        cl_arg a[] = {A_REF(args->u), A_REF(args->conv_w), A_REF(args->conv_b), A_REF(args->state),
-                      A_REF(args->hist), A_REF(acc),     A_MEM(f->h0d),       A_MEM(part),
-                      A_I32(n_split),    A_REF(args->y), A_I32(args->group),  A_I32(G),
-                      A_I32(B),          A_I32(D),       A_I32(args->t)};
+        cl_arg a[] = {A_REF(args->u),
+                      A_I32(args->S),
+                      A_REF(K ? args->conv_w : dummy),
+                      A_REF(has_b ? args->conv_b : dummy),
+                      A_I32(has_b),
+                      A_I32(K),
+                      A_REF(K > 1 ? args->state : dummy),
+                      A_REF(args->hist),
+                      A_REF(acc),
+                      A_MEM(f->h0d),
+                      A_MEM(part),
+                      A_I32(n_split),
+                      A_I32(n_stage),
+                      A_I32(sg[0].mult),
+                      A_I32(sg[0].group),
+                      A_I32(n_stage > 1 ? sg[1].mult : -1),
+                      A_I32(n_stage > 1 ? sg[1].group : 0),
+                      A_REF(args->y),
+                      A_I32(G),
+                      A_I32(B),
+                      A_I32(D),
+                      A_I32(args->t)};
         st = clb_launch(cb, K_HYENA_STEP, 2, g, l, a, N_ARGS(a));
     }
     pthread_mutex_unlock(&cb->lock);

@@ -18,7 +18,7 @@
 #include <CL/cl.h>
 #include <stddef.h>
 
-#include "../src/internal.h"
+#include "../src/util.h"
 
 /* Largest transform the backend makes. PoCL 3.1 + VkFFT 1.2.26 crash for R2C from
  * 131072 points (BACKEND-NOTES.md), and on an H100 (NVIDIA 580 driver) a 65536-point

@@ -23,7 +23,7 @@ lcsm_status cl_sample(lcsm_backend *be, lcsm_ref logits, int B, int V, const lcs
     lcsm_status st = clb_launch(cb, K_SAMPLE, 1, &g, &l, a, N_ARGS(a));
     if (st == LCSM_OK)
         st = clb_check(cb,
-                       clEnqueueReadBuffer(cb->queue, ids.buf->mem, CL_FALSE, ids.off * sizeof(float),
+                       clEnqueueReadBuffer(cb->queue, ids.buf->mem, CL_FALSE, ids.off,
                                            (size_t)B * sizeof(int32_t), host_ids, 0, NULL, wait ? &ev : NULL),
                        "clEnqueueReadBuffer(sampled ids)");
     if (st == LCSM_OK)

@@ -1,9 +1,24 @@
 /*
  * Dense and per-token kernels of the OpenCL backend (see src/backend.h for the
- * meaning and layout of every operation). Buffers come with an offset in floats
- * (ulong), so one device allocation holds many tensors. Built with -DWG=<n>, the
- * work-group size of the reduction kernels.
+ * meaning and layout of every operation). Buffers come with an offset in
+ * elements of their type (ulong), so one device allocation holds many tensors.
+ * Weight matrices and embeddings are f32, f16 (read with vload_half: no
+ * cl_khr_fp16 needed) or bf16 (ushort, the top half of an f32): the kernels
+ * that read them exist once per type (WEIGHT_KERNELS below) and accumulate in
+ * f32. Built with -DWG=<n> (work-group size of the reductions) and the engine's
+ * limits -DMAX_SHORT, -DMAX_STREAMS, -DMAX_STAGES (src/backend.h).
  */
+
+/* One weight element, and four from element k on, as floats: per type. */
+#define LOAD1_f32(p, k) ((p)[k])
+#define LOAD4_f32(p, k) vload4(0, (p) + (k))
+#define LOAD1_f16(p, k) vload_half(0, (p) + (k))
+#define LOAD4_f16(p, k) vload_half4(0, (p) + (k))
+#define LOAD1_bf16(p, k) as_float((uint)(p)[k] << 16)
+#define LOAD4_bf16(p, k) as_float4(convert_uint4(vload4(0, (p) + (k))) << 16)
+#define WTYPE_f32 float
+#define WTYPE_f16 half
+#define WTYPE_bf16 ushort
 
 /* Sum of v over the work-group (size WG, a power of two). */
 static float wg_sum(float v, __local float *red)
@@ -21,18 +36,27 @@ static float wg_sum(float v, __local float *red)
     return r;
 }
 
-__kernel void embed(__global const float *E, ulong eo, __global const int *ids, ulong io, int D, __global float *out,
-                    ulong oo)
-{
-    const int c = get_global_id(0), i = get_global_id(1);
-    if (c < D)
-        out[oo + (size_t)i * D + c] = E[eo + (size_t)ids[io + i] * D + c];
-}
+#define EMBED(NAME, T)                                                                                       \
+    __kernel void NAME(__global const WTYPE_##T *E, ulong eo, __global const int *ids, ulong io, int D,        \
+                       __global float *out, ulong oo)                                                          \
+    {                                                                                                        \
+        const int c = get_global_id(0), i = get_global_id(1);                                                \
+        if (c < D)                                                                                           \
+            out[oo + (size_t)i * D + c] = LOAD1_##T(E, eo + (size_t)ids[io + i] * D + c);                    \
+    }
+EMBED(embed, f32)
+EMBED(embed_f16, f16)
+EMBED(embed_bf16, bf16)
 
-/* One work-group per row; two passes (mean, then centred variance) like the CPU. */
+#define NORM_LAYER 0
+#define NORM_RMS 1
+#define NORM_RMS_SH 2 /* StripedHyena's: x / (||x|| / sqrt(D) + eps) */
+
+/* One work-group per row. LayerNorm in two passes (mean, then centred
+ * variance) like the CPU; the RMS kinds in one. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
-layernorm(__global const float *x, ulong xo, __global const float *w, ulong wo, __global const float *b, ulong bo,
-          __global float *out, ulong oo, int D, float eps)
+norm(__global const float *x, ulong xo, __global const float *w, ulong wo, __global const float *b, ulong bo,
+     int has_b, __global float *out, ulong oo, int D, float eps, int kind)
 {
     __local float red[WG];
     const int l = get_local_id(0);
@@ -41,58 +65,99 @@ layernorm(__global const float *x, ulong xo, __global const float *w, ulong wo, 
     out += oo + row * D;
     w += wo;
     b += bo;
-    float s = 0.0f;
-    for (int i = l; i < D; i += WG)
-        s += x[i];
-    const float mean = wg_sum(s, red) / (float)D;
-    float v = 0.0f;
-    for (int i = l; i < D; i += WG) {
-        float d = x[i] - mean;
-        v += d * d;
+    float mean = 0.0f, scale;
+    if (kind == NORM_LAYER) {
+        float s = 0.0f;
+        for (int i = l; i < D; i += WG)
+            s += x[i];
+        mean = wg_sum(s, red) / (float)D;
+        float v = 0.0f;
+        for (int i = l; i < D; i += WG) {
+            float d = x[i] - mean;
+            v += d * d;
+        }
+        scale = 1.0f / sqrt(wg_sum(v, red) / (float)D + eps);
+    } else {
+        float v = 0.0f;
+        for (int i = l; i < D; i += WG)
+            v += x[i] * x[i];
+        const float ss = wg_sum(v, red);
+        scale = kind == NORM_RMS ? 1.0f / sqrt(ss / (float)D + eps) : 1.0f / (sqrt(ss) / sqrt((float)D) + eps);
     }
-    const float rstd = 1.0f / sqrt(wg_sum(v, red) / (float)D + eps);
     for (int i = l; i < D; i += WG)
-        out[i] = (x[i] - mean) * rstd * w[i] + b[i];
+        out[i] = (x[i] - mean) * scale * w[i] + (has_b ? b[i] : 0.0f);
 }
 
 #define FLAG_ACCUMULATE 1
-#define FLAG_GELU 2
+#define ACT_OF(flags) (((flags) >> 1) & 7) /* src/backend.h: LCSM_LINEAR_ACT */
+#define ACT_GELU_TANH 1
+#define ACT_GELU 2
+#define ACT_SILU 3
 
-static float gelu_tanh(float x)
+static float act(int a, float x)
 {
-    return 0.5f * x * (1.0f + tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    switch (a) {
+    case ACT_GELU_TANH: return 0.5f * x * (1.0f + tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case ACT_GELU: return 0.5f * x * (1.0f + erf(x * 0.7071067811865476f));
+    case ACT_SILU: return x / (1.0f + exp(-x));
+    default: return x;
+    }
 }
 
 static float epilogue(float v, __global const float *bias, int has_bias, int n, int flags, __global float *o)
 {
     if (has_bias)
         v += bias[n];
-    if (flags & FLAG_GELU)
-        v = gelu_tanh(v);
+    v = act(ACT_OF(flags), v);
     if (flags & FLAG_ACCUMULATE)
         v += *o;
     return v;
 }
 
-#define GEMV_R 8 /* rows of x (batch) a work-group of the matrix-vector kernel takes */
+/* The gate of a gated MLP: out[r][i] = act(h[r][i]) * h[r][n + i]. Item (i, r). */
+__kernel void glu(__global const float *h, ulong ho, __global float *out, ulong oo, int n, int a)
+{
+    const int i = get_global_id(0);
+    const size_t r = get_global_id(1);
+    if (i < n)
+        out[oo + r * n + i] = act(a, h[ho + 2 * r * n + i]) * h[ho + 2 * r * n + n + i];
+}
 
-/* Matrix-vector for a few rows of x (decode): out[r][n] = x[r][:] . W[n][:], GEMV_R rows per work-group.
- * One weight row per group of GV_LANES items: each item reads float4s of the
- * weight row (a group reads 512 contiguous bytes at a time) and the same
- * float4s of every row of x straight from global memory (x is small and stays
- * in the L1 cache), so each weight is read once for all rows of x with no
- * barrier in the loop; the GV_LANES partial sums per (output, row) are reduced
- * once at the end. On an H100 (D = 768, 12 layers, L = 4K) this replaced a
- * kernel that staged x through local memory for 4 outputs per work-group:
- * batch 8 went from 27.5 to 13.6 us per GEMV (6.37 -> 3.16 s end to end),
- * batch 1 stayed at 10.2 us (launch- and latency-bound). Up to 128 rows it
- * beats the tiled gemm below on the H100 at every projection shape (e.g.
- * 16.7 vs 68.3 us at 32 rows, 50 vs 69 at 128 for D = 768; bench/RESULTS.md).
- * Folding the preceding LayerNorm into this kernel (each work-group computing
- * its rows' statistics) was measured and removed: 19.3 instead of 8.9 us per
- * call, 0.71 instead of 0.57 ms per token at batch 1 (bench/RESULTS.md). */
+#define GEMV_R 8 /* rows of x (batch) a work-group of the matrix-vector kernel takes */
 #define GV_LANES 32
 #define GV_ROWS 4
+
+/* The end of a matrix-vector work-group: the GV_LANES partial sums of each
+ * (output, row) are reduced, item p of the first GV_ROWS * GEMV_R taking
+ * (output p / GEMV_R, row p % GEMV_R), then the epilogue. */
+static void gemv_finish(__local float (*red)[GEMV_R][GV_LANES + 1], const float *acc, int nr, __global const float *bias,
+                        int has_bias, __global float *out, int n_out, int flags)
+{
+    const int l = get_local_id(0), j = get_local_id(1);
+    for (int r = 0; r < GEMV_R; r++)
+        red[j][r][l] = acc[r];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    const int p = j * GV_LANES + l, jn = p / GEMV_R, r = p % GEMV_R;
+    const int no = get_group_id(1) * GV_ROWS + jn;
+    if (p < GV_ROWS * GEMV_R && r < nr && no < n_out) {
+        float v = 0.0f;
+        for (int i = 0; i < GV_LANES; i++)
+            v += red[jn][r][i];
+        __global float *o = out + (size_t)r * n_out + no;
+        *o = epilogue(v, bias, has_bias, no, flags, o);
+    }
+}
+
+/* Matrix-vector for a few rows of x (decode): out[r][n] = x[r][:] . W[n][:],
+ * GEMV_R rows per work-group. One weight row per group of GV_LANES items: each
+ * item reads float4s of the weight row (a group reads 512 contiguous bytes at a
+ * time) and the same float4s of every row of x straight from global memory (x
+ * is small and stays in the L1 cache), so each weight is read once for all rows
+ * of x with no barrier in the loop, with four weight loads in flight per item (a
+ * GEMV is bound by memory latency times the loads outstanding). The third
+ * dimension takes the rows of x GEMV_R at a time (each block reads the weights
+ * again, from L2 once the first block has). Its measurements against a tiled
+ * GEMM, CLBlast and a LayerNorm-fused variant are in bench/RESULTS.md. */
 __kernel __attribute__((reqd_work_group_size(GV_LANES, GV_ROWS, 1))) void
 gemv_vec(__global const float *x, ulong xo, __global const float *W, ulong wo, __global const float *bias, ulong bo,
          int has_bias, __global float *out, ulong oo, int rows, int n_in, int n_out, int flags)
@@ -100,8 +165,6 @@ gemv_vec(__global const float *x, ulong xo, __global const float *W, ulong wo, _
     __local float red[GV_ROWS][GEMV_R][GV_LANES + 1];
     const int l = get_local_id(0), j = get_local_id(1);
     const int n = get_group_id(1) * GV_ROWS + j;
-    /* the third dimension takes the rows of x GEMV_R at a time (each block
-     * reads the weights again, from L2 once the first block has) */
     const size_t r0 = (size_t)get_group_id(2) * GEMV_R;
     xo += r0 * n_in;
     oo += r0 * n_out;
@@ -116,9 +179,7 @@ gemv_vec(__global const float *x, ulong xo, __global const float *W, ulong wo, _
         const int k4 = n_in & ~3, step = 4 * GV_LANES;
         int k = 4 * l;
         if ((((size_t)n_in | wo | xo) & 3) == 0) {
-            /* 16-byte aligned rows (LCSM_ALIGN): vector loads of whole float4s;
-             * four weight loads in flight per item, as a GEMV is bound by
-             * memory latency times the loads outstanding, not by arithmetic. */
+            /* 16-byte aligned rows (LCSM_ALIGN): vector loads of whole float4s */
             __global const float4 *w4 = (__global const float4 *)w;
             const int n4 = n_in / 4, l4 = GV_LANES;
             int q = l;
@@ -158,128 +219,185 @@ gemv_vec(__global const float *x, ulong xo, __global const float *W, ulong wo, _
             for (int r = 0; r < nr; r++)
                 acc[r] += w[k] * xr[(size_t)r * n_in + k];
     }
-    for (int r = 0; r < GEMV_R; r++)
-        red[j][r][l] = acc[r];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    /* item p of the first GV_ROWS * GEMV_R sums the lanes of (output p / GEMV_R, row p % GEMV_R) */
-    const int p = j * GV_LANES + l, jn = p / GEMV_R, r = p % GEMV_R;
-    const int no = get_group_id(1) * GV_ROWS + jn;
-    if (p < GV_ROWS * GEMV_R && r < nr && no < n_out) {
-        float v = 0.0f;
-        for (int i = 0; i < GV_LANES; i++)
-            v += red[jn][r][i];
-        __global float *o = out + oo + (size_t)r * n_out + no;
-        *o = epilogue(v, bias + bo, has_bias, no, flags, o);
-    }
+    gemv_finish(red, acc, nr, bias + bo, has_bias, out + oo, n_out, flags);
 }
+
+/* The same for half-precision weights (T = f16, bf16): four converted values
+ * per load, x as in gemv_vec. */
+#define GEMV_HALF(NAME, T)                                                                                    \
+    __kernel __attribute__((reqd_work_group_size(GV_LANES, GV_ROWS, 1))) void NAME(                          \
+        __global const float *x, ulong xo, __global const WTYPE_##T *W, ulong wo, __global const float *bias,   \
+        ulong bo, int has_bias, __global float *out, ulong oo, int rows, int n_in, int n_out, int flags)       \
+    {                                                                                                         \
+        __local float red[GV_ROWS][GEMV_R][GV_LANES + 1];                                                     \
+        const int l = get_local_id(0), j = get_local_id(1);                                                   \
+        const int n = get_group_id(1) * GV_ROWS + j;                                                          \
+        const size_t r0 = (size_t)get_group_id(2) * GEMV_R;                                                   \
+        xo += r0 * n_in;                                                                                      \
+        oo += r0 * n_out;                                                                                     \
+        rows -= (int)r0;                                                                                      \
+        const int nr = rows < GEMV_R ? rows : GEMV_R;                                                         \
+        float acc[GEMV_R];                                                                                    \
+        for (int r = 0; r < GEMV_R; r++)                                                                      \
+            acc[r] = 0.0f;                                                                                    \
+        if (n < n_out) {                                                                                      \
+            __global const WTYPE_##T *w = W + wo + (size_t)n * n_in;                                          \
+            __global const float *xr = x + xo;                                                                \
+            const int k4 = n_in & ~3, step = 4 * GV_LANES;                                                    \
+            int k = 4 * l;                                                                                    \
+            for (; k + 3 * step < k4; k += 4 * step) {                                                        \
+                const float4 w0 = LOAD4_##T(w, k), w1 = LOAD4_##T(w, k + step);                               \
+                const float4 w2 = LOAD4_##T(w, k + 2 * step), w3 = LOAD4_##T(w, k + 3 * step);                \
+                for (int r = 0; r < GEMV_R; r++)                                                              \
+                    if (r < nr) {                                                                             \
+                        __global const float *xk = xr + (size_t)r * n_in + k;                                 \
+                        acc[r] += dot(w0, vload4(0, xk)) + dot(w1, vload4(0, xk + step)) +                    \
+                                  dot(w2, vload4(0, xk + 2 * step)) + dot(w3, vload4(0, xk + 3 * step));      \
+                    }                                                                                         \
+            }                                                                                                 \
+            for (; k < k4; k += step) {                                                                       \
+                const float4 wv = LOAD4_##T(w, k);                                                            \
+                for (int r = 0; r < GEMV_R; r++)                                                              \
+                    if (r < nr)                                                                               \
+                        acc[r] += dot(wv, vload4(0, xr + (size_t)r * n_in + k));                              \
+            }                                                                                                 \
+            for (int k = k4 + l; k < n_in; k += GV_LANES)                                                     \
+                for (int r = 0; r < nr; r++)                                                                  \
+                    acc[r] += LOAD1_##T(w, k) * xr[(size_t)r * n_in + k];                                     \
+        }                                                                                                     \
+        gemv_finish(red, acc, nr, bias + bo, has_bias, out + oo, n_out, flags);                               \
+    }
+GEMV_HALF(gemv_vec_f16, f16)
+GEMV_HALF(gemv_vec_bf16, bf16)
 
 /* Matrix-matrix (prefill, batches): out[M][N] = x[M][K] W[N][K]^T. A 64x64 block of
  * the output per work-group of 16x16 items, 4x4 outputs per item, K in steps of 16
- * through local memory. */
+ * through local memory; W of type T. */
 #define GT 64
 #define GK 16
-__kernel __attribute__((reqd_work_group_size(16, 16, 1))) void
-gemm(__global const float *x, ulong xo, __global const float *W, ulong wo, __global const float *bias, ulong bo,
-     int has_bias, __global float *out, ulong oo, int M, int K, int N, int flags)
+#define GEMM(NAME, T)                                                                                         \
+    __kernel __attribute__((reqd_work_group_size(16, 16, 1))) void NAME(                                      \
+        __global const float *x, ulong xo, __global const WTYPE_##T *W, ulong wo, __global const float *bias,   \
+        ulong bo, int has_bias, __global float *out, ulong oo, int M, int K, int N, int flags)                 \
+    {                                                                                                         \
+        __local float As[GK][GT + 1], Bs[GK][GT + 1];                                                         \
+        const int tx = get_local_id(0), ty = get_local_id(1);                                                 \
+        const int n0 = get_group_id(0) * GT, m0 = get_group_id(1) * GT;                                       \
+        const int tid = ty * 16 + tx;                                                                         \
+        x += xo;                                                                                              \
+        W += wo;                                                                                              \
+        float c[4][4];                                                                                        \
+        for (int i = 0; i < 4; i++)                                                                           \
+            for (int j = 0; j < 4; j++)                                                                       \
+                c[i][j] = 0.0f;                                                                               \
+        for (int k0 = 0; k0 < K; k0 += GK) {                                                                  \
+            /* 64 rows x 16 k of each operand: 1024 values, 4 per item, k fastest. */                         \
+            for (int e = tid; e < GT * GK; e += 256) {                                                        \
+                int rr = e / GK, kk = e % GK, k = k0 + kk;                                                    \
+                int m = m0 + rr, nn = n0 + rr;                                                                \
+                As[kk][rr] = (m < M && k < K) ? x[(size_t)m * K + k] : 0.0f;                                  \
+                Bs[kk][rr] = (nn < N && k < K) ? LOAD1_##T(W, (size_t)nn * K + k) : 0.0f;                     \
+            }                                                                                                 \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                                     \
+            for (int kk = 0; kk < GK; kk++) {                                                                 \
+                float a[4], b[4];                                                                             \
+                for (int i = 0; i < 4; i++) {                                                                 \
+                    a[i] = As[kk][ty + 16 * i];                                                               \
+                    b[i] = Bs[kk][tx + 16 * i];                                                               \
+                }                                                                                             \
+                for (int i = 0; i < 4; i++)                                                                   \
+                    for (int j = 0; j < 4; j++)                                                               \
+                        c[i][j] += a[i] * b[j];                                                               \
+            }                                                                                                 \
+            barrier(CLK_LOCAL_MEM_FENCE);                                                                     \
+        }                                                                                                     \
+        for (int i = 0; i < 4; i++) {                                                                         \
+            int m = m0 + ty + 16 * i;                                                                         \
+            if (m >= M)                                                                                       \
+                continue;                                                                                     \
+            for (int j = 0; j < 4; j++) {                                                                     \
+                int nn = n0 + tx + 16 * j;                                                                    \
+                if (nn < N) {                                                                                 \
+                    __global float *o = out + oo + (size_t)m * N + nn;                                        \
+                    *o = epilogue(c[i][j], bias + bo, has_bias, nn, flags, o);                                \
+                }                                                                                             \
+            }                                                                                                 \
+        }                                                                                                     \
+    }
+GEMM(gemm, f32)
+GEMM(gemm_f16, f16)
+GEMM(gemm_bf16, bf16)
+
+/* ---- the Hyena operator */
+
+/* Causal K-tap conv of one channel (tap K-1 multiplies the current position):
+ * p[k] is the input at t - (K-1) + k. */
+static float conv_k(__global const float *w, int K, const float *p, float bias)
 {
-    __local float As[GK][GT + 1], Bs[GK][GT + 1];
-    const int tx = get_local_id(0), ty = get_local_id(1);
-    const int n0 = get_group_id(0) * GT, m0 = get_group_id(1) * GT;
-    const int tid = ty * 16 + tx;
-    x += xo;
-    W += wo;
-    float c[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++)
-            c[i][j] = 0.0f;
-    for (int k0 = 0; k0 < K; k0 += GK) {
-        /* 64 rows x 16 k of each operand: 1024 values, 4 per item, k fastest. */
-        for (int e = tid; e < GT * GK; e += 256) {
-            int rr = e / GK, kk = e % GK, k = k0 + kk;
-            int m = m0 + rr, nn = n0 + rr;
-            As[kk][rr] = (m < M && k < K) ? x[(size_t)m * K + k] : 0.0f;
-            Bs[kk][rr] = (nn < N && k < K) ? W[(size_t)nn * K + k] : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int kk = 0; kk < GK; kk++) {
-            float a[4], b[4];
-            for (int i = 0; i < 4; i++) {
-                a[i] = As[kk][ty + 16 * i];
-                b[i] = Bs[kk][tx + 16 * i];
-            }
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++)
-                    c[i][j] += a[i] * b[j];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    for (int i = 0; i < 4; i++) {
-        int m = m0 + ty + 16 * i;
-        if (m >= M)
-            continue;
-        for (int j = 0; j < 4; j++) {
-            int nn = n0 + tx + 16 * j;
-            if (nn < N) {
-                __global float *o = out + oo + (size_t)m * N + nn;
-                *o = epilogue(c[i][j], bias + bo, has_bias, nn, flags, o);
-            }
-        }
-    }
+    float v = 0.0f;
+    for (int k = 0; k < K; k++)
+        v += w[k] * p[k];
+    return v + bias;
 }
 
-/* Depthwise causal conv, 3 taps (tap 2 = current position), for one channel. */
-static float conv3(__global const float *w, float bias, float p2, float p1, float cur)
-{
-    return w[0] * p2 + w[1] * p1 + w[2] * cur + bias;
-}
-
-/* Whole sequences from a zero state: item (c, t, b). */
+/* Whole sequences from a zero state, u [B][len][C] -> out: item (ch, t, b). */
 __kernel void shortconv_seq(__global const float *u, ulong uo, __global const float *w, ulong wo,
-                            __global const float *cb, ulong cbo, int len, int D, __global float *x0, ulong x0o,
-                            __global float *a, ulong ao, ulong a_stride)
+                            __global const float *cb, ulong cbo, int has_b, int K, int len, int C,
+                            __global float *out, ulong oo)
 {
-    const int c = get_global_id(0), t = get_global_id(1), b = get_global_id(2);
-    if (c >= D)
+    const int ch = get_global_id(0), t = get_global_id(1), b = get_global_id(2);
+    if (ch >= C)
         return;
-    const int C = 3 * D;
     __global const float *ub = u + uo + (size_t)b * len * C;
-    float v[3];
-    for (int k = 0; k < 3; k++) {
-        int ch = k * D + c;
-        float p2 = t >= 2 ? ub[(size_t)(t - 2) * C + ch] : 0.0f;
-        float p1 = t >= 1 ? ub[(size_t)(t - 1) * C + ch] : 0.0f;
-        v[k] = conv3(w + wo + 3 * ch, cb[cbo + ch], p2, p1, ub[(size_t)t * C + ch]);
+    float p[MAX_SHORT];
+    for (int k = 0; k < K; k++) {
+        const int s = t - (K - 1) + k;
+        p[k] = s >= 0 ? ub[(size_t)s * C + ch] : 0.0f;
     }
-    x0[x0o + ((size_t)b * len + t) * D + c] = v[0];
-    a[ao + (size_t)t * a_stride + (size_t)b * D + c] = v[2] * v[1];
+    out[oo + ((size_t)b * len + t) * C + ch] = conv_k(w + wo + (size_t)K * ch, K, p, has_b ? cb[cbo + ch] : 0.0f);
 }
 
-/* state[b][k] = u[b][len-2+k] (zeros before the start): item (ch, k, b). */
-__kernel void conv_state_seq(__global const float *u, ulong uo, int len, int C, __global float *st, ulong so)
+/* state[b][k] = u[b][len-(K-1)+k] (zeros before the start): item (ch, k, b). */
+__kernel void conv_state_seq(__global const float *u, ulong uo, int len, int C, int K, __global float *st, ulong so)
 {
     const int ch = get_global_id(0), k = get_global_id(1), b = get_global_id(2);
     if (ch >= C)
         return;
-    const int t = len - 2 + k;
-    st[so + ((size_t)b * 2 + k) * C + ch] = t >= 0 ? u[uo + ((size_t)b * len + t) * C + ch] : 0.0f;
+    const int t = len - (K - 1) + k;
+    st[so + ((size_t)b * (K - 1) + k) * C + ch] = t >= 0 ? u[uo + ((size_t)b * len + t) * C + ch] : 0.0f;
 }
 
-/* item (c, t, b) */
-__kernel void gate_seq(__global const float *y, ulong yo, ulong y_stride, __global const float *a, ulong ao,
-                       ulong a_stride, __global const float *x0, ulong x0o, __global const float *dbias, ulong dbo,
-                       int len, int D, __global float *out, ulong oo)
+/* Element (b, t, c) of a sequence (src/backend.h, lcsm_seq). */
+#define SEQ(o, st, sb) ((o) + (size_t)t * (st) + (size_t)b * (sb) + c)
+
+/* out = x * m (or x): item (c, t, b). */
+__kernel void mul_seq(__global const float *x, ulong xo, ulong xst, ulong xsb, __global const float *m, ulong mo,
+                      ulong mst, ulong msb, int has_m, __global float *out, ulong oo, ulong ost, ulong osb, int D)
 {
     const int c = get_global_id(0), t = get_global_id(1), b = get_global_id(2);
     if (c >= D)
         return;
-    const size_t col = (size_t)b * D + c, i = ((size_t)b * len + t) * D + c;
-    out[oo + i] = x0[x0o + i] * (y[yo + (size_t)t * y_stride + col] + dbias[dbo + c] * a[ao + (size_t)t * a_stride + col]);
+    const float v = x[SEQ(xo, xst, xsb)];
+    out[SEQ(oo, ost, osb)] = has_m ? v * m[SEQ(mo, mst, msb)] : v;
 }
 
-/* Lazy mixer, first pass: part[p][col] = sum over s in chunk p of [0, t) of
- * h[t-s][filter] * hist[s][row]; col = b*D + c of group g. Item (col, p). */
+/* out = m * (y + dbias a) (or without m): item (c, t, b). */
+__kernel void gate_seq(__global const float *y, ulong yo, ulong yst, ulong ysb, __global const float *a, ulong ao,
+                       ulong ast, ulong asb, __global const float *m, ulong mo, ulong mst, ulong msb, int has_m,
+                       __global const float *dbias, ulong dbo, int D, __global float *out, ulong oo, ulong ost,
+                       ulong osb)
+{
+    const int c = get_global_id(0), t = get_global_id(1), b = get_global_id(2);
+    if (c >= D)
+        return;
+    const float s = y[SEQ(yo, yst, ysb)] + dbias[dbo + c] * a[SEQ(ao, ast, asb)];
+    out[SEQ(oo, ost, osb)] = has_m ? m[SEQ(mo, mst, msb)] * s : s;
+}
+
+/* Lazy mixer, first pass: part[po + p*B*D + col] = sum over s in chunk p of
+ * [0, t) of h[t-s][filter] * hist[s][row]; col = b*D + c of group g. Item (col, p). */
 __kernel void lazy_partial(__global const float *hist, ulong ho, __global const float *hT, ulong GD, int g, int B,
-                           int D, int t, int n_split, __global float *part)
+                           int D, int t, int n_split, __global float *part, ulong po)
 {
     const int col = get_global_id(0), p = get_global_id(1);
     if (col >= B * D)
@@ -289,41 +407,57 @@ __kernel void lazy_partial(__global const float *hist, ulong ho, __global const 
     float sum = 0.0f;
     for (int s = s0; s < s1; s++)
         sum += hT[(size_t)(t - s) * GD + f] * hist[ho + (size_t)s * rows + row];
-    part[(size_t)p * B * D + col] = sum;
+    part[po + (size_t)p * B * D + col] = sum;
 }
 
-/* One decode step of one Hyena operator: short conv with the state, a = v*x1 into
- * the history, y = x0 * (past + (h0 + dbias) a). The past comes from acc[t]
- * (n_split == 0) or from the lazy partial sums. Item (c, b). */
-__kernel void hyena_step(__global const float *u, ulong uo, __global const float *w, ulong wo,
-                         __global const float *cb, ulong cbo, __global float *st, ulong so, __global float *hist,
-                         ulong ho, __global const float *acc, ulong aco, __global const float *h0d,
-                         __global const float *part, int n_split, __global float *y, ulong yo, int g, int G, int B,
-                         int D, int t)
+/* One decode step of one Hyena operator (src/backend.h, lcsm_hyena_step_args):
+ * the K-tap short conv of each of the S streams with its state, then the chain
+ * s = u[S-1]; per stage s *= u[mult], a = s into the history, s = past + (h0 +
+ * dbias) a; y = u[0] * s. The past comes from acc[t] (n_split == 0) or from the
+ * lazy partial sums of the stage. Item (c, b). */
+__kernel void hyena_step(__global const float *u, ulong uo, int S, __global const float *w, ulong wo,
+                         __global const float *cb, ulong cbo, int has_b, int K, __global float *st, ulong so,
+                         __global float *hist, ulong ho, __global const float *acc, ulong aco,
+                         __global const float *h0d, __global const float *part, int n_split, int n_stage, int mult0,
+                         int group0, int mult1, int group1, __global float *y, ulong yo, int G, int B, int D, int t)
 {
     const int c = get_global_id(0), b = get_global_id(1);
     if (c >= D)
         return;
-    const int C = 3 * D;
+    const int C = S * D;
     __global const float *ub = u + uo + (size_t)b * C;
-    __global float *sb = st + so + (size_t)b * 2 * C;
-    float v[3];
-    for (int k = 0; k < 3; k++) {
-        int ch = k * D + c;
-        float cur = ub[ch], p2 = sb[ch], p1 = sb[C + ch];
-        v[k] = conv3(w + wo + 3 * ch, cb[cbo + ch], p2, p1, cur);
-        sb[ch] = p1;
-        sb[C + ch] = cur;
+    __global float *sb = st + so + (size_t)b * (K > 1 ? K - 1 : 0) * C;
+    float v[MAX_STREAMS];
+    for (int s = 0; s < S; s++) {
+        const int ch = s * D + c;
+        const float cur = ub[ch];
+        if (K == 0) {
+            v[s] = cur;
+            continue;
+        }
+        float p[MAX_SHORT];
+        for (int k = 0; k < K - 1; k++)
+            p[k] = sb[(size_t)k * C + ch];
+        p[K - 1] = cur;
+        v[s] = conv_k(w + wo + (size_t)K * ch, K, p, has_b ? cb[cbo + ch] : 0.0f);
+        for (int k = 0; k + 1 < K; k++) /* the oldest row drops out */
+            sb[(size_t)k * C + ch] = p[k + 1];
     }
-    const float a = v[2] * v[1];
-    const size_t col = (size_t)b * D + c, i = (size_t)t * G * B * D + (size_t)g * B * D + col;
-    hist[ho + i] = a;
-    float past = 0.0f;
-    if (n_split == 0) {
-        past = acc[aco + i];
-    } else {
-        for (int p = 0; p < n_split; p++)
-            past += part[(size_t)p * B * D + col];
+    const size_t col = (size_t)b * D + c, row_t = (size_t)t * G * B * D;
+    float s = v[S - 1];
+    for (int i = 0; i < n_stage; i++) {
+        const int mult = i ? mult1 : mult0, g = i ? group1 : group0;
+        const float a = mult >= 0 ? s * v[mult] : s;
+        const size_t idx = row_t + (size_t)g * B * D + col;
+        hist[ho + idx] = a;
+        float past = 0.0f;
+        if (n_split == 0) {
+            past = acc[aco + idx];
+        } else {
+            for (int p = 0; p < n_split; p++)
+                past += part[((size_t)i * n_split + p) * B * D + col];
+        }
+        s = past + h0d[(size_t)g * D + c] * a;
     }
-    y[yo + col] = v[0] * (past + h0d[(size_t)g * D + c] * a);
+    y[yo + col] = v[0] * s;
 }

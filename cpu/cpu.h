@@ -2,18 +2,21 @@
 #ifndef LCSM_CPU_H
 #define LCSM_CPU_H
 
-#include "../src/internal.h"
+#include "../src/backend.h"
+#include "../src/util.h"
 #include "pool.h"
 
 #include <fftw3.h>
 #include <pthread.h>
 
 struct lcsm_buf {
-    float *data;
-    size_t n; /* floats */
+    void *data;
+    size_t bytes;
 };
 
-static inline float *cpu_ptr(lcsm_ref r) { return r.buf->data + r.off; }
+/* The host address of a ref, and of an f32 ref as floats. */
+static inline void *cpu_vptr(lcsm_ref r) { return (char *)r.buf->data + r.off; }
+static inline float *cpu_ptr(lcsm_ref r) { return (float *)cpu_vptr(r); }
 
 /* FFTW's aligned allocator, counted and failure-injected like the rest (alloc.c). */
 static inline float *cpu_falloc(size_t floats)
@@ -60,6 +63,10 @@ typedef struct cpu_backend {
     /* Per-thread scratch for tile FFTs: 4 * U_max * W floats each. */
     float **scratch;
     size_t scratch_floats;
+    /* Per-thread f32 copies of a block of half-precision weight rows (cpu_half.c). */
+    float **wblock;
+    /* half -> f32 conversion of n values: the best this CPU has (cpu_half.c). */
+    void (*half_to_f32)(const uint16_t *src, size_t n, int bf16, float *dst);
 } cpu_backend;
 
 struct lcsm_filters {
@@ -107,15 +114,33 @@ lcsm_status cpu_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B,
 
 /* cpu_dense.c: dense and per-token operations of the table */
 lcsm_status cpu_embed(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, int D, lcsm_ref out);
-lcsm_status cpu_layernorm(lcsm_backend *be, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out, int rows, int D,
-                          float eps);
+lcsm_status cpu_norm(lcsm_backend *be, lcsm_norm_kind kind, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out,
+                     int rows, int D, float eps);
 lcsm_status cpu_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int n_in,
                        int n_out, int flags);
-lcsm_status cpu_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int B, int len,
-                              int D, lcsm_ref x0, lcsm_ref a_tm, size_t a_stride, lcsm_ref state);
-lcsm_status cpu_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref y_tm,
-                         size_t y_stride, lcsm_ref a_tm, size_t a_stride, lcsm_ref x0, lcsm_ref out);
+lcsm_status cpu_glu(lcsm_backend *be, lcsm_ref h, lcsm_ref out, int rows, int n, lcsm_act act);
+float cpu_act(lcsm_act act, float v);
+
+/* cpu_hyena.c: the Hyena operator, whole sequences and one decode step */
+lcsm_status cpu_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int K, int B,
+                              int len, int C, lcsm_ref out, lcsm_ref state);
+lcsm_status cpu_mul_seq(lcsm_backend *be, lcsm_seq x, lcsm_seq m, lcsm_seq out, int B, int len, int D);
+lcsm_status cpu_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_seq y, lcsm_seq a,
+                         lcsm_seq m, lcsm_seq out);
 lcsm_status cpu_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                            const lcsm_hyena_step_args *a);
+
+/* cpu_half.c: half-precision weights */
+/* Picks the conversion routine for this CPU. */
+void cpu_half_init(cpu_backend *cb);
+/* Per-thread blocks of CPU_WBLOCK_FLOATS floats (64 KiB, cache-resident) for
+ * linear on half weights; made with the backend. */
+#define CPU_WBLOCK_FLOATS 16384
+lcsm_status cpu_wblock_reserve(cpu_backend *cb);
+void cpu_wblock_free(cpu_backend *cb);
+/* out[rows][o0..o1) (op)= x W[o0..o1)^T with W half (bf16 or f16), beta 0 or 1:
+ * blocks of W rows converted to f32 in the thread's block, then BLAS on them. */
+void cpu_linear_half(cpu_backend *cb, const float *x, const uint16_t *W, int bf16, int rows, int n_in, int n_out,
+                     int o0, int o1, float beta, float *out, int thread);
 
 #endif

@@ -28,7 +28,7 @@ static lcsm_status cpu_alloc(lcsm_backend *be, size_t bytes, lcsm_buf **out)
     }
     lcsm__alloc_track(1); /* freed by lcsm__free in cpu_release */
     b->data = data;
-    b->n = bytes / sizeof(float);
+    b->bytes = bytes;
     *out = b;
     return LCSM_OK;
 }
@@ -42,36 +42,46 @@ static void cpu_release(lcsm_backend *be, lcsm_buf *b)
     }
 }
 
-static lcsm_status check_range(lcsm_backend *be, lcsm_ref r, size_t n, const char *what)
+static lcsm_status cpu_write(lcsm_backend *be, lcsm_ref dst, const void *src, size_t n)
 {
-    if (!r.buf || !lcsm__ref_fits(r.off, n, r.buf->n))
-        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "cpu: %s of %zu floats at %zu outside the buffer", what, n,
-                            r.off);
-    return LCSM_OK;
-}
-
-static lcsm_status cpu_write(lcsm_backend *be, lcsm_ref dst, const float *src, size_t n)
-{
-    lcsm_status st = check_range(be, dst, n, "write");
+    size_t bytes;
+    lcsm_status st = lcsm__check_ref(be, dst, n, dst.buf ? dst.buf->bytes : 0, "write", &bytes);
     if (st == LCSM_OK && n)
-        memcpy(cpu_ptr(dst), src, n * sizeof(float));
+        memcpy(cpu_vptr(dst), src, bytes);
     return st;
 }
 
-static lcsm_status cpu_read(lcsm_backend *be, lcsm_ref src, float *dst, size_t n)
+static lcsm_status cpu_read(lcsm_backend *be, lcsm_ref src, void *dst, size_t n)
 {
-    lcsm_status st = check_range(be, src, n, "read");
+    size_t bytes;
+    lcsm_status st = lcsm__check_ref(be, src, n, src.buf ? src.buf->bytes : 0, "read", &bytes);
     if (st == LCSM_OK && n)
-        memcpy(dst, cpu_ptr(src), n * sizeof(float));
+        memcpy(dst, cpu_vptr(src), bytes);
     return st;
 }
 
 static lcsm_status cpu_zero(lcsm_backend *be, lcsm_ref dst, size_t n)
 {
-    lcsm_status st = check_range(be, dst, n, "zero");
+    size_t bytes;
+    lcsm_status st = lcsm__check_ref(be, dst, n, dst.buf ? dst.buf->bytes : 0, "zero", &bytes);
     if (st == LCSM_OK && n)
-        memset(cpu_ptr(dst), 0, n * sizeof(float));
+        memset(cpu_vptr(dst), 0, bytes);
     return st;
+}
+
+/* Every op of the table, every variant the engine names. */
+static int cpu_supports(const lcsm_backend *be, lcsm_op op, int v)
+{
+    (void)be;
+    switch (op) {
+    case LCSM_OP_NORM: return v >= 0 && v < LCSM_NORM_COUNT;
+    case LCSM_OP_ACT: return v >= 0 && v < LCSM_ACT_COUNT;
+    case LCSM_OP_WEIGHTS: return v == LCSM_DT_F32 || v == LCSM_DT_F16 || v == LCSM_DT_BF16;
+    case LCSM_OP_GLU: return 1;
+    case LCSM_OP_SHORT_CONV: return v >= 1 && v <= LCSM_MAX_SHORT;
+    case LCSM_OP_HYENA: return v >= 1 && v <= LCSM_MAX_STAGES;
+    default: return 0;
+    }
 }
 
 static void cpu_destroy(lcsm_backend *be)
@@ -79,6 +89,7 @@ static void cpu_destroy(lcsm_backend *be)
     cpu_backend *cb = (cpu_backend *)be;
     cpu_wisdom_save(cb);
     cpu_plans_destroy(cb);
+    cpu_wblock_free(cb);
     lcsm_pool_destroy(cb->pool);
     if (cb->saved_blas_threads > 0)
         openblas_set_num_threads(cb->saved_blas_threads);
@@ -89,15 +100,18 @@ static void cpu_destroy(lcsm_backend *be)
 static const lcsm_backend_ops cpu_ops = {
     .name = "cpu",
     .destroy = cpu_destroy,
+    .supports = cpu_supports,
     .alloc = cpu_alloc,
     .release = cpu_release,
     .write = cpu_write,
     .read = cpu_read,
     .zero = cpu_zero,
     .embed = cpu_embed,
-    .layernorm = cpu_layernorm,
+    .norm = cpu_norm,
     .linear = cpu_linear,
+    .glu = cpu_glu,
     .shortconv_seq = cpu_shortconv_seq,
+    .mul_seq = cpu_mul_seq,
     .long_conv = cpu_long_conv,
     .gate_seq = cpu_gate_seq,
     .hyena_step = cpu_hyena_step,
@@ -128,6 +142,7 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
     }
     cb->saved_blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
+    cpu_half_init(cb);
 
     /* Tile plans: FFTW_MEASURE by default (they are reused for every step and kept
      * as wisdom); LCSM_FFTW_EFFORT=estimate trades speed for start-up time. */
@@ -138,6 +153,8 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
 
     int t;
     lcsm_status st = lcsm__fft_threshold(opt, &t);
+    if (st == LCSM_OK)
+        st = cpu_wblock_reserve(cb);
     if (st != LCSM_OK) {
         lcsm_backend_destroy(&cb->base);
         return st;

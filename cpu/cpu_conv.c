@@ -38,16 +38,8 @@ lcsm_status cpu_filters_create(lcsm_backend *be, const float *h, const float *db
     f->G = G;
     f->D = D;
     f->lh = lh;
-    /* Transpose [GD][lh] -> [lh][GD] in tiles, to stay within cache both ways. */
-    for (size_t r0 = 0; r0 < GD; r0 += 64)
-        for (size_t k0 = 0; k0 < (size_t)lh; k0 += 64)
-            for (size_t r = r0; r < r0 + 64 && r < GD; r++)
-                for (size_t k = k0; k < k0 + 64 && k < (size_t)lh; k++)
-                    f->hT[k * GD + r] = h[r * lh + k];
-    for (size_t r = 0; r < GD; r++) {
-        f->dbias[r] = dbias[r];
-        f->h0d[r] = h[r * lh] + dbias[r];
-    }
+    lcsm__filters_to_time_major(h, dbias, GD, (size_t)lh, f->hT, f->h0d);
+    memcpy(f->dbias, dbias, GD * sizeof *dbias);
     *out = f;
     return LCSM_OK;
 }

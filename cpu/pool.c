@@ -1,5 +1,5 @@
 #include "pool.h"
-#include "../src/internal.h"
+#include "../src/util.h"
 
 #include <pthread.h>
 #include <sched.h>

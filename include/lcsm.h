@@ -181,7 +181,10 @@ LCSM_API lcsm_status lcsm_list_devices(const char *name, lcsm_device_info *out, 
 
 typedef struct lcsm_model lcsm_model;
 
-/** The shape of a HyenaDNA / safari Hyena LM (the fields of its config.json). */
+/** The shape of a HyenaDNA / safari Hyena LM (the fields of its config.json).
+ *  Other families are described by their own config.json (see
+ *  lcsm_model_create_random_config); lcsm_model_info.config then holds the
+ *  fields they share with this one. */
 typedef struct lcsm_model_config {
     int d_model;          /* D */
     int n_layer;
@@ -202,6 +205,21 @@ typedef struct lcsm_model_config {
  *  l_max 16384, emb_dim 5, filter_order 64, num_inner_mlps 2. */
 LCSM_API void lcsm_model_config_default(lcsm_model_config *cfg);
 
+/** How weight matrices and embeddings are stored on the device. Norms,
+ *  biases, filters, spectra, states and all arithmetic stay f32: kernels read
+ *  the narrow type and accumulate in f32. */
+typedef enum lcsm_weight_dtype {
+    LCSM_WEIGHTS_F32 = 0,  /* default */
+    LCSM_WEIGHTS_F16 = 1,  /* IEEE half, rounded to nearest even at load */
+    LCSM_WEIGHTS_BF16 = 2, /* bfloat16, rounded to nearest even at load */
+    LCSM_WEIGHTS_AUTO = 3  /* each matrix as the checkpoint stores it (F32, F16 or BF16) */
+} lcsm_weight_dtype;
+
+/** "f32", "f16", "bf16", "auto"; and the reverse (LCSM_ERR_INVALID_ARGUMENT
+ *  for an unknown name). */
+LCSM_API const char *lcsm_weight_dtype_name(lcsm_weight_dtype d);
+LCSM_API lcsm_status lcsm_weight_dtype_from_name(const char *name, lcsm_weight_dtype *out);
+
 typedef struct lcsm_model_options {
     /* Added to the exponential modulation of the implicit filter:
      * h *= exp(-t*|delta|) + shift. 0.05 in the published inference code (default),
@@ -212,14 +230,20 @@ typedef struct lcsm_model_options {
      * session that needs a size is created (less memory when sessions are much
      * shorter than l_max). Never per step either way. */
     int defer_spectra;
+    /* Storage of weight matrices and embeddings (default LCSM_WEIGHTS_F32). */
+    lcsm_weight_dtype weight_dtype;
 } lcsm_model_options;
 
-/** Fills `opt` with the defaults (filter_shift 0.05, defer_spectra 0). */
+/** Fills `opt` with the defaults (filter_shift 0.05, defer_spectra 0, f32 weights). */
 LCSM_API void lcsm_model_options_default(lcsm_model_options *opt);
 
-/** Loads `dir`/config.json and `dir`/model.safetensors (F32, F16 or BF16 tensors;
- *  names as in HyenaDNA, optionally prefixed "model." or "hyena."). `opt` may be
- *  NULL. Errors name the file, tensor or field; see also lcsm_backend_last_error. */
+/** Loads `dir`/config.json and `dir`/model.safetensors (F32, F16 or BF16 tensors).
+ *  The family comes from the config's model_type ("hyenadna", "longconv"; see
+ *  lcsm_arch_name), else from its layout (safari's nested "layer" object), else
+ *  HyenaDNA; tensor names are the family's published ones (HyenaDNA's
+ *  optionally prefixed "model." or "hyena."). `opt` may be NULL. Errors name
+ *  the file, tensor or field; see also lcsm_backend_last_error. A layer kind
+ *  the backend cannot run is LCSM_ERR_UNSUPPORTED, naming the operation. */
 LCSM_API lcsm_status lcsm_model_load(lcsm_backend *backend, const char *dir,
                                      const lcsm_model_options *opt, lcsm_model **out);
 
@@ -229,25 +253,63 @@ LCSM_API lcsm_status lcsm_model_create_random(lcsm_backend *backend, const lcsm_
                                               uint64_t seed, const lcsm_model_options *opt,
                                               lcsm_model **out);
 
+/** Makes a model of any family with deterministic random weights from `seed`:
+ *  `config_json` is a config.json text of that family (model_type names it,
+ *  default "hyenadna"); fields it leaves out take the family's defaults, e.g.
+ *  {"model_type": "longconv", "d_model": 64, "n_layer": 2, "max_seq_len": 1024}. */
+LCSM_API lcsm_status lcsm_model_create_random_config(lcsm_backend *backend, const char *config_json,
+                                                     uint64_t seed, const lcsm_model_options *opt,
+                                                     lcsm_model **out);
+
+/** The i-th model family compiled in ("hyenadna", "longconv", ...), or NULL
+ *  past the last. Static storage. */
+LCSM_API const char *lcsm_arch_name(int i);
+
 /** The built-in default model: lcsm_model_config_default() with seed 20250101.
  *  Needs no files. */
 LCSM_API lcsm_status lcsm_model_create_default(lcsm_backend *backend, lcsm_model **out);
 
-/** Writes the model as `dir`/config.json + `dir`/model.safetensors (F32), creating
- *  `dir` if needed; lcsm_model_load reads it back to the same weights. */
+/** Writes the model as `dir`/config.json + `dir`/model.safetensors, creating
+ *  `dir` if needed; weight matrices in their device type (F16 or BF16 for such
+ *  models, so nothing is lost), the rest F32; lcsm_model_load reads it back to
+ *  the same weights. */
 LCSM_API lcsm_status lcsm_model_save(lcsm_model *model, const char *dir);
 
 LCSM_API void lcsm_model_destroy(lcsm_model *model);
 
 typedef struct lcsm_model_info {
-    lcsm_model_config config;
+    lcsm_model_config config; /* the shape (fields another family lacks are 0) */
+    char arch[32];            /* the family: "hyenadna", "longconv" */
     int n_vocab;              /* logits per position: padded vocabulary */
     size_t n_params;          /* weights, without the materialised filters */
     size_t weight_bytes;      /* device bytes of weights + filters + the tile spectra
                                  prepared so far (sessions prepare what they need) */
+    int n_tiled_convs;        /* long convolutions run by the tiling schedule */
+    size_t dense_bytes;       /* device bytes of the weights alone, as stored */
+    size_t dense_bytes_f32;   /* the same with f32 matrices, and */
+    size_t dense_bytes_f16;   /* with f16 or bf16 matrices */
+    size_t state_bytes_per_token; /* session state per position of one sequence
+                                     (history + accumulator of every tiled conv) */
 } lcsm_model_info;
 
 LCSM_API lcsm_status lcsm_model_get_info(const lcsm_model *model, lcsm_model_info *info);
+
+/** What one layer is (lcsm_model_get_layer): kinds as short names. */
+typedef struct lcsm_layer_info {
+    char norm[16];   /* "layernorm", "rmsnorm", "rmsnorm-sh" */
+    char mixer[16];  /* "hyena" */
+    char filter[64]; /* per stage, comma-separated: "implicit", "explicit" */
+    char mlp[16];    /* "none", "plain", "gated" */
+    char act[16];    /* the MLP's activation: "gelu-tanh", "gelu", "silu", "none" */
+    int n_stage;     /* long convolutions in the mixer's chain */
+    int streams;     /* D-wide streams of the input projection */
+    int short_taps;  /* taps of the short causal conv (0: none) */
+    int d_inner;     /* MLP width */
+    size_t weight_bytes; /* device bytes of the layer's weights */
+} lcsm_layer_info;
+
+/** Describes layer `layer` (0 <= layer < n_layer). */
+LCSM_API lcsm_status lcsm_model_get_layer(const lcsm_model *model, int layer, lcsm_layer_info *info);
 LCSM_API const char *lcsm_model_last_error(const lcsm_model *model);
 
 /** Parallel (FFT) forward over whole sequences: `tokens` is [batch][len],

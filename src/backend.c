@@ -1,9 +1,11 @@
 /* The registry of compiled-in backends and the generic parts of the handle. */
 #include "internal.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <strings.h>
 
 /* Each backend folder defines its factory; the engine knows only this prototype. */
@@ -151,4 +153,26 @@ lcsm_status lcsm__block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm
     if (is_tile && n_in >= be->fft_threshold)
         return be->ops->tile_fft(be, f, g, hist, acc, in0, n_in, out0, n_out);
     return be->ops->block_direct(be, f, g, hist, acc, in0, n_in, out0, n_out);
+}
+
+void lcsm__filters_to_time_major(const float *h, const float *dbias, size_t rows, size_t lh, float *hT, float *h0d)
+{
+    for (size_t r0 = 0; r0 < rows; r0 += 64) /* tiles of 64 x 64 stay in cache both ways */
+        for (size_t k0 = 0; k0 < lh; k0 += 64)
+            for (size_t r = r0; r < r0 + 64 && r < rows; r++)
+                for (size_t k = k0; k < k0 + 64 && k < lh; k++)
+                    hT[k * rows + r] = h[r * lh + k];
+    for (size_t r = 0; h0d && r < rows; r++)
+        h0d[r] = h[r * lh] + dbias[r];
+}
+
+lcsm_status lcsm__check_ref(lcsm_backend *be, lcsm_ref r, size_t n, size_t buf_bytes, const char *what,
+                            size_t *bytes)
+{
+    const size_t es = lcsm_dtype_size(r.dt);
+    if (!r.buf || n > SIZE_MAX / es || !lcsm__ref_fits(r.off, n * es, buf_bytes))
+        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "%s: %s of %zu elements at byte %zu outside the buffer",
+                            be->name, what, n, r.off);
+    *bytes = n * es;
+    return LCSM_OK;
 }

@@ -3,21 +3,29 @@
  *
  * The engine (src/) owns the model, the schedule and the order of work; a backend
  * owns memory and arithmetic. Buffers are opaque; the engine names places in them
- * with lcsm_ref (buffer + offset in floats) and never dereferences them, so a
- * device backend keeps everything resident and the engine stays the same.
+ * with lcsm_ref (buffer + byte offset + element type) and never dereferences them,
+ * so a device backend keeps everything resident and the engine stays the same.
+ * Operations grow by kind, not by model: a norm of a kind, an activation code on
+ * linear, one Hyena decode step for every stage layout; a backend says which it
+ * has (supports), and a model that needs one it lacks is refused at load.
  *
- * Layouts (all float32, row-major):
- *   activations   [rows][width], rows = batch (decode) or batch*len (prefill)
+ * Layouts (row-major):
+ *   activations   [rows][width] f32, rows = batch (decode) or batch*len (prefill)
+ *   weights       [n_out][n_in] in f32, f16 or bf16 (lcsm_ref.dt); everything
+ *                 else is f32, token ids i32
  *   long-conv signals are TIME-MAJOR: [time][rows], rows = G*B*D, where row
- *     r = (g*B + b)*D + c is group (layer) g, sequence b, channel c, and uses
- *     filter g*D + c. Time-major makes a token's column contiguous and lets
- *     lazy/eager/direct work vectorise across rows.
+ *     r = (g*B + b)*D + c is group g (one tiled convolution of a layer), sequence
+ *     b, channel c, and uses filter g*D + c. Time-major makes a token's column
+ *     contiguous and lets lazy/eager/direct work vectorise across rows.
+ *   sequences (lcsm_seq): element (b, t, c) of a [B][len][D] signal at
+ *     t*st + b*sb + c elements from the ref: row-major activations (st = width,
+ *     sb = len*width) and time-major signals (st = row stride, sb = D) alike.
  *   filters (lcsm_filters) are backend-owned: G*D filters of length lh, plus the
  *     per-channel skip term dbias, plus the spectra of the flash tile segments.
  *
  * Every operation returns LCSM_OK or an error with the backend's last-error text
- * set (lcsm__set_error). Operations are issued in order; a device backend may
- * queue them and only synchronise in read().
+ * set. Operations are issued in order; a device backend may queue them and only
+ * synchronise in read().
  */
 #ifndef LCSM_BACKEND_H
 #define LCSM_BACKEND_H
@@ -28,24 +36,69 @@
 typedef struct lcsm_buf lcsm_buf;         /* backend-defined */
 typedef struct lcsm_filters lcsm_filters; /* backend-defined */
 
-/* Weights and the activations of a step start at multiples of LCSM_ALIGN
- * floats (64 bytes) of their buffers, so device kernels may read their rows as
- * aligned vectors when the row length allows. */
-#define LCSM_ALIGN 16
+/* Element types of buffer contents. */
+typedef enum lcsm_dtype {
+    LCSM_DT_F32 = 0,
+    LCSM_DT_F16 = 1,  /* IEEE half */
+    LCSM_DT_BF16 = 2, /* the top half of an f32 */
+    LCSM_DT_I32 = 3,
+    LCSM_DT_C64 = 4,  /* complex: two f32, real first */
+    LCSM_DT_COUNT
+} lcsm_dtype;
 
-/* n rounded up to a multiple of LCSM_ALIGN. */
+static inline size_t lcsm_dtype_size(lcsm_dtype dt)
+{
+    return dt == LCSM_DT_F16 || dt == LCSM_DT_BF16 ? 2 : dt == LCSM_DT_C64 ? 8 : 4;
+}
+
+/* Weights and the activations of a step start at multiples of LCSM_ALIGN_BYTES
+ * of their buffers, so device kernels may read their rows as aligned vectors
+ * when the row length allows. LCSM_ALIGN is the same in f32 elements. */
+#define LCSM_ALIGN_BYTES 64
+#define LCSM_ALIGN (LCSM_ALIGN_BYTES / 4)
+
+/* n rounded up to a multiple of LCSM_ALIGN (elements of 4 bytes). */
 static inline size_t lcsm_align_up(size_t n) { return (n + LCSM_ALIGN - 1) / LCSM_ALIGN * LCSM_ALIGN; }
+/* bytes rounded up to a multiple of LCSM_ALIGN_BYTES. */
+static inline size_t lcsm_align_bytes(size_t n) { return (n + LCSM_ALIGN_BYTES - 1) / LCSM_ALIGN_BYTES * LCSM_ALIGN_BYTES; }
 
 typedef struct lcsm_ref {
     lcsm_buf *buf;
-    size_t off; /* in floats */
+    size_t off;     /* in bytes */
+    lcsm_dtype dt;  /* of the elements there */
 } lcsm_ref;
 
-static inline lcsm_ref lcsm_ref_at(lcsm_ref r, size_t floats)
+/* The place `elems` elements (of r's type) after r. */
+static inline lcsm_ref lcsm_ref_at(lcsm_ref r, size_t elems)
 {
-    r.off += floats;
+    r.off += elems * lcsm_dtype_size(r.dt);
     return r;
 }
+
+/* An f32 ref at `elems` floats into buf (the common case). */
+static inline lcsm_ref lcsm_f32(lcsm_buf *buf, size_t elems) { return (lcsm_ref){buf, elems * 4, LCSM_DT_F32}; }
+
+/* The same place seen as another element type. */
+static inline lcsm_ref lcsm_ref_as(lcsm_ref r, lcsm_dtype dt)
+{
+    r.dt = dt;
+    return r;
+}
+
+/* A [B][len][D] signal: element (b, t, c) at st*t + sb*b + c elements from r. */
+typedef struct lcsm_seq {
+    lcsm_ref r;
+    size_t st, sb;
+} lcsm_seq;
+
+/* Row-major [B][len][width] activations, starting at column `col`. */
+static inline lcsm_seq lcsm_seq_rows(lcsm_ref r, int len, int width, int col)
+{
+    return (lcsm_seq){lcsm_ref_at(r, (size_t)col), (size_t)width, (size_t)len * (size_t)width};
+}
+
+/* Time-major [len][stride] signals, sequence b at column b*D. */
+static inline lcsm_seq lcsm_seq_time(lcsm_ref r, size_t stride, int D) { return (lcsm_seq){r, stride, (size_t)D}; }
 
 /* Prompts up to this length push their contribution into the accumulators
  * directly in long_conv (every backend): an FFT of the whole session length
@@ -65,81 +118,135 @@ static inline int lcsm_ilog2(unsigned v)
 
 /* Geometry of a batched set of long convolutions (see the layout above). */
 typedef struct lcsm_conv_geom {
-    int G; /* groups (layers) covered */
+    int G; /* groups (tiled convolutions) covered */
     int B; /* sequences */
     int D; /* channels */
     int L; /* length of the time axis of history and accumulator buffers */
 } lcsm_conv_geom;
 
-enum {
-    LCSM_LINEAR_ACCUMULATE = 1, /* out += x W^T (+ b) instead of out = */
-    LCSM_LINEAR_GELU = 2        /* out = gelu_tanh(x W^T + b); not with ACCUMULATE */
-};
+/* Activations, applied elementwise (linear's flags, glu). */
+typedef enum lcsm_act {
+    LCSM_ACT_NONE = 0,
+    LCSM_ACT_GELU_TANH = 1, /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    LCSM_ACT_GELU = 2,      /* 0.5 x (1 + erf(x / sqrt 2)) */
+    LCSM_ACT_SILU = 3,      /* x / (1 + exp(-x)) */
+    LCSM_ACT_COUNT
+} lcsm_act;
 
-/* How the mixer of one decode step gets the long-convolution value. */
+enum {
+    LCSM_LINEAR_ACCUMULATE = 1, /* out += x W^T (+ b) instead of out = ; no activation then */
+};
+/* The activation code of linear's flags: out = act(x W^T + b). */
+#define LCSM_LINEAR_ACT(a) ((int)(a) << 1)
+#define LCSM_LINEAR_ACT_OF(flags) ((lcsm_act)(((flags) >> 1) & 7))
+#define LCSM_LINEAR_GELU LCSM_LINEAR_ACT(LCSM_ACT_GELU_TANH)
+
+/* Norms over the last axis (width D); w is the scale, b the shift (may be absent). */
+typedef enum lcsm_norm_kind {
+    LCSM_NORM_LAYER = 0,  /* (x - mean) / sqrt(var + eps) * w + b */
+    LCSM_NORM_RMS = 1,    /* x / sqrt(mean(x^2) + eps) * w */
+    LCSM_NORM_RMS_SH = 2, /* x / (||x||_2 / sqrt(D) + eps) * w: StripedHyena's, eps outside the root */
+    LCSM_NORM_COUNT
+} lcsm_norm_kind;
+
+/* How the mixer of one decode step gets a tiled convolution's past. */
 typedef enum lcsm_mix_mode {
     LCSM_MIX_LAZY = 0,  /* sum over the whole history now */
     LCSM_MIX_CACHED = 1 /* acc[t] holds every past contribution; add the diagonal */
 } lcsm_mix_mode;
 
-/* Parameters of one Hyena operator's decode step. */
+/* One stage of a Hyena chain: s = s * u[mult] (unless mult < 0), then
+ * s = (h * s)_t + dbias * s_t with the long filter of tiled group `group`. */
+typedef struct lcsm_hyena_stage {
+    int mult;  /* stream of the projection multiplied in first, -1: none */
+    int group; /* tiled group (history, accumulator, filters) */
+} lcsm_hyena_stage;
+
+#define LCSM_MAX_STAGES 2
+#define LCSM_MAX_STREAMS 4
+#define LCSM_MAX_SHORT 8 /* short conv taps */
+
+/* Parameters of one Hyena operator's decode step. The projection of the token
+ * holds S streams of D channels ([post gate, ..., chain input]); each stream
+ * goes through a K-tap causal short conv (none when K = 0), the chain starts
+ * at stream S-1, runs the stages, and y = u[0] * s. */
 typedef struct lcsm_hyena_step_args {
-    lcsm_ref u;       /* [B][3D] in_proj output of this token */
-    lcsm_ref conv_w;  /* [3D][3] short conv taps (tap 2 = current) */
-    lcsm_ref conv_b;  /* [3D] */
-    lcsm_ref state;   /* [B][2][3D] in_proj outputs of positions t-2, t-1 */
-    lcsm_ref hist;    /* time-major [L][G*B*D] history of a = v*x1, all groups */
-    lcsm_ref acc;     /* same layout; accumulated past contributions (not LAZY) */
-    lcsm_ref y;       /* [B][D] out: (conv + skip) * x0 */
-    lcsm_ref work;    /* [B][D] scratch the op may overwrite */
-    int group;        /* which group (layer) of hist/acc/filters */
-    int t;            /* position */
+    lcsm_ref u;      /* [B][S*D] projection of this token */
+    int S;           /* streams, 2..LCSM_MAX_STREAMS */
+    lcsm_ref conv_w; /* [S*D][K] short conv taps (tap K-1 = current) */
+    lcsm_ref conv_b; /* [S*D], buf NULL: no bias */
+    int K;           /* 0 (no short conv) .. LCSM_MAX_SHORT */
+    lcsm_ref state;  /* [B][K-1][S*D] projections of positions t-K+1 .. t-1 */
+    int n_stage;
+    lcsm_hyena_stage stage[LCSM_MAX_STAGES];
+    lcsm_ref hist;   /* time-major [L][G*B*D] history of every stage's input */
+    lcsm_ref acc;    /* same layout; accumulated past contributions (not LAZY) */
+    lcsm_ref y;      /* [B][D] out */
+    lcsm_ref work;   /* [B][D] scratch the op may overwrite */
+    int t;           /* position */
     lcsm_mix_mode mode;
 } lcsm_hyena_step_args;
+
+/* What a model may need of a backend (supports): an op kind and its variant. */
+typedef enum lcsm_op {
+    LCSM_OP_NORM,       /* variant: lcsm_norm_kind */
+    LCSM_OP_ACT,        /* variant: lcsm_act (linear's epilogue and glu) */
+    LCSM_OP_WEIGHTS,    /* variant: lcsm_dtype of weight matrices and embeddings */
+    LCSM_OP_GLU,        /* gated MLP */
+    LCSM_OP_SHORT_CONV, /* variant: taps */
+    LCSM_OP_HYENA,      /* variant: stages */
+    LCSM_OP_COUNT
+} lcsm_op;
 
 typedef struct lcsm_backend_ops {
     const char *name;
     void (*destroy)(lcsm_backend *be);
+    /* 1 if the backend has op (with that variant). */
+    int (*supports)(const lcsm_backend *be, lcsm_op op, int variant);
 
-    /* ---- memory */
+    /* ---- memory; n counts elements of the ref's type */
     lcsm_status (*alloc)(lcsm_backend *be, size_t bytes, lcsm_buf **out);
     void (*release)(lcsm_backend *be, lcsm_buf *buf);
-    lcsm_status (*write)(lcsm_backend *be, lcsm_ref dst, const float *src, size_t n);
-    lcsm_status (*read)(lcsm_backend *be, lcsm_ref src, float *dst, size_t n);
+    lcsm_status (*write)(lcsm_backend *be, lcsm_ref dst, const void *src, size_t n);
+    lcsm_status (*read)(lcsm_backend *be, lcsm_ref src, void *dst, size_t n);
     lcsm_status (*zero)(lcsm_backend *be, lcsm_ref dst, size_t n);
 
     /* ---- dense ops */
-    /* out[i][:] = E[ids[i]][:] for i < n; ids on the host, already range-checked. */
-    lcsm_status (*embed)(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, int D,
-                         lcsm_ref out);
-    lcsm_status (*layernorm)(lcsm_backend *be, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out,
-                             int rows, int D, float eps);
-    /* out[rows][n_out] (op)= act(x[rows][n_in] W^T + bias); W is [n_out][n_in];
-     * bias.buf may be NULL. */
-    lcsm_status (*linear)(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out,
-                          int rows, int n_in, int n_out, int flags);
+    /* out[i][:] = E[ids[i]][:] for i < n; ids on the host, already range-checked;
+     * E in any weight type, out f32. */
+    lcsm_status (*embed)(lcsm_backend *be, lcsm_ref E, const int32_t *ids, int n, int D, lcsm_ref out);
+    /* out = norm(x) of a kind, rows of width D; b.buf may be NULL. */
+    lcsm_status (*norm)(lcsm_backend *be, lcsm_norm_kind kind, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out,
+                        int rows, int D, float eps);
+    /* out[rows][n_out] (op)= act(x[rows][n_in] W^T + bias); W is [n_out][n_in] in
+     * any weight type; bias.buf may be NULL; flags: LCSM_LINEAR_ACCUMULATE or an
+     * activation (LCSM_LINEAR_ACT), not both. */
+    lcsm_status (*linear)(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int n_in,
+                          int n_out, int flags);
+    /* out[r][i] = act(h[r][i]) * h[r][n + i]: the gate of a gated MLP, h [rows][2n],
+     * out [rows][n] (not overlapping h). */
+    lcsm_status (*glu)(lcsm_backend *be, lcsm_ref h, lcsm_ref out, int rows, int n, lcsm_act act);
 
     /* ---- Hyena operator, whole sequences (prefill and the parallel forward) */
-    /* Short causal conv over u [B][len][3D] from a zero state; writes
-     * x0 [B][len][D], a = v*x1 time-major into a_tm ([len][a_stride] starting at
-     * column 0 of the ref: column b*D + c), and, if state.buf, the last two rows of
-     * u per sequence into state [B][2][3D] (zeros where len < 2). */
-    lcsm_status (*shortconv_seq)(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b,
-                                 int B, int len, int D, lcsm_ref x0, lcsm_ref a_tm,
-                                 size_t a_stride, lcsm_ref state);
+    /* K-tap causal short conv of u [B][len][C] from a zero state (tap K-1 =
+     * current position), into out [B][len][C] (not u); with state.buf, the last
+     * K-1 rows of u per sequence into state [B][K-1][C] (zeros before t = 0). */
+    lcsm_status (*shortconv_seq)(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int K, int B,
+                                 int len, int C, lcsm_ref out, lcsm_ref state);
+    /* out = x * m elementwise over [B][len][D] (m.r.buf NULL: out = x). */
+    lcsm_status (*mul_seq)(lcsm_backend *be, lcsm_seq x, lcsm_seq m, lcsm_seq out, int B, int len, int D);
     /* Causal long convolution of group g of `f` for whole sequences, B*D columns
      * starting at the refs, time-major:
      *   y_tm[t][col] = sum_{s<=t} h[t-s] a_tm[s][col]            for t < len
      * and, if acc.buf (same row stride as a_tm), the prompt's contribution to
      * later outputs:
      *   acc[t][col] += sum_{s<len} h[t-s] a_tm[s][col]           for len <= t < acc_len */
-    lcsm_status (*long_conv)(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len,
-                             lcsm_ref a_tm, size_t a_stride, lcsm_ref y_tm, size_t y_stride,
-                             lcsm_ref acc, int acc_len);
-    /* out[b*len+t][c] = x0[b*len+t][c] * (y_tm[t][b*D+c] + dbias[g*D+c] * a_tm[t][b*D+c]) */
-    lcsm_status (*gate_seq)(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len,
-                            lcsm_ref y_tm, size_t y_stride, lcsm_ref a_tm, size_t a_stride,
-                            lcsm_ref x0, lcsm_ref out);
+    lcsm_status (*long_conv)(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref a_tm,
+                             size_t a_stride, lcsm_ref y_tm, size_t y_stride, lcsm_ref acc, int acc_len);
+    /* out(b,t,c) = m(b,t,c) * (y(b,t,c) + dbias[g*D+c] * a(b,t,c)) over [B][len][D]
+     * (m.r.buf NULL: m = 1). */
+    lcsm_status (*gate_seq)(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_seq y, lcsm_seq a,
+                            lcsm_seq m, lcsm_seq out);
 
     /* ---- Hyena operator, one decode step */
     lcsm_status (*hyena_step)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
@@ -176,11 +283,11 @@ typedef struct lcsm_backend_ops {
     /* ---- decoding on the device (optional: all three or none). The engine's
      * generate loop then keeps the sampled ids on the device and never waits
      * inside the loop, so the host queues step t+1 while the device runs step t. */
-    /* out[i][:] = E[ids[i]][:], the ids already on the device (from sample). */
+    /* out[i][:] = E[ids[i]][:], the ids (i32) already on the device (from sample). */
     lcsm_status (*embed_dev)(lcsm_backend *be, lcsm_ref E, lcsm_ref ids, int n, int D, lcsm_ref out);
     /* Samples one id per row of logits [B][V] as lcsm__sample does (greedy, or
      * temperature / top-k / top-p over [p->token_lo, p->token_hi), sequence b's
-     * generator at lcsm__rng_state(p->seed, b, draws)) into ids (B int32 on the
+     * generator at lcsm__rng_state(p->seed, b, draws)) into ids (B i32 on the
      * device) and copies them to host_ids: before returning with wait, else
      * asynchronously (host_ids untouched by the caller until finish or a later
      * waiting call). With temperature > 0 only for token_hi - token_lo <=
@@ -207,6 +314,9 @@ struct lcsm_backend {
     lcsm_backend_stats stats; /* kept up to date by the backend */
     char last_error[512];
 };
+
+/* 1 if [off, off + n) lies within a buffer of `size` units. */
+static inline int lcsm__ref_fits(size_t off, size_t n, size_t size) { return off <= size && n <= size - off; }
 
 /* The backends compiled in; each returns LCSM_OK and a backend, or an error. */
 typedef lcsm_status (*lcsm_backend_factory)(const lcsm_backend_options *opt, lcsm_backend **out);

@@ -1,5 +1,5 @@
-/* The decode engine: session state and the parallel forward it shares with
- * lcsm_model_forward. */
+/* The decode engine: session state, the block helpers the step and the
+ * parallel forward share, and the parallel forward itself. */
 #ifndef LCSM_ENGINE_H
 #define LCSM_ENGINE_H
 
@@ -9,18 +9,21 @@ struct lcsm_session {
     lcsm_model *model;
     lcsm_backend *be;
     lcsm_session_options opt;
-    lcsm_conv_geom geom; /* G = layers, B, D, L = max_len */
+    lcsm_conv_geom geom; /* G = the model's tiled convolutions, B, D, L = max_len */
     int pos;             /* next position */
     int origin;          /* where the flash schedule started (prompt length) */
     int broken;          /* a backend op failed mid-step: only reset helps */
     /* device state */
-    /* hist, acc (not lazy), and conv state + activations: three allocations, so
-     * that long sessions stay within a device's largest single buffer. */
+    /* hist, acc (not lazy), and the per-layer states + activations: three
+     * allocations, so that long sessions stay within a device's largest single
+     * buffer. */
     lcsm_buf *bufs[3];
-    lcsm_ref hist, acc, conv_state;
-    lcsm_ref r, xn, u, y, work, hid, logits;
+    lcsm_ref hist, acc;
+    lcsm_ref *conv_state; /* [n_layer]: [B][K-1][S*D] short-conv inputs (buf NULL: none) */
+    size_t states_floats; /* of the third buffer, before the activations */
+    lcsm_ref r, xn, u, y, work, hid, hid2, logits;
     lcsm_ref ids; /* [B] int32: sampled ids kept on the device (backends with sample) */
-    size_t state_floats;
+    size_t state_bytes;
     /* host */
     float *logits_host; /* [B][n_vocab] */
     void *sample_scratch;
@@ -30,34 +33,49 @@ struct lcsm_session {
     char last_error[512];
 };
 
-/* out = linear(LayerNorm(x)) through the scratch xn: the pre-norm pattern of
- * every block, in the step and the parallel forward alike. (Folding the two
- * into one OpenCL kernel was measured slower; see gemv_vec in cl/dense.cl.) */
-static inline lcsm_status lcsm__ln_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref ln_w, lcsm_ref ln_b, float eps,
-                                          lcsm_ref xn, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int D,
-                                          int n_out, int flags)
+/* Widths of a model's activations: the input projection and MLP hidden (u),
+ * a gated MLP's gate output (hid2, 0 if none), over every layer. */
+void lcsm__model_widths(const lcsm_model *m, size_t *u_width, size_t *hid_width, size_t *hid2_width);
+
+/* out = linear(norm(x)) through the scratch xn: the pre-norm pattern of every
+ * block, in the step and the parallel forward alike. (Folding the two into one
+ * OpenCL kernel was measured slower; bench/RESULTS.md.) */
+static inline lcsm_status lcsm__norm_linear(lcsm_backend *be, const lcsm_layer_spec *s, float eps, lcsm_ref x,
+                                            lcsm_ref norm_w, lcsm_ref norm_b, lcsm_ref xn, lcsm_ref W, lcsm_ref bias,
+                                            lcsm_ref out, int rows, int D, int n_out, int flags)
 {
-    lcsm_status st = be->ops->layernorm(be, x, ln_w, ln_b, xn, rows, D, eps);
+    lcsm_status st = be->ops->norm(be, s->norm, x, norm_w, norm_b, xn, rows, D, eps);
     return st != LCSM_OK ? st : be->ops->linear(be, xn, W, bias, out, rows, D, n_out, flags);
 }
 
-/* The MLP half of block ly on rows of the residual stream r [rows][D]:
- * r += fc2(gelu(fc1(LayerNorm2(r)))), through the scratch xn [rows][D] and
- * hid [rows][DI]. */
-static inline lcsm_status lcsm__block_mlp(lcsm_backend *be, const lcsm_layer *ly, lcsm_ref r, lcsm_ref xn,
-                                          lcsm_ref hid, int rows, int D, int DI, float eps)
+/* The MLP half of block l on rows of the residual stream r [rows][D]:
+ * r += down(act(up(norm2(r)))) (plain) or r += down(act(W1 x) * W2 x) (gated,
+ * W1 and W2 stacked in up), through the scratch xn [rows][D], hid [rows][up
+ * width] and, gated, hid2 [rows][d_inner]. */
+static inline lcsm_status lcsm__block_mlp(lcsm_backend *be, const lcsm_model *m, int l, lcsm_ref r, lcsm_ref xn,
+                                          lcsm_ref hid, lcsm_ref hid2, int rows)
 {
-    lcsm_status st = lcsm__ln_linear(be, r, ly->norm2_w, ly->norm2_b, eps, xn, ly->fc1_w, ly->fc1_b, hid, rows, D,
-                                     DI, LCSM_LINEAR_GELU);
+    const lcsm_layer_spec *s = &m->spec[l];
+    const lcsm_ref *w = m->w[l];
+    const int D = m->hp.d_model, DI = s->d_inner;
+    if (s->mlp == LCSM_MLP_NONE)
+        return LCSM_OK;
+    const int gated = s->mlp == LCSM_MLP_GATED;
+    lcsm_status st = lcsm__norm_linear(be, s, m->hp.norm_eps, r, w[LCSM_R_NORM2_W], w[LCSM_R_NORM2_B], xn,
+                                       w[LCSM_R_UP_W], w[LCSM_R_UP_B], hid, rows, D, gated ? 2 * DI : DI,
+                                       gated ? 0 : LCSM_LINEAR_ACT(s->act));
+    if (st == LCSM_OK && gated)
+        st = be->ops->glu(be, hid, hid2, rows, DI, s->act);
     return st != LCSM_OK ? st
-                         : be->ops->linear(be, hid, ly->fc2_w, ly->fc2_b, r, rows, DI, D, LCSM_LINEAR_ACCUMULATE);
+                         : be->ops->linear(be, gated ? hid2 : hid, w[LCSM_R_DOWN_W], w[LCSM_R_DOWN_B], r, rows, DI, D,
+                                           LCSM_LINEAR_ACCUMULATE);
 }
 
 /* Parallel forward over tokens [B][len] from position 0 (token ids checked by
  * the caller). With a session, also leaves its state as if the tokens had been
- * stepped: history, short-conv state, and (unless lazy) the prompt's pushes into
- * the accumulators. logits: [B][len][V] if all_positions, else [B][V] of the
- * last position; may be NULL. Errors go to be->last_error. */
+ * stepped: histories, short-conv states, and (unless lazy) the prompt's pushes
+ * into the accumulators. logits: [B][len][V] if all_positions, else [B][V] of
+ * the last position; may be NULL. Errors go to be->last_error. */
 lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tokens, int B, int len,
                               float *logits, int all_positions);
 

@@ -12,9 +12,9 @@
 lcsm_status lcsm__check_tokens(const lcsm_model *m, const int32_t *ids, size_t n, char *dst, size_t cap)
 {
     for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= m->n_vocab)
+        if (ids[i] < 0 || ids[i] >= m->hp.n_vocab)
             return lcsm__fail(dst, cap, LCSM_ERR_TOKEN_RANGE, "token id %d at index %zu is outside [0, %d)",
-                              (int)ids[i], i, m->n_vocab);
+                              (int)ids[i], i, m->hp.n_vocab);
     return LCSM_OK;
 }
 
@@ -24,56 +24,122 @@ lcsm_status lcsm__check_tokens(const lcsm_model *m, const int32_t *ids, size_t n
             goto done;                                                                                     \
     } while (0)
 
+/* Scratch of one parallel forward: activations [N = B*len][.], and the long
+ * convolutions' signals time-major [len][B*D]. */
+typedef struct fwd_scratch {
+    lcsm_ref r, xn, u, uc, hid2, a, y, lg;
+} fwd_scratch;
+
+/* The Hyena mixer of layer l over whole sequences: xn = the gated output
+ * [N][D] (the input of out_proj). With a session, every stage's input goes
+ * into its history (group stride G*B*D) and, unless lazy, the prompt's
+ * pushes into its accumulator; the short conv leaves its state. */
+static lcsm_status hyena_seq(lcsm_model *m, lcsm_session *s, const fwd_scratch *x, int l, int B, int len)
+{
+    lcsm_backend *be = m->be;
+    const lcsm_backend_ops *op = be->ops;
+    const lcsm_layer_spec *sp = &m->spec[l];
+    const lcsm_ref *w = m->w[l];
+    const int D = m->hp.d_model, S = sp->streams, G = m->n_tiled;
+    const size_t BD = (size_t)B * D, a_stride = s ? (size_t)G * BD : BD;
+    lcsm_status st = LCSM_OK;
+    lcsm_ref uc = x->u;
+    if (sp->short_taps > 0) {
+        uc = x->uc;
+        st = op->shortconv_seq(be, x->u, w[LCSM_R_SHORT_W], w[LCSM_R_SHORT_B], sp->short_taps, B, len, S * D, uc,
+                               s ? s->conv_state[l] : (lcsm_ref){0});
+    }
+    /* stream j of the projection as a [B][len][D] signal */
+#define STREAM(j) lcsm_seq_rows(uc, len, S * D, (j) * D)
+    const lcsm_seq none = {{0}, 0, 0};
+    for (int i = 0; i < sp->n_stage && st == LCSM_OK; i++) {
+        const int g = sp->stage[i].group;
+        const lcsm_ref a = s ? lcsm_ref_at(s->hist, (size_t)g * BD) : lcsm_ref_at(x->a, (size_t)i * len * BD);
+        const lcsm_ref acc = s && s->opt.algo != LCSM_ALGO_LAZY ? lcsm_ref_at(s->acc, (size_t)g * BD) : (lcsm_ref){0};
+        const lcsm_seq a_seq = lcsm_seq_time(a, a_stride, D);
+        if (i == 0) /* the chain's input, times the first stage's multiplier */
+            st = op->mul_seq(be, STREAM(S - 1), sp->stage[0].mult >= 0 ? STREAM(sp->stage[0].mult) : none, a_seq, B,
+                             len, D);
+        if (st == LCSM_OK)
+            st = op->long_conv(be, m->filters, g, B, len, a, a_stride, x->y, BD, acc, s ? s->geom.L : 0);
+        if (st != LCSM_OK)
+            break;
+        /* s = y + dbias a, times the next stage's multiplier into its input, or
+         * the post gate into the output */
+        const lcsm_seq y_seq = lcsm_seq_time(x->y, BD, D);
+        if (i + 1 < sp->n_stage) {
+            const int g2 = sp->stage[i + 1].group, mult = sp->stage[i + 1].mult;
+            const lcsm_ref a2 = s ? lcsm_ref_at(s->hist, (size_t)g2 * BD) : lcsm_ref_at(x->a, (size_t)(i + 1) * len * BD);
+            st = op->gate_seq(be, m->filters, g, B, len, y_seq, a_seq, mult >= 0 ? STREAM(mult) : none,
+                              lcsm_seq_time(a2, a_stride, D));
+        } else {
+            st = op->gate_seq(be, m->filters, g, B, len, y_seq, a_seq, STREAM(0), lcsm_seq_rows(x->xn, len, D, 0));
+        }
+    }
+#undef STREAM
+    return st;
+}
+
 lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tokens, int B, int len,
                               float *logits, int all_positions)
 {
     lcsm_backend *be = m->be;
     const lcsm_backend_ops *op = be->ops;
-    const lcsm_model_config *c = &m->cfg;
-    const int D = c->d_model, DI = c->d_inner, V = m->n_vocab, G = c->n_layer;
-    const float eps = c->layer_norm_epsilon;
+    const lcsm_hparams *hp = &m->hp;
+    const int D = hp->d_model, V = hp->n_vocab, L = hp->n_layer;
+    const float eps = hp->norm_eps;
     const size_t N = (size_t)B * (size_t)len; /* rows of the activations */
     const size_t BD = (size_t)B * D;
-    /* Scratch for this call: activations [N][.], a and y time-major [len][B*D]. */
-    const size_t widest = (size_t)(3 * D > DI ? 3 * D : DI);
-    const size_t n_r = N * D, n_xn = N * D, n_u = N * widest, n_x0 = N * D, n_a = s ? 0 : (size_t)len * BD,
-                 n_y = (size_t)len * BD, n_lg = (all_positions ? N : (size_t)B) * V;
-    const size_t total = n_r + n_xn + n_u + n_x0 + n_a + n_y + n_lg;
+    size_t u_w, hid_w, hid2_w, uc_w = 0;
+    int max_stage = 0;
+    lcsm__model_widths(m, &u_w, &hid_w, &hid2_w);
+    for (int l = 0; l < L; l++) {
+        const lcsm_layer_spec *sp = &m->spec[l];
+        if (sp->short_taps > 0 && (size_t)sp->streams * D > uc_w)
+            uc_w = (size_t)sp->streams * D;
+        max_stage = sp->n_stage > max_stage ? sp->n_stage : max_stage;
+    }
+    /* u holds the input projection, then the MLP's hidden layer */
+    const size_t widest = u_w > hid_w ? u_w : hid_w;
+    const size_t n[8] = {N * D, N * D, N * widest, N * uc_w, N * hid2_w, s ? 0 : (size_t)max_stage * len * BD,
+                         (size_t)len * BD, (all_positions ? N : (size_t)B) * V};
+    size_t total = 0;
+    for (int i = 0; i < 8; i++)
+        total += n[i];
     lcsm_buf *buf = NULL;
     lcsm_status st = op->alloc(be, total * sizeof(float), &buf);
     if (st != LCSM_OK)
         return st;
-    lcsm_ref r = {buf, 0}, xn = lcsm_ref_at(r, n_r), u = lcsm_ref_at(xn, n_xn), x0 = lcsm_ref_at(u, n_u),
-             a = lcsm_ref_at(x0, n_x0), y = lcsm_ref_at(a, n_a), lg = lcsm_ref_at(y, n_y);
-    /* With a session, a = v*x1 goes straight into the history (group stride G*B*D). */
-    const size_t a_stride = s ? (size_t)G * BD : BD;
+    fwd_scratch x;
+    lcsm_ref *refs[8] = {&x.r, &x.xn, &x.u, &x.uc, &x.hid2, &x.a, &x.y, &x.lg};
+    for (size_t i = 0, off = 0; i < 8; off += n[i++])
+        *refs[i] = lcsm_f32(buf, off);
 
-    TRY(op->embed(be, m->emb, tokens, (int)N, D, r));
-    for (int l = 0; l < G; l++) {
-        const lcsm_layer *ly = &m->layers[l];
-        lcsm_ref a_l = s ? lcsm_ref_at(s->hist, (size_t)l * BD) : a;
-        lcsm_ref state = s ? lcsm_ref_at(s->conv_state, (size_t)l * B * 2 * 3 * D) : (lcsm_ref){0};
-        lcsm_ref acc = s && s->opt.algo != LCSM_ALGO_LAZY ? lcsm_ref_at(s->acc, (size_t)l * BD) : (lcsm_ref){0};
-        TRY(lcsm__ln_linear(be, r, ly->norm1_w, ly->norm1_b, eps, xn, ly->in_w, ly->in_b, u, (int)N, D, 3 * D, 0));
-        TRY(op->shortconv_seq(be, u, ly->conv_w, ly->conv_b, B, len, D, x0, a_l, a_stride, state));
-        TRY(op->long_conv(be, m->filters, l, B, len, a_l, a_stride, y, BD, acc, s ? s->geom.L : 0));
-        TRY(op->gate_seq(be, m->filters, l, B, len, y, BD, a_l, a_stride, x0, xn));
-        TRY(op->linear(be, xn, ly->out_w, ly->out_b, r, (int)N, D, D, LCSM_LINEAR_ACCUMULATE));
-        TRY(lcsm__block_mlp(be, ly, r, xn, u, (int)N, D, DI, eps));
+    TRY(op->embed(be, m->g[LCSM_G_EMB], tokens, (int)N, D, x.r));
+    for (int l = 0; l < L; l++) {
+        const lcsm_layer_spec *sp = &m->spec[l];
+        const lcsm_ref *w = m->w[l];
+        TRY(lcsm__norm_linear(be, sp, eps, x.r, w[LCSM_R_NORM1_W], w[LCSM_R_NORM1_B], x.xn, w[LCSM_R_IN_W],
+                              w[LCSM_R_IN_B], x.u, (int)N, D, sp->streams * D, 0));
+        TRY(hyena_seq(m, s, &x, l, B, len));
+        TRY(op->linear(be, x.xn, w[LCSM_R_OUT_W], w[LCSM_R_OUT_B], x.r, (int)N, D, D, LCSM_LINEAR_ACCUMULATE));
+        TRY(lcsm__block_mlp(be, m, l, x.r, x.xn, x.u, x.hid2, (int)N));
     }
+    const lcsm_norm_kind fn = hp->arch->final_norm;
+    const lcsm_ref nw = m->g[LCSM_G_NORMF_W], nb = m->g[LCSM_G_NORMF_B], head = m->g[LCSM_G_HEAD];
     if (all_positions) {
-        TRY(lcsm__ln_linear(be, r, m->lnf_w, m->lnf_b, eps, xn, m->head, (lcsm_ref){0}, lg, (int)N, D, V, 0));
+        TRY(op->norm(be, fn, x.r, nw, nb, x.xn, (int)N, D, eps));
+        TRY(op->linear(be, x.xn, head, (lcsm_ref){0}, x.lg, (int)N, D, V, 0));
         if (logits)
-            TRY(op->read(be, lg, logits, N * V));
+            TRY(op->read(be, x.lg, logits, N * V));
     } else if (logits) {
         /* Only the last position of each sequence: normalise those rows into
          * xn[0 .. B), then one projection. */
-        for (int b = 0; b < B; b++) {
-            TRY(op->layernorm(be, lcsm_ref_at(r, ((size_t)b * len + len - 1) * D), m->lnf_w, m->lnf_b,
-                              lcsm_ref_at(xn, (size_t)b * D), 1, D, eps));
-        }
-        TRY(op->linear(be, xn, m->head, (lcsm_ref){0}, lg, B, D, V, 0));
-        TRY(op->read(be, lg, logits, (size_t)B * V));
+        for (int b = 0; b < B; b++)
+            TRY(op->norm(be, fn, lcsm_ref_at(x.r, ((size_t)b * len + len - 1) * D), nw, nb,
+                         lcsm_ref_at(x.xn, (size_t)b * D), 1, D, eps));
+        TRY(op->linear(be, x.xn, head, (lcsm_ref){0}, x.lg, B, D, V, 0));
+        TRY(op->read(be, x.lg, logits, (size_t)B * V));
     }
 done:
     op->release(be, buf);
@@ -88,9 +154,9 @@ lcsm_status lcsm_model_forward(lcsm_model *m, const int32_t *tokens, int batch, 
     if (batch < 1 || len < 1)
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_INVALID_ARGUMENT,
                           "lcsm_model_forward: batch %d and len %d must be >= 1", batch, len);
-    if (len > m->cfg.l_max)
+    if (len > m->hp.l_max)
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_LENGTH,
-                          "lcsm_model_forward: length %d exceeds the model's l_max %d", len, m->cfg.l_max);
+                          "lcsm_model_forward: length %d exceeds the model's l_max %d", len, m->hp.l_max);
     lcsm_status st = lcsm__check_tokens(m, tokens, (size_t)batch * len, m->last_error, sizeof m->last_error);
     if (st != LCSM_OK)
         return st;

@@ -1,15 +1,13 @@
 /* Model handles: load, random creation, save, upload to the backend, filters. */
-#include "config.h"
 #include "internal.h"
 #include "schedule.h"
 #include "weights.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,92 +19,165 @@ void lcsm_model_options_default(lcsm_model_options *opt)
         return;
     memset(opt, 0, sizeof *opt);
     opt->filter_shift = 0.05f;
+    opt->weight_dtype = LCSM_WEIGHTS_F32;
 }
 
-/* Per-layer tensors that live on the device, and where lcsm_layer keeps them. */
-static const struct {
-    int kind;
-    size_t field;
-} device_tensors[] = {
-    {W_NORM1_W, offsetof(lcsm_layer, norm1_w)}, {W_NORM1_B, offsetof(lcsm_layer, norm1_b)},
-    {W_IN_W, offsetof(lcsm_layer, in_w)},       {W_IN_B, offsetof(lcsm_layer, in_b)},
-    {W_CONV_W, offsetof(lcsm_layer, conv_w)},   {W_CONV_B, offsetof(lcsm_layer, conv_b)},
-    {W_OUT_W, offsetof(lcsm_layer, out_w)},     {W_OUT_B, offsetof(lcsm_layer, out_b)},
-    {W_NORM2_W, offsetof(lcsm_layer, norm2_w)}, {W_NORM2_B, offsetof(lcsm_layer, norm2_b)},
-    {W_FC1_W, offsetof(lcsm_layer, fc1_w)},     {W_FC1_B, offsetof(lcsm_layer, fc1_b)},
-    {W_FC2_W, offsetof(lcsm_layer, fc2_w)},     {W_FC2_B, offsetof(lcsm_layer, fc2_b)},
-};
-#define N_DEVICE_TENSORS (sizeof device_tensors / sizeof device_tensors[0])
+static const char *const weight_dtype_names[] = {"f32", "f16", "bf16", "auto"};
 
-/* Every tensor starts at a multiple of LCSM_ALIGN floats of the weight buffer,
- * so that device kernels may read rows as aligned vectors. */
-static lcsm_status upload(lcsm_model *m, const lcsm_weights *w)
+const char *lcsm_weight_dtype_name(lcsm_weight_dtype d)
+{
+    return (unsigned)d < sizeof weight_dtype_names / sizeof weight_dtype_names[0] ? weight_dtype_names[d] : "?";
+}
+
+lcsm_status lcsm_weight_dtype_from_name(const char *name, lcsm_weight_dtype *out)
+{
+    for (int i = 0; name && out && i < (int)(sizeof weight_dtype_names / sizeof weight_dtype_names[0]); i++)
+        if (!strcmp(name, weight_dtype_names[i])) {
+            *out = (lcsm_weight_dtype)i;
+            return LCSM_OK;
+        }
+    return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "unknown weight dtype '%s' (f32, f16, bf16, auto)",
+                      name ? name : "(null)");
+}
+
+/* ---- what a model needs of its backend (ggml's supports-op query) */
+
+static const char *op_name(lcsm_op op, int v, char *buf, size_t cap)
+{
+    static const char *const norms[] = {"layernorm", "rmsnorm", "rmsnorm (StripedHyena)"};
+    static const char *const acts[] = {"none", "gelu (tanh)", "gelu", "silu"};
+    static const char *const dts[] = {"f32", "f16", "bf16", "i32", "c64"};
+    switch (op) {
+    case LCSM_OP_NORM: snprintf(buf, cap, "norm %s", (unsigned)v < 3 ? norms[v] : "?"); break;
+    case LCSM_OP_ACT: snprintf(buf, cap, "activation %s", (unsigned)v < 4 ? acts[v] : "?"); break;
+    case LCSM_OP_WEIGHTS: snprintf(buf, cap, "%s weights", (unsigned)v < 5 ? dts[v] : "?"); break;
+    case LCSM_OP_GLU: snprintf(buf, cap, "gated MLP"); break;
+    case LCSM_OP_SHORT_CONV: snprintf(buf, cap, "short conv of %d taps", v); break;
+    case LCSM_OP_HYENA: snprintf(buf, cap, "Hyena step of %d stages", v); break;
+    default: snprintf(buf, cap, "op %d", (int)op); break;
+    }
+    return buf;
+}
+
+static lcsm_status need(lcsm_model *m, int layer, lcsm_op op, int variant)
 {
     lcsm_backend *be = m->be;
-    const int globals[] = {W_EMB, W_LNF_W, W_LNF_B};
-    size_t total = 0;
-    for (size_t k = 0; k < 3; k++)
-        total += lcsm_align_up(w->t[globals[k]].numel);
-    for (int l = 0; l < m->cfg.n_layer; l++)
-        for (size_t k = 0; k < N_DEVICE_TENSORS; k++)
-            total += lcsm_align_up(w->t[lcsm__widx(w, l, device_tensors[k].kind)].numel);
-    m->wbuf_floats = total;
-    lcsm_status st = be->ops->alloc(be, total * sizeof(float), &m->wbuf);
-    if (st != LCSM_OK)
-        return st;
-    lcsm_ref cur = {m->wbuf, 0};
-    lcsm_ref *global_refs[] = {&m->emb, &m->lnf_w, &m->lnf_b};
-    for (size_t k = 0; k < 3 && st == LCSM_OK; k++) {
-        const lcsm_tensor *t = &w->t[globals[k]];
-        *global_refs[k] = cur;
-        st = be->ops->write(be, cur, t->data, t->numel);
-        cur = lcsm_ref_at(cur, lcsm_align_up(t->numel));
-    }
-    m->head = m->emb; /* tied */
-    for (int l = 0; l < m->cfg.n_layer && st == LCSM_OK; l++)
-        for (size_t k = 0; k < N_DEVICE_TENSORS && st == LCSM_OK; k++) {
-            const lcsm_tensor *t = &w->t[lcsm__widx(w, l, device_tensors[k].kind)];
-            *(lcsm_ref *)((char *)&m->layers[l] + device_tensors[k].field) = cur;
-            st = be->ops->write(be, cur, t->data, t->numel);
-            cur = lcsm_ref_at(cur, lcsm_align_up(t->numel));
+    if (be->ops->supports(be, op, variant))
+        return LCSM_OK;
+    char name[64];
+    return LCSM_FAIL_BE(be, LCSM_ERR_UNSUPPORTED, "backend %s has no %s (needed by %s%.0d%s)", be->name,
+                        op_name(op, variant, name, sizeof name), layer >= 0 ? "layer " : "the model's head",
+                        layer >= 0 ? layer : 0, layer == 0 ? "0" : "");
+}
+
+static lcsm_status check_supported(lcsm_model *m)
+{
+    lcsm_status st = LCSM_OK;
+    for (int i = 0; i < m->host->n && st == LCSM_OK; i++)
+        if (m->host->t[i].flags & LCSM_T_MATRIX)
+            st = need(m, m->host->t[i].layer, LCSM_OP_WEIGHTS, (int)m->host->t[i].dt);
+    for (int l = 0; l < m->hp.n_layer && st == LCSM_OK; l++) {
+        const lcsm_layer_spec *s = &m->spec[l];
+        if ((st = need(m, l, LCSM_OP_NORM, s->norm)) != LCSM_OK || (st = need(m, l, LCSM_OP_ACT, s->act)) != LCSM_OK)
+            break;
+        if (s->mlp == LCSM_MLP_GATED && (st = need(m, l, LCSM_OP_GLU, 0)) != LCSM_OK)
+            break;
+        if (s->mixer == LCSM_MIXER_HYENA) {
+            if (s->short_taps && (st = need(m, l, LCSM_OP_SHORT_CONV, s->short_taps)) != LCSM_OK)
+                break;
+            st = need(m, l, LCSM_OP_HYENA, s->n_stage);
         }
+    }
     return st;
 }
 
-/* Materialising the implicit filters (the filter MLP at every position of
- * l_max, for every layer) is O(layers * l_max * D * order) host work: seconds
- * to minutes for long models, so the layers are shared among threads. */
+/* ---- upload: every device tensor in one buffer, each role at a multiple of
+ * LCSM_ALIGN_BYTES so device kernels may read rows as aligned vectors */
+
+/* Elements of the whole role a tensor belongs to (its rows may be a part). */
+static size_t role_numel(const lcsm_tensor *t)
+{
+    return t->rows_total ? t->numel / (size_t)t->shape[0] * (size_t)t->rows_total : t->numel;
+}
+
+static lcsm_ref *role_ref(lcsm_model *m, const lcsm_tensor *t)
+{
+    return t->layer < 0 ? &m->g[t->role] : &m->w[t->layer][t->role];
+}
+
+static lcsm_status upload(lcsm_model *m)
+{
+    lcsm_backend *be = m->be;
+    const lcsm_weights *w = m->host;
+    /* Place the roles, in tensor order; the parts of a role share its place. */
+    size_t total = 0;
+    for (int i = 0; i < w->n; i++) {
+        const lcsm_tensor *t = &w->t[i];
+        if (t->role >= LCSM_ROLE_HOST || lcsm__tensor_get(w, t->layer, t->role) != t)
+            continue;
+        *role_ref(m, t) = (lcsm_ref){NULL, total, t->dt};
+        total += lcsm_align_bytes(role_numel(t) * lcsm_dtype_size(t->dt));
+    }
+    m->wbuf_bytes = total;
+    lcsm_status st = be->ops->alloc(be, total, &m->wbuf);
+    if (st != LCSM_OK)
+        return st;
+    for (int l = -1; l < m->hp.n_layer; l++)
+        for (int r = 0; r < (l < 0 ? LCSM_G_COUNT : LCSM_R_COUNT); r++) {
+            lcsm_ref *ref = l < 0 ? &m->g[r] : &m->w[l][r];
+            if (lcsm__tensor_get(w, l, r))
+                ref->buf = m->wbuf;
+        }
+    /* Each tensor at its rows of its role, converted to the role's type. */
+    void *staging = NULL;
+    size_t staging_bytes = 0;
+    for (int i = 0; i < w->n && st == LCSM_OK; i++) {
+        const lcsm_tensor *t = &w->t[i];
+        if (t->role >= LCSM_ROLE_HOST)
+            continue;
+        const size_t row = t->numel / (size_t)t->shape[0], bytes = t->numel * lcsm_dtype_size(t->dt);
+        const void *src = t->data;
+        if (t->dt != LCSM_DT_F32) {
+            if (bytes > staging_bytes) {
+                lcsm__free(staging);
+                if (!(staging = lcsm__malloc(bytes))) {
+                    staging_bytes = 0;
+                    st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "weights: staging of %zu bytes", bytes);
+                    break;
+                }
+                staging_bytes = bytes;
+            }
+            lcsm__f32_convert(t->data, t->numel, t->dt, staging);
+            src = staging;
+        }
+        st = be->ops->write(be, lcsm_ref_at(*role_ref(m, t), (size_t)t->row0 * row), src, t->numel);
+    }
+    lcsm__free(staging);
+    if (!m->g[LCSM_G_HEAD].buf)
+        m->g[LCSM_G_HEAD] = m->g[LCSM_G_EMB]; /* tied */
+    return st;
+}
+
+/* ---- filters of the tiled convolutions, materialised on the host (one
+ * thread per convolution, up to the processors online: the implicit filter
+ * MLP at every position of l_max is seconds to minutes for long models) */
+
 typedef struct filter_job {
     const lcsm_model *m;
-    const lcsm_weights *w;
-    float *h;
-    atomic_int next;     /* the next layer to take */
-    atomic_int status;   /* the first failure, else LCSM_OK */
+    const int (*groups)[2]; /* [n_tiled]: (layer, stage) */
+    float *h, *dbias;
+    atomic_int next;   /* the next group to take */
+    atomic_int status; /* the first failure, else LCSM_OK */
 } filter_job;
 
 static void *filter_worker(void *arg)
 {
     filter_job *j = arg;
-    const lcsm_model_config *c = &j->m->cfg;
-    const lcsm_weights *w = j->w;
-    const size_t DL = (size_t)c->d_model * (size_t)c->l_max;
-    for (int l; (l = atomic_fetch_add(&j->next, 1)) < c->n_layer && atomic_load(&j->status) == LCSM_OK;) {
-        lcsm_filter_params p = {
-            .z = w->t[lcsm__widx(w, l, W_Z)].data,
-            .t = w->t[lcsm__widx(w, l, W_T)].data,
-            .freq = w->t[lcsm__widx(w, l, W_FREQ)].data,
-            .deltas = w->t[lcsm__widx(w, l, W_DELTAS)].data,
-            .n_inner = c->num_inner_mlps,
-            .emb_dim = c->emb_dim,
-            .order = c->filter_order,
-            .D = c->d_model,
-        };
-        for (int k = 0; k < c->num_inner_mlps + 2; k++) {
-            p.w[k] = w->t[lcsm__flin_weight(w, l, k)].data;
-            int bi = lcsm__flin_bias(w, l, k);
-            p.b[k] = bi >= 0 ? w->t[bi].data : NULL;
-        }
-        lcsm_status st = lcsm__filter_materialise(&p, j->m->opt.filter_shift, c->l_max, j->h + (size_t)l * DL);
+    const lcsm_hparams *hp = &j->m->hp;
+    const size_t D = (size_t)hp->d_model, DL = D * (size_t)hp->l_max;
+    for (int g; (g = atomic_fetch_add(&j->next, 1)) < j->m->n_tiled && atomic_load(&j->status) == LCSM_OK;) {
+        lcsm_status st = hp->arch->filter(j->m->host, &j->m->opt, j->groups[g][0], j->groups[g][1], hp->l_max,
+                                          j->h + (size_t)g * DL, j->dbias + (size_t)g * D);
         if (st != LCSM_OK) {
             int ok = LCSM_OK;
             atomic_compare_exchange_strong(&j->status, &ok, (int)st);
@@ -115,22 +186,30 @@ static void *filter_worker(void *arg)
     return NULL;
 }
 
-static lcsm_status make_filters(lcsm_model *m, const lcsm_weights *w)
+static lcsm_status make_filters(lcsm_model *m)
 {
-    const lcsm_model_config *c = &m->cfg;
-    size_t D = (size_t)c->d_model, G = (size_t)c->n_layer, L = (size_t)c->l_max, n;
+    const lcsm_hparams *hp = &m->hp;
+    if (m->n_tiled == 0)
+        return LCSM_OK;
+    size_t D = (size_t)hp->d_model, G = (size_t)m->n_tiled, L = (size_t)hp->l_max, n;
     if (lcsm__mul_overflows(G * D, L, &n))
         return LCSM_FAIL_BE(m->be, LCSM_ERR_OUT_OF_MEMORY, "filters of %zu x %zu x %zu floats overflow", G, D, L);
     float *h = lcsm__calloc(n, sizeof *h);
     float *dbias = lcsm__calloc(G * D, sizeof *dbias);
-    lcsm_status st = h && dbias ? LCSM_OK : LCSM_ERR_OUT_OF_MEMORY;
+    int (*groups)[2] = lcsm__calloc(G, sizeof *groups);
+    lcsm_status st = h && dbias && groups ? LCSM_OK : LCSM_ERR_OUT_OF_MEMORY;
     if (st == LCSM_OK) {
-        filter_job job = {.m = m, .w = w, .h = h};
+        for (int l = 0; l < hp->n_layer; l++)
+            for (int s = 0; s < m->spec[l].n_stage; s++) {
+                groups[m->spec[l].stage[s].group][0] = l;
+                groups[m->spec[l].stage[s].group][1] = s;
+            }
+        filter_job job = {.m = m, .groups = (const int(*)[2])groups, .h = h, .dbias = dbias};
         atomic_init(&job.next, 0);
         atomic_init(&job.status, LCSM_OK);
         /* Always threaded (a thread costs ~50 us), so every test that loads a
-         * model of 2+ layers runs this path; a helper that cannot be started
-         * leaves its layers to the others. */
+         * model of 2+ convolutions runs this path; a helper that cannot be
+         * started leaves its convolutions to the others. */
         enum { MAX_HELPERS = 63 };
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         int n_help = (int)(cpus < (long)G ? cpus : (long)G) - 1;
@@ -143,15 +222,14 @@ static lcsm_status make_filters(lcsm_model *m, const lcsm_weights *w)
         for (int i = 0; i < started; i++)
             pthread_join(tid[i], NULL);
         st = (lcsm_status)atomic_load(&job.status);
-        for (size_t l = 0; l < G; l++)
-            memcpy(dbias + l * D, w->t[lcsm__widx(w, (int)l, W_FBIAS)].data, D * sizeof *dbias);
     }
     if (st == LCSM_OK)
-        st = m->be->ops->filters_create(m->be, h, dbias, c->n_layer, c->d_model, c->l_max, &m->filters);
+        st = m->be->ops->filters_create(m->be, h, dbias, m->n_tiled, hp->d_model, hp->l_max, &m->filters);
     else
         LCSM_FAIL_BE(m->be, st, "filters of %zu floats: out of host memory", n);
     lcsm__free(h);
     lcsm__free(dbias);
+    lcsm__free(groups);
     return st;
 }
 
@@ -159,34 +237,64 @@ lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w, const lc
                                      lcsm_model **out)
 {
     lcsm_model *m = lcsm__calloc(1, sizeof *m);
-    lcsm_status st = LCSM_OK;
-    if (!m || !(m->layers = lcsm__calloc((size_t)w->cfg.n_layer, sizeof *m->layers))) {
+    const int L = w->hp.n_layer;
+    if (!m || !(m->spec = lcsm__calloc((size_t)L, sizeof *m->spec)) ||
+        !(m->w = lcsm__calloc((size_t)L, sizeof *m->w))) {
+        if (m)
+            lcsm__free(m->spec);
         lcsm__free(m);
         lcsm__weights_free(w);
         return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "model handle");
     }
     m->be = be;
-    m->cfg = w->cfg;
+    m->hp = w->hp;
     if (opt)
         m->opt = *opt;
     else
         lcsm_model_options_default(&m->opt);
-    m->n_vocab = w->n_vocab;
     m->host = w;
     pthread_mutex_init(&m->lock, NULL);
+    m->hp.arch->layers(&m->hp, m->spec);
+    for (int l = 0; l < L; l++)
+        m->n_tiled += m->spec[l].n_stage;
     for (int i = 0; i < w->n; i++)
         m->n_params += w->t[i].numel;
-    st = upload(m, w);
+    lcsm_status st = check_supported(m);
     if (st == LCSM_OK)
-        st = make_filters(m, w);
-    if (st == LCSM_OK && !m->opt.defer_spectra)
-        st = be->ops->filters_prepare(be, m->filters, lcsm_schedule_max_tile(0, m->cfg.l_max));
+        st = upload(m);
+    if (st == LCSM_OK)
+        st = make_filters(m);
+    if (st == LCSM_OK && m->filters && !m->opt.defer_spectra)
+        st = be->ops->filters_prepare(be, m->filters, lcsm_schedule_max_tile(0, m->hp.l_max));
     if (st != LCSM_OK) {
         lcsm__relay(NULL, 0, st, be->last_error);
         lcsm_model_destroy(m);
         return st;
     }
     *out = m;
+    return LCSM_OK;
+}
+
+/* The device type of weight matrices for an option (AUTO: F32 until the
+ * loader sees the checkpoint's). */
+static lcsm_status weight_dt(lcsm_backend *be, const lcsm_model_options *opt, lcsm_dtype *dt, int *keep_disk)
+{
+    lcsm_weight_dtype wd = opt ? opt->weight_dtype : LCSM_WEIGHTS_F32;
+    *keep_disk = wd == LCSM_WEIGHTS_AUTO;
+    switch (wd) {
+    case LCSM_WEIGHTS_F32:
+    case LCSM_WEIGHTS_AUTO: *dt = LCSM_DT_F32; return LCSM_OK;
+    case LCSM_WEIGHTS_F16: *dt = LCSM_DT_F16; return LCSM_OK;
+    case LCSM_WEIGHTS_BF16: *dt = LCSM_DT_BF16; return LCSM_OK;
+    }
+    return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "model options: weight_dtype %d is not f32, f16, bf16 or auto",
+                        (int)wd);
+}
+
+static lcsm_status check_options(lcsm_backend *be, const lcsm_model_options *opt)
+{
+    if (opt && !(opt->filter_shift == opt->filter_shift)) /* NaN */
+        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "model options: filter_shift is NaN");
     return LCSM_OK;
 }
 
@@ -197,21 +305,45 @@ lcsm_status lcsm_model_load(lcsm_backend *be, const char *dir, const lcsm_model_
     if (!be || !dir || !out)
         return lcsm__fail(be ? be->last_error : NULL, be ? sizeof be->last_error : 0,
                           LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_load: NULL argument");
-    char path[4096];
-    lcsm_model_config cfg;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    lcsm_status st = lcsm__config_read(path, &cfg, be->last_error, sizeof be->last_error);
+    lcsm_dtype dt = LCSM_DT_F32;
+    int keep_disk = 0;
+    lcsm_status st = check_options(be, opt);
+    if (st == LCSM_OK)
+        st = weight_dt(be, opt, &dt, &keep_disk);
     if (st != LCSM_OK)
         return lcsm__relay(NULL, 0, st, be->last_error);
-    lcsm_weights *w = lcsm__weights_alloc(&cfg);
+    char path[4096];
+    lcsm_hparams hp;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    st = lcsm__config_read(path, &hp, be->last_error, sizeof be->last_error);
+    if (st != LCSM_OK)
+        return lcsm__relay(NULL, 0, st, be->last_error);
+    lcsm_weights *w = lcsm__weights_alloc(&hp, dt);
     if (!w)
         return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "%s: weights of this config do not fit in memory", dir);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    st = lcsm__weights_load(w, path, be->last_error, sizeof be->last_error);
+    st = lcsm__weights_load(w, path, keep_disk, be->last_error, sizeof be->last_error);
     if (st != LCSM_OK) {
         lcsm__weights_free(w);
         return lcsm__relay(NULL, 0, st, be->last_error);
     }
+    return lcsm__model_from_weights(be, w, opt, out);
+}
+
+static lcsm_status create_random(lcsm_backend *be, const lcsm_hparams *hp, uint64_t seed,
+                                 const lcsm_model_options *opt, lcsm_model **out)
+{
+    lcsm_dtype dt = LCSM_DT_F32;
+    int keep_disk = 0;
+    lcsm_status st = check_options(be, opt);
+    if (st == LCSM_OK)
+        st = weight_dt(be, opt, &dt, &keep_disk);
+    if (st != LCSM_OK)
+        return lcsm__relay(NULL, 0, st, be->last_error);
+    lcsm_weights *w = lcsm__weights_alloc(hp, dt);
+    if (!w)
+        return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "weights of this config do not fit in memory");
+    lcsm__weights_randomise(w, seed);
     return lcsm__model_from_weights(be, w, opt, out);
 }
 
@@ -223,14 +355,27 @@ lcsm_status lcsm_model_create_random(lcsm_backend *be, const lcsm_model_config *
     if (!be || !cfg || !out)
         return lcsm__fail(be ? be->last_error : NULL, be ? sizeof be->last_error : 0,
                           LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_create_random: NULL argument");
-    lcsm_status st = lcsm__config_check(cfg, be->last_error, sizeof be->last_error);
+    lcsm_hparams hp;
+    lcsm_status st = lcsm__hparams_from_config(cfg, &hp, be->last_error, sizeof be->last_error);
     if (st != LCSM_OK)
         return lcsm__relay(NULL, 0, st, be->last_error);
-    lcsm_weights *w = lcsm__weights_alloc(cfg);
-    if (!w)
-        return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "weights of this config do not fit in memory");
-    lcsm__weights_randomise(w, seed);
-    return lcsm__model_from_weights(be, w, opt, out);
+    return create_random(be, &hp, seed, opt, out);
+}
+
+lcsm_status lcsm_model_create_random_config(lcsm_backend *be, const char *config_json, uint64_t seed,
+                                            const lcsm_model_options *opt, lcsm_model **out)
+{
+    if (out)
+        *out = NULL;
+    if (!be || !config_json || !out)
+        return lcsm__fail(be ? be->last_error : NULL, be ? sizeof be->last_error : 0,
+                          LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_create_random_config: NULL argument");
+    lcsm_hparams hp;
+    lcsm_status st = lcsm__config_parse(config_json, strlen(config_json), 0, &hp, be->last_error,
+                                        sizeof be->last_error);
+    if (st != LCSM_OK)
+        return lcsm__relay(NULL, 0, st, be->last_error);
+    return create_random(be, &hp, seed, opt, out);
 }
 
 lcsm_status lcsm_model_create_default(lcsm_backend *be, lcsm_model **out)
@@ -249,7 +394,7 @@ lcsm_status lcsm_model_save(lcsm_model *m, const char *dir)
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_IO, "%s: %s", dir, strerror(errno));
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    lcsm_status st = lcsm__config_write(path, &m->cfg, m->last_error, sizeof m->last_error);
+    lcsm_status st = lcsm__config_write(path, &m->hp, m->last_error, sizeof m->last_error);
     if (st == LCSM_OK) {
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
         st = lcsm__weights_save(m->host, path, m->last_error, sizeof m->last_error);
@@ -267,8 +412,21 @@ void lcsm_model_destroy(lcsm_model *m)
         m->be->ops->release(m->be, m->wbuf);
     lcsm__weights_free(m->host);
     pthread_mutex_destroy(&m->lock);
-    lcsm__free(m->layers);
+    lcsm__free(m->spec);
+    lcsm__free(m->w);
     lcsm__free(m);
+}
+
+/* Device bytes of the weights (not the filters) if matrices were stored as dt. */
+static size_t weights_bytes_as(const lcsm_weights *w, int dt)
+{
+    size_t total = 0;
+    for (int i = 0; i < w->n; i++) {
+        const lcsm_tensor *t = &w->t[i];
+        if (t->role < LCSM_ROLE_HOST)
+            total += t->numel * lcsm_dtype_size(dt >= 0 && (t->flags & LCSM_T_MATRIX) ? (lcsm_dtype)dt : t->dt);
+    }
+    return total;
 }
 
 lcsm_status lcsm_model_get_info(const lcsm_model *m, lcsm_model_info *info)
@@ -276,11 +434,57 @@ lcsm_status lcsm_model_get_info(const lcsm_model *m, lcsm_model_info *info)
     if (!m || !info)
         return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_get_info: NULL argument");
     memset(info, 0, sizeof *info);
-    info->config = m->cfg;
-    info->n_vocab = m->n_vocab;
+    m->hp.arch->public_config(&m->hp, &info->config);
+    snprintf(info->arch, sizeof info->arch, "%s", m->hp.arch->name);
+    info->n_vocab = m->hp.n_vocab;
     info->n_params = m->n_params;
-    info->weight_bytes = m->wbuf_floats * sizeof(float) + m->be->ops->filters_bytes(m->filters);
+    info->weight_bytes = m->wbuf_bytes + (m->filters ? m->be->ops->filters_bytes(m->filters) : 0);
+    info->n_tiled_convs = m->n_tiled;
+    info->dense_bytes = weights_bytes_as(m->host, -1);
+    info->dense_bytes_f32 = weights_bytes_as(m->host, LCSM_DT_F32);
+    info->dense_bytes_f16 = weights_bytes_as(m->host, LCSM_DT_F16);
+    /* per position of one sequence: history + accumulator of every tiled convolution */
+    info->state_bytes_per_token = (size_t)m->n_tiled * (size_t)m->hp.d_model * 2 * sizeof(float);
     return LCSM_OK;
+}
+
+lcsm_status lcsm_model_get_layer(const lcsm_model *m, int layer, lcsm_layer_info *info)
+{
+    if (!m || !info || layer < 0 || layer >= m->hp.n_layer)
+        return lcsm__fail(m ? ((lcsm_model *)m)->last_error : NULL, m ? sizeof m->last_error : 0,
+                          LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_get_layer: NULL argument or layer %d outside [0, %d)",
+                          layer, m ? m->hp.n_layer : 0);
+    static const char *const norms[] = {"layernorm", "rmsnorm", "rmsnorm-sh"};
+    static const char *const mixers[] = {"hyena"};
+    static const char *const filters[] = {"implicit", "explicit"};
+    static const char *const mlps[] = {"none", "plain", "gated"};
+    static const char *const acts[] = {"none", "gelu-tanh", "gelu", "silu"};
+    const lcsm_layer_spec *s = &m->spec[layer];
+    memset(info, 0, sizeof *info);
+    snprintf(info->norm, sizeof info->norm, "%s", norms[s->norm]);
+    snprintf(info->mixer, sizeof info->mixer, "%s", mixers[s->mixer]);
+    for (int i = 0; i < s->n_stage; i++)
+        snprintf(info->filter + strlen(info->filter), sizeof info->filter - strlen(info->filter), "%s%s",
+                 i ? "," : "", filters[s->filter[i]]);
+    snprintf(info->mlp, sizeof info->mlp, "%s", mlps[s->mlp]);
+    snprintf(info->act, sizeof info->act, "%s", acts[s->act]);
+    info->n_stage = s->n_stage;
+    info->streams = s->streams;
+    info->short_taps = s->short_taps;
+    info->d_inner = s->d_inner;
+    const lcsm_weights *w = m->host;
+    for (int i = 0; i < w->n; i++)
+        if (w->t[i].layer == layer && w->t[i].role < LCSM_ROLE_HOST)
+            info->weight_bytes += w->t[i].numel * lcsm_dtype_size(w->t[i].dt);
+    return LCSM_OK;
+}
+
+const char *lcsm_arch_name(int i)
+{
+    int n = 0;
+    while (lcsm__archs[n])
+        n++;
+    return i >= 0 && i < n ? lcsm__archs[i]->name : NULL;
 }
 
 const char *lcsm_model_last_error(const lcsm_model *m) { return m ? m->last_error : ""; }

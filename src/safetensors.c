@@ -1,5 +1,6 @@
 #include "safetensors.h"
 #include "internal.h"
+#include "weights.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -291,7 +292,7 @@ lcsm_status st_read_i32(const st_file *f, const st_tensor *t, int32_t *out, char
     return LCSM_OK;
 }
 
-lcsm_status st_write_f32(const char *path, const st_out *t, int n, char *err, size_t cap)
+lcsm_status st_save(const char *path, const st_out *t, int n, char *err, size_t cap)
 {
     cJSON *root = cJSON_CreateObject();
     size_t off = 0;
@@ -308,7 +309,9 @@ lcsm_status st_write_f32(const char *path, const st_out *t, int n, char *err, si
         cJSON *e = cJSON_AddObjectToObject(root, t[i].name);
         cJSON *shape = e ? cJSON_AddArrayToObject(e, "shape") : NULL;
         cJSON *offs = e ? cJSON_AddArrayToObject(e, "data_offsets") : NULL;
-        if (!shape || !offs || !cJSON_AddStringToObject(e, "dtype", "F32")) {
+        const int half = t[i].dtype == ST_F16 || t[i].dtype == ST_BF16;
+        if (!shape || !offs ||
+            !cJSON_AddStringToObject(e, "dtype", t[i].dtype == ST_F16 ? "F16" : t[i].dtype == ST_BF16 ? "BF16" : "F32")) {
             st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header", path);
             goto done;
         }
@@ -317,7 +320,7 @@ lcsm_status st_write_f32(const char *path, const st_out *t, int n, char *err, si
             cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t[i].shape[d]));
         }
         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
-        off += numel * 4;
+        off += numel * (half ? 2 : 4);
         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
     }
     json = cJSON_PrintUnformatted(root);
@@ -341,7 +344,17 @@ lcsm_status st_write_f32(const char *path, const st_out *t, int n, char *err, si
         size_t numel = 1;
         for (int d = 0; d < t[i].ndim; d++)
             numel *= (size_t)t[i].shape[d];
-        ok = fwrite(t[i].data, 4, numel, fp) == numel;
+        if (t[i].dtype == ST_F16 || t[i].dtype == ST_BF16) {
+            /* little-endian 16-bit values, in blocks to bound the staging */
+            uint16_t blk[1024];
+            for (size_t k0 = 0; ok && k0 < numel; k0 += 1024) {
+                size_t nb = numel - k0 < 1024 ? numel - k0 : 1024;
+                lcsm__f32_convert(t[i].data + k0, nb, t[i].dtype == ST_F16 ? LCSM_DT_F16 : LCSM_DT_BF16, blk);
+                ok = fwrite(blk, 2, nb, fp) == nb;
+            }
+        } else {
+            ok = fwrite(t[i].data, 4, numel, fp) == numel;
+        }
     }
     if (fclose(fp) != 0)
         ok = 0;

@@ -44,15 +44,17 @@ const st_tensor *st_find(const st_file *f, const char *name);
 lcsm_status st_read_f32(const st_file *f, const st_tensor *t, float *out, char *err, size_t cap);
 lcsm_status st_read_i32(const st_file *f, const st_tensor *t, int32_t *out, char *err, size_t cap);
 
-/* One tensor to write: float32 data. */
+/* One tensor to write: float32 data, stored as `dtype` (ST_F32, ST_F16 or
+ * ST_BF16, rounded to nearest even). */
 typedef struct st_out {
     const char *name;
     int ndim;
     const int64_t *shape;
     const float *data;
+    int dtype;
 } st_out;
 
-lcsm_status st_write_f32(const char *path, const st_out *t, int n, char *err, size_t cap);
+lcsm_status st_save(const char *path, const st_out *t, int n, char *err, size_t cap);
 
 /* Half-precision decoders, exposed for tests. */
 float st_f16_to_f32(uint16_t h);

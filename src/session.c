@@ -47,6 +47,22 @@ lcsm_status lcsm_algo_from_name(const char *name, lcsm_algo *out)
                       name ? name : "(null)");
 }
 
+void lcsm__model_widths(const lcsm_model *m, size_t *u_width, size_t *hid_width, size_t *hid2_width)
+{
+    size_t u = 0, hid = 0, hid2 = 0;
+    const size_t D = (size_t)m->hp.d_model;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const lcsm_layer_spec *sp = &m->spec[l];
+        const size_t di = (size_t)sp->d_inner, up = sp->mlp == LCSM_MLP_GATED ? 2 * di : sp->mlp ? di : 0;
+        u = (size_t)sp->streams * D > u ? (size_t)sp->streams * D : u;
+        hid = up > hid ? up : hid;
+        hid2 = sp->mlp == LCSM_MLP_GATED && di > hid2 ? di : hid2;
+    }
+    *u_width = u;
+    *hid_width = hid;
+    *hid2_width = hid2;
+}
+
 lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_in, lcsm_session **out)
 {
     if (out)
@@ -60,15 +76,15 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     else
         lcsm_session_options_default(&opt);
     if (opt.max_len == 0)
-        opt.max_len = m->cfg.l_max;
+        opt.max_len = m->hp.l_max;
     if (opt.batch < 1 || opt.batch > 65536 || opt.max_len < 1 ||
         (opt.algo != LCSM_ALGO_FLASH && opt.algo != LCSM_ALGO_LAZY && opt.algo != LCSM_ALGO_EAGER))
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_INVALID_ARGUMENT,
                           "lcsm_session_create: batch %d must be in [1, 65536], max_len %d >= 1, algo known",
                           opt.batch, opt.max_len);
-    if (opt.max_len > m->cfg.l_max)
+    if (opt.max_len > m->hp.l_max)
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_LENGTH,
-                          "lcsm_session_create: max_len %d exceeds the model's l_max %d", opt.max_len, m->cfg.l_max);
+                          "lcsm_session_create: max_len %d exceeds the model's l_max %d", opt.max_len, m->hp.l_max);
 
     lcsm_session *s = lcsm__calloc(1, sizeof *s);
     if (!s)
@@ -76,46 +92,67 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     s->model = m;
     s->be = m->be;
     s->opt = opt;
-    const int B = opt.batch, D = m->cfg.d_model, G = m->cfg.n_layer, L = opt.max_len, V = m->n_vocab;
-    const int DI = m->cfg.d_inner;
+    const int B = opt.batch, D = m->hp.d_model, G = m->n_tiled, L = opt.max_len, V = m->hp.n_vocab;
     s->geom = (lcsm_conv_geom){G, B, D, L};
     lcsm_sampler_params_default(&s->sampler);
-
-    /* One device allocation for everything: hist [L][G*B*D], acc (not lazy), the
-     * short-conv state [G][B][2][3D], and the activations of one token. */
-    size_t rows = (size_t)G * B * D, n_hist, widest = (size_t)(3 * D > DI ? 3 * D : DI);
     lcsm_status st = LCSM_OK;
+    if (!(s->conv_state = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->conv_state))) {
+        st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "session handle");
+        goto fail;
+    }
+
+    /* hist [L][G*B*D], acc (not lazy); the third buffer: every layer's
+     * short-conv state, then the activations of one token, each at a multiple
+     * of LCSM_ALIGN. */
+    size_t rows = (size_t)G * B * D, n_hist, u_w, hid_w, hid2_w;
     if (lcsm__mul_overflows(rows, (size_t)L, &n_hist) || n_hist > ((size_t)1 << 40)) {
         st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "session state of %zu x %d floats is too large", rows, L);
         goto fail;
     }
-    size_t n_acc = opt.algo == LCSM_ALGO_LAZY ? 0 : n_hist, n_state = (size_t)G * B * 2 * 3 * D;
-    /* The third buffer: the short-conv state, then the activations r, xn, u, y,
-     * work, hid, logits, ids, each at a multiple of LCSM_ALIGN. */
-    const size_t act[8] = {(size_t)B * D, (size_t)B * D, (size_t)B * widest, (size_t)B * D,
-                           (size_t)B * D, (size_t)B * widest, (size_t)B * V, (size_t)B};
-    size_t act_off[8], n_third = lcsm_align_up(n_state);
-    for (int i = 0; i < 8; i++) {
+    size_t n_acc = opt.algo == LCSM_ALGO_LAZY ? 0 : n_hist, n_third = 0;
+    size_t *state_off = lcsm__calloc((size_t)m->hp.n_layer, sizeof *state_off);
+    if (!state_off) {
+        st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "session handle");
+        goto fail;
+    }
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const lcsm_layer_spec *sp = &m->spec[l];
+        state_off[l] = n_third;
+        if (sp->mixer == LCSM_MIXER_HYENA && sp->short_taps > 1)
+            n_third += lcsm_align_up((size_t)B * (sp->short_taps - 1) * sp->streams * D);
+    }
+    s->states_floats = n_third;
+    lcsm__model_widths(m, &u_w, &hid_w, &hid2_w);
+    const size_t act[9] = {(size_t)B * D,     (size_t)B * D, (size_t)B * u_w, (size_t)B * D, (size_t)B * D,
+                           (size_t)B * hid_w, (size_t)B * hid2_w, (size_t)B * V, (size_t)B};
+    size_t act_off[9];
+    for (int i = 0; i < 9; i++) {
         act_off[i] = n_third;
         n_third += lcsm_align_up(act[i]);
     }
-    s->state_floats = n_hist + n_acc + n_third;
+    s->state_bytes = (n_hist + n_acc + n_third) * sizeof(float);
     const size_t sizes[3] = {n_hist, n_acc, n_third};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3 && st == LCSM_OK; i++) {
         if (!sizes[i])
             continue;
         st = s->be->ops->alloc(s->be, sizes[i] * sizeof(float), &s->bufs[i]);
-        if (st != LCSM_OK) {
+        if (st != LCSM_OK)
             RELAY(s, st);
-            goto fail;
-        }
     }
-    s->hist = (lcsm_ref){s->bufs[0], 0};
-    s->acc = (lcsm_ref){s->bufs[1], 0}; /* buf NULL for lazy */
-    s->conv_state = (lcsm_ref){s->bufs[2], 0};
-    lcsm_ref *act_refs[8] = {&s->r, &s->xn, &s->u, &s->y, &s->work, &s->hid, &s->logits, &s->ids};
-    for (int i = 0; i < 8; i++)
-        *act_refs[i] = lcsm_ref_at(s->conv_state, act_off[i]);
+    if (st != LCSM_OK) {
+        lcsm__free(state_off);
+        goto fail;
+    }
+    s->hist = lcsm_f32(s->bufs[0], 0); /* buf NULL when the model has no tiled convolution */
+    s->acc = lcsm_f32(s->bufs[1], 0);  /* buf NULL for lazy */
+    for (int l = 0; l < m->hp.n_layer; l++)
+        if (m->spec[l].mixer == LCSM_MIXER_HYENA && m->spec[l].short_taps > 1)
+            s->conv_state[l] = lcsm_f32(s->bufs[2], state_off[l]);
+    lcsm__free(state_off);
+    lcsm_ref *act_refs[9] = {&s->r, &s->xn, &s->u, &s->y, &s->work, &s->hid, &s->hid2, &s->logits, &s->ids};
+    for (int i = 0; i < 9; i++)
+        *act_refs[i] = lcsm_f32(s->bufs[2], act_off[i]);
+    s->ids.dt = LCSM_DT_I32;
 
     s->logits_host = lcsm__calloc((size_t)B * V, sizeof(float));
     s->sample_scratch = lcsm__calloc((size_t)V, 2 * sizeof(float));
@@ -125,15 +162,17 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     }
     /* Spectra for every tile size this session can run and the backend's plans
      * and scratch, made now, not per step. */
-    pthread_mutex_lock(&m->lock);
-    const int max_tile = opt.algo == LCSM_ALGO_FLASH ? lcsm_schedule_max_tile(0, L) : 0;
-    st = max_tile ? s->be->ops->filters_prepare(s->be, m->filters, max_tile) : LCSM_OK;
-    if (st == LCSM_OK && s->be->ops->session_prepare)
-        st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, max_tile);
-    pthread_mutex_unlock(&m->lock);
-    if (st != LCSM_OK) {
-        RELAY(s, st);
-        goto fail;
+    if (m->filters) {
+        pthread_mutex_lock(&m->lock);
+        const int max_tile = opt.algo == LCSM_ALGO_FLASH ? lcsm_schedule_max_tile(0, L) : 0;
+        st = max_tile ? s->be->ops->filters_prepare(s->be, m->filters, max_tile) : LCSM_OK;
+        if (st == LCSM_OK && s->be->ops->session_prepare)
+            st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, max_tile);
+        pthread_mutex_unlock(&m->lock);
+        if (st != LCSM_OK) {
+            RELAY(s, st);
+            goto fail;
+        }
     }
     st = lcsm_session_reset(s);
     if (st != LCSM_OK)
@@ -153,6 +192,7 @@ void lcsm_session_destroy(lcsm_session *s)
     for (int i = 0; i < 3; i++)
         if (s->bufs[i])
             s->be->ops->release(s->be, s->bufs[i]);
+    lcsm__free(s->conv_state);
     lcsm__free(s->logits_host);
     lcsm__free(s->sample_scratch);
     lcsm__free(s);
@@ -166,23 +206,22 @@ lcsm_status lcsm_session_reset(lcsm_session *s)
 {
     if (!s)
         return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "lcsm_session_reset: NULL session");
-    /* Only the history, accumulators and short-conv state carry meaning across
-     * steps; the activations are overwritten by every step. */
+    /* Only the histories, accumulators and per-layer states carry meaning
+     * across steps; the activations are overwritten by every step. */
     const lcsm_conv_geom *g = &s->geom;
     const size_t n_hist = (size_t)g->G * g->B * g->D * g->L;
-    lcsm_status st = s->be->ops->zero(s->be, s->hist, n_hist);
+    lcsm_status st = s->hist.buf ? s->be->ops->zero(s->be, s->hist, n_hist) : LCSM_OK;
     if (st == LCSM_OK && s->acc.buf)
         st = s->be->ops->zero(s->be, s->acc, n_hist);
-    if (st == LCSM_OK)
-        st = s->be->ops->zero(s->be, s->conv_state, s->r.off - s->conv_state.off);
+    if (st == LCSM_OK && s->states_floats)
+        st = s->be->ops->zero(s->be, lcsm_f32(s->bufs[2], 0), s->states_floats);
     if (st != LCSM_OK)
         return RELAY(s, st);
     s->pos = 0;
     s->origin = 0;
     s->broken = 0;
-    size_t bytes = s->state_floats * sizeof(float);
     memset(&s->stats, 0, sizeof s->stats);
-    s->stats.state_bytes = bytes;
+    s->stats.state_bytes = s->state_bytes;
     return lcsm_session_set_sampler(s, &s->sampler);
 }
 
@@ -191,7 +230,7 @@ lcsm_status lcsm_session_set_sampler(lcsm_session *s, const lcsm_sampler_params 
     if (!s || !p)
         return lcsm__fail(s ? s->last_error : NULL, s ? sizeof s->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
                           "lcsm_session_set_sampler: NULL argument");
-    int V = s->model->cfg.vocab_size;
+    int V = s->model->hp.vocab_size;
     int hi = p->token_hi ? p->token_hi : V;
     /* Padding rows of the embedding are never sampled: hi <= vocab_size. */
     if (!(p->temperature >= 0.0f) || p->top_k < 0 || !(p->top_p > 0.0f && p->top_p <= 1.0f) || p->token_lo < 0 ||
@@ -248,6 +287,8 @@ lcsm_status lcsm_session_prefill(lcsm_session *s, const int32_t *tokens, int len
 static lcsm_status schedule_work(lcsm_session *s, int t)
 {
     lcsm_filters *f = s->model->filters;
+    if (!f)
+        return LCSM_OK;
     if (s->opt.algo == LCSM_ALGO_FLASH) {
         lcsm_tile tile;
         if (!lcsm_schedule_tile(t, s->origin, s->geom.L, &tile))
@@ -277,7 +318,7 @@ static int samples_on_device(const lcsm_session *s)
 /* Samples every sequence's next id on the host from logits_host. */
 static void sample_on_host(lcsm_session *s, int32_t *next)
 {
-    const int V = s->model->n_vocab;
+    const int V = s->model->hp.n_vocab;
     for (int b = 0; b < s->opt.batch; b++) {
         uint64_t rng = lcsm__rng_state(s->sampler.seed, (uint64_t)b, s->draws);
         next[b] = lcsm__sample(s->logits_host + (size_t)b * V, V, &s->sampler, &rng, s->sample_scratch);
@@ -296,39 +337,47 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
     lcsm_model *m = s->model;
     lcsm_backend *be = s->be;
     const lcsm_backend_ops *op = be->ops;
-    const lcsm_model_config *c = &m->cfg;
-    const int B = s->opt.batch, D = c->d_model, DI = c->d_inner, V = m->n_vocab;
-    const float eps = c->layer_norm_epsilon;
+    const lcsm_hparams *hp = &m->hp;
+    const int B = s->opt.batch, D = hp->d_model, V = hp->n_vocab;
+    const float eps = hp->norm_eps;
     const int t = s->pos;
     const int on_device = next && samples_on_device(s);
     lcsm_status st;
     double t_mix = 0, t0, t1;
 
     t0 = lcsm__now();
-    TRY(tokens ? op->embed(be, m->emb, tokens, B, D, s->r) : op->embed_dev(be, m->emb, s->ids, B, D, s->r));
-    for (int l = 0; l < c->n_layer; l++) {
-        const lcsm_layer *ly = &m->layers[l];
-        TRY(lcsm__ln_linear(be, s->r, ly->norm1_w, ly->norm1_b, eps, s->xn, ly->in_w, ly->in_b, s->u, B, D, 3 * D, 0));
+    const lcsm_ref E = m->g[LCSM_G_EMB];
+    TRY(tokens ? op->embed(be, E, tokens, B, D, s->r) : op->embed_dev(be, E, s->ids, B, D, s->r));
+    for (int l = 0; l < hp->n_layer; l++) {
+        const lcsm_layer_spec *sp = &m->spec[l];
+        const lcsm_ref *w = m->w[l];
+        const int S = sp->streams;
+        TRY(lcsm__norm_linear(be, sp, eps, s->r, w[LCSM_R_NORM1_W], w[LCSM_R_NORM1_B], s->xn, w[LCSM_R_IN_W],
+                              w[LCSM_R_IN_B], s->u, B, D, S * D, 0));
         lcsm_hyena_step_args a = {
             .u = s->u,
-            .conv_w = ly->conv_w,
-            .conv_b = ly->conv_b,
-            .state = lcsm_ref_at(s->conv_state, (size_t)l * B * 2 * 3 * D),
+            .S = S,
+            .conv_w = w[LCSM_R_SHORT_W],
+            .conv_b = w[LCSM_R_SHORT_B],
+            .K = sp->short_taps,
+            .state = s->conv_state[l],
+            .n_stage = sp->n_stage,
             .hist = s->hist,
             .acc = s->acc,
             .y = s->y,
             .work = s->work,
-            .group = l,
             .t = t,
             .mode = s->opt.algo == LCSM_ALGO_LAZY ? LCSM_MIX_LAZY : LCSM_MIX_CACHED,
         };
+        memcpy(a.stage, sp->stage, sizeof a.stage);
         double tm = lcsm__now();
         TRY(op->hyena_step(be, m->filters, &s->geom, &a));
         t_mix += lcsm__now() - tm;
-        TRY(op->linear(be, s->y, ly->out_w, ly->out_b, s->r, B, D, D, LCSM_LINEAR_ACCUMULATE));
-        TRY(lcsm__block_mlp(be, ly, s->r, s->xn, s->hid, B, D, DI, eps));
+        TRY(op->linear(be, s->y, w[LCSM_R_OUT_W], w[LCSM_R_OUT_B], s->r, B, D, D, LCSM_LINEAR_ACCUMULATE));
+        TRY(lcsm__block_mlp(be, m, l, s->r, s->xn, s->hid, s->hid2, B));
     }
-    TRY(lcsm__ln_linear(be, s->r, m->lnf_w, m->lnf_b, eps, s->xn, m->head, (lcsm_ref){0}, s->logits, B, D, V, 0));
+    TRY(op->norm(be, hp->arch->final_norm, s->r, m->g[LCSM_G_NORMF_W], m->g[LCSM_G_NORMF_B], s->xn, B, D, eps));
+    TRY(op->linear(be, s->xn, m->g[LCSM_G_HEAD], (lcsm_ref){0}, s->logits, B, D, V, 0));
     if (on_device) {
         TRY(op->sample(be, s->logits, B, V, &s->sampler, s->draws, s->ids, next, wait));
         if (s->sampler.temperature > 0.0f)

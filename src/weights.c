@@ -1,7 +1,12 @@
+/*
+ * The host-side weights: the family's tensor list with data, random
+ * initialisation, checkpoint loading and saving, and rounding to the weight
+ * dtype. The families only list their tensors (arch_*.c); everything done to a
+ * tensor list is here, once.
+ */
 #include "weights.h"
 #include "internal.h"
 #include "safetensors.h"
-#include "config.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,150 +15,44 @@
 
 #define ERR(st, ...) (snprintf(err, cap, __VA_ARGS__), (st))
 
-/* Shape symbols, resolved against the config. */
-enum { S_1 = -1, S_3 = -2, S_D = -3, S_3D = -4, S_DI = -5, S_V = -6, S_F = -7, S_E = -8, S_LM = -9 };
-
-/* Random initialisation rules. Scales follow the reference training code closely
- * enough to give healthy activations; exact equality with it is not the point. */
-enum {
-    I_LINEAR,  /* N(0, 1/fan_in) */
-    I_BIAS,    /* N(0, 0.02^2) */
-    I_LN_W,    /* 1 + N(0, 0.1^2) */
-    I_LN_B,    /* N(0, 0.1^2) */
-    I_CONV,    /* N(0, 0.5^2) */
-    I_UNIT,    /* N(0, 1) */
-    I_EMB,     /* N(0, 0.5^2) */
-    I_FLIN0,   /* first implicit-filter Linear: N(0, 1) so the Sin has work */
-    I_POS_Z,   /* hyena-dna PositionalEmbedding z */
-    I_POS_T,   /* t = linspace(0, 1, l_max) */
-    I_FREQ,    /* activation_freq * (1 + N(0, 0.1^2)) */
-    I_DELTAS   /* linspace(log(1e-2)/1.5, log(1e-2)/0.3, D) */
-};
-
-typedef struct row {
-    int kind;
-    const char *name; /* per layer: after "backbone.layers.{i}." */
-    int ndim;
-    int shape[3];
-    int init;
-    int optional;
-} row;
-
-static const row global_rows[W_GLOBAL_COUNT] = {
-    {W_EMB, "backbone.embeddings.word_embeddings.weight", 2, {S_V, S_D}, I_EMB, 0},
-    {W_LNF_W, "backbone.ln_f.weight", 1, {S_D}, I_LN_W, 0},
-    {W_LNF_B, "backbone.ln_f.bias", 1, {S_D}, I_LN_B, 0},
-};
-
-static const row layer_rows[W_FLIN] = {
-    {W_NORM1_W, "norm1.weight", 1, {S_D}, I_LN_W, 0},
-    {W_NORM1_B, "norm1.bias", 1, {S_D}, I_LN_B, 0},
-    {W_IN_W, "mixer.in_proj.weight", 2, {S_3D, S_D}, I_LINEAR, 0},
-    {W_IN_B, "mixer.in_proj.bias", 1, {S_3D}, I_BIAS, 0},
-    {W_CONV_W, "mixer.short_filter.weight", 3, {S_3D, S_1, S_3}, I_CONV, 0},
-    {W_CONV_B, "mixer.short_filter.bias", 1, {S_3D}, I_BIAS, 0},
-    {W_OUT_W, "mixer.out_proj.weight", 2, {S_D, S_D}, I_LINEAR, 0},
-    {W_OUT_B, "mixer.out_proj.bias", 1, {S_D}, I_BIAS, 0},
-    {W_FBIAS, "mixer.filter_fn.bias", 1, {S_D}, I_UNIT, 0},
-    {W_Z, "mixer.filter_fn.pos_emb.z", 3, {S_1, S_LM, S_E}, I_POS_Z, 0},
-    {W_T, "mixer.filter_fn.pos_emb.t", 3, {S_1, S_LM, S_1}, I_POS_T, 0},
-    {W_FREQ, "mixer.filter_fn.implicit_filter.1.freq", 2, {S_1, S_F}, I_FREQ, 1},
-    {W_DELTAS, "mixer.filter_fn.modulation.deltas", 3, {S_1, S_1, S_D}, I_DELTAS, 0},
-    {W_NORM2_W, "norm2.weight", 1, {S_D}, I_LN_W, 0},
-    {W_NORM2_B, "norm2.bias", 1, {S_D}, I_LN_B, 0},
-    {W_FC1_W, "mlp.fc1.weight", 2, {S_DI, S_D}, I_LINEAR, 0},
-    {W_FC1_B, "mlp.fc1.bias", 1, {S_DI}, I_BIAS, 0},
-    {W_FC2_W, "mlp.fc2.weight", 2, {S_D, S_DI}, I_LINEAR, 0},
-    {W_FC2_B, "mlp.fc2.bias", 1, {S_D}, I_BIAS, 0},
-};
-
-static int64_t resolve(int sym, const lcsm_model_config *c, int n_vocab)
+lcsm_tensor *lcsm__tensor_add(lcsm_weights *w, int layer, int role, int ndim, const int64_t *shape, unsigned flags,
+                              int init, const char *fmt, ...)
 {
-    switch (sym) {
-    case S_1: return 1;
-    case S_3: return 3;
-    case S_D: return c->d_model;
-    case S_3D: return 3 * (int64_t)c->d_model;
-    case S_DI: return c->d_inner;
-    case S_V: return n_vocab;
-    case S_F: return c->filter_order;
-    case S_E: return c->emb_dim;
-    case S_LM: return c->l_max;
-    default: return sym;
+    if (w->n == w->cap) {
+        int cap = w->cap ? 2 * w->cap : 64;
+        lcsm_tensor *grown = lcsm__realloc(w->t, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        w->t = grown;
+        w->cap = cap;
     }
-}
-
-static void set_row(lcsm_tensor *t, const lcsm_model_config *c, int n_vocab, const char *prefix,
-                    const char *name, int ndim, const int *shape, int init, int optional)
-{
-    snprintf(t->name, sizeof t->name, "%s%s", prefix, name);
+    lcsm_tensor *t = &w->t[w->n++];
+    memset(t, 0, sizeof *t);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->name, sizeof t->name, fmt, ap);
+    va_end(ap);
+    t->layer = layer;
+    t->role = role;
     t->ndim = ndim;
     t->numel = 1;
     for (int d = 0; d < ndim; d++) {
-        t->shape[d] = resolve(shape[d], c, n_vocab);
-        t->numel *= (size_t)t->shape[d];
+        t->shape[d] = shape[d];
+        t->numel *= (size_t)shape[d];
     }
+    t->flags = flags;
     t->init = init;
-    t->optional = optional;
+    t->dt = LCSM_DT_F32;
+    t->disk_dtype = -1;
+    return t;
 }
 
-int lcsm__flin_weight(const lcsm_weights *w, int layer, int j)
+const lcsm_tensor *lcsm__tensor_get(const lcsm_weights *w, int layer, int role)
 {
-    return lcsm__widx(w, layer, W_FLIN) + 2 * j;
-}
-
-int lcsm__flin_bias(const lcsm_weights *w, int layer, int j)
-{
-    return j <= w->cfg.num_inner_mlps ? lcsm__widx(w, layer, W_FLIN) + 2 * j + 1 : -1;
-}
-
-lcsm_weights *lcsm__weights_alloc(const lcsm_model_config *c)
-{
-    lcsm_weights *w = lcsm__calloc(1, sizeof *w);
-    if (!w)
+    if (layer < -1 || layer >= w->hp.n_layer || role < 0 || role >= LCSM_ROLE_HOST + 32)
         return NULL;
-    w->cfg = *c;
-    w->n_vocab = lcsm__config_n_vocab(c);
-    int n_flin = c->num_inner_mlps + 2; /* Linears of the implicit filter */
-    w->per_layer = W_FLIN + 2 * n_flin - 1;
-    w->n = W_GLOBAL_COUNT + c->n_layer * w->per_layer;
-    w->t = lcsm__calloc((size_t)w->n, sizeof *w->t);
-    if (!w->t) {
-        lcsm__free(w);
-        return NULL;
-    }
-    for (int k = 0; k < W_GLOBAL_COUNT; k++)
-        set_row(&w->t[k], c, w->n_vocab, "", global_rows[k].name, global_rows[k].ndim, global_rows[k].shape,
-                global_rows[k].init, 0);
-    for (int l = 0; l < c->n_layer; l++) {
-        char prefix[48];
-        snprintf(prefix, sizeof prefix, "backbone.layers.%d.", l);
-        for (int k = 0; k < W_FLIN; k++) {
-            const row *r = &layer_rows[k];
-            set_row(&w->t[lcsm__widx(w, l, k)], c, w->n_vocab, prefix, r->name, r->ndim, r->shape, r->init,
-                    r->optional);
-        }
-        for (int j = 0; j < n_flin; j++) {
-            char name[80];
-            int in = j == 0 ? S_E : S_F, out = j == n_flin - 1 ? S_D : S_F;
-            int shape[2] = {out, in};
-            snprintf(name, sizeof name, "mixer.filter_fn.implicit_filter.%d.weight", 2 * j);
-            set_row(&w->t[lcsm__flin_weight(w, l, j)], c, w->n_vocab, prefix, name, 2, shape,
-                    j == 0 ? I_FLIN0 : I_LINEAR, 0);
-            if (lcsm__flin_bias(w, l, j) >= 0) {
-                snprintf(name, sizeof name, "mixer.filter_fn.implicit_filter.%d.bias", 2 * j);
-                set_row(&w->t[lcsm__flin_bias(w, l, j)], c, w->n_vocab, prefix, name, 1, &shape[0], I_BIAS, 0);
-            }
-        }
-    }
-    for (int i = 0; i < w->n; i++) {
-        w->t[i].data = lcsm__calloc(w->t[i].numel, sizeof(float));
-        if (!w->t[i].data) {
-            lcsm__weights_free(w);
-            return NULL;
-        }
-    }
-    return w;
+    int i = w->index[layer + 1][role];
+    return i >= 0 ? &w->t[i] : NULL;
 }
 
 void lcsm__weights_free(lcsm_weights *w)
@@ -163,7 +62,103 @@ void lcsm__weights_free(lcsm_weights *w)
     for (int i = 0; i < w->n; i++)
         lcsm__free(w->t[i].data);
     lcsm__free(w->t);
+    lcsm__free(w->index);
     lcsm__free(w);
+}
+
+lcsm_weights *lcsm__weights_alloc(const lcsm_hparams *hp, lcsm_dtype weight_dt)
+{
+    lcsm_weights *w = lcsm__calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->hp = *hp;
+    if (hp->arch->tensors(w) != LCSM_OK || !(w->index = lcsm__malloc((size_t)(hp->n_layer + 1) * sizeof *w->index))) {
+        lcsm__weights_free(w);
+        return NULL;
+    }
+    memset(w->index, 0xff, (size_t)(hp->n_layer + 1) * sizeof *w->index); /* -1 */
+    for (int i = 0; i < w->n; i++) {
+        lcsm_tensor *t = &w->t[i];
+        if (t->flags & LCSM_T_MATRIX)
+            t->dt = weight_dt;
+        if (w->index[t->layer + 1][t->role] < 0)
+            w->index[t->layer + 1][t->role] = i;
+        if (!(t->data = lcsm__calloc(t->numel, sizeof(float)))) {
+            lcsm__weights_free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
+/* ---- conversions */
+
+uint16_t lcsm__f32_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((x >> 16) | 0x40); /* a quiet NaN */
+    x += 0x7fffu + ((x >> 16) & 1);          /* round to nearest, ties to even */
+    return (uint16_t)(x >> 16);
+}
+
+uint16_t lcsm__f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    const uint32_t sign = (x >> 16) & 0x8000u;
+    x &= 0x7fffffffu;
+    uint16_t h;
+    if (x >= 0x47800000u) { /* 2^16 and above (and Inf, NaN): out of range */
+        h = x > 0x7f800000u ? 0x7e00 : 0x7c00;
+    } else if (x < 0x38800000u) {
+        /* Below 2^-14 the result is subnormal: adding 0.5 puts the half's
+         * mantissa in the low bits of the float, rounded by the FPU (to even). */
+        float v, magic = 0.5f;
+        memcpy(&v, &x, 4);
+        v += magic;
+        uint32_t r;
+        memcpy(&r, &v, 4);
+        h = (uint16_t)(r - 0x3f000000u);
+    } else {
+        /* Rebias the exponent, round the 13 dropped bits to nearest even; a
+         * carry into the exponent (up to infinity) is the right answer. */
+        x += 0xc8000fffu + ((x >> 13) & 1);
+        h = (uint16_t)(x >> 13);
+    }
+    return (uint16_t)(h | sign);
+}
+
+void lcsm__f32_convert(const float *src, size_t n, lcsm_dtype dt, void *dst)
+{
+    uint16_t *h = dst;
+    switch (dt) {
+    case LCSM_DT_F16:
+        for (size_t i = 0; i < n; i++)
+            h[i] = lcsm__f32_to_f16(src[i]);
+        break;
+    case LCSM_DT_BF16:
+        for (size_t i = 0; i < n; i++)
+            h[i] = lcsm__f32_to_bf16(src[i]);
+        break;
+    default:
+        memcpy(dst, src, n * sizeof *src);
+        break;
+    }
+}
+
+void lcsm__weights_round(lcsm_weights *w)
+{
+    for (int i = 0; i < w->n; i++) {
+        lcsm_tensor *t = &w->t[i];
+        if (t->dt == LCSM_DT_F16)
+            for (size_t k = 0; k < t->numel; k++)
+                t->data[k] = st_f16_to_f32(lcsm__f32_to_f16(t->data[k]));
+        else if (t->dt == LCSM_DT_BF16)
+            for (size_t k = 0; k < t->numel; k++)
+                t->data[k] = st_bf16_to_f32(lcsm__f32_to_bf16(t->data[k]));
+    }
 }
 
 /* ---- deterministic random numbers: splitmix64 + Box-Muller */
@@ -176,50 +171,31 @@ static uint64_t splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static double normal(uint64_t *s)
+double lcsm__normal(uint64_t *s)
 {
     double u1 = ((double)(splitmix(s) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
     double u2 = (double)(splitmix(s) >> 11) * 0x1.0p-53;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-static void init_tensor(lcsm_tensor *t, const lcsm_model_config *c, uint64_t seed)
+static void init_tensor(const lcsm_hparams *hp, lcsm_tensor *t, uint64_t seed)
 {
     uint64_t s = seed;
+    if (t->init >= LCSM_I_FAMILY) {
+        hp->arch->init(hp, t, &s, t->data);
+        return;
+    }
     double fan_in = t->ndim >= 2 ? (double)t->shape[t->ndim - 1] : 1.0;
-    size_t L = (size_t)c->l_max;
     for (size_t i = 0; i < t->numel; i++) {
         double v = 0;
         switch (t->init) {
-        case I_LINEAR: v = normal(&s) / sqrt(fan_in); break;
-        case I_BIAS: v = 0.02 * normal(&s); break;
-        case I_LN_W: v = 1.0 + 0.1 * normal(&s); break;
-        case I_LN_B: v = 0.1 * normal(&s); break;
-        case I_CONV: v = 0.5 * normal(&s); break;
-        case I_UNIT: v = normal(&s); break;
-        case I_EMB: v = 0.5 * normal(&s); break;
-        case I_FLIN0: v = normal(&s); break;
-        case I_POS_T: v = L > 1 ? (double)i / (double)(L - 1) : 0.0; break;
-        case I_FREQ: v = c->activation_freq * (1.0 + 0.1 * normal(&s)); break;
-        case I_DELTAS: {
-            double lo = log(1e-2) / 1.5, hi = log(1e-2) / 0.3;
-            v = t->numel > 1 ? lo + (hi - lo) * (double)i / (double)(t->numel - 1) : lo;
-            break;
-        }
-        case I_POS_Z: {
-            /* [pos][feature]: feature 0 is t; then `bands` cos and `bands` -sin of
-             * f_k * w with w = 2 pi pos / L and f = linspace(1e-4, bands - 1, bands). */
-            size_t E = (size_t)c->emb_dim, pos = i / E, f = i % E, bands = (E - 1) / 2;
-            double w = 6.283185307179586 * (double)pos / (double)L;
-            if (f == 0) {
-                v = L > 1 ? (double)pos / (double)(L - 1) : 0.0;
-            } else if (f <= 2 * bands) {
-                size_t k = (f - 1) % bands;
-                double fk = bands > 1 ? 1e-4 + (double)k * ((double)bands - 1 - 1e-4) / (double)(bands - 1) : 1e-4;
-                v = f <= bands ? cos(fk * w) : -sin(fk * w);
-            }
-            break;
-        }
+        case LCSM_I_LINEAR: v = lcsm__normal(&s) / sqrt(fan_in); break;
+        case LCSM_I_BIAS: v = 0.02 * lcsm__normal(&s); break;
+        case LCSM_I_NORM_W: v = 1.0 + 0.1 * lcsm__normal(&s); break;
+        case LCSM_I_NORM_B: v = 0.1 * lcsm__normal(&s); break;
+        case LCSM_I_CONV: v = 0.5 * lcsm__normal(&s); break;
+        case LCSM_I_UNIT: v = lcsm__normal(&s); break;
+        case LCSM_I_EMB: v = 0.5 * lcsm__normal(&s); break;
         }
         t->data[i] = (float)v;
     }
@@ -228,8 +204,11 @@ static void init_tensor(lcsm_tensor *t, const lcsm_model_config *c, uint64_t see
 void lcsm__weights_randomise(lcsm_weights *w, uint64_t seed)
 {
     for (int i = 0; i < w->n; i++)
-        init_tensor(&w->t[i], &w->cfg, seed * 0x100000001B3ull + (uint64_t)i * 0x9E3779B97F4A7C15ull);
+        init_tensor(&w->hp, &w->t[i], seed * 0x100000001B3ull + (uint64_t)i * 0x9E3779B97F4A7C15ull);
+    lcsm__weights_round(w);
 }
+
+/* ---- checkpoints */
 
 /* Shapes agree when they are equal after dropping every dimension of size 1 (a
  * checkpoint may store freq as (1, F) or (F), the conv taps as (3D, 1, 3) or (3D, 3)). */
@@ -258,39 +237,57 @@ static void shape_text(const int64_t *s, int n, char *buf, size_t cap)
         snprintf(buf + o, cap - o, ")");
 }
 
-lcsm_status lcsm__weights_load(lcsm_weights *w, const char *path, char *err, size_t cap)
+/* The part of per-layer names before the layer number ("backbone.layers."),
+ * taken from the family's first tensor of layer 0; "" if it has none. */
+static void layer_stem(const lcsm_weights *w, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (int i = 0; i < w->n; i++)
+        if (w->t[i].layer == 0) {
+            const char *name = w->t[i].name, *p = strstr(name, ".0.");
+            if (p)
+                snprintf(buf, cap, "%.*s", (int)(p - name + 1), name);
+            return;
+        }
+}
+
+lcsm_status lcsm__weights_load(lcsm_weights *w, const char *path, int keep_disk_dtype, char *err, size_t cap)
 {
     st_file f;
     lcsm_status st = st_open(path, &f, err, cap);
     if (st != LCSM_OK)
         return st;
-    /* The checkpoint's prefix: HF-style "", Lightning "model.", HF LM heads "hyena.". */
-    static const char *const prefixes[] = {"", "model.", "hyena.", "model.hyena."};
+    /* The checkpoint's prefix: the first of the family's that names its first tensor. */
+    const char *const *prefixes = w->hp.arch->prefixes;
     const char *prefix = NULL;
-    for (size_t p = 0; p < sizeof prefixes / sizeof prefixes[0] && !prefix; p++) {
+    for (size_t p = 0; prefixes[p] && !prefix; p++) {
         char name[256];
-        snprintf(name, sizeof name, "%s%s", prefixes[p], w->t[W_EMB].name);
+        snprintf(name, sizeof name, "%s%s", prefixes[p], w->t[0].name);
         if (st_find(&f, name))
             prefix = prefixes[p];
     }
     if (!prefix) {
+        char tried[128] = "";
+        for (size_t p = 1; prefixes[p]; p++)
+            snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", p > 1 ? "/" : "", prefixes[p]);
         st_close(&f);
-        return ERR(LCSM_ERR_MISSING_TENSOR, "%s: tensor '%s' (with or without a model./hyena. prefix) not found",
-                   path, w->t[W_EMB].name);
+        return ERR(LCSM_ERR_MISSING_TENSOR, "%s: tensor '%s' (with or without a %s prefix) not found", path,
+                   w->t[0].name, tried);
     }
     /* A file with more layers than the config would otherwise load as a silently
      * truncated model. */
-    char layer_prefix[64];
-    int plen = snprintf(layer_prefix, sizeof layer_prefix, "%sbackbone.layers.", prefix);
-    for (int i = 0; i < f.n; i++) {
+    char stem[96], layer_prefix[256];
+    layer_stem(w, stem, sizeof stem);
+    int plen = snprintf(layer_prefix, sizeof layer_prefix, "%s%s", prefix, stem);
+    for (int i = 0; *stem && i < f.n; i++) {
         const char *name = f.t[i].name;
         char *end;
         if (strncmp(name, layer_prefix, (size_t)plen) != 0)
             continue;
         long layer = strtol(name + plen, &end, 10);
-        if (end != name + plen && *end == '.' && (layer < 0 || layer >= w->cfg.n_layer)) {
+        if (end != name + plen && *end == '.' && (layer < 0 || layer >= w->hp.n_layer)) {
             st = ERR(LCSM_ERR_SHAPE, "%s: tensor '%s' belongs to layer %ld, the config has %d layers", path, name,
-                     layer, w->cfg.n_layer);
+                     layer, w->hp.n_layer);
             st_close(&f); /* after the message: name lives in f */
             return st;
         }
@@ -301,9 +298,9 @@ lcsm_status lcsm__weights_load(lcsm_weights *w, const char *path, char *err, siz
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
         const st_tensor *s = st_find(&f, name);
         if (!s) {
-            if (t->optional && t->init == I_FREQ) {
-                for (size_t k = 0; k < t->numel; k++)
-                    t->data[k] = w->cfg.activation_freq;
+            if (t->flags & (LCSM_T_OPTIONAL | LCSM_T_TIED)) {
+                if (t->flags & LCSM_T_OPTIONAL)
+                    w->hp.arch->init(&w->hp, t, NULL, t->data); /* the value a checkpoint without it means */
                 continue;
             }
             st = ERR(LCSM_ERR_MISSING_TENSOR, "%s: tensor '%s' not found", path, name);
@@ -320,8 +317,13 @@ lcsm_status lcsm__weights_load(lcsm_weights *w, const char *path, char *err, siz
         for (size_t k = 0; st == LCSM_OK && k < t->numel; k++)
             if (!isfinite(t->data[k]))
                 st = ERR(LCSM_ERR_FORMAT, "%s: tensor '%s' holds a non-finite value at element %zu", path, name, k);
+        t->disk_dtype = s->dtype;
+        if (keep_disk_dtype && (t->flags & LCSM_T_MATRIX))
+            t->dt = s->dtype == ST_F16 ? LCSM_DT_F16 : s->dtype == ST_BF16 ? LCSM_DT_BF16 : LCSM_DT_F32;
     }
     st_close(&f);
+    if (st == LCSM_OK)
+        lcsm__weights_round(w);
     return st;
 }
 
@@ -330,9 +332,13 @@ lcsm_status lcsm__weights_save(const lcsm_weights *w, const char *path, char *er
     st_out *out = lcsm__calloc((size_t)w->n, sizeof *out);
     if (!out)
         return ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: tensor list", path);
-    for (int i = 0; i < w->n; i++)
-        out[i] = (st_out){w->t[i].name, w->t[i].ndim, w->t[i].shape, w->t[i].data};
-    lcsm_status st = st_write_f32(path, out, w->n, err, cap);
+    int n = 0;
+    for (int i = 0; i < w->n; i++) {
+        const lcsm_tensor *t = &w->t[i];
+        int dtype = t->dt == LCSM_DT_F16 ? ST_F16 : t->dt == LCSM_DT_BF16 ? ST_BF16 : ST_F32;
+        out[n++] = (st_out){t->name, t->ndim, t->shape, t->data, dtype};
+    }
+    lcsm_status st = st_save(path, out, n, err, cap);
     lcsm__free(out);
     return st;
 }

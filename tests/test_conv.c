@@ -61,7 +61,7 @@ static double run(lcsm_backend *be, const conv_case *c, uint64_t *rng)
     CHECK_OK(op->alloc(be, sizeof(float) * rows * L, &hist));
     CHECK_OK(op->alloc(be, sizeof(float) * rows * L, &acc));
     CHECK_OK(op->alloc(be, sizeof(float) * (size_t)(P > 0 ? P : 1) * B * D, &ybuf));
-    lcsm_ref H = {hist, 0}, A = {acc, 0}, Y = {ybuf, 0};
+    lcsm_ref H = lcsm_f32(hist, 0), A = lcsm_f32(acc, 0), Y = lcsm_f32(ybuf, 0);
     CHECK_OK(op->zero(be, H, rows * L));
     CHECK_OK(op->zero(be, A, rows * L));
     if (P > 0) {

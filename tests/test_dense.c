@@ -1,6 +1,6 @@
 /*
  * The projections alone: a backend's linear (each flag) and LayerNorm then
- * linear (lcsm__ln_linear, the engine's pre-norm pattern) against a
+ * linear (lcsm__norm_linear, the engine's pre-norm pattern) against a
  * double-precision reference, on fresh random data.
  *
  * Rows run from 1 (decode at batch 1) across the OpenCL backend's kernel
@@ -14,7 +14,7 @@
  * sqrt(n_in) * 6e-8 relative to the sum of |terms|, ~1e-6 here; the LayerNorm
  * adds an error of a few ulps of its output per input.
  */
-#include "engine.h" /* the backend table and lcsm__ln_linear */
+#include "engine.h" /* the backend table and lcsm__norm_linear */
 #include "testutil.h"
 
 #include <math.h>
@@ -27,9 +27,11 @@ typedef struct dense_case {
 
 static double gelu_tanh(double x) { return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
 
+static const lcsm_layer_spec layernorm = {.norm = LCSM_NORM_LAYER, .norm_bias = 1};
+
 static void upload(lcsm_backend *be, lcsm_buf *buf, size_t off, const float *v, size_t n)
 {
-    CHECK_OK(be->ops->write(be, (lcsm_ref){buf, off}, v, n));
+    CHECK_OK(be->ops->write(be, lcsm_f32(buf, off), v, n));
 }
 
 /* Returns the relative error of the backend's output, or -1 when an op failed. */
@@ -95,11 +97,11 @@ static double run(lcsm_backend *be, const dense_case *c, uint64_t *rng)
     upload(be, buf, o_g, g, K);
     upload(be, buf, o_b, b, K);
     upload(be, buf, o_out, out, no);
-    lcsm_ref rx = {buf, o_x}, rw = {buf, o_w}, rbias = c->bias ? (lcsm_ref){buf, o_bias} : (lcsm_ref){0};
-    lcsm_ref rout = {buf, o_out};
+    lcsm_ref rx = lcsm_f32(buf, o_x), rw = lcsm_f32(buf, o_w), rbias = c->bias ? lcsm_f32(buf, o_bias) : (lcsm_ref){0};
+    lcsm_ref rout = lcsm_f32(buf, o_out);
     if (c->ln)
-        st = lcsm__ln_linear(be, rx, (lcsm_ref){buf, o_g}, (lcsm_ref){buf, o_b}, eps, (lcsm_ref){buf, o_xn}, rw, rbias,
-                            rout, R, K, N, c->flags);
+        st = lcsm__norm_linear(be, &layernorm, eps, rx, lcsm_f32(buf, o_g), lcsm_f32(buf, o_b), lcsm_f32(buf, o_xn), rw,
+                               rbias, rout, R, K, N, c->flags);
     else
         st = be->ops->linear(be, rx, rw, rbias, rout, R, K, N, c->flags);
     CHECK_OK(st);

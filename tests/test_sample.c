@@ -122,7 +122,7 @@ static void check_kernel(lcsm_backend *be, uint64_t *rng)
         void *scratch = malloc((size_t)V * 2 * sizeof(float));
         lcsm_buf *buf = NULL;
         CHECK_OK(be->ops->alloc(be, (size_t)(B * V + B) * sizeof(float), &buf));
-        lcsm_ref lr = {buf, 0}, ids = {buf, (size_t)B * V};
+        lcsm_ref lr = lcsm_f32(buf, 0), ids = {buf, (size_t)B * V * sizeof(float), LCSM_DT_I32};
         for (int trial = 0; trial < 20; trial++) {
             const double scale = trial % 2 ? 3.0 : 0.5; /* peaked and flat distributions */
             for (int i = 0; i < B * V; i++)

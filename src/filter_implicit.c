@@ -8,6 +8,7 @@
  * channel-major h[c][k] (the layout the backends take). Plain C: this runs once
  * per model load, in blocks of positions so the working set stays in cache.
  */
+#include "filter_implicit.h"
 #include "internal.h"
 
 #include <math.h>

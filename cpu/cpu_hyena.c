@@ -1,0 +1,195 @@
+/* The Hyena operator on the CPU: over whole sequences (short conv, the stage
+ * inputs and gates) and one decode step (short conv, the chain of stages, each
+ * stage's past from the accumulator or summed from the history). */
+#include "cpu.h"
+
+#include <string.h>
+
+#define PAR_MIN_WORK (1 << 16)
+
+static int n_tasks_for(const cpu_backend *cb, double work, int max_tasks)
+{
+    if (work < PAR_MIN_WORK || max_tasks < 2)
+        return 1;
+    return cb->n_threads < max_tasks ? cb->n_threads : max_tasks;
+}
+
+/* Causal K-tap conv of one channel (PyTorch's cross-correlation: tap K-1
+ * multiplies the current position): p[k] is the input at t - (K-1) + k. */
+static inline float conv_k(const float *w, int K, const float *p, float bias)
+{
+    float v = 0.0f;
+    for (int k = 0; k < K; k++)
+        v += w[k] * p[k];
+    return v + bias;
+}
+
+/* ---- whole sequences */
+
+lcsm_status cpu_shortconv_seq(lcsm_backend *be, lcsm_ref u_ref, lcsm_ref w_ref, lcsm_ref b_ref, int K, int B, int len,
+                              int C, lcsm_ref out_ref, lcsm_ref state_ref)
+{
+    (void)be;
+    const float *u = cpu_ptr(u_ref), *w = cpu_ptr(w_ref), *bias = b_ref.buf ? cpu_ptr(b_ref) : NULL;
+    float *out = cpu_ptr(out_ref);
+    float p[LCSM_MAX_SHORT];
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < len; t++) {
+            const float *ub = u + (size_t)b * len * C;
+            float *o = out + ((size_t)b * len + t) * C;
+            for (int ch = 0; ch < C; ch++) {
+                for (int k = 0; k < K; k++) {
+                    int s = t - (K - 1) + k;
+                    p[k] = s >= 0 ? ub[(size_t)s * C + ch] : 0.0f;
+                }
+                o[ch] = conv_k(w + (size_t)K * ch, K, p, bias ? bias[ch] : 0.0f);
+            }
+        }
+    if (state_ref.buf && K > 1) {
+        float *st = cpu_ptr(state_ref);
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < K - 1; k++) { /* state[b][k] = u[len - (K-1) + k], zeros before 0 */
+                int t = len - (K - 1) + k;
+                float *dst = st + ((size_t)b * (K - 1) + k) * C;
+                if (t >= 0)
+                    memcpy(dst, u + ((size_t)b * len + t) * C, (size_t)C * sizeof(float));
+                else
+                    memset(dst, 0, (size_t)C * sizeof(float));
+            }
+    }
+    return LCSM_OK;
+}
+
+lcsm_status cpu_mul_seq(lcsm_backend *be, lcsm_seq x, lcsm_seq m, lcsm_seq out, int B, int len, int D)
+{
+    (void)be;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < len; t++) {
+            const float *xt = cpu_ptr(x.r) + t * x.st + b * x.sb;
+            float *o = cpu_ptr(out.r) + t * out.st + b * out.sb;
+            if (!m.r.buf) {
+                memcpy(o, xt, (size_t)D * sizeof *o);
+                continue;
+            }
+            const float *mt = cpu_ptr(m.r) + t * m.st + b * m.sb;
+            for (int c = 0; c < D; c++)
+                o[c] = xt[c] * mt[c];
+        }
+    return LCSM_OK;
+}
+
+lcsm_status cpu_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_seq y, lcsm_seq a,
+                         lcsm_seq m, lcsm_seq out)
+{
+    (void)be;
+    const int D = f->D;
+    const float *db = f->dbias + (size_t)g * D;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < len; t++) {
+            const float *yt = cpu_ptr(y.r) + t * y.st + b * y.sb, *at = cpu_ptr(a.r) + t * a.st + b * a.sb;
+            float *o = cpu_ptr(out.r) + t * out.st + b * out.sb;
+            if (!m.r.buf) {
+                for (int c = 0; c < D; c++)
+                    o[c] = yt[c] + db[c] * at[c];
+                continue;
+            }
+            const float *mt = cpu_ptr(m.r) + t * m.st + b * m.sb;
+            for (int c = 0; c < D; c++)
+                o[c] = mt[c] * (yt[c] + db[c] * at[c]);
+        }
+    return LCSM_OK;
+}
+
+/* ---- one decode step */
+
+typedef struct lazy_job {
+    const float *hist, *hT;
+    float *y;     /* [B*D] raw sums over s < t */
+    size_t rows;  /* G*B*D: hist row stride */
+    size_t hrows; /* G*D: hT row stride */
+    int g, B, D, t, n_tasks;
+} lazy_job;
+
+/* y[b][c] = sum_{s<t} h[t-s][g*D+c] * hist[s][(g*B+b)*D+c], split over column chunks
+ * so every task streams contiguous rows of the history and of the filter. */
+static void lazy_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const lazy_job *j = ctx;
+    int cols = j->B * j->D;
+    int c0 = (int)((long long)cols * task / j->n_tasks), c1 = (int)((long long)cols * (task + 1) / j->n_tasks);
+    for (int col = c0; col < c1;) {
+        int b = col / j->D, c = col % j->D;
+        int n = j->D - c < c1 - col ? j->D - c : c1 - col; /* stay within sequence b */
+        float *y = j->y + col;
+        const float *hcol = j->hT + (size_t)j->g * j->D + c;
+        const float *xcol = j->hist + ((size_t)j->g * j->B + b) * j->D + c;
+        memset(y, 0, (size_t)n * sizeof *y);
+        for (int s = 0; s < j->t; s++) {
+            const float *h = hcol + (size_t)(j->t - s) * j->hrows, *x = xcol + (size_t)s * j->rows;
+            for (int i = 0; i < n; i++)
+                y[i] += h[i] * x[i];
+        }
+        col += n;
+    }
+}
+
+lcsm_status cpu_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
+                           const lcsm_hyena_step_args *a)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    const int B = geom->B, D = geom->D, G = geom->G, S = a->S, C = S * D, K = a->K, t = a->t;
+    const size_t rows = (size_t)G * B * D;
+    const float *w = K ? cpu_ptr(a->conv_w) : NULL, *bias = a->conv_b.buf ? cpu_ptr(a->conv_b) : NULL;
+    float *u = cpu_ptr(a->u), *y = cpu_ptr(a->y), *work = cpu_ptr(a->work);
+    /* The short conv of every stream with the K-1 previous projections, in
+     * place; then the state moves on by one row. */
+    if (K > 0) {
+        float p[LCSM_MAX_SHORT];
+        for (int b = 0; b < B; b++) {
+            float *ub = u + (size_t)b * C, *st = K > 1 ? cpu_ptr(a->state) + (size_t)b * (K - 1) * C : NULL;
+            for (int ch = 0; ch < C; ch++) {
+                for (int k = 0; k < K - 1; k++)
+                    p[k] = st[(size_t)k * C + ch];
+                p[K - 1] = ub[ch];
+                ub[ch] = conv_k(w + (size_t)K * ch, K, p, bias ? bias[ch] : 0.0f);
+                for (int k = 0; k < K - 2; k++) /* the oldest row drops out */
+                    st[(size_t)k * C + ch] = p[k + 1];
+                if (K > 1)
+                    st[(size_t)(K - 2) * C + ch] = p[K - 1];
+            }
+        }
+    }
+    /* The chain: s = u[S-1]; per stage s *= u[mult], a = s into the history,
+     * s = past + (h0 + dbias) a; then y = u[0] * s (y holds s meanwhile). */
+    for (int b = 0; b < B; b++)
+        memcpy(y + (size_t)b * D, u + (size_t)b * C + (size_t)(S - 1) * D, (size_t)D * sizeof *y);
+    for (int i = 0; i < a->n_stage; i++) {
+        const int g = a->stage[i].group, mult = a->stage[i].mult;
+        const float *h0d = f->h0d + (size_t)g * D;
+        float *hist_t = cpu_ptr(a->hist) + (size_t)t * rows + (size_t)g * B * D;
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < D; c++) {
+                size_t k = (size_t)b * D + c;
+                hist_t[k] = mult >= 0 ? y[k] * u[(size_t)b * C + (size_t)mult * D + c] : y[k];
+            }
+        const float *past;
+        if (a->mode == LCSM_MIX_CACHED) {
+            past = cpu_ptr(a->acc) + (size_t)t * rows + (size_t)g * B * D;
+        } else { /* lazy: the whole past now */
+            lazy_job j = {cpu_ptr(a->hist), f->hT, work, rows, (size_t)G * D, g, B, D, t, 1};
+            j.n_tasks = n_tasks_for(cb, (double)t * B * D, (B * D + 63) / 64);
+            lcsm_pool_run(cb->pool, j.n_tasks, lazy_task, &j);
+            past = work;
+        }
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < D; c++) {
+                size_t k = (size_t)b * D + c;
+                y[k] = past[k] + h0d[c] * hist_t[k];
+            }
+    }
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < D; c++)
+            y[(size_t)b * D + c] *= u[(size_t)b * C + c];
+    return LCSM_OK;
+}

@@ -1,0 +1,196 @@
+/*
+ * Model families as data (DESIGN.md section 6). A family (src/arch_<name>.c) is
+ * one lcsm_arch: it reads its config into lcsm_hparams, lists its tensors by
+ * role (name, shape, where the rows go, how to initialise them randomly), says
+ * what every layer is (lcsm_layer_spec), and materialises the long filters of
+ * its tiled convolutions. Nothing outside src/arch_*.c names a tensor; the
+ * engine walks the layer table with one generic step and one generic forward.
+ */
+#ifndef LCSM_ARCH_H
+#define LCSM_ARCH_H
+
+#include "backend.h"
+#include "lcsm.h"
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+/* Largest sizes accepted, so that every size computation stays far from overflow:
+ * at most 2^24 positions, 2^16 channels, 2^12 layers, 2^20 vocabulary entries. */
+#define LCSM_MAX_LMAX (1 << 24)
+#define LCSM_MAX_DMODEL (1 << 16)
+#define LCSM_MAX_LAYERS (1 << 12)
+#define LCSM_MAX_VOCAB (1 << 20)
+#define LCSM_MAX_INNER_MLPS 6
+
+typedef struct lcsm_arch lcsm_arch;
+
+/* Hyper-parameters of every family (llama.cpp's llama_hparams): the shared
+ * shape first, then each family's own fields. */
+typedef struct lcsm_hparams {
+    const lcsm_arch *arch;
+    int d_model, n_layer, d_inner, vocab_size, pad_vocab_size_multiple, l_max;
+    int n_vocab; /* embedding rows: vocab_size rounded up to pad_vocab_size_multiple */
+    float norm_eps;
+    /* hyenadna: implicit filters */
+    int emb_dim, filter_order, num_inner_mlps, short_filter_order, hyena_order;
+    float activation_freq;
+    /* longconv: explicit taps, soft-thresholded by lam, optionally smoothed */
+    float lam;
+    int ma_window; /* moving-average window (odd), 0: no smoothing */
+} lcsm_hparams;
+
+/* ---- layers */
+
+typedef enum lcsm_mixer_kind { LCSM_MIXER_HYENA = 0, LCSM_MIXER_COUNT } lcsm_mixer_kind;
+typedef enum lcsm_filter_kind {
+    LCSM_FILTER_IMPLICIT = 0, /* HyenaDNA's filter MLP, materialised at load and tiled */
+    LCSM_FILTER_EXPLICIT = 1, /* stored taps (longconv), tiled */
+    LCSM_FILTER_COUNT
+} lcsm_filter_kind;
+typedef enum lcsm_mlp_kind { LCSM_MLP_NONE = 0, LCSM_MLP_PLAIN = 1, LCSM_MLP_GATED = 2, LCSM_MLP_COUNT } lcsm_mlp_kind;
+
+/* What a layer is: the generic step and forward read nothing else. */
+typedef struct lcsm_layer_spec {
+    lcsm_norm_kind norm; /* norm1 and norm2 */
+    int norm_bias;       /* the norms have a shift */
+    lcsm_mixer_kind mixer;
+    /* Hyena: S streams from the input projection, a K-tap short conv, the stages */
+    int streams, short_taps, short_bias, in_bias, out_bias;
+    int n_stage;
+    lcsm_hyena_stage stage[LCSM_MAX_STAGES]; /* group: the model-wide tiled convolution */
+    lcsm_filter_kind filter[LCSM_MAX_STAGES];
+    /* MLP */
+    lcsm_mlp_kind mlp;
+    lcsm_act act;
+    int d_inner, mlp_bias;
+} lcsm_layer_spec;
+
+/* Device tensors of a layer, by role (lcsm_model.w). UP holds fc1, or
+ * [W1; W2] of a gated MLP stacked at load; DOWN fc2 / W3. */
+enum {
+    LCSM_R_NORM1_W, LCSM_R_NORM1_B, LCSM_R_IN_W, LCSM_R_IN_B, LCSM_R_SHORT_W, LCSM_R_SHORT_B,
+    LCSM_R_OUT_W, LCSM_R_OUT_B, LCSM_R_NORM2_W, LCSM_R_NORM2_B, LCSM_R_UP_W, LCSM_R_UP_B,
+    LCSM_R_DOWN_W, LCSM_R_DOWN_B, LCSM_R_COUNT
+};
+/* Global device tensors (lcsm_model.g). */
+enum { LCSM_G_EMB, LCSM_G_NORMF_W, LCSM_G_NORMF_B, LCSM_G_HEAD, LCSM_G_COUNT };
+/* Roles from here on are host-only parameters of a family's filters (not
+ * uploaded): LCSM_ROLE_HOST + the family's own index. */
+#define LCSM_ROLE_HOST 64
+
+/* ---- tensors */
+
+enum {
+    LCSM_T_OPTIONAL = 1, /* may be absent from a checkpoint: the family's init fills it */
+    LCSM_T_MATRIX = 2,   /* a weight matrix or embedding: stored in the weight dtype */
+    LCSM_T_TIED = 4,     /* the head: absent from checkpoints that tie it to the embedding */
+};
+
+/* Random initialisation rules shared by the families (weights.c); a family's
+ * own rules start at LCSM_I_FAMILY and go to its init hook. Scales follow the
+ * reference training codes closely enough for healthy activations. */
+enum {
+    LCSM_I_LINEAR,  /* N(0, 1/fan_in) */
+    LCSM_I_BIAS,    /* N(0, 0.02^2) */
+    LCSM_I_NORM_W,  /* 1 + N(0, 0.1^2) */
+    LCSM_I_NORM_B,  /* N(0, 0.1^2) */
+    LCSM_I_CONV,    /* N(0, 0.5^2) */
+    LCSM_I_UNIT,    /* N(0, 1) */
+    LCSM_I_EMB,     /* N(0, 0.5^2) */
+    LCSM_I_FAMILY = 32
+};
+
+typedef struct lcsm_tensor {
+    char name[160];  /* without any checkpoint prefix */
+    int layer;       /* -1: global */
+    int role;        /* LCSM_R_* (layer), LCSM_G_* (global) or LCSM_ROLE_HOST + k */
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    unsigned flags;  /* LCSM_T_* */
+    int init;        /* LCSM_I_* or the family's */
+    int row0, rows_total; /* rows [row0, row0 + shape[0]) of a role of rows_total rows (0: the whole role) */
+    lcsm_dtype dt;   /* device storage type (matrices: the weight dtype) */
+    int disk_dtype;  /* as found in the checkpoint (safetensors.h ST_*), -1 before loading */
+    float *data;     /* host copy, f32 (holding the rounded values of a narrow dt) */
+} lcsm_tensor;
+
+/* The host side of a model: hyper-parameters and every tensor in checkpoint
+ * order. index[layer + 1][role] is the first tensor of that role, -1 if none. */
+typedef struct lcsm_weights {
+    lcsm_hparams hp;
+    int n, cap;
+    lcsm_tensor *t;
+    int (*index)[LCSM_ROLE_HOST + 32];
+} lcsm_weights;
+
+/* Appends a tensor (data not allocated yet); the name is printf-formatted.
+ * Returns it, or NULL when out of memory (weights_alloc then fails). */
+lcsm_tensor *lcsm__tensor_add(lcsm_weights *w, int layer, int role, int ndim, const int64_t *shape, unsigned flags,
+                              int init, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+/* The first tensor of (layer, role) (layer -1 for globals), or NULL. */
+const lcsm_tensor *lcsm__tensor_get(const lcsm_weights *w, int layer, int role);
+
+/* ---- the family interface */
+
+struct lcsm_arch {
+    const char *name; /* "hyenadna": model_type in config.json, --arch */
+    /* Name prefixes of the checkpoints it reads, tried in order; NULL-terminated. */
+    const char *const *prefixes;
+    /* 1 if a config.json without a known model_type is this family's. */
+    int (*detect)(const cJSON *root);
+    /* The defaults of every field (the family's smallest sensible model). */
+    void (*defaults)(lcsm_hparams *hp);
+    /* Reads root over hp (already holding the defaults); strict: the fields a
+     * checkpoint's config must have are required. */
+    lcsm_status (*read_config)(const cJSON *root, int strict, lcsm_hparams *hp, char *err, size_t cap);
+    /* Ranges and consistency (config files, random models and the public config alike). */
+    lcsm_status (*check)(const lcsm_hparams *hp, char *err, size_t cap);
+    /* Adds this family's keys to a config.json being written. */
+    lcsm_status (*write_config)(const lcsm_hparams *hp, cJSON *root);
+    /* Fills spec[0 .. n_layer). */
+    void (*layers)(const lcsm_hparams *hp, lcsm_layer_spec *spec);
+    /* Adds every tensor, in checkpoint order (0 or LCSM_ERR_OUT_OF_MEMORY). */
+    lcsm_status (*tensors)(lcsm_weights *w);
+    /* Random values for the family's own init rules (>= LCSM_I_FAMILY). */
+    void (*init)(const lcsm_hparams *hp, const lcsm_tensor *t, uint64_t *rng, float *out);
+    /* The long filter of stage `stage` of layer `layer`: h host [D][lh] (tap k
+     * of channel c at c*lh + k) and its skip term dbias [D]. Thread-safe. */
+    lcsm_status (*filter)(const lcsm_weights *w, const lcsm_model_options *opt, int layer, int stage, int lh,
+                          float *h, float *dbias);
+    /* The public view of hp (lcsm_model_info.config). */
+    void (*public_config)(const lcsm_hparams *hp, lcsm_model_config *cfg);
+    /* The norm before the head (its shift, if any, is the LCSM_G_NORMF_B tensor). */
+    lcsm_norm_kind final_norm;
+};
+
+extern const lcsm_arch lcsm_arch_hyenadna;
+extern const lcsm_arch lcsm_arch_longconv;
+
+/* The family named `name` (case-sensitive), or NULL. */
+const lcsm_arch *lcsm__arch_find(const char *name);
+/* Every family compiled in, NULL-terminated. */
+extern const lcsm_arch *const lcsm__archs[];
+
+/* ---- config.json (config.c) */
+
+/* Reads a config file into hp: the family from model_type (or its detect), its
+ * defaults, then the file's fields. */
+lcsm_status lcsm__config_read(const char *path, lcsm_hparams *hp, char *err, size_t cap);
+/* The same for a config given as text (random models): missing fields keep
+ * the family's defaults; model_type (default "hyenadna") names the family. */
+lcsm_status lcsm__config_parse(const char *text, size_t len, int strict, lcsm_hparams *hp, char *err, size_t cap);
+lcsm_status lcsm__config_write(const char *path, const lcsm_hparams *hp, char *err, size_t cap);
+/* hp from the public config (HyenaDNA's shape), checked. */
+lcsm_status lcsm__hparams_from_config(const lcsm_model_config *cfg, lcsm_hparams *hp, char *err, size_t cap);
+/* Shared field readers for the families: an integer or float at key (NULL or
+ * null keeps *dst), required when `required`, within [lo, hi]. */
+lcsm_status lcsm__json_int(const cJSON *v, const char *key, int required, int lo, int hi, int *dst, char *err,
+                           size_t cap);
+lcsm_status lcsm__json_float(const cJSON *v, const char *key, int required, double lo, double hi, float *dst,
+                             char *err, size_t cap);
+/* The shape every family shares (d_model ... pad_vocab_size_multiple), checked. */
+lcsm_status lcsm__hparams_check_shape(const lcsm_hparams *hp, char *err, size_t cap);
+
+#endif /* LCSM_ARCH_H */
