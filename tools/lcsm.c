@@ -2,7 +2,8 @@
  * lcsm: the command-line front end of the lcsm library.
  *
  *   lcsm generate     sample DNA from a model (the built-in one without -m)
- *   lcsm info         print a model's shape, size and the memory a session needs
+ *   lcsm score        per-token log-likelihoods of a text under a model
+ *   lcsm info         print a model's family, layers, size and the memory a session needs
  *   lcsm make-model   write a model with random weights to a directory
  *   lcsm devices      list the devices of every compiled-in backend
  *   lcsm version      print the library version
@@ -60,12 +61,14 @@ typedef struct cli_args {
     int threads;
     int max_len; /* 0: prompt + n_predict */
     bool all_tokens;
-    /* make-model; 0 means "keep lcsm_model_config_default's value" */
+    lcsm_weight_dtype weights; /* generate, info, score; make-model: how the file stores them */
+    /* make-model; 0 means "keep the family's default" */
     const char *out_dir;
+    const char *arch;
     int d_model, n_layer, l_max, d_inner;
 } cli_args;
 
-typedef enum opt_kind { OPT_FLAG, OPT_STR, OPT_INT, OPT_U64, OPT_FLOAT, OPT_ALGO } opt_kind;
+typedef enum opt_kind { OPT_FLAG, OPT_STR, OPT_INT, OPT_U64, OPT_FLOAT, OPT_ALGO, OPT_WEIGHTS } opt_kind;
 
 typedef struct opt_def {
     const char *short_name; /* "-m", or NULL */
@@ -105,6 +108,18 @@ static const opt_def generate_opts[] = {
     {NULL, "--all-tokens", OPT_FLAG, FIELD(all_tokens), NO_RANGE, NULL,
      "sample from the whole vocabulary, not only A C G T"},
     {NULL, "--shift", OPT_FLOAT, FIELD(shift), ANY_FLOAT, "F", "filter_shift of the implicit filters (default 0.05)"},
+    {NULL, "--weights", OPT_WEIGHTS, FIELD(weights), NO_RANGE, "DT",
+     "f32 | f16 | bf16 | auto (as the file stores them): weight storage on the device (default f32)"},
+};
+
+static const opt_def score_opts[] = {
+    {"-m", "--model", OPT_STR, FIELD(model_dir), NO_RANGE, "DIR", "model directory; default: the built-in model"},
+    {"-p", "--prompt", OPT_STR, FIELD(prompt), NO_RANGE, "TEXT", "the text to score (its tokens, after the first)"},
+    {NULL, "--backend", OPT_STR, FIELD(backend), NO_RANGE, "NAME", "compute backend (default $LCSM_BACKEND, else cpu)"},
+    {NULL, "--device", OPT_STR, FIELD(device), NO_RANGE, "DEV",
+     "device of a GPU backend: index, platform:device or name part (default $LCSM_DEVICE, else the first GPU)"},
+    {"-t", "--threads", OPT_INT, FIELD(threads), 0, 1024, false, "N", "CPU threads; 0 = one per processor (default 0)"},
+    {NULL, "--weights", OPT_WEIGHTS, FIELD(weights), NO_RANGE, "DT", "f32 | f16 | bf16 | auto (default f32)"},
 };
 
 static const opt_def info_opts[] = {
@@ -112,6 +127,8 @@ static const opt_def info_opts[] = {
     {NULL, "--backend", OPT_STR, FIELD(backend), NO_RANGE, "NAME", "compute backend (default $LCSM_BACKEND, else cpu)"},
     {NULL, "--device", OPT_STR, FIELD(device), NO_RANGE, "DEV",
      "device of a GPU backend: index, platform:device or name part (default $LCSM_DEVICE, else the first GPU)"},
+    {NULL, "--weights", OPT_WEIGHTS, FIELD(weights), NO_RANGE, "DT",
+     "f32 | f16 | bf16 | auto: load the weights so (the bytes of each type are printed anyway)"},
 };
 
 static const opt_def devices_opts[] = {
@@ -119,10 +136,13 @@ static const opt_def devices_opts[] = {
 };
 
 static const opt_def make_model_opts[] = {
-    {NULL, "--d-model", OPT_INT, FIELD(d_model), 1, 65536, false, "D", "model width (default 128)"},
+    {NULL, "--arch", OPT_STR, FIELD(arch), NO_RANGE, "NAME", "model family: hyenadna | longconv (default hyenadna)"},
+    {NULL, "--d-model", OPT_INT, FIELD(d_model), 1, 65536, false, "D", "model width (default: the family's; 128)"},
     {NULL, "--n-layer", OPT_INT, FIELD(n_layer), 1, 4096, false, "N", "layers (default 2)"},
-    {NULL, "--l-max", OPT_INT, FIELD(l_max), 1, INT_MAX, false, "L", "longest sequence (default 16384)"},
+    {NULL, "--l-max", OPT_INT, FIELD(l_max), 1, INT_MAX, false, "L", "longest sequence (default: 16384; 1024)"},
     {NULL, "--d-inner", OPT_INT, FIELD(d_inner), 1, INT_MAX, false, "DI", "MLP width (default 4*D)"},
+    {NULL, "--weights", OPT_WEIGHTS, FIELD(weights), NO_RANGE, "DT",
+     "f32 | f16 | bf16: the stored weight matrices, rounded to that type (default f32)"},
     {"-s", "--seed", OPT_U64, FIELD(seed), NO_RANGE, "S",
      "weight seed (default 20250101, that of the built-in model)"},
 };
@@ -130,6 +150,7 @@ static const opt_def make_model_opts[] = {
 /* -------------------------------------------------------------- commands */
 
 static int cmd_generate(const cli_args *a);
+static int cmd_score(const cli_args *a);
 static int cmd_info(const cli_args *a);
 static int cmd_make_model(const cli_args *a);
 static int cmd_devices(const cli_args *a);
@@ -167,7 +188,8 @@ typedef struct command {
 
 static const command commands[] = {
     {"generate", NULL, "generate DNA with a model", OPTS(generate_opts), generate_defaults, cmd_generate},
-    {"info", NULL, "print a model's configuration, size and memory needs", OPTS(info_opts), NULL, cmd_info},
+    {"score", NULL, "print the log-likelihood of each token of a text", OPTS(score_opts), NULL, cmd_score},
+    {"info", NULL, "print a model's family, layers, size and memory needs", OPTS(info_opts), NULL, cmd_info},
     {"make-model", "DIR", "write a model with random weights to DIR", OPTS(make_model_opts), make_model_defaults,
      cmd_make_model},
     {"devices", NULL, "list the devices of the backends (platform, memory, compute units)", OPTS(devices_opts), NULL,
@@ -283,6 +305,7 @@ static bool set_option(cli_args *a, const opt_def *o, const char *value)
     case OPT_U64: return parse_u64(value, (uint64_t *)field);
     case OPT_FLOAT: return parse_float(value, o, (float *)field);
     case OPT_ALGO: return lcsm_algo_from_name(value, (lcsm_algo *)field) == LCSM_OK;
+    case OPT_WEIGHTS: return lcsm_weight_dtype_from_name(value, (lcsm_weight_dtype *)field) == LCSM_OK;
     }
     return false;
 }
@@ -302,6 +325,7 @@ static void describe_range(const opt_def *o, char *buf, size_t cap)
             snprintf(buf, cap, "a number in %c%g, %g]", o->lo_open ? '(' : '[', o->lo, o->hi);
         return;
     case OPT_ALGO: snprintf(buf, cap, "flash, lazy or eager"); return;
+    case OPT_WEIGHTS: snprintf(buf, cap, "f32, f16, bf16 or auto"); return;
     case OPT_FLAG:
     case OPT_STR: break;
     }
@@ -439,15 +463,17 @@ static void print_profile(lcsm_backend *be)
 }
 
 /* -m DIR, or the built-in model when there is no -m. */
-static lcsm_status open_model(lcsm_backend *be, const char *dir, float shift, lcsm_model **out)
+static lcsm_status open_model(lcsm_backend *be, const char *dir, float shift, lcsm_weight_dtype weights,
+                              lcsm_model **out)
 {
     lcsm_model_options mo;
     lcsm_model_options_default(&mo);
-    const bool default_shift = shift == mo.filter_shift;
+    const bool defaults = shift == mo.filter_shift && weights == mo.weight_dtype;
     mo.filter_shift = shift;
+    mo.weight_dtype = weights;
     if (dir)
         return lcsm_model_load(be, dir, &mo, out);
-    if (default_shift)
+    if (defaults)
         return lcsm_model_create_default(be, out);
     /* lcsm_model_create_default takes no options; lcsm.h defines it as the default
      * config with seed 20250101, so --shift still applies to the built-in model. */
@@ -507,8 +533,9 @@ static void print_generate_summary(const cli_args *a, const lcsm_backend *be, co
     const double n_tok = (double)a->batch * a->n_predict;
     fprintf(stderr, "\n");
     fprintf(stderr, "lcsm: backend    %s: %s\n", lcsm_backend_name(be), lcsm_backend_description(be));
-    fprintf(stderr, "lcsm: model      %s: d_model %d, n_layer %d, d_inner %d, l_max %d, n_vocab %d\n",
-            a->model_dir ? a->model_dir : "(built-in)", c->d_model, c->n_layer, c->d_inner, c->l_max, mi->n_vocab);
+    fprintf(stderr, "lcsm: model      %s: %s, d_model %d, n_layer %d, d_inner %d, l_max %d, n_vocab %d, %s weights\n",
+            a->model_dir ? a->model_dir : "(built-in)", mi->arch, c->d_model, c->n_layer, c->d_inner, c->l_max,
+            mi->n_vocab, lcsm_weight_dtype_name(a->weights));
     fprintf(stderr, "lcsm: session    algo %s, batch %d, max_len %d\n", lcsm_algo_name(a->algo), a->batch, max_len);
     fprintf(stderr, "lcsm: tokens     prompt %d, generated %d x %d\n", prompt_len, a->n_predict, a->batch);
     fprintf(stderr, "lcsm: load       %10.2f ms (backend + model)\n", 1e3 * load_s);
@@ -561,7 +588,7 @@ static int cmd_generate(const cli_args *a)
         goto done;
     }
     const double backend_s = now_s() - t_load;
-    if ((st = open_model(be, a->model_dir, a->shift, &model)) != LCSM_OK) {
+    if ((st = open_model(be, a->model_dir, a->shift, a->weights, &model)) != LCSM_OK) {
         rc = lib_error(st);
         goto done;
     }
@@ -663,6 +690,8 @@ static void print_config(const lcsm_model_config *c)
     };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const char *p = (const char *)c + fields[i].offset;
+        if (i > 5 && !*(const int *)p) /* a field of another family (0 bits: 0 and 0.0f alike) */
+            continue;
         if (fields[i].is_float)
             printf("  %-26s %g\n", fields[i].name, (double)*(const float *)p);
         else
@@ -681,7 +710,7 @@ static int cmd_info(const cli_args *a)
     lcsm_model_options_default(&mo);
     lcsm_model_info mi;
     if ((st = open_backend(backend_name(a), a->device, 0, &be)) != LCSM_OK ||
-        (st = open_model(be, a->model_dir, mo.filter_shift, &model)) != LCSM_OK ||
+        (st = open_model(be, a->model_dir, mo.filter_shift, a->weights, &model)) != LCSM_OK ||
         (st = lcsm_model_get_info(model, &mi)) != LCSM_OK) {
         rc = lib_error(st);
         goto done;
@@ -706,10 +735,26 @@ static int cmd_info(const cli_args *a)
     printf("backend:          %s: %s\n", lcsm_backend_name(be), lcsm_backend_description(be));
     printf("fft threshold:    %d\n", lcsm_backend_fft_threshold(be));
     printf("model:            %s\n", a->model_dir ? a->model_dir : "(built-in default)");
+    printf("family:           %s\n", mi.arch);
     printf("config:\n");
     print_config(&mi.config);
     printf("n_vocab:          %d\n", mi.n_vocab);
+    printf("layers:\n  %-5s %-10s %-6s %-8s %-18s %-6s %-10s %-8s %s\n", "layer", "norm", "mixer", "streams",
+           "filters", "short", "mlp", "act", "d_inner");
+    for (int l = 0; l < mi.config.n_layer; l++) {
+        lcsm_layer_info li;
+        if ((st = lcsm_model_get_layer(model, l, &li)) != LCSM_OK) {
+            rc = lib_error(st);
+            goto done;
+        }
+        printf("  %-5d %-10s %-6s %-8d %-18s %-6d %-10s %-8s %d\n", l, li.norm, li.mixer, li.streams, li.filter,
+               li.short_taps, li.mlp, li.act, li.d_inner);
+    }
     printf("parameters:       %zu (%.3f M)\n", mi.n_params, (double)mi.n_params / 1e6);
+    printf("weights:          %s: %.2f MiB on the device (f32 %.2f MiB, f16/bf16 %.2f MiB)\n",
+           lcsm_weight_dtype_name(a->weights), mib(mi.dense_bytes), mib(mi.dense_bytes_f32), mib(mi.dense_bytes_f16));
+    printf("tiled convs:      %d (state %zu bytes per position and sequence)\n", mi.n_tiled_convs,
+           mi.state_bytes_per_token);
     printf("weight bytes:     %zu (%.2f MiB) weights + filters, as loaded\n", bytes_at_load, mib(bytes_at_load));
     printf("                  %zu (%.2f MiB) with the spectra of a max_len %d flash session\n", mi.weight_bytes,
            mib(mi.weight_bytes), so.max_len);
@@ -731,35 +776,101 @@ static int cmd_make_model(const cli_args *a)
     lcsm_status st;
     lcsm_backend *be = NULL;
     lcsm_model *model = NULL;
-    lcsm_model_config cfg;
-    lcsm_model_config_default(&cfg);
-    if (a->d_model) {
-        cfg.d_model = a->d_model;
-        cfg.d_inner = 4 * a->d_model; /* HyenaDNA's ratio, unless --d-inner says otherwise */
-    }
-    if (a->d_inner)
-        cfg.d_inner = a->d_inner;
-    if (a->n_layer)
-        cfg.n_layer = a->n_layer;
-    if (a->l_max)
-        cfg.l_max = a->l_max;
+    /* A config in the family's own format: the fields given here, the rest the
+     * family's defaults (HyenaDNA's: the built-in model's shape). */
+    char json[512];
+    int n = snprintf(json, sizeof json, "{\"model_type\": \"%s\"", a->arch ? a->arch : "hyenadna");
+    const struct {
+        const char *key;
+        int value;
+    } fields[] = {{"d_model", a->d_model}, {"n_layer", a->n_layer}, {"d_inner", a->d_inner}, {"max_seq_len", a->l_max}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (fields[i].value)
+            n += snprintf(json + n, sizeof json - (size_t)n, ", \"%s\": %d", fields[i].key, fields[i].value);
+    snprintf(json + n, sizeof json - (size_t)n, "}");
+    if (a->arch && strspn(a->arch, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(a->arch))
+        return usage_error(NULL, "make-model: --arch '%s' is not a family name", a->arch);
+    if (a->weights == LCSM_WEIGHTS_AUTO)
+        return usage_error(NULL, "make-model: --weights auto has no meaning for a new model (f32, f16, bf16)");
 
+    lcsm_model_options mo;
+    lcsm_model_options_default(&mo);
+    mo.weight_dtype = a->weights;
     lcsm_model_info mi;
     if ((st = open_backend("cpu", NULL, 0, &be)) != LCSM_OK ||
-        (st = lcsm_model_create_random(be, &cfg, a->seed, NULL, &model)) != LCSM_OK ||
+        (st = lcsm_model_create_random_config(be, json, a->seed, &mo, &model)) != LCSM_OK ||
         (st = lcsm_model_save(model, a->out_dir)) != LCSM_OK || (st = lcsm_model_get_info(model, &mi)) != LCSM_OK) {
         rc = lib_error(st);
         goto done;
     }
-    printf("wrote %s/config.json and %s/model.safetensors (F32)\n", a->out_dir, a->out_dir);
-    printf("  d_model %d, n_layer %d, d_inner %d, l_max %d, vocab %d (padded %d), seed %llu\n", cfg.d_model,
-           cfg.n_layer, cfg.d_inner, cfg.l_max, cfg.vocab_size, mi.n_vocab, (unsigned long long)a->seed);
-    printf("  %zu parameters (%.2f MiB as F32)\n", mi.n_params, mib(mi.n_params * sizeof(float)));
+    const lcsm_model_config *c = &mi.config;
+    printf("wrote %s/config.json and %s/model.safetensors (%s weights)\n", a->out_dir, a->out_dir,
+           lcsm_weight_dtype_name(a->weights));
+    printf("  %s: d_model %d, n_layer %d, d_inner %d, l_max %d, vocab %d (padded %d), seed %llu\n", mi.arch,
+           c->d_model, c->n_layer, c->d_inner, c->l_max, c->vocab_size, mi.n_vocab, (unsigned long long)a->seed);
+    printf("  %zu parameters (%.2f MiB of weights)\n", mi.n_params, mib(mi.dense_bytes));
     rc = finish_stdout(0);
 
 done:
     lcsm_model_destroy(model);
     lcsm_backend_destroy(be);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- score */
+
+/* log p(token t | tokens < t) for t >= 1 of the prompt, from one parallel
+ * forward: a log-softmax in double over the real vocabulary. */
+static int cmd_score(const cli_args *a)
+{
+    int rc = EXIT_LIB;
+    lcsm_status st;
+    lcsm_backend *be = NULL;
+    lcsm_model *model = NULL;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    int n = 0;
+    if (!a->prompt || !*a->prompt)
+        return usage_error(NULL, "score: -p TEXT is required");
+    if ((rc = tokenize_prompt(a->prompt, &ids, &n)) != 0)
+        return rc;
+    rc = EXIT_LIB;
+    lcsm_model_info mi;
+    if ((st = open_backend(backend_name(a), a->device, a->threads, &be)) != LCSM_OK ||
+        (st = open_model(be, a->model_dir, 0.05f, a->weights, &model)) != LCSM_OK ||
+        (st = lcsm_model_get_info(model, &mi)) != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+    const int V = mi.n_vocab, real = mi.config.vocab_size;
+    if (!(logits = alloc_array((size_t)n, (size_t)V * sizeof *logits))) {
+        rc = out_of_memory("logits");
+        goto done;
+    }
+    if ((st = lcsm_model_forward(model, ids, 1, n, logits)) != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+    double total = 0;
+    printf("%-8s %-8s %s\n", "position", "token", "log-likelihood");
+    for (int t = 1; t < n; t++) {
+        const float *z = logits + (size_t)(t - 1) * V;
+        double mx = -INFINITY, sum = 0;
+        for (int v = 0; v < real; v++)
+            mx = z[v] > mx ? z[v] : mx;
+        for (int v = 0; v < real; v++)
+            sum += exp((double)z[v] - mx);
+        const double lp = (double)z[ids[t]] - mx - log(sum);
+        total += lp;
+        printf("%-8d %-8s %.6f\n", t, lcsm_token_text(ids[t]), lp);
+    }
+    printf("total    %-8d %.6f (%.6f per token)\n", n - 1, total, n > 1 ? total / (n - 1) : 0.0);
+    rc = finish_stdout(0);
+done:
+    lcsm_model_destroy(model);
+    lcsm_backend_destroy(be);
+    free(ids);
+    free(logits);
     return rc;
 }
 

@@ -1,0 +1,198 @@
+/*
+ * The generic block in plain C, double precision, direct sums, one thread: the
+ * readable statement of every family the engine runs, and the oracle the
+ * backends are tested against (test_generic). It reads a model's layer table
+ * and its host weights (white-box), nothing of the backends.
+ *
+ * For every layer l, on the residual stream r [T][D] of each sequence:
+ *   x = norm1(r)
+ *   Hyena mixer: u = W_in x + b_in, S streams of D channels; each stream through
+ *     a K-tap causal conv (tap K-1 on the current position); the chain
+ *     s = u[S-1]; per stage: s = s * u[mult]; s = (h * s) + dbias * s, with h the
+ *     stage's long filter (a causal convolution over time); y = u[0] * s
+ *   r += W_out y + b_out
+ *   MLP: x = norm2(r); plain: r += W_down act(W_up x + b_up) + b_down;
+ *        gated: [g; v] = W_up x, r += W_down (act(g) * v)
+ * logits = W_head final_norm(r).
+ */
+#include "ref_model.h"
+
+#include "weights.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A role's tensor assembled from its parts (rows row0.. of rows_total), in f64. */
+static double *role(const lcsm_weights *w, int layer, int r, size_t *n_out)
+{
+    size_t n = 0;
+    for (int i = 0; i < w->n; i++) {
+        const lcsm_tensor *t = &w->t[i];
+        if (t->layer == layer && t->role == r)
+            n = t->rows_total ? t->numel / (size_t)t->shape[0] * (size_t)t->rows_total : t->numel;
+    }
+    if (!n)
+        return NULL;
+    double *out = calloc(n, sizeof *out);
+    for (int i = 0; i < w->n; i++) {
+        const lcsm_tensor *t = &w->t[i];
+        if (t->layer != layer || t->role != r)
+            continue;
+        const size_t row = t->numel / (size_t)t->shape[0];
+        for (size_t k = 0; k < t->numel; k++)
+            out[(size_t)t->row0 * row + k] = t->data[k];
+    }
+    if (n_out)
+        *n_out = n;
+    return out;
+}
+
+static void norm(lcsm_norm_kind kind, const double *x, const double *w, const double *b, int D, double eps, double *out)
+{
+    double mean = 0, ss = 0;
+    for (int i = 0; i < D; i++)
+        mean += x[i];
+    mean /= D;
+    double scale;
+    if (kind == LCSM_NORM_LAYER) {
+        for (int i = 0; i < D; i++)
+            ss += (x[i] - mean) * (x[i] - mean);
+        scale = 1.0 / sqrt(ss / D + eps);
+    } else {
+        for (int i = 0; i < D; i++)
+            ss += x[i] * x[i];
+        mean = 0;
+        scale = kind == LCSM_NORM_RMS ? 1.0 / sqrt(ss / D + eps) : 1.0 / (sqrt(ss) / sqrt((double)D) + eps);
+    }
+    for (int i = 0; i < D; i++)
+        out[i] = (x[i] - mean) * scale * w[i] + (b ? b[i] : 0.0);
+}
+
+static double act(lcsm_act a, double v)
+{
+    switch (a) {
+    case LCSM_ACT_GELU_TANH: return 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+    case LCSM_ACT_GELU: return 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+    case LCSM_ACT_SILU: return v / (1.0 + exp(-v));
+    default: return v;
+    }
+}
+
+/* out[o] = W[o] . x + b[o] */
+static void linear(const double *W, const double *b, const double *x, int n_in, int n_out, double *out)
+{
+    for (int o = 0; o < n_out; o++) {
+        double v = b ? b[o] : 0.0;
+        for (int i = 0; i < n_in; i++)
+            v += W[(size_t)o * n_in + i] * x[i];
+        out[o] = v;
+    }
+}
+
+int ref_model_logits(const lcsm_model *m, const int32_t *tokens, int B, int T, float *logits)
+{
+    const lcsm_weights *w = m->host;
+    const lcsm_hparams *hp = &m->hp;
+    const int D = hp->d_model, V = hp->n_vocab;
+    const double eps = hp->norm_eps;
+    double *E = role(w, -1, LCSM_G_EMB, NULL), *head = role(w, -1, LCSM_G_HEAD, NULL);
+    double *nfw = role(w, -1, LCSM_G_NORMF_W, NULL), *nfb = role(w, -1, LCSM_G_NORMF_B, NULL);
+    if (!head)
+        head = E; /* tied */
+    double *r = calloc((size_t)T * D, sizeof *r), *x = calloc((size_t)D, sizeof *x);
+    int ok = 1;
+    for (int b = 0; b < B && ok; b++) {
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < D; c++)
+                r[(size_t)t * D + c] = E[(size_t)tokens[(size_t)b * T + t] * D + c];
+        for (int l = 0; l < hp->n_layer; l++) {
+            const lcsm_layer_spec *s = &m->spec[l];
+            const int S = s->streams, C = S * D, K = s->short_taps, DI = s->d_inner;
+            double *n1w = role(w, l, LCSM_R_NORM1_W, NULL), *n1b = role(w, l, LCSM_R_NORM1_B, NULL);
+            double *Win = role(w, l, LCSM_R_IN_W, NULL), *bin = role(w, l, LCSM_R_IN_B, NULL);
+            double *cw = role(w, l, LCSM_R_SHORT_W, NULL), *cb = role(w, l, LCSM_R_SHORT_B, NULL);
+            double *Wout = role(w, l, LCSM_R_OUT_W, NULL), *bout = role(w, l, LCSM_R_OUT_B, NULL);
+            double *u = calloc((size_t)T * C, sizeof *u), *uc = calloc((size_t)T * C, sizeof *uc);
+            double *sch = calloc((size_t)T * D, sizeof *sch), *nxt = calloc((size_t)T * D, sizeof *nxt);
+            /* projections, then the short conv of every stream */
+            for (int t = 0; t < T; t++) {
+                norm(s->norm, r + (size_t)t * D, n1w, n1b, D, eps, x);
+                linear(Win, bin, x, D, C, u + (size_t)t * C);
+            }
+            for (int t = 0; t < T; t++)
+                for (int ch = 0; ch < C; ch++) {
+                    double v = K ? (cb ? cb[ch] : 0.0) : u[(size_t)t * C + ch];
+                    for (int k = 0; k < K; k++) {
+                        int tt = t - (K - 1) + k;
+                        if (tt >= 0)
+                            v += cw[(size_t)ch * K + k] * u[(size_t)tt * C + ch];
+                    }
+                    uc[(size_t)t * C + ch] = v;
+                }
+            /* the chain of stages, each a causal convolution by direct sums */
+            for (int t = 0; t < T; t++)
+                for (int c = 0; c < D; c++)
+                    sch[(size_t)t * D + c] = uc[(size_t)t * C + (size_t)(S - 1) * D + c];
+            for (int i = 0; i < s->n_stage; i++) {
+                float *h = malloc(sizeof *h * (size_t)D * T), *db = malloc(sizeof *db * (size_t)D);
+                if (hp->arch->filter(w, &m->opt, l, i, T, h, db) != LCSM_OK)
+                    ok = 0;
+                const int mult = s->stage[i].mult;
+                for (int t = 0; t < T && mult >= 0; t++)
+                    for (int c = 0; c < D; c++)
+                        sch[(size_t)t * D + c] *= uc[(size_t)t * C + (size_t)mult * D + c];
+                for (int t = 0; t < T; t++)
+                    for (int c = 0; c < D; c++) {
+                        double v = db[c] * sch[(size_t)t * D + c];
+                        for (int k = 0; k <= t; k++)
+                            v += h[(size_t)c * T + k] * sch[(size_t)(t - k) * D + c];
+                        nxt[(size_t)t * D + c] = v;
+                    }
+                memcpy(sch, nxt, sizeof *sch * (size_t)T * D);
+                free(h);
+                free(db);
+            }
+            for (int t = 0; t < T; t++) {
+                for (int c = 0; c < D; c++)
+                    x[c] = uc[(size_t)t * C + c] * sch[(size_t)t * D + c];
+                linear(Wout, bout, x, D, D, nxt); /* nxt: scratch now */
+                for (int c = 0; c < D; c++)
+                    r[(size_t)t * D + c] += nxt[c];
+            }
+            free(u), free(uc), free(sch), free(nxt);
+            free(n1w), free(n1b), free(Win), free(bin), free(cw), free(cb), free(Wout), free(bout);
+            /* the MLP */
+            if (s->mlp != LCSM_MLP_NONE) {
+                double *n2w = role(w, l, LCSM_R_NORM2_W, NULL), *n2b = role(w, l, LCSM_R_NORM2_B, NULL);
+                double *Wup = role(w, l, LCSM_R_UP_W, NULL), *bup = role(w, l, LCSM_R_UP_B, NULL);
+                double *Wdn = role(w, l, LCSM_R_DOWN_W, NULL), *bdn = role(w, l, LCSM_R_DOWN_B, NULL);
+                const int gated = s->mlp == LCSM_MLP_GATED;
+                double *hid = calloc((size_t)2 * DI, sizeof *hid), *y = calloc((size_t)D, sizeof *y);
+                for (int t = 0; t < T; t++) {
+                    norm(s->norm, r + (size_t)t * D, n2w, n2b, D, eps, x);
+                    linear(Wup, bup, x, D, gated ? 2 * DI : DI, hid);
+                    for (int k = 0; k < DI; k++)
+                        hid[k] = gated ? act(s->act, hid[k]) * hid[DI + k] : act(s->act, hid[k]);
+                    linear(Wdn, bdn, hid, DI, D, y);
+                    for (int c = 0; c < D; c++)
+                        r[(size_t)t * D + c] += y[c];
+                }
+                free(hid), free(y), free(n2w), free(n2b), free(Wup), free(bup), free(Wdn), free(bdn);
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            norm(hp->arch->final_norm, r + (size_t)t * D, nfw, nfb, D, eps, x);
+            for (int v = 0; v < V; v++) {
+                double z = 0;
+                for (int c = 0; c < D; c++)
+                    z += head[(size_t)v * D + c] * x[c];
+                logits[((size_t)b * T + t) * V + v] = (float)z;
+            }
+        }
+    }
+    if (head != E)
+        free(head);
+    free(E), free(nfw), free(nfb), free(r), free(x);
+    return ok;
+}
