@@ -77,8 +77,11 @@ def small_dir(small, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def cli():
-    path = os.environ.get("LCSM_CLI") or os.path.join(ROOT, "build", "tools", "lcsm")
+    named = os.environ.get("LCSM_CLI")
+    path = named or os.path.join(ROOT, "build", "tools", "lcsm")
     if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        if named:  # asked for by name: its absence is an error, not a skip
+            pytest.fail("LCSM_CLI=%s is not an executable" % named)
         pytest.skip("no lcsm CLI (build it, or set LCSM_CLI): %s" % path)
     return path
 
