@@ -1,0 +1,499 @@
+"""Models: loading, the parallel forward, scoring and generation."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from . import _capi
+from ._handle import Handle
+from ._tokens import CLS, as_f32, as_i32, c_int_or_raise, detokenize, to_ids, token_text, tokenize
+from .backend import Backend, resolve
+from .errors import InvalidArgumentError, TokenRangeError, UnsupportedError, check
+
+# ------------------------------------------------------------------ options
+
+# Storage dtypes of the weights the binding knows. The library stores f32 only
+# until lcsm_model_options gets its weight_dtype field; appending that field to
+# _capi._MODEL_OPTIONS_FIELDS is then the one line that turns the others on
+# (the codes below must match lcsm.h's enum when it lands).
+WEIGHT_DTYPES = {"f32": 0, "f16": 1, "bf16": 2, "auto": 3}
+_HAS_WEIGHT_DTYPE = "weight_dtype" in dict(_capi._MODEL_OPTIONS_FIELDS)
+
+# Architectures the library builds (lcsm_model_config has no arch field yet).
+ARCHS = ("hyenadna",)
+
+# lcsm.h: lcsm_model_create_default is lcsm_model_config_default() with this seed.
+DEFAULT_MODEL_SEED = 20250101
+
+
+def supported_weight_dtypes() -> tuple:
+    """The `weights=` values the loaded library accepts."""
+    return tuple(WEIGHT_DTYPES) if _HAS_WEIGHT_DTYPE else ("f32",)
+
+
+def _model_options(weights, filter_shift, defer_spectra) -> "_capi.ModelOptions":
+    if weights not in WEIGHT_DTYPES:
+        raise InvalidArgumentError("weights=%r: expected one of %s" % (weights, ", ".join(WEIGHT_DTYPES)))
+    if weights not in supported_weight_dtypes():
+        raise UnsupportedError(
+            "weights=%r: this lcsm library stores weights as f32 only (lcsm_model_options has no "
+            "weight_dtype field yet); use weights='f32'" % weights
+        )
+    opt = _capi.ModelOptions()
+    _capi.lcsm_model_options_default(ctypes.byref(opt))
+    if _HAS_WEIGHT_DTYPE:
+        opt.weight_dtype = WEIGHT_DTYPES[weights]
+    if filter_shift is not None:
+        opt.filter_shift = float(filter_shift)
+    opt.defer_spectra = 1 if defer_spectra else 0
+    return opt
+
+
+def _cint(value, name: str) -> int:
+    v = int(value)
+    if not -(2**31) <= v < 2**31:
+        raise InvalidArgumentError("%s=%d does not fit a C int" % (name, v))
+    return v
+
+
+# --------------------------------------------------------------------- info
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The shape of a HyenaDNA / safari Hyena LM (lcsm_model_config)."""
+
+    d_model: int
+    n_layer: int
+    d_inner: int
+    vocab_size: int
+    pad_vocab_size_multiple: int
+    l_max: int
+    emb_dim: int
+    filter_order: int
+    num_inner_mlps: int
+    short_filter_order: int
+    hyena_order: int
+    activation_freq: float
+    layer_norm_epsilon: float
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What lcsm_model_get_info says about a model.
+
+    Attributes:
+        arch: the architecture ("hyenadna", the only one today).
+        config: the model's shape.
+        n_vocab: logits per position, the padded vocabulary (>= config.vocab_size).
+        n_params: weights, without the materialised filters.
+        weight_bytes: device bytes of weights, filters and the tile spectra made so far.
+    """
+
+    arch: str
+    config: ModelConfig
+    n_vocab: int
+    n_params: int
+    weight_bytes: int
+
+    def __getattr__(self, name):  # info.d_model as a shortcut for info.config.d_model
+        if name in ModelConfig.__dataclass_fields__:
+            return getattr(self.config, name)
+        raise AttributeError(name)
+
+
+_CONFIG_NAMES = tuple(f.name for f in fields(ModelConfig))
+
+
+def default_config() -> dict:
+    """lcsm_model_config_default() as a dict (the HyenaDNA-tiny shape)."""
+    c = _capi.ModelConfig()
+    _capi.lcsm_model_config_default(ctypes.byref(c))
+    return _capi.fields_of(c, _CONFIG_NAMES)
+
+
+# -------------------------------------------------------------------- model
+
+
+class Model(Handle):
+    """A model on a backend: weights, materialised filters, read-only afterwards.
+
+    Make one with :meth:`load`, :meth:`default` or :meth:`random`. A model may be
+    shared by several sessions on several threads (each session on one thread at
+    a time). It keeps its backend alive; a model opened with a backend *name*
+    owns that backend and closes it with itself. ``close()`` (or leaving a
+    ``with`` block, or garbage collection) closes the model's sessions first.
+
+    All compute calls go through ctypes, which releases the GIL while the C
+    library works, so other Python threads run meanwhile.
+    """
+
+    _kind = "model"
+
+    def __init__(self, *_a, **_k):
+        raise TypeError("use lcsm.Model.load(), Model.default() or Model.random()")
+
+    @classmethod
+    def _open(cls, backend, device, threads, make):
+        be, owned = resolve(backend, device, threads, cls.__name__)
+        self = object.__new__(cls)
+        Handle.__init__(self)
+        self._backend = be
+        self._owns_backend = owned
+        try:
+            out = _capi.handle()
+            with be.use() as bp:
+                check(make(bp, ctypes.byref(out)))
+                self._set(out.value)
+                be._adopt(self)
+        except BaseException:
+            if owned:
+                be.close()
+            raise
+        info = self._read_info()
+        self._config = info.config
+        self._n_vocab = info.n_vocab
+        return self
+
+    @classmethod
+    def load(cls, path, backend="cpu", device=None, weights: str = "f32", threads: int = 0, *,
+             filter_shift=None, defer_spectra: bool = False) -> "Model":
+        """Loads `path`/config.json + `path`/model.safetensors (lcsm_model_load).
+
+        Args:
+            path: the model directory (HuggingFace HyenaDNA layout; F32, F16 or BF16 tensors).
+            backend: a backend name ("cpu", "opencl"; None = $LCSM_BACKEND, else
+                "cpu") or an open :class:`lcsm.Backend` to share.
+            device: device of a GPU backend (with a backend name only).
+            weights: storage dtype of the weights: "f32" (default); "f16", "bf16"
+                and "auto" raise :class:`lcsm.UnsupportedError` until the library
+                has the option.
+            threads: CPU worker threads; 0 = one per processor (with a backend name only).
+            filter_shift: added to the filters' exponential modulation; None = the
+                library's default (0.05).
+            defer_spectra: make the flash tile spectra when the first session needs
+                them instead of at load.
+
+        Raises FileError, FormatError, MissingTensorError, ShapeError, ... with the
+        library's message naming the file, tensor or field.
+        """
+        opt = _model_options(weights, filter_shift, defer_spectra)
+        raw = os.fsencode(path)
+        return cls._open(backend, device, threads,
+                         lambda bp, out: _capi.lcsm_model_load(bp, raw, ctypes.byref(opt), out))
+
+    @classmethod
+    def default(cls, backend="cpu", device=None, threads: int = 0, weights: str = "f32") -> "Model":
+        """The built-in default model (lcsm_model_create_default): HyenaDNA-tiny's
+        shape (d_model 128, 2 layers, l_max 16384) with deterministic random weights."""
+        if weights == "f32":
+            _model_options(weights, None, False)
+            return cls._open(backend, device, threads, _capi.lcsm_model_create_default)
+        return cls.random(seed=DEFAULT_MODEL_SEED, backend=backend, device=device, threads=threads,
+                          weights=weights)
+
+    @classmethod
+    def random(cls, arch: str = "hyenadna", seed: int = 0, backend="cpu", device=None, threads: int = 0,
+               weights: str = "f32", *, filter_shift=None, defer_spectra: bool = False, **shape) -> "Model":
+        """A model with deterministic random weights (lcsm_model_create_random).
+
+        `shape` sets fields of lcsm_model_config (d_model, n_layer, d_inner,
+        vocab_size, pad_vocab_size_multiple, l_max, emb_dim, filter_order,
+        num_inner_mlps, short_filter_order, hyena_order, activation_freq,
+        layer_norm_epsilon); the others keep lcsm_model_config_default's values,
+        except d_inner, which follows d_model (4 * d_model) unless given. An unknown
+        key raises TypeError. `arch`: only "hyenadna" today.
+        """
+        if arch not in ARCHS:
+            raise UnsupportedError(
+                "arch=%r: this lcsm library builds only %s (lcsm_model_config has no arch field yet)"
+                % (arch, ", ".join(repr(a) for a in ARCHS))
+            )
+        unknown = sorted(set(shape) - set(_CONFIG_NAMES))
+        if unknown:
+            raise TypeError("Model.random() got unknown shape keys %s; the fields of lcsm_model_config are: %s"
+                            % (", ".join(unknown), ", ".join(_CONFIG_NAMES)))
+        seed = int(seed)
+        if not 0 <= seed < 2**64:
+            raise InvalidArgumentError("seed=%d must be in [0, 2**64)" % seed)
+        cfg = _capi.ModelConfig()
+        _capi.lcsm_model_config_default(ctypes.byref(cfg))
+        if "d_model" in shape and "d_inner" not in shape:
+            shape["d_inner"] = 4 * int(shape["d_model"])
+        for k, v in shape.items():
+            if k in _capi.MODEL_CONFIG_FLOAT_FIELDS:
+                setattr(cfg, k, float(v))
+            else:
+                setattr(cfg, k, _cint(v, k))
+        opt = _model_options(weights, filter_shift, defer_spectra)
+        return cls._open(
+            backend, device, threads,
+            lambda bp, out: _capi.lcsm_model_create_random(bp, ctypes.byref(cfg), seed, ctypes.byref(opt), out),
+        )
+
+    def _destroy(self, ptr) -> None:
+        _capi.lcsm_model_destroy(ptr)
+        if self._owns_backend:
+            self._backend.close()
+
+    def _message(self) -> str:
+        p = self._ptr
+        return _capi.text(_capi.lcsm_model_last_error(p)) if p else ""
+
+    # ---------------------------------------------------------------- info
+
+    def _read_info(self) -> ModelInfo:
+        i = _capi.ModelInfo()
+        with self.use() as p:
+            check(_capi.lcsm_model_get_info(p, ctypes.byref(i)), self._message)
+        cfg = ModelConfig(**_capi.fields_of(i.config, _CONFIG_NAMES))
+        return ModelInfo("hyenadna", cfg, i.n_vocab, i.n_params, i.weight_bytes)
+
+    @property
+    def info(self) -> ModelInfo:
+        """The model's shape and sizes (lcsm_model_get_info), read now."""
+        return self._read_info()
+
+    @property
+    def config(self) -> ModelConfig:
+        return self._config
+
+    @property
+    def vocab_size(self) -> int:
+        """The real vocabulary (12 for HyenaDNA); ids in [vocab_size, n_vocab) are padding."""
+        return self._config.vocab_size
+
+    @property
+    def n_vocab(self) -> int:
+        """Logits per position: the padded vocabulary."""
+        return self._n_vocab
+
+    @property
+    def l_max(self) -> int:
+        """The longest sequence the model takes."""
+        return self._config.l_max
+
+    @property
+    def backend(self) -> Backend:
+        """The backend the model runs on."""
+        return self._backend
+
+    def save(self, path) -> None:
+        """Writes `path`/config.json + `path`/model.safetensors (F32), creating `path` if needed."""
+        raw = os.fsencode(path)
+        with self.use() as p:
+            check(_capi.lcsm_model_save(p, raw), self._message)
+
+    # ----------------------------------------------------------- tokenizer
+
+    def tokenize(self, text: str) -> np.ndarray:
+        """Token ids of `text` (the model's tokenizer: HyenaDNA characters today)."""
+        return tokenize(text)
+
+    def detokenize(self, ids) -> str:
+        """Text of token ids (their token texts joined)."""
+        return detokenize(ids)
+
+    def token_text(self, token: int) -> str:
+        """Text of one token id."""
+        return token_text(token)
+
+    # ------------------------------------------------------------- forward
+
+    def _batch_tokens(self, tokens, what: str) -> np.ndarray:
+        ids = to_ids(tokens, what)
+        if ids.ndim == 1:
+            ids = ids.reshape(1, -1)
+        if ids.ndim != 2:
+            raise InvalidArgumentError("%s: expected a 1-D or 2-D array of ids, got %d dimensions" % (what, ids.ndim))
+        c_int_or_raise(ids.shape[0], "batch")
+        c_int_or_raise(ids.shape[1], "length")
+        return np.ascontiguousarray(ids)
+
+    def forward(self, tokens) -> np.ndarray:
+        """All logits of whole sequences through the parallel (FFT) forward (lcsm_model_forward).
+
+        Args:
+            tokens: a str (through the tokenizer), a 1-D array-like of ids (one
+                sequence) or a 2-D one ([batch, len]).
+
+        Returns:
+            float32 array [batch, len, n_vocab]: the logits after each position
+            (n_vocab is the padded vocabulary; the first `vocab_size` columns are
+            the real tokens).
+        """
+        ids = self._batch_tokens(tokens, "forward")
+        B, L = ids.shape
+        out = np.empty((B, L, self._n_vocab), dtype=np.float32)
+        with self.use() as p:
+            check(_capi.lcsm_model_forward(p, as_i32(ids), B, L, as_f32(out)), self._message)
+        return out
+
+    def score(self, tokens) -> np.ndarray:
+        """Per-token log-likelihoods: log p(tokens[t+1] | tokens[:t+1]) for every t.
+
+        The log-softmax is taken in float64 over the real vocabulary only (the
+        first `vocab_size` logits of each position; the padding ids are not
+        tokens), from one parallel forward.
+
+        Args:
+            tokens: as for :meth:`forward`.
+
+        Returns:
+            float32 array [batch, len - 1]. A target id in the padding range
+            [vocab_size, n_vocab) raises TokenRangeError.
+        """
+        ids = self._batch_tokens(tokens, "score")
+        logits = self.forward(ids)
+        V = self._config.vocab_size
+        tgt = ids[:, 1:]
+        if tgt.size and int(tgt.max()) >= V:
+            raise TokenRangeError("score: target id %d is padding (vocab_size %d): it has no probability"
+                                  % (int(tgt.max()), V))
+        x = logits[:, :-1, :V].astype(np.float64)
+        m = x.max(axis=-1, keepdims=True) if x.size else x
+        lse = (np.log(np.exp(x - m).sum(axis=-1, keepdims=True)) + m) if x.size else x
+        picked = np.take_along_axis(x, tgt[..., None].astype(np.intp), axis=-1) if x.size else x[..., :1]
+        return (picked - lse)[..., 0].astype(np.float32)
+
+    # ------------------------------------------------------------ sessions
+
+    def session(self, batch: int = 1, max_len=None, algo: str = "flash") -> "Session":
+        """A decoding session for `batch` sequences of up to `max_len` tokens
+        (None = the model's l_max); algo "flash" (default), "lazy" or "eager".
+        See :class:`lcsm.Session`."""
+        from .session import Session
+
+        return Session(self, batch=batch, max_len=max_len, algo=algo)
+
+    def _prompt(self, prompt, batch: int):
+        """(ids [B, P], text, flat): the prompt rows, whether text goes in and out,
+        and whether the result is one sequence (not a list / 2-D array)."""
+        text = prompt is None or isinstance(prompt, str) or (
+            isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(p, str) for p in prompt)
+        )
+        if prompt is None or (isinstance(prompt, str) and not prompt):
+            ids = np.array([CLS], dtype=np.int32)  # the CLI's empty prompt: [CLS]
+        else:
+            ids = to_ids(prompt, "prompt")
+            if ids.size == 0:
+                ids = np.array([CLS], dtype=np.int32)
+        batch = _cint(batch, "batch")
+        flat = ids.ndim == 1 and batch == 1
+        if ids.ndim == 1:
+            ids = np.tile(ids, (max(batch, 1), 1))
+        elif ids.ndim == 2:
+            if batch not in (1, ids.shape[0]):
+                raise InvalidArgumentError("prompt has %d rows but batch=%d" % (ids.shape[0], batch))
+        else:
+            raise InvalidArgumentError("prompt: expected a str, 1-D or 2-D ids, got %d dimensions" % ids.ndim)
+        return np.ascontiguousarray(ids), text, flat
+
+    def _gen_session(self, ids, n, algo, max_len, sampler):
+        from .session import Session
+
+        P = ids.shape[1]
+        if max_len is None:
+            max_len = P + n if P + n <= self.l_max else self.l_max
+        s = Session(self, batch=ids.shape[0], max_len=max_len, algo=algo)
+        try:
+            s.set_sampler(**sampler)
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    def generate(self, prompt, n: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                 seed: int = 0, batch: int = 1, algo: str = "flash", all_tokens: bool = False,
+                 stream: bool = False, max_len=None):
+        """Generates `n` new tokens per sequence after `prompt` (lcsm_generate).
+
+        Args:
+            prompt: a str (through the tokenizer; "" or None: the single token
+                [CLS], as the CLI does), a list of str of one length (one sequence
+                each), or ids (1-D: one prompt; 2-D: [batch, len]).
+            n: new tokens per sequence.
+            temperature: 0 = greedy; top_k (0 = all), top_p (1 = all): the sampler.
+            seed: the sampler's seed (each sequence gets its own stream).
+            batch: sequences generated together; a 1-D prompt is repeated.
+            algo: "flash", "lazy" or "eager".
+            all_tokens: sample from the whole vocabulary; by default only A, C, G,
+                T are sampled, like the CLI.
+            stream: return an iterator over the tokens as they come (see :meth:`stream`).
+            max_len: the session's length; default prompt + n (at most l_max), as the CLI.
+
+        Returns:
+            For a text prompt the generated text (without the prompt): a str, or a
+            list of str for batch > 1 or a list of prompts. For an id prompt an
+            int32 array: [n] for a 1-D prompt and batch 1, else [batch, n].
+        """
+        if stream:
+            return self.stream(prompt, n, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                               batch=batch, algo=algo, all_tokens=all_tokens, max_len=max_len)
+        ids, text, flat = self._prompt(prompt, batch)
+        n = c_int_or_raise(int(n), "n")
+        sampler = _sampler_args(temperature, top_k, top_p, seed, all_tokens)
+        with self._gen_session(ids, n, algo, max_len, sampler) as s:
+            out = s.generate(ids, n)
+        if text:
+            rows = [detokenize(r) for r in out]
+            return rows[0] if flat else rows
+        return out[0] if flat else out
+
+    def stream(self, prompt, n: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+               seed: int = 0, batch: int = 1, algo: str = "flash", all_tokens: bool = False, max_len=None):
+        """Like :meth:`generate`, but yields each new token as soon as it is sampled.
+
+        The first token comes from the prompt's prefill (lcsm_generate for one
+        token), each next one from one lcsm_session_step_sample, so the tokens
+        are those :meth:`generate` returns with the same arguments. Yields a str
+        (text prompt) or an int (id prompt) per step for one sequence, a list of
+        str / an int32 array [batch] for several. The session is closed when the
+        iterator is exhausted, closed or garbage-collected.
+        """
+        ids, text, flat = self._prompt(prompt, batch)
+        n = c_int_or_raise(int(n), "n")
+        sampler = _sampler_args(temperature, top_k, top_p, seed, all_tokens)
+        s = self._gen_session(ids, n, algo, max_len, sampler)
+        return _stream(s, ids, n, text, flat)
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<lcsm.Model closed>"
+        c = self._config
+        return "<lcsm.Model hyenadna d_model=%d n_layer=%d l_max=%d n_vocab=%d on %s>" % (
+            c.d_model, c.n_layer, c.l_max, self._n_vocab, self._backend.name)
+
+
+def _stream(s, ids, n, text, flat):
+    with s:
+        if n <= 0:
+            s.generate(ids, 0)
+            return
+        cur = s.generate(ids, 1)[:, 0].copy()
+        for i in range(n):
+            if i:
+                cur = s.step_sample(cur)
+            if text:
+                pieces = [token_text(t) for t in cur.tolist()]
+                yield pieces[0] if flat else pieces
+            else:
+                yield int(cur[0]) if flat else cur.copy()
+
+
+def _sampler_args(temperature, top_k, top_p, seed, all_tokens) -> dict:
+    args = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    if not all_tokens:
+        lo, hi = acgt_range()
+        args.update(token_lo=lo, token_hi=hi)
+    return args
+
+
+def acgt_range() -> tuple:
+    """[lo, hi) of the ids of A, C, G, T (what the CLI samples by default): (7, 11) today."""
+    a, t = tokenize("AT").tolist()
+    return a, t + 1
