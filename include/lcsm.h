@@ -116,8 +116,18 @@ typedef struct lcsm_backend_options {
 /** Fills `opt` with the defaults (all zero / NULL). */
 LCSM_API void lcsm_backend_options_default(lcsm_backend_options *opt);
 
+/** The i-th backend compiled in ("cpu", then "opencl" when built with it), or
+ *  NULL past the last. Static storage. A compiled-in backend may still find no
+ *  device at creation (LCSM_ERR_NO_BACKEND). */
+LCSM_API const char *lcsm_backend_available(int i);
+
 /** Creates a backend by name: "cpu" (always available) or "opencl" (when built
- *  with it). `opt` may be NULL for defaults. */
+ *  with it). `opt` may be NULL for defaults; its strings are read during the
+ *  call only (the backend keeps no pointer to them). Results of the CPU backend
+ *  are reproducible run to run for the same options, thread count and FFT
+ *  threshold; a measured threshold (fft_threshold 0) or measured FFTW plans may
+ *  differ between runs by a few ulps of the logits (LCSM_FFTW_EFFORT=estimate
+ *  and a fixed threshold make them bitwise repeatable). */
 LCSM_API lcsm_status lcsm_backend_create(const char *name, const lcsm_backend_options *opt,
                                          lcsm_backend **out);
 LCSM_API void lcsm_backend_destroy(lcsm_backend *backend);
@@ -396,7 +406,11 @@ LCSM_API lcsm_status lcsm_session_step_sample(lcsm_session *session, const int32
 /** Generates: prefill with `prompt` ([batch][prompt_len], prompt_len >= 1) at
  *  position 0, then samples `n_new` tokens per sequence into `out`
  *  ([batch][n_new]). The last sampled token is returned but not fed back, so
- *  prompt_len + n_new - 1 <= the session's max_len. On a backend that samples
+ *  prompt_len + n_new - 1 <= the session's max_len. It is exactly
+ *  lcsm_generate(n_new = 1) (the first token, sampled from the prompt's last
+ *  logits) followed by n_new - 1 lcsm_session_step_sample calls, each fed the
+ *  previous token: the generators' draw counts carry on, so streaming callers
+ *  get the same tokens token by token. On a backend that samples
  *  on the device (OpenCL, up to 2048 candidate ids at temperature > 0) the ids
  *  stay on the device between steps and the call waits only at its end; the
  *  device sums probabilities in float, so a draw that falls within rounding of

@@ -47,6 +47,11 @@ lcsm_status lcsm_list_devices(const char *name, lcsm_device_info *out, int cap, 
                       COMPILED_IN);
 }
 
+const char *lcsm_backend_available(int i)
+{
+    return i >= 0 && i < (int)(sizeof registry / sizeof registry[0]) ? registry[i].name : NULL;
+}
+
 void lcsm_backend_options_default(lcsm_backend_options *opt)
 {
     if (opt)
