@@ -67,6 +67,7 @@ typedef struct cpu_backend {
     float **wblock;
     /* half -> f32 conversion of n values: the best this CPU has (cpu_half.c). */
     void (*half_to_f32)(const uint16_t *src, size_t n, int bf16, float *dst);
+    int half_fused; /* the fused AVX2 half-precision GEMV runs here */
 } cpu_backend;
 
 struct lcsm_filters {
@@ -129,6 +130,9 @@ lcsm_status cpu_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, 
                          lcsm_seq m, lcsm_seq out);
 lcsm_status cpu_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                            const lcsm_hyena_step_args *a);
+lcsm_status cpu_modal_seq(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state, int B, int len, int D, lcsm_seq a,
+                          lcsm_seq y);
+lcsm_status cpu_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int B, int len, int D, lcsm_seq a, lcsm_seq y);
 
 /* cpu_half.c: half-precision weights */
 /* Picks the conversion routine for this CPU. */

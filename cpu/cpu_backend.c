@@ -80,6 +80,8 @@ static int cpu_supports(const lcsm_backend *be, lcsm_op op, int v)
     case LCSM_OP_GLU: return 1;
     case LCSM_OP_SHORT_CONV: return v >= 1 && v <= LCSM_MAX_SHORT;
     case LCSM_OP_HYENA: return v >= 1 && v <= LCSM_MAX_STAGES;
+    case LCSM_OP_MODAL: return 1;
+    case LCSM_OP_FIR: return v >= 1 && v <= LCSM_MAX_FIR;
     default: return 0;
     }
 }
@@ -114,6 +116,8 @@ static const lcsm_backend_ops cpu_ops = {
     .mul_seq = cpu_mul_seq,
     .long_conv = cpu_long_conv,
     .gate_seq = cpu_gate_seq,
+    .modal_seq = cpu_modal_seq,
+    .fir_seq = cpu_fir_seq,
     .hyena_step = cpu_hyena_step,
     .block_direct = cpu_block_direct_op,
     .tile_fft = cpu_tile_fft_op,

@@ -1,9 +1,12 @@
 /*
  * Half-precision weights on the CPU (f16 or bf16). OpenBLAS 0.3.21 (Debian)
  * has no half-precision GEMV, and decoding is bound by the bytes of weights
- * read, not by arithmetic: so blocks of weight rows are converted to f32 into a
- * per-thread buffer that stays in cache, and BLAS runs on the block. Memory
- * traffic is the half-precision weights once; the f32 copy never leaves L1/L2.
+ * read, not by arithmetic. With AVX2, F16C and FMA (checked at run time) a few
+ * rows of x take a fused kernel: each weight row is converted in registers and
+ * multiplied at once. Otherwise, and for prefill-sized products, blocks of
+ * weight rows are converted to f32 into a per-thread buffer that stays in
+ * cache, and BLAS runs on the block. Either way memory traffic is the
+ * half-precision weights once.
  */
 #include "cpu.h"
 
@@ -51,7 +54,67 @@ static void half_to_f32_c(const uint16_t *src, size_t n, int bf16, float *dst)
 }
 
 #ifdef CPU_HALF_X86
-__attribute__((target("avx2,f16c"))) static void half_to_f32_avx2(const uint16_t *src, size_t n, int bf16,
+#define CPU_HALF_TARGET __attribute__((target("avx2,fma,f16c")))
+
+/* Eight weights from element k of a half row, as floats. */
+CPU_HALF_TARGET static inline __m256 load8(const uint16_t *w, int bf16)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)w);
+    return bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)) : _mm256_cvtph_ps(h);
+}
+
+CPU_HALF_TARGET static inline float hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+/* The decode case, fused: each weight row read once, converted in registers and
+ * multiplied into up to CPU_HALF_ROWS rows of x (which stay in L1), so memory
+ * traffic is the half-precision row and nothing else. */
+#define CPU_HALF_ROWS 4
+CPU_HALF_TARGET static void gemv_half_avx2(const float *x, const uint16_t *W, int bf16, int rows, int n_in, int n_out,
+                                          int o0, int o1, float beta, float *out)
+{
+    const int k8 = n_in & ~7;
+    for (int r0 = 0; r0 < rows; r0 += CPU_HALF_ROWS) {
+        const int nr = rows - r0 < CPU_HALF_ROWS ? rows - r0 : CPU_HALF_ROWS;
+        const float *xr = x + (size_t)r0 * n_in;
+        for (int o = o0; o < o1; o++) {
+            const uint16_t *w = W + (size_t)o * n_in;
+            __m256 acc[CPU_HALF_ROWS][2];
+            for (int r = 0; r < CPU_HALF_ROWS; r++)
+                acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+            int k = 0;
+            for (; k + 16 <= k8; k += 16) { /* two independent chains per row */
+                const __m256 w0 = load8(w + k, bf16), w1 = load8(w + k + 8, bf16);
+                for (int r = 0; r < nr; r++) {
+                    acc[r][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr + (size_t)r * n_in + k), acc[r][0]);
+                    acc[r][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xr + (size_t)r * n_in + k + 8), acc[r][1]);
+                }
+            }
+            for (; k < k8; k += 8) {
+                const __m256 w0 = load8(w + k, bf16);
+                for (int r = 0; r < nr; r++)
+                    acc[r][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xr + (size_t)r * n_in + k), acc[r][0]);
+            }
+            for (int r = 0; r < nr; r++) {
+                float v = hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
+                for (int kk = k8; kk < n_in; kk++) {
+                    float wf;
+                    half_to_f32_c(w + kk, 1, bf16, &wf);
+                    v += wf * xr[(size_t)r * n_in + kk];
+                }
+                float *op = out + (size_t)(r0 + r) * n_out + o;
+                *op = beta != 0.0f ? *op + v : v;
+            }
+        }
+    }
+}
+
+CPU_HALF_TARGET static void half_to_f32_avx2(const uint16_t *src, size_t n, int bf16,
                                                                    float *dst)
 {
     size_t i = 0;
@@ -71,10 +134,13 @@ __attribute__((target("avx2,f16c"))) static void half_to_f32_avx2(const uint16_t
 void cpu_half_init(cpu_backend *cb)
 {
     cb->half_to_f32 = half_to_f32_c;
+    cb->half_fused = 0;
 #ifdef CPU_HALF_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma")) {
         cb->half_to_f32 = half_to_f32_avx2;
+        cb->half_fused = 1;
+    }
 #endif
 }
 
@@ -107,6 +173,12 @@ void cpu_wblock_free(cpu_backend *cb)
 void cpu_linear_half(cpu_backend *cb, const float *x, const uint16_t *W, int bf16, int rows, int n_in, int n_out,
                      int o0, int o1, float beta, float *out, int thread)
 {
+#ifdef CPU_HALF_X86
+    if (cb->half_fused && rows <= 2 * CPU_HALF_ROWS) {
+        gemv_half_avx2(x, W, bf16, rows, n_in, n_out, o0, o1, beta, out);
+        return;
+    }
+#endif
     float *blk = cb->wblock[thread];
     /* Blocks of `per` weight rows by `kc` columns fill the thread's buffer; a
      * row longer than the buffer goes in column chunks, accumulating. */

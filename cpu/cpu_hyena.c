@@ -100,6 +100,122 @@ lcsm_status cpu_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, 
     return LCSM_OK;
 }
 
+/* ---- modal and FIR stages over whole sequences */
+
+typedef struct modal_job {
+    const lcsm_modal *md;
+    float *state; /* [B][D][N] (x2 complex) or NULL: start from zero, keep nothing */
+    lcsm_seq a, y;
+    int B, len, D, cx;
+} modal_job;
+
+#define MODAL_CHANNELS 32 /* channels per task: a row of a and y per step stays in cache */
+
+/* The recurrence for one sequence and a block of channels, over every position. */
+static void modal_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const modal_job *j = ctx;
+    const int blocks = (j->D + MODAL_CHANNELS - 1) / MODAL_CHANNELS, b = task / blocks;
+    const int c0 = (task % blocks) * MODAL_CHANNELS, nc = j->D - c0 < MODAL_CHANNELS ? j->D - c0 : MODAL_CHANNELS;
+    const int N = j->md->N, w = j->cx ? 2 : 1;
+    const float *p = cpu_ptr(j->md->p) + (size_t)c0 * N * w, *R = cpu_ptr(j->md->R) + (size_t)c0 * N * w;
+    const float *skip = cpu_ptr(j->md->skip) + c0;
+    float z[MODAL_CHANNELS * LCSM_MAX_MODES * 2];
+    const size_t zn = (size_t)nc * N * w;
+    float *st = j->state ? j->state + ((size_t)b * j->D + c0) * N * w : NULL;
+    if (st)
+        memcpy(z, st, zn * sizeof *z);
+    else
+        memset(z, 0, zn * sizeof *z);
+    for (int t = 0; t < j->len; t++) {
+        const float *at = cpu_ptr(j->a.r) + t * j->a.st + b * j->a.sb + c0;
+        float *yt = cpu_ptr(j->y.r) + t * j->y.st + b * j->y.sb + c0;
+        for (int c = 0; c < nc; c++) {
+            const float x = at[c];
+            float sum = 0.0f;
+            float *zc = z + (size_t)c * N * w;
+            const float *pc = p + (size_t)c * N * w, *rc = R + (size_t)c * N * w;
+            if (j->cx) {
+                for (int n = 0; n < N; n++) {
+                    const float zr = zc[2 * n], zi = zc[2 * n + 1];
+                    const float nr = pc[2 * n] * zr - pc[2 * n + 1] * zi + x, ni = pc[2 * n] * zi + pc[2 * n + 1] * zr;
+                    zc[2 * n] = nr;
+                    zc[2 * n + 1] = ni;
+                    sum += rc[2 * n] * nr - rc[2 * n + 1] * ni;
+                }
+            } else {
+                for (int n = 0; n < N; n++) {
+                    zc[n] = pc[n] * zc[n] + x;
+                    sum += rc[n] * zc[n];
+                }
+            }
+            yt[c] = sum + skip[c] * x;
+        }
+    }
+    if (st)
+        memcpy(st, z, zn * sizeof *z);
+}
+
+lcsm_status cpu_modal_seq(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state, int B, int len, int D, lcsm_seq a,
+                          lcsm_seq y)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    modal_job j = {md, state.buf ? cpu_ptr(state) : NULL, a, y, B, len, D, md->p.dt == LCSM_DT_C64};
+    lcsm_pool_run(cb->pool, B * ((D + MODAL_CHANNELS - 1) / MODAL_CHANNELS), modal_task, &j);
+    return LCSM_OK;
+}
+
+typedef struct fir_job {
+    const lcsm_fir *fir;
+    lcsm_seq a, y;
+    int B, len, D, n_tasks;
+} fir_job;
+
+/* Output positions split over tasks; every task all channels of its rows. */
+static void fir_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const fir_job *j = ctx;
+    const int L = j->fir->len, D = j->D;
+    const float *taps = cpu_ptr(j->fir->taps), *skip = j->fir->skip.buf ? cpu_ptr(j->fir->skip) : NULL;
+    const int rows = j->B * j->len;
+    const int r0 = (int)((long long)rows * task / j->n_tasks), r1 = (int)((long long)rows * (task + 1) / j->n_tasks);
+    for (int r = r0; r < r1; r++) {
+        const int b = r / j->len, t = r % j->len;
+        float *yt = cpu_ptr(j->y.r) + t * j->y.st + b * j->y.sb;
+        const float *at = cpu_ptr(j->a.r) + t * j->a.st + b * j->a.sb;
+        for (int c = 0; c < D; c++)
+            yt[c] = skip ? skip[c] * at[c] : 0.0f;
+        for (int k = 0; k < L && k <= t; k++) {
+            const float *as = cpu_ptr(j->a.r) + (t - k) * j->a.st + b * j->a.sb;
+            for (int c = 0; c < D; c++)
+                yt[c] += taps[(size_t)c * L + k] * as[c];
+        }
+    }
+}
+
+lcsm_status cpu_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int B, int len, int D, lcsm_seq a, lcsm_seq y)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    fir_job j = {fir, a, y, B, len, D, 1};
+    j.n_tasks = n_tasks_for(cb, (double)B * len * D * fir->len, B * len);
+    lcsm_pool_run(cb->pool, j.n_tasks, fir_task, &j);
+    if (fir->ring.buf) { /* slot s % L holds input s of the last L (zeros before 0) */
+        const int L = fir->len;
+        float *ring = cpu_ptr(fir->ring);
+        for (int b = 0; b < B; b++)
+            for (int s = len - L; s < len; s++) {
+                float *dst = ring + ((size_t)b * L + (size_t)((s % L + L) % L)) * D;
+                if (s >= 0)
+                    memcpy(dst, cpu_ptr(a.r) + s * a.st + b * a.sb, (size_t)D * sizeof *dst);
+                else
+                    memset(dst, 0, (size_t)D * sizeof *dst);
+            }
+    }
+    return LCSM_OK;
+}
+
 /* ---- one decode step */
 
 typedef struct lazy_job {
@@ -134,6 +250,53 @@ static void lazy_task(void *ctx, int task, int thread)
     }
 }
 
+/* A modal stage's step in place: x [B][D] in, y = Re sum R (p z + x) + D x out. */
+static void modal_step(const lcsm_modal *md, float *state, int B, int D, float *x)
+{
+    const int N = md->N, cx = md->p.dt == LCSM_DT_C64, w = cx ? 2 : 1;
+    const float *p = cpu_ptr(md->p), *R = cpu_ptr(md->R), *skip = cpu_ptr(md->skip);
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < D; c++) {
+            const float v = x[(size_t)b * D + c];
+            float *z = state + ((size_t)b * D + c) * N * w, sum = 0.0f;
+            const float *pc = p + (size_t)c * N * w, *rc = R + (size_t)c * N * w;
+            if (cx) {
+                for (int n = 0; n < N; n++) {
+                    const float zr = z[2 * n], zi = z[2 * n + 1];
+                    const float nr = pc[2 * n] * zr - pc[2 * n + 1] * zi + v, ni = pc[2 * n] * zi + pc[2 * n + 1] * zr;
+                    z[2 * n] = nr;
+                    z[2 * n + 1] = ni;
+                    sum += rc[2 * n] * nr - rc[2 * n + 1] * ni;
+                }
+            } else {
+                for (int n = 0; n < N; n++) {
+                    z[n] = pc[n] * z[n] + v;
+                    sum += rc[n] * z[n];
+                }
+            }
+            x[(size_t)b * D + c] = sum + skip[c] * v;
+        }
+}
+
+/* A FIR stage's step in place: x [B][D] goes into the ring at slot t % len,
+ * y = sum_k taps[k] x_{t-k} + D x_t out (slots never written hold zeros). */
+static void fir_step(const lcsm_fir *fir, int B, int D, int t, float *x)
+{
+    const int L = fir->len;
+    const float *taps = cpu_ptr(fir->taps), *skip = fir->skip.buf ? cpu_ptr(fir->skip) : NULL;
+    float *ring = cpu_ptr(fir->ring);
+    for (int b = 0; b < B; b++) {
+        float *rb = ring + (size_t)b * L * D, *xb = x + (size_t)b * D;
+        memcpy(rb + (size_t)(t % L) * D, xb, (size_t)D * sizeof *xb);
+        for (int c = 0; c < D; c++) {
+            float v = skip ? skip[c] * xb[c] : 0.0f;
+            for (int k = 0; k < L; k++)
+                v += taps[(size_t)c * L + k] * rb[(size_t)(((t - k) % L + L) % L) * D + c];
+            xb[c] = v;
+        }
+    }
+}
+
 lcsm_status cpu_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                            const lcsm_hyena_step_args *a)
 {
@@ -165,7 +328,20 @@ lcsm_status cpu_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_c
     for (int b = 0; b < B; b++)
         memcpy(y + (size_t)b * D, u + (size_t)b * C + (size_t)(S - 1) * D, (size_t)D * sizeof *y);
     for (int i = 0; i < a->n_stage; i++) {
-        const int g = a->stage[i].group, mult = a->stage[i].mult;
+        const lcsm_hyena_stage *sg = &a->stage[i];
+        const int g = sg->group, mult = sg->mult;
+        if (sg->kind != LCSM_PAST_TILED) {
+            for (int b = 0; b < B; b++)
+                for (int c = 0; c < D; c++) {
+                    size_t k = (size_t)b * D + c;
+                    y[k] = mult >= 0 ? y[k] * u[(size_t)b * C + (size_t)mult * D + c] : y[k];
+                }
+            if (sg->kind == LCSM_PAST_MODAL)
+                modal_step(&sg->modal, cpu_ptr(sg->state), B, D, y);
+            else
+                fir_step(&sg->fir, B, D, t, y);
+            continue;
+        }
         const float *h0d = f->h0d + (size_t)g * D;
         float *hist_t = cpu_ptr(a->hist) + (size_t)t * rows + (size_t)g * B * D;
         for (int b = 0; b < B; b++)

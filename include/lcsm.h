@@ -242,6 +242,12 @@ typedef struct lcsm_model_options {
     int defer_spectra;
     /* Storage of weight matrices and embeddings (default LCSM_WEIGHTS_F32). */
     lcsm_weight_dtype weight_dtype;
+    /* 1: also materialise the filters of modal layers (StripedHyena, Evo 2's
+     * hcl) at load and run them as tiled convolutions in flash, lazy and eager
+     * sessions (4 bytes per tap, channel and layer, up to l_max: for checking the
+     * modal recurrence against the tiling). 0 (default): modal layers always run
+     * their O(states) recurrence and need no filter. */
+    int modal_tiled;
 } lcsm_model_options;
 
 /** Fills `opt` with the defaults (filter_shift 0.05, defer_spectra 0, f32 weights). */
@@ -338,14 +344,21 @@ LCSM_API const char *lcsm_token_text(int32_t id);
 
 /* ---------------------------------------------------------------- session */
 
+/** How a session decodes its long convolutions. Each applies to the layers it
+ *  concerns: tiled convolutions (HyenaDNA's implicit filters, long explicit
+ *  filters, and modal filters of a model loaded with modal_tiled) run the
+ *  chosen tiling; modal layers otherwise run their recurrence; short FIR
+ *  filters (Evo 2's hcs, hcm) always a ring of their last inputs. */
 typedef enum lcsm_algo {
     LCSM_ALGO_FLASH = 0, /* dyadic tiling, O(L log^2 L) per sequence (default) */
     LCSM_ALGO_LAZY = 1,  /* each output as a direct sum over the history, O(L^2) */
-    LCSM_ALGO_EAGER = 2  /* each input pushed into all future outputs, O(L^2) */
+    LCSM_ALGO_EAGER = 2, /* each input pushed into all future outputs, O(L^2) */
+    LCSM_ALGO_MODAL = 3  /* modal layers by their recurrence (O(states) per token) even in a
+                            model loaded with modal_tiled; tiled convolutions as flash */
 } lcsm_algo;
 
-/** "flash", "lazy", "eager"; and the reverse (returns LCSM_ERR_INVALID_ARGUMENT
- *  for an unknown name). */
+/** "flash", "lazy", "eager", "modal"; and the reverse (returns
+ *  LCSM_ERR_INVALID_ARGUMENT for an unknown name). */
 LCSM_API const char *lcsm_algo_name(lcsm_algo algo);
 LCSM_API lcsm_status lcsm_algo_from_name(const char *name, lcsm_algo *out);
 

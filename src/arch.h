@@ -44,10 +44,24 @@ typedef struct lcsm_hparams {
 
 typedef enum lcsm_mixer_kind { LCSM_MIXER_HYENA = 0, LCSM_MIXER_COUNT } lcsm_mixer_kind;
 typedef enum lcsm_filter_kind {
-    LCSM_FILTER_IMPLICIT = 0, /* HyenaDNA's filter MLP, materialised at load and tiled */
-    LCSM_FILTER_EXPLICIT = 1, /* stored taps (longconv), tiled */
+    LCSM_FILTER_IMPLICIT = 0,   /* HyenaDNA's filter MLP, materialised at load and tiled */
+    LCSM_FILTER_EXPLICIT = 1,   /* stored taps over the whole length (longconv), tiled */
+    LCSM_FILTER_MODAL = 2,      /* h_k = Re sum_n R_n p_n^k, complex poles (StripedHyena) */
+    LCSM_FILTER_MODAL_REAL = 3, /* h_k = sum_n R_n exp(log_p_n k), real (Evo 2's hcl) */
+    LCSM_FILTER_FIR = 4,        /* a short explicit filter (Evo 2's hcs, hcm): a ring of inputs */
     LCSM_FILTER_COUNT
 } lcsm_filter_kind;
+
+static inline int lcsm_filter_is_modal(lcsm_filter_kind k) { return k == LCSM_FILTER_MODAL || k == LCSM_FILTER_MODAL_REAL; }
+
+/* One stage of a layer's Hyena chain. */
+typedef struct lcsm_stage_spec {
+    int mult;                /* stream multiplied in before the stage, -1: none */
+    lcsm_filter_kind filter;
+    int group;               /* the model-wide tiled convolution, -1 when not tiled (set by the model) */
+    int n_modes;             /* MODAL*: states per channel */
+    int fir_len;             /* FIR: taps */
+} lcsm_stage_spec;
 typedef enum lcsm_mlp_kind { LCSM_MLP_NONE = 0, LCSM_MLP_PLAIN = 1, LCSM_MLP_GATED = 2, LCSM_MLP_COUNT } lcsm_mlp_kind;
 
 /* What a layer is: the generic step and forward read nothing else. */
@@ -58,8 +72,7 @@ typedef struct lcsm_layer_spec {
     /* Hyena: S streams from the input projection, a K-tap short conv, the stages */
     int streams, short_taps, short_bias, in_bias, out_bias;
     int n_stage;
-    lcsm_hyena_stage stage[LCSM_MAX_STAGES]; /* group: the model-wide tiled convolution */
-    lcsm_filter_kind filter[LCSM_MAX_STAGES];
+    lcsm_stage_spec stage[LCSM_MAX_STAGES];
     /* MLP */
     lcsm_mlp_kind mlp;
     lcsm_act act;
@@ -67,12 +80,18 @@ typedef struct lcsm_layer_spec {
 } lcsm_layer_spec;
 
 /* Device tensors of a layer, by role (lcsm_model.w). UP holds fc1, or
- * [W1; W2] of a gated MLP stacked at load; DOWN fc2 / W3. */
+ * [W1; W2] of a gated MLP stacked at load; DOWN fc2 / W3. A stage that is not
+ * tiled has its filter's tensors at LCSM_R_STAGE(i, k): poles p and residues R
+ * ([D][N], c64 or f32; p = exp(log p) for real poles), the skip D [D], FIR taps
+ * [D][len] (tap 0 on the current input, one row per channel). */
 enum {
     LCSM_R_NORM1_W, LCSM_R_NORM1_B, LCSM_R_IN_W, LCSM_R_IN_B, LCSM_R_SHORT_W, LCSM_R_SHORT_B,
     LCSM_R_OUT_W, LCSM_R_OUT_B, LCSM_R_NORM2_W, LCSM_R_NORM2_B, LCSM_R_UP_W, LCSM_R_UP_B,
-    LCSM_R_DOWN_W, LCSM_R_DOWN_B, LCSM_R_COUNT
+    LCSM_R_DOWN_W, LCSM_R_DOWN_B, LCSM_R_STAGE0
 };
+enum { LCSM_RS_POLES, LCSM_RS_RESIDUES, LCSM_RS_SKIP, LCSM_RS_TAPS, LCSM_RS_COUNT };
+#define LCSM_R_STAGE(i, k) (LCSM_R_STAGE0 + (i) * LCSM_RS_COUNT + (k))
+#define LCSM_R_COUNT LCSM_R_STAGE(LCSM_MAX_STAGES, 0)
 /* Global device tensors (lcsm_model.g). */
 enum { LCSM_G_EMB, LCSM_G_NORMF_W, LCSM_G_NORMF_B, LCSM_G_HEAD, LCSM_G_COUNT };
 /* Roles from here on are host-only parameters of a family's filters (not
@@ -111,7 +130,9 @@ typedef struct lcsm_tensor {
     unsigned flags;  /* LCSM_T_* */
     int init;        /* LCSM_I_* or the family's */
     int row0, rows_total; /* rows [row0, row0 + shape[0]) of a role of rows_total rows (0: the whole role) */
-    lcsm_dtype dt;   /* device storage type (matrices: the weight dtype) */
+    int map;         /* nonzero: the family's device_form makes the role's values (a permutation, ...) */
+    size_t dev_numel; /* f32 values of the device form when mapped (0: numel) */
+    lcsm_dtype dt;   /* device storage type (matrices: the weight dtype; c64 for complex) */
     int disk_dtype;  /* as found in the checkpoint (safetensors.h ST_*), -1 before loading */
     float *data;     /* host copy, f32 (holding the rounded values of a narrow dt) */
 } lcsm_tensor;
@@ -131,6 +152,10 @@ lcsm_tensor *lcsm__tensor_add(lcsm_weights *w, int layer, int role, int ndim, co
                               int init, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
 /* The first tensor of (layer, role) (layer -1 for globals), or NULL. */
 const lcsm_tensor *lcsm__tensor_get(const lcsm_weights *w, int layer, int role);
+/* A tensor's values as the device holds them (f32): t->data, or for a mapped
+ * tensor a new block from the family's device_form (free it when != t->data);
+ * NULL when out of memory. */
+float *lcsm__tensor_device_form(const lcsm_weights *w, const lcsm_tensor *t);
 
 /* ---- the family interface */
 
@@ -159,6 +184,9 @@ struct lcsm_arch {
      * of channel c at c*lh + k) and its skip term dbias [D]. Thread-safe. */
     lcsm_status (*filter)(const lcsm_weights *w, const lcsm_model_options *opt, int layer, int stage, int lh,
                           float *h, float *dbias);
+    /* The device form of a mapped tensor (t->map != 0): dev_numel f32 values
+     * (rows permuted at load, filters expanded or transformed) from t->data. */
+    void (*device_form)(const lcsm_weights *w, const lcsm_tensor *t, float *out);
     /* The public view of hp (lcsm_model_info.config). */
     void (*public_config)(const lcsm_hparams *hp, lcsm_model_config *cfg);
     /* The norm before the head (its shift, if any, is the LCSM_G_NORMF_B tensor). */

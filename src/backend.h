@@ -155,21 +155,51 @@ typedef enum lcsm_mix_mode {
     LCSM_MIX_CACHED = 1 /* acc[t] holds every past contribution; add the diagonal */
 } lcsm_mix_mode;
 
+/* How a stage's long convolution gets its past. */
+typedef enum lcsm_past_kind {
+    LCSM_PAST_TILED = 0, /* a tiled group: history + accumulator (flash, eager) or the history (lazy) */
+    LCSM_PAST_MODAL = 1, /* a modal recurrence: z_n <- p_n z_n + a_t, y = Re sum_n R_n z_n + D a_t */
+    LCSM_PAST_FIR = 2    /* a short explicit filter over a ring of the last inputs, + D a_t */
+} lcsm_past_kind;
+
+/* A modal filter h[c][k] = Re sum_n R[c][n] p[c][n]^k (k >= 0) with skip D:
+ * p and R are [D][N] complex (c64) or real (f32) refs; the state [B][D][N] of
+ * the same type. */
+typedef struct lcsm_modal {
+    lcsm_ref p, R, skip;
+    int N;
+} lcsm_modal;
+
+/* A FIR filter: taps [D][len] (tap 0 on the current input), skip [D] (buf
+ * NULL: none), and a ring [B][len][D] of the last inputs (input s in slot
+ * s % len). */
+typedef struct lcsm_fir {
+    lcsm_ref taps, skip, ring;
+    int len;
+} lcsm_fir;
+
 /* One stage of a Hyena chain: s = s * u[mult] (unless mult < 0), then
- * s = (h * s)_t + dbias * s_t with the long filter of tiled group `group`. */
+ * s = (h * s)_t + D s_t with the stage's long filter h and skip D. */
 typedef struct lcsm_hyena_stage {
-    int mult;  /* stream of the projection multiplied in first, -1: none */
-    int group; /* tiled group (history, accumulator, filters) */
+    int mult;            /* stream of the projection multiplied in first, -1: none */
+    lcsm_past_kind kind;
+    int group;           /* TILED: group of history, accumulator and filters (dbias is D) */
+    lcsm_modal modal;    /* MODAL (state: the step's own ref) */
+    lcsm_ref state;      /* MODAL: [B][D][N] */
+    lcsm_fir fir;        /* FIR */
 } lcsm_hyena_stage;
 
 #define LCSM_MAX_STAGES 2
 #define LCSM_MAX_STREAMS 4
-#define LCSM_MAX_SHORT 8 /* short conv taps */
+#define LCSM_MAX_SHORT 8   /* short conv taps */
+#define LCSM_MAX_FIR 1024  /* taps of a FIR stage */
+#define LCSM_MAX_MODES 256 /* states of a modal stage per channel */
 
 /* Parameters of one Hyena operator's decode step. The projection of the token
  * holds S streams of D channels ([post gate, ..., chain input]); each stream
  * goes through a K-tap causal short conv (none when K = 0), the chain starts
- * at stream S-1, runs the stages, and y = u[0] * s. */
+ * at stream S-1, runs the stages (each with its own kind of past), and
+ * y = u[0] * s. */
 typedef struct lcsm_hyena_step_args {
     lcsm_ref u;      /* [B][S*D] projection of this token */
     int S;           /* streams, 2..LCSM_MAX_STREAMS */
@@ -195,6 +225,8 @@ typedef enum lcsm_op {
     LCSM_OP_GLU,        /* gated MLP */
     LCSM_OP_SHORT_CONV, /* variant: taps */
     LCSM_OP_HYENA,      /* variant: stages */
+    LCSM_OP_MODAL,      /* variant: 1 complex poles, 0 real */
+    LCSM_OP_FIR,        /* variant: taps */
     LCSM_OP_COUNT
 } lcsm_op;
 
@@ -247,6 +279,16 @@ typedef struct lcsm_backend_ops {
      * (m.r.buf NULL: m = 1). */
     lcsm_status (*gate_seq)(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_seq y, lcsm_seq a,
                             lcsm_seq m, lcsm_seq out);
+    /* Modal stage over whole sequences: y(b,t,c) = sum_{s<=t} h[c][t-s] a(b,s,c) +
+     * D[c] a(b,t,c), by the recurrence from the state (zero unless state.buf holds
+     * one), which is left at the end when state.buf. No (channels x states x
+     * length) tensor, no filter: O(B D N) memory. */
+    lcsm_status (*modal_seq)(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state, int B, int len, int D, lcsm_seq a,
+                             lcsm_seq y);
+    /* FIR stage over whole sequences: y(b,t,c) = sum_{k<len, k<=t} taps[c][k] a(b,t-k,c)
+     * + skip[c] a(b,t,c); with ring.buf, the last inputs into the ring (slot s %
+     * len holds input s; earlier slots zero). */
+    lcsm_status (*fir_seq)(lcsm_backend *be, const lcsm_fir *fir, int B, int len, int D, lcsm_seq a, lcsm_seq y);
 
     /* ---- Hyena operator, one decode step */
     lcsm_status (*hyena_step)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,

@@ -20,6 +20,7 @@ struct lcsm_session {
     lcsm_buf *bufs[3];
     lcsm_ref hist, acc;
     lcsm_ref *conv_state; /* [n_layer]: [B][K-1][S*D] short-conv inputs (buf NULL: none) */
+    lcsm_ref (*stage_state)[LCSM_MAX_STAGES]; /* [n_layer]: a modal stage's [B][D][N], a FIR's ring [B][len][D] */
     size_t states_floats; /* of the third buffer, before the activations */
     lcsm_ref r, xn, u, y, work, hid, hid2, logits;
     lcsm_ref ids; /* [B] int32: sampled ids kept on the device (backends with sample) */
@@ -36,6 +37,31 @@ struct lcsm_session {
 /* Widths of a model's activations: the input projection and MLP hidden (u),
  * a gated MLP's gate output (hid2, 0 if none), over every layer. */
 void lcsm__model_widths(const lcsm_model *m, size_t *u_width, size_t *hid_width, size_t *hid2_width);
+
+/* How stage sg runs with G tiled groups (a session's geom.G; the model's
+ * n_tiled for a forward without session). */
+static inline lcsm_past_kind lcsm__stage_past(const lcsm_stage_spec *sg, int G)
+{
+    if (sg->group >= 0 && sg->group < G)
+        return LCSM_PAST_TILED;
+    return sg->filter == LCSM_FILTER_FIR ? LCSM_PAST_FIR : LCSM_PAST_MODAL;
+}
+
+/* The stage's filter tensors for a modal or FIR stage (state and ring: the caller's). */
+static inline lcsm_hyena_stage lcsm__stage_args(const lcsm_model *m, int l, int i, int G, lcsm_ref state)
+{
+    const lcsm_stage_spec *sg = &m->spec[l].stage[i];
+    const lcsm_ref *w = m->w[l];
+    lcsm_hyena_stage a = {.mult = sg->mult, .kind = lcsm__stage_past(sg, G), .group = sg->group};
+    if (a.kind == LCSM_PAST_MODAL) {
+        a.modal = (lcsm_modal){w[LCSM_R_STAGE(i, LCSM_RS_POLES)], w[LCSM_R_STAGE(i, LCSM_RS_RESIDUES)],
+                               w[LCSM_R_STAGE(i, LCSM_RS_SKIP)], sg->n_modes};
+        a.state = state;
+    } else if (a.kind == LCSM_PAST_FIR) {
+        a.fir = (lcsm_fir){w[LCSM_R_STAGE(i, LCSM_RS_TAPS)], w[LCSM_R_STAGE(i, LCSM_RS_SKIP)], state, sg->fir_len};
+    }
+    return a;
+}
 
 /* out = linear(norm(x)) through the scratch xn: the pre-norm pattern of every
  * block, in the step and the parallel forward alike. (Folding the two into one

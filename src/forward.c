@@ -31,17 +31,18 @@ typedef struct fwd_scratch {
 } fwd_scratch;
 
 /* The Hyena mixer of layer l over whole sequences: xn = the gated output
- * [N][D] (the input of out_proj). With a session, every stage's input goes
- * into its history (group stride G*B*D) and, unless lazy, the prompt's
- * pushes into its accumulator; the short conv leaves its state. */
+ * [N][D] (the input of out_proj). With a session, every tiled stage's input
+ * goes into its history (group stride G*B*D) and, unless lazy, the prompt's
+ * pushes into its accumulator; a modal stage leaves its state, a FIR stage its
+ * ring, the short conv its state. */
 static lcsm_status hyena_seq(lcsm_model *m, lcsm_session *s, const fwd_scratch *x, int l, int B, int len)
 {
     lcsm_backend *be = m->be;
     const lcsm_backend_ops *op = be->ops;
     const lcsm_layer_spec *sp = &m->spec[l];
     const lcsm_ref *w = m->w[l];
-    const int D = m->hp.d_model, S = sp->streams, G = m->n_tiled;
-    const size_t BD = (size_t)B * D, a_stride = s ? (size_t)G * BD : BD;
+    const int D = m->hp.d_model, S = sp->streams, G = s ? s->geom.G : m->n_tiled;
+    const size_t BD = (size_t)B * D, hist_stride = (size_t)G * BD;
     lcsm_status st = LCSM_OK;
     lcsm_ref uc = x->u;
     if (sp->short_taps > 0) {
@@ -52,29 +53,40 @@ static lcsm_status hyena_seq(lcsm_model *m, lcsm_session *s, const fwd_scratch *
     /* stream j of the projection as a [B][len][D] signal */
 #define STREAM(j) lcsm_seq_rows(uc, len, S * D, (j) * D)
     const lcsm_seq none = {{0}, 0, 0};
+    /* Stage i's input: its history with a session and a tiled stage, else scratch. */
+    lcsm_seq in[LCSM_MAX_STAGES];
+    lcsm_hyena_stage args[LCSM_MAX_STAGES];
+    for (int i = 0; i < sp->n_stage; i++) {
+        args[i] = lcsm__stage_args(m, l, i, G, s ? s->stage_state[l][i] : (lcsm_ref){0});
+        in[i] = s && args[i].kind == LCSM_PAST_TILED
+                    ? lcsm_seq_time(lcsm_ref_at(s->hist, (size_t)args[i].group * BD), hist_stride, D)
+                    : lcsm_seq_time(lcsm_ref_at(x->a, (size_t)i * len * BD), BD, D);
+    }
+    const lcsm_seq y = lcsm_seq_time(x->y, BD, D);
+    if (st == LCSM_OK) /* the chain's input, times the first stage's multiplier */
+        st = op->mul_seq(be, STREAM(S - 1), sp->stage[0].mult >= 0 ? STREAM(sp->stage[0].mult) : none, in[0], B, len,
+                         D);
     for (int i = 0; i < sp->n_stage && st == LCSM_OK; i++) {
-        const int g = sp->stage[i].group;
-        const lcsm_ref a = s ? lcsm_ref_at(s->hist, (size_t)g * BD) : lcsm_ref_at(x->a, (size_t)i * len * BD);
-        const lcsm_ref acc = s && s->opt.algo != LCSM_ALGO_LAZY ? lcsm_ref_at(s->acc, (size_t)g * BD) : (lcsm_ref){0};
-        const lcsm_seq a_seq = lcsm_seq_time(a, a_stride, D);
-        if (i == 0) /* the chain's input, times the first stage's multiplier */
-            st = op->mul_seq(be, STREAM(S - 1), sp->stage[0].mult >= 0 ? STREAM(sp->stage[0].mult) : none, a_seq, B,
-                             len, D);
-        if (st == LCSM_OK)
-            st = op->long_conv(be, m->filters, g, B, len, a, a_stride, x->y, BD, acc, s ? s->geom.L : 0);
+        const lcsm_hyena_stage *a = &args[i];
+        switch (a->kind) {
+        case LCSM_PAST_TILED: {
+            const lcsm_ref acc =
+                s && s->opt.algo != LCSM_ALGO_LAZY ? lcsm_ref_at(s->acc, (size_t)a->group * BD) : (lcsm_ref){0};
+            st = op->long_conv(be, m->filters, a->group, B, len, in[i].r, in[i].st, x->y, BD, acc, s ? s->geom.L : 0);
+            break;
+        }
+        case LCSM_PAST_MODAL: st = op->modal_seq(be, &a->modal, a->state, B, len, D, in[i], y); break;
+        case LCSM_PAST_FIR: st = op->fir_seq(be, &a->fir, B, len, D, in[i], y); break;
+        }
         if (st != LCSM_OK)
             break;
-        /* s = y + dbias a, times the next stage's multiplier into its input, or
-         * the post gate into the output */
-        const lcsm_seq y_seq = lcsm_seq_time(x->y, BD, D);
-        if (i + 1 < sp->n_stage) {
-            const int g2 = sp->stage[i + 1].group, mult = sp->stage[i + 1].mult;
-            const lcsm_ref a2 = s ? lcsm_ref_at(s->hist, (size_t)g2 * BD) : lcsm_ref_at(x->a, (size_t)(i + 1) * len * BD);
-            st = op->gate_seq(be, m->filters, g, B, len, y_seq, a_seq, mult >= 0 ? STREAM(mult) : none,
-                              lcsm_seq_time(a2, a_stride, D));
-        } else {
-            st = op->gate_seq(be, m->filters, g, B, len, y_seq, a_seq, STREAM(0), lcsm_seq_rows(x->xn, len, D, 0));
-        }
+        /* s = y (+ dbias a for a tiled stage), times the next stage's multiplier
+         * into its input, or the post gate into the output */
+        const int last = i + 1 == sp->n_stage, mult = last ? 0 : sp->stage[i + 1].mult;
+        const lcsm_seq m_seq = mult >= 0 ? STREAM(mult) : none;
+        const lcsm_seq out = last ? lcsm_seq_rows(x->xn, len, D, 0) : in[i + 1];
+        st = a->kind == LCSM_PAST_TILED ? op->gate_seq(be, m->filters, a->group, B, len, y, in[i], m_seq, out)
+                                        : op->mul_seq(be, y, m_seq, out, B, len, D);
     }
 #undef STREAM
     return st;
@@ -91,18 +103,22 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
     const size_t N = (size_t)B * (size_t)len; /* rows of the activations */
     const size_t BD = (size_t)B * D;
     size_t u_w, hid_w, hid2_w, uc_w = 0;
-    int max_stage = 0;
+    int max_stage = 0, untiled = 0;
     lcsm__model_widths(m, &u_w, &hid_w, &hid2_w);
     for (int l = 0; l < L; l++) {
         const lcsm_layer_spec *sp = &m->spec[l];
         if (sp->short_taps > 0 && (size_t)sp->streams * D > uc_w)
             uc_w = (size_t)sp->streams * D;
         max_stage = sp->n_stage > max_stage ? sp->n_stage : max_stage;
+        for (int i = 0; i < sp->n_stage; i++)
+            untiled |= lcsm__stage_past(&sp->stage[i], s ? s->geom.G : m->n_tiled) != LCSM_PAST_TILED;
     }
     /* u holds the input projection, then the MLP's hidden layer */
     const size_t widest = u_w > hid_w ? u_w : hid_w;
-    const size_t n[8] = {N * D, N * D, N * widest, N * uc_w, N * hid2_w, s ? 0 : (size_t)max_stage * len * BD,
-                         (size_t)len * BD, (all_positions ? N : (size_t)B) * V};
+    /* stage inputs: in scratch unless a session's history holds them all */
+    const size_t n[8] = {N * D, N * D, N * widest, N * uc_w, N * hid2_w,
+                         s && !untiled ? 0 : (size_t)max_stage * len * BD, (size_t)len * BD,
+                         (all_positions ? N : (size_t)B) * V};
     size_t total = 0;
     for (int i = 0; i < 8; i++)
         total += n[i];

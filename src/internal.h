@@ -32,6 +32,8 @@ struct lcsm_model {
     lcsm_buf *wbuf; /* all device tensors in one buffer */
     size_t wbuf_bytes;
     int n_tiled;           /* tiled convolutions of the whole model: G of the filters */
+    int n_tiled_base;      /* of them, those that are not modal (groups 0 .. n_tiled_base - 1, then the
+                            * modal ones of a model loaded with modal_tiled) */
     lcsm_filters *filters; /* NULL when n_tiled is 0 */
     lcsm_weights *host;    /* every tensor on the host, for lcsm_model_save and tests */
     pthread_mutex_t lock;  /* guards filters_prepare */

@@ -54,6 +54,8 @@ static const char *op_name(lcsm_op op, int v, char *buf, size_t cap)
     case LCSM_OP_GLU: snprintf(buf, cap, "gated MLP"); break;
     case LCSM_OP_SHORT_CONV: snprintf(buf, cap, "short conv of %d taps", v); break;
     case LCSM_OP_HYENA: snprintf(buf, cap, "Hyena step of %d stages", v); break;
+    case LCSM_OP_MODAL: snprintf(buf, cap, "modal recurrence (%s poles)", v ? "complex" : "real"); break;
+    case LCSM_OP_FIR: snprintf(buf, cap, "FIR filter of %d taps", v); break;
     default: snprintf(buf, cap, "op %d", (int)op); break;
     }
     return buf;
@@ -86,6 +88,13 @@ static lcsm_status check_supported(lcsm_model *m)
             if (s->short_taps && (st = need(m, l, LCSM_OP_SHORT_CONV, s->short_taps)) != LCSM_OK)
                 break;
             st = need(m, l, LCSM_OP_HYENA, s->n_stage);
+            for (int i = 0; i < s->n_stage && st == LCSM_OK; i++) {
+                const lcsm_stage_spec *sg = &s->stage[i];
+                if (lcsm_filter_is_modal(sg->filter))
+                    st = need(m, l, LCSM_OP_MODAL, sg->filter == LCSM_FILTER_MODAL);
+                else if (sg->filter == LCSM_FILTER_FIR)
+                    st = need(m, l, LCSM_OP_FIR, sg->fir_len);
+            }
         }
     }
     return st;
@@ -94,10 +103,26 @@ static lcsm_status check_supported(lcsm_model *m)
 /* ---- upload: every device tensor in one buffer, each role at a multiple of
  * LCSM_ALIGN_BYTES so device kernels may read rows as aligned vectors */
 
-/* Elements of the whole role a tensor belongs to (its rows may be a part). */
-static size_t role_numel(const lcsm_tensor *t)
+/* f32 values of the whole role a tensor belongs to (its rows may be a part;
+ * a mapped tensor's device form may have another size). */
+static size_t role_values(const lcsm_tensor *t)
 {
+    if (t->map)
+        return t->dev_numel ? t->dev_numel : t->numel;
     return t->rows_total ? t->numel / (size_t)t->shape[0] * (size_t)t->rows_total : t->numel;
+}
+
+/* Device bytes of n f32 values stored as dt (c64 holds two values per element). */
+static size_t values_bytes(size_t n, lcsm_dtype dt) { return n * (dt == LCSM_DT_F16 || dt == LCSM_DT_BF16 ? 2 : 4); }
+
+float *lcsm__tensor_device_form(const lcsm_weights *w, const lcsm_tensor *t)
+{
+    if (!t->map)
+        return t->data;
+    float *out = lcsm__malloc(role_values(t) * sizeof *out);
+    if (out)
+        w->hp.arch->device_form(w, t, out);
+    return out;
 }
 
 static lcsm_ref *role_ref(lcsm_model *m, const lcsm_tensor *t)
@@ -116,7 +141,7 @@ static lcsm_status upload(lcsm_model *m)
         if (t->role >= LCSM_ROLE_HOST || lcsm__tensor_get(w, t->layer, t->role) != t)
             continue;
         *role_ref(m, t) = (lcsm_ref){NULL, total, t->dt};
-        total += lcsm_align_bytes(role_numel(t) * lcsm_dtype_size(t->dt));
+        total += lcsm_align_bytes(values_bytes(role_values(t), t->dt));
     }
     m->wbuf_bytes = total;
     lcsm_status st = be->ops->alloc(be, total, &m->wbuf);
@@ -128,16 +153,23 @@ static lcsm_status upload(lcsm_model *m)
             if (lcsm__tensor_get(w, l, r))
                 ref->buf = m->wbuf;
         }
-    /* Each tensor at its rows of its role, converted to the role's type. */
+    /* Each tensor at its rows of its role (or its device form), converted to
+     * the role's type. */
     void *staging = NULL;
     size_t staging_bytes = 0;
     for (int i = 0; i < w->n && st == LCSM_OK; i++) {
         const lcsm_tensor *t = &w->t[i];
         if (t->role >= LCSM_ROLE_HOST)
             continue;
-        const size_t row = t->numel / (size_t)t->shape[0], bytes = t->numel * lcsm_dtype_size(t->dt);
-        const void *src = t->data;
-        if (t->dt != LCSM_DT_F32) {
+        const size_t values = t->map ? role_values(t) : t->numel, row = t->numel / (size_t)t->shape[0];
+        const size_t bytes = values_bytes(values, t->dt), n_el = bytes / lcsm_dtype_size(t->dt);
+        float *form = lcsm__tensor_device_form(w, t);
+        if (!form) {
+            st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "weights: device form of %s", t->name);
+            break;
+        }
+        const void *src = form;
+        if (t->dt == LCSM_DT_F16 || t->dt == LCSM_DT_BF16) {
             if (bytes > staging_bytes) {
                 lcsm__free(staging);
                 if (!(staging = lcsm__malloc(bytes))) {
@@ -147,10 +179,12 @@ static lcsm_status upload(lcsm_model *m)
                 }
                 staging_bytes = bytes;
             }
-            lcsm__f32_convert(t->data, t->numel, t->dt, staging);
+            lcsm__f32_convert(form, values, t->dt, staging);
             src = staging;
         }
-        st = be->ops->write(be, lcsm_ref_at(*role_ref(m, t), (size_t)t->row0 * row), src, t->numel);
+        st = be->ops->write(be, lcsm_ref_at(*role_ref(m, t), t->map ? 0 : (size_t)t->row0 * row), src, n_el);
+        if (form != t->data)
+            lcsm__free(form);
     }
     lcsm__free(staging);
     if (!m->g[LCSM_G_HEAD].buf)
@@ -170,14 +204,52 @@ typedef struct filter_job {
     atomic_int status; /* the first failure, else LCSM_OK */
 } filter_job;
 
+/* A modal stage's filter h[c][k] = Re sum_n R p^k (k < lh) and skip, from its
+ * device-form tensors (poles already p, not log p). */
+static lcsm_status modal_filter(const lcsm_model *m, int l, int i, int lh, float *h, float *dbias)
+{
+    const lcsm_weights *w = m->host;
+    const lcsm_tensor *tp = lcsm__tensor_get(w, l, LCSM_R_STAGE(i, LCSM_RS_POLES)),
+                      *tr = lcsm__tensor_get(w, l, LCSM_R_STAGE(i, LCSM_RS_RESIDUES)),
+                      *ts = lcsm__tensor_get(w, l, LCSM_R_STAGE(i, LCSM_RS_SKIP));
+    float *p = lcsm__tensor_device_form(w, tp), *R = lcsm__tensor_device_form(w, tr),
+          *skip = lcsm__tensor_device_form(w, ts);
+    lcsm_status st = p && R && skip ? LCSM_OK : LCSM_ERR_OUT_OF_MEMORY;
+    const int D = m->hp.d_model, N = m->spec[l].stage[i].n_modes, cx = tp->dt == LCSM_DT_C64;
+    for (int c = 0; st == LCSM_OK && c < D; c++) {
+        dbias[c] = skip[c];
+        for (int n = 0; n < N; n++) {
+            const size_t k0 = ((size_t)c * N + n) * (cx ? 2 : 1);
+            const double pr = p[k0], pi = cx ? p[k0 + 1] : 0, rr = R[k0], ri = cx ? R[k0 + 1] : 0;
+            double zr = 1, zi = 0; /* p^k */
+            for (int k = 0; k < lh; k++) {
+                h[(size_t)c * lh + k] += (float)(rr * zr - ri * zi);
+                const double nr = zr * pr - zi * pi;
+                zi = zr * pi + zi * pr;
+                zr = nr;
+            }
+        }
+    }
+    if (p != tp->data)
+        lcsm__free(p);
+    if (R != tr->data)
+        lcsm__free(R);
+    if (skip != ts->data)
+        lcsm__free(skip);
+    return st;
+}
+
 static void *filter_worker(void *arg)
 {
     filter_job *j = arg;
     const lcsm_hparams *hp = &j->m->hp;
     const size_t D = (size_t)hp->d_model, DL = D * (size_t)hp->l_max;
     for (int g; (g = atomic_fetch_add(&j->next, 1)) < j->m->n_tiled && atomic_load(&j->status) == LCSM_OK;) {
-        lcsm_status st = hp->arch->filter(j->m->host, &j->m->opt, j->groups[g][0], j->groups[g][1], hp->l_max,
-                                          j->h + (size_t)g * DL, j->dbias + (size_t)g * D);
+        const int l = j->groups[g][0], i = j->groups[g][1];
+        float *h = j->h + (size_t)g * DL, *dbias = j->dbias + (size_t)g * D;
+        lcsm_status st = lcsm_filter_is_modal(j->m->spec[l].stage[i].filter)
+                             ? modal_filter(j->m, l, i, hp->l_max, h, dbias)
+                             : hp->arch->filter(j->m->host, &j->m->opt, l, i, hp->l_max, h, dbias);
         if (st != LCSM_OK) {
             int ok = LCSM_OK;
             atomic_compare_exchange_strong(&j->status, &ok, (int)st);
@@ -200,10 +272,11 @@ static lcsm_status make_filters(lcsm_model *m)
     lcsm_status st = h && dbias && groups ? LCSM_OK : LCSM_ERR_OUT_OF_MEMORY;
     if (st == LCSM_OK) {
         for (int l = 0; l < hp->n_layer; l++)
-            for (int s = 0; s < m->spec[l].n_stage; s++) {
-                groups[m->spec[l].stage[s].group][0] = l;
-                groups[m->spec[l].stage[s].group][1] = s;
-            }
+            for (int s = 0; s < m->spec[l].n_stage; s++)
+                if (m->spec[l].stage[s].group >= 0) {
+                    groups[m->spec[l].stage[s].group][0] = l;
+                    groups[m->spec[l].stage[s].group][1] = s;
+                }
         filter_job job = {.m = m, .groups = (const int(*)[2])groups, .h = h, .dbias = dbias};
         atomic_init(&job.next, 0);
         atomic_init(&job.status, LCSM_OK);
@@ -255,8 +328,22 @@ lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w, const lc
     m->host = w;
     pthread_mutex_init(&m->lock, NULL);
     m->hp.arch->layers(&m->hp, m->spec);
-    for (int l = 0; l < L; l++)
-        m->n_tiled += m->spec[l].n_stage;
+    /* Tiled groups: the implicit and explicit filters first, then (modal_tiled)
+     * the modal ones, so a modal session tiles a prefix of the groups. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int l = 0; l < L; l++)
+            for (int i = 0; i < m->spec[l].n_stage; i++) {
+                lcsm_stage_spec *sg = &m->spec[l].stage[i];
+                const int modal = lcsm_filter_is_modal(sg->filter);
+                if (pass == 0)
+                    sg->group = -1;
+                if (sg->filter == LCSM_FILTER_FIR || modal != pass || (modal && !m->opt.modal_tiled))
+                    continue;
+                sg->group = m->n_tiled++;
+            }
+        if (pass == 0)
+            m->n_tiled_base = m->n_tiled;
+    }
     for (int i = 0; i < w->n; i++)
         m->n_params += w->t[i].numel;
     lcsm_status st = check_supported(m);
@@ -424,7 +511,8 @@ static size_t weights_bytes_as(const lcsm_weights *w, int dt)
     for (int i = 0; i < w->n; i++) {
         const lcsm_tensor *t = &w->t[i];
         if (t->role < LCSM_ROLE_HOST)
-            total += t->numel * lcsm_dtype_size(dt >= 0 && (t->flags & LCSM_T_MATRIX) ? (lcsm_dtype)dt : t->dt);
+            total += values_bytes(t->map ? role_values(t) : t->numel,
+                                  dt >= 0 && (t->flags & LCSM_T_MATRIX) ? (lcsm_dtype)dt : t->dt);
     }
     return total;
 }
@@ -456,16 +544,23 @@ lcsm_status lcsm_model_get_layer(const lcsm_model *m, int layer, lcsm_layer_info
                           layer, m ? m->hp.n_layer : 0);
     static const char *const norms[] = {"layernorm", "rmsnorm", "rmsnorm-sh"};
     static const char *const mixers[] = {"hyena"};
-    static const char *const filters[] = {"implicit", "explicit"};
+    static const char *const filters[] = {"implicit", "explicit", "modal", "modal-real", "fir"};
     static const char *const mlps[] = {"none", "plain", "gated"};
     static const char *const acts[] = {"none", "gelu-tanh", "gelu", "silu"};
     const lcsm_layer_spec *s = &m->spec[layer];
     memset(info, 0, sizeof *info);
     snprintf(info->norm, sizeof info->norm, "%s", norms[s->norm]);
     snprintf(info->mixer, sizeof info->mixer, "%s", mixers[s->mixer]);
-    for (int i = 0; i < s->n_stage; i++)
-        snprintf(info->filter + strlen(info->filter), sizeof info->filter - strlen(info->filter), "%s%s",
-                 i ? "," : "", filters[s->filter[i]]);
+    for (int i = 0; i < s->n_stage; i++) {
+        const lcsm_stage_spec *sg = &s->stage[i];
+        char extra[32] = "";
+        if (lcsm_filter_is_modal(sg->filter))
+            snprintf(extra, sizeof extra, "(%d)", sg->n_modes);
+        else if (sg->filter == LCSM_FILTER_FIR)
+            snprintf(extra, sizeof extra, "(%d)", sg->fir_len);
+        snprintf(info->filter + strlen(info->filter), sizeof info->filter - strlen(info->filter), "%s%s%s",
+                 i ? "," : "", filters[sg->filter], extra);
+    }
     snprintf(info->mlp, sizeof info->mlp, "%s", mlps[s->mlp]);
     snprintf(info->act, sizeof info->act, "%s", acts[s->act]);
     info->n_stage = s->n_stage;
@@ -475,7 +570,7 @@ lcsm_status lcsm_model_get_layer(const lcsm_model *m, int layer, lcsm_layer_info
     const lcsm_weights *w = m->host;
     for (int i = 0; i < w->n; i++)
         if (w->t[i].layer == layer && w->t[i].role < LCSM_ROLE_HOST)
-            info->weight_bytes += w->t[i].numel * lcsm_dtype_size(w->t[i].dt);
+            info->weight_bytes += values_bytes(role_values(&w->t[i]), w->t[i].dt);
     return LCSM_OK;
 }
 

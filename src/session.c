@@ -31,19 +31,20 @@ const char *lcsm_algo_name(lcsm_algo a)
     case LCSM_ALGO_FLASH: return "flash";
     case LCSM_ALGO_LAZY: return "lazy";
     case LCSM_ALGO_EAGER: return "eager";
+    case LCSM_ALGO_MODAL: return "modal";
     }
     return "?";
 }
 
 lcsm_status lcsm_algo_from_name(const char *name, lcsm_algo *out)
 {
-    static const lcsm_algo all[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER};
+    static const lcsm_algo all[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER, LCSM_ALGO_MODAL};
     for (size_t i = 0; name && out && i < sizeof all / sizeof all[0]; i++)
         if (!strcmp(name, lcsm_algo_name(all[i]))) {
             *out = all[i];
             return LCSM_OK;
         }
-    return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "unknown algorithm '%s' (flash, lazy, eager)",
+    return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "unknown algorithm '%s' (flash, lazy, eager, modal)",
                       name ? name : "(null)");
 }
 
@@ -78,7 +79,7 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     if (opt.max_len == 0)
         opt.max_len = m->hp.l_max;
     if (opt.batch < 1 || opt.batch > 65536 || opt.max_len < 1 ||
-        (opt.algo != LCSM_ALGO_FLASH && opt.algo != LCSM_ALGO_LAZY && opt.algo != LCSM_ALGO_EAGER))
+        (unsigned)opt.algo > LCSM_ALGO_MODAL)
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_INVALID_ARGUMENT,
                           "lcsm_session_create: batch %d must be in [1, 65536], max_len %d >= 1, algo known",
                           opt.batch, opt.max_len);
@@ -92,11 +93,14 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     s->model = m;
     s->be = m->be;
     s->opt = opt;
-    const int B = opt.batch, D = m->hp.d_model, G = m->n_tiled, L = opt.max_len, V = m->hp.n_vocab;
+    /* a modal session tiles only the groups that are not modal */
+    const int G = opt.algo == LCSM_ALGO_MODAL ? m->n_tiled_base : m->n_tiled;
+    const int B = opt.batch, D = m->hp.d_model, L = opt.max_len, V = m->hp.n_vocab;
     s->geom = (lcsm_conv_geom){G, B, D, L};
     lcsm_sampler_params_default(&s->sampler);
     lcsm_status st = LCSM_OK;
-    if (!(s->conv_state = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->conv_state))) {
+    if (!(s->conv_state = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->conv_state)) ||
+        !(s->stage_state = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->stage_state))) {
         st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "session handle");
         goto fail;
     }
@@ -110,16 +114,28 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
         goto fail;
     }
     size_t n_acc = opt.algo == LCSM_ALGO_LAZY ? 0 : n_hist, n_third = 0;
-    size_t *state_off = lcsm__calloc((size_t)m->hp.n_layer, sizeof *state_off);
+    /* per layer: the short conv's state, then each stage's that is not tiled */
+    size_t (*state_off)[1 + LCSM_MAX_STAGES] = lcsm__calloc((size_t)m->hp.n_layer, sizeof *state_off);
     if (!state_off) {
         st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "session handle");
         goto fail;
     }
     for (int l = 0; l < m->hp.n_layer; l++) {
         const lcsm_layer_spec *sp = &m->spec[l];
-        state_off[l] = n_third;
+        state_off[l][0] = n_third;
         if (sp->mixer == LCSM_MIXER_HYENA && sp->short_taps > 1)
             n_third += lcsm_align_up((size_t)B * (sp->short_taps - 1) * sp->streams * D);
+        for (int i = 0; i < sp->n_stage; i++) {
+            const lcsm_stage_spec *sg = &sp->stage[i];
+            state_off[l][1 + i] = n_third;
+            switch (lcsm__stage_past(sg, G)) {
+            case LCSM_PAST_MODAL:
+                n_third += lcsm_align_up((size_t)B * D * sg->n_modes * (sg->filter == LCSM_FILTER_MODAL ? 2 : 1));
+                break;
+            case LCSM_PAST_FIR: n_third += lcsm_align_up((size_t)B * D * sg->fir_len); break;
+            case LCSM_PAST_TILED: break;
+            }
+        }
     }
     s->states_floats = n_third;
     lcsm__model_widths(m, &u_w, &hid_w, &hid2_w);
@@ -145,9 +161,17 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     }
     s->hist = lcsm_f32(s->bufs[0], 0); /* buf NULL when the model has no tiled convolution */
     s->acc = lcsm_f32(s->bufs[1], 0);  /* buf NULL for lazy */
-    for (int l = 0; l < m->hp.n_layer; l++)
-        if (m->spec[l].mixer == LCSM_MIXER_HYENA && m->spec[l].short_taps > 1)
-            s->conv_state[l] = lcsm_f32(s->bufs[2], state_off[l]);
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const lcsm_layer_spec *sp = &m->spec[l];
+        if (sp->mixer == LCSM_MIXER_HYENA && sp->short_taps > 1)
+            s->conv_state[l] = lcsm_f32(s->bufs[2], state_off[l][0]);
+        for (int i = 0; i < sp->n_stage; i++) {
+            const lcsm_past_kind k = lcsm__stage_past(&sp->stage[i], G);
+            if (k != LCSM_PAST_TILED)
+                s->stage_state[l][i] = lcsm_ref_as(lcsm_f32(s->bufs[2], state_off[l][1 + i]),
+                                                   sp->stage[i].filter == LCSM_FILTER_MODAL ? LCSM_DT_C64 : LCSM_DT_F32);
+        }
+    }
     lcsm__free(state_off);
     lcsm_ref *act_refs[9] = {&s->r, &s->xn, &s->u, &s->y, &s->work, &s->hid, &s->hid2, &s->logits, &s->ids};
     for (int i = 0; i < 9; i++)
@@ -164,7 +188,8 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
      * and scratch, made now, not per step. */
     if (m->filters) {
         pthread_mutex_lock(&m->lock);
-        const int max_tile = opt.algo == LCSM_ALGO_FLASH ? lcsm_schedule_max_tile(0, L) : 0;
+        const int flash = opt.algo == LCSM_ALGO_FLASH || opt.algo == LCSM_ALGO_MODAL;
+        const int max_tile = flash && G ? lcsm_schedule_max_tile(0, L) : 0;
         st = max_tile ? s->be->ops->filters_prepare(s->be, m->filters, max_tile) : LCSM_OK;
         if (st == LCSM_OK && s->be->ops->session_prepare)
             st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, max_tile);
@@ -193,6 +218,7 @@ void lcsm_session_destroy(lcsm_session *s)
         if (s->bufs[i])
             s->be->ops->release(s->be, s->bufs[i]);
     lcsm__free(s->conv_state);
+    lcsm__free(s->stage_state);
     lcsm__free(s->logits_host);
     lcsm__free(s->sample_scratch);
     lcsm__free(s);
@@ -287,9 +313,9 @@ lcsm_status lcsm_session_prefill(lcsm_session *s, const int32_t *tokens, int len
 static lcsm_status schedule_work(lcsm_session *s, int t)
 {
     lcsm_filters *f = s->model->filters;
-    if (!f)
+    if (!f || s->geom.G == 0)
         return LCSM_OK;
-    if (s->opt.algo == LCSM_ALGO_FLASH) {
+    if (s->opt.algo == LCSM_ALGO_FLASH || s->opt.algo == LCSM_ALGO_MODAL) {
         lcsm_tile tile;
         if (!lcsm_schedule_tile(t, s->origin, s->geom.L, &tile))
             return LCSM_OK;
@@ -369,7 +395,8 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
             .t = t,
             .mode = s->opt.algo == LCSM_ALGO_LAZY ? LCSM_MIX_LAZY : LCSM_MIX_CACHED,
         };
-        memcpy(a.stage, sp->stage, sizeof a.stage);
+        for (int i = 0; i < sp->n_stage; i++)
+            a.stage[i] = lcsm__stage_args(m, l, i, s->geom.G, s->stage_state[l][i]);
         double tm = lcsm__now();
         TRY(op->hyena_step(be, m->filters, &s->geom, &a));
         t_mix += lcsm__now() - tm;
