@@ -176,8 +176,13 @@ def from_config(cfg):
         "col_split_hyena": cfg.get("column_split_hyena", True),
         "col_split_attn": cfg.get("column_split", True),
         "flip": cfg.get("hyena_flip_x1x2", False),
-        "proj_bias": cfg.get("qkv_proj_bias", True), "short_bias": cfg.get("short_filter_bias", True),
-        "hyena_out_bias": cfg.get("hyena_out_proj_bias", True),
+        # vortex reads some keys as dotdict attributes (absent -> None -> off) and
+        # others with config.get(key, True): the Hyena projections use
+        # `config.qkv_proj_bias`, the attention Wqkv `config.get("qkv_proj_bias", True)`.
+        "proj_bias": bool(cfg.get("qkv_proj_bias")),
+        "qkv_bias": cfg.get("qkv_proj_bias", True),
+        "short_bias": bool(cfg.get("short_filter_bias")),
+        "hyena_out_bias": bool(cfg.get("hyena_out_proj_bias")),
         "mha_out_bias": cfg.get("mha_out_proj_bias", True),
     }
 
@@ -206,7 +211,7 @@ def build_params(a, cfg, dt):
             q = p + "inner_mha_cls."
             # stored as in the .pt (per head [q | k | v] when column_split)
             add(q + "Wqkv.weight", lin(3 * D, D), "proj")
-            if m["proj_bias"]:
+            if m["qkv_bias"]:
                 add(q + "Wqkv.bias", 0.1 * torch.randn(3 * D), "bias")
             add(q + "out_proj.weight", lin(D, D), "proj")
             if m["mha_out_bias"]:

@@ -138,7 +138,9 @@ def from_config(cfg):
                     if cfg.get("use_interpolated_rotary_pos_emb", False) else 1.0),
         "qkv_bias": cfg.get("qkv_proj_bias", True),
         "out_bias": cfg.get("mha_out_proj_bias", True),
-        "short_bias": cfg.get("short_filter_bias", True),
+        # model.py: `config.short_filter_bias` (dotdict: absent -> None -> no bias);
+        # the projections are always biased, Wqkv / out_proj via config.get(key, True)
+        "short_bias": bool(cfg.get("short_filter_bias")),
     }
 
 
@@ -179,7 +181,8 @@ def build_params(a, cfg, dt):
             f = p + "filter."
             add(f + "D", torch.randn(D), "skip")
             add(f + "short_filter_weight", 0.6 * torch.randn(3 * D, 1, K), "conv")
-            add(f + "short_filter_bias", 0.1 * torch.randn(3 * D), "bias")
+            if m["short_bias"]:
+                add(f + "short_filter_bias", 0.1 * torch.randn(3 * D), "bias")
             # poles p = r e^{i theta}: decay time tau = -1/ln r log-uniform in
             # [4, 120] steps, theta up to 0.6 rad/step so the filter rings.
             tau = torch.exp(torch.empty(D, S).uniform_(1.4, 4.8))
@@ -236,7 +239,9 @@ def hyena_block(W, p, x, m, direct, stats=None):
     z = z.transpose(1, 2)                                               # (B, 3D, T)
     conv = sc.causal_xcorr_direct if direct else sc.causal_xcorr
     # engine.parallel_fir: conv1d without bias, then the bias added by hand
-    z = conv(z, W[f + "short_filter_weight"]) + W[f + "short_filter_bias"][None, :, None]
+    z = conv(z, W[f + "short_filter_weight"])
+    if m["short_bias"]:
+        z = z + W[f + "short_filter_bias"][None, :, None]
     x2, x1, v = column_split(z, m["H"], m["hd"])
     x1v = x1 * v
     h = modal_filter(W[f + "poles"], W[f + "residues"], T, x.dtype)
@@ -315,7 +320,9 @@ def decode(W, tokens, m, P):
             else:
                 f, s = p + "filter.", st[i]
                 z = sc.linear(n, W[p + "projections.weight"], W[p + "projections.bias"])
-                z = s["fir"].step_xcorr(z, W[f + "short_filter_weight"]) + W[f + "short_filter_bias"]
+                z = s["fir"].step_xcorr(z, W[f + "short_filter_weight"])
+                if m["short_bias"]:
+                    z = z + W[f + "short_filter_bias"]
                 x2, x1, v = (c[..., 0] for c in column_split(z[..., None], H, hd))
                 x1v = x1 * v
                 s["s"] = s["p"][None] * s["s"] + x1v[..., None].to(cd)
