@@ -38,6 +38,9 @@ static const char *const kernel_names[K_PROF_COUNT] = {
     [K_MUL_SEQ] = "mul_seq",
     [K_GATE_SEQ] = "gate_seq",
     [K_LAZY_PARTIAL] = "lazy_partial",
+    [K_MODAL_SEQ] = "modal_seq",
+    [K_FIR_SEQ] = "fir_seq",
+    [K_FIR_RING_SEQ] = "fir_ring_seq",
     [K_HYENA_STEP] = "hyena_step",
     [K_BLOCK_DIRECT] = "block_direct",
     [K_LONG_DIRECT] = "long_direct",
@@ -286,7 +289,7 @@ static void cl_destroy(lcsm_backend *be)
     for (int i = 0; i < cb->n_plans; i++)
         clfft_plan_destroy(cb->plans[i]);
     lcsm__free(cb->plans);
-    cl_scratch *sc[] = {&cb->fft_real, &cb->fft_cplx, &cb->fft_spec, &cb->lazy_part};
+    cl_scratch *sc[] = {&cb->fft_real, &cb->fft_cplx, &cb->fft_spec, &cb->lazy_part, &cb->modal_state};
     for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++)
         clb_release(cb, sc[i]->mem);
     clb_release(cb, cb->dummy);
@@ -316,6 +319,8 @@ static int cl_supports(const lcsm_backend *be, lcsm_op op, int v)
     case LCSM_OP_GLU: return 1;
     case LCSM_OP_SHORT_CONV: return v >= 1 && v <= LCSM_MAX_SHORT;
     case LCSM_OP_HYENA: return v >= 1 && v <= LCSM_MAX_STAGES;
+    case LCSM_OP_MODAL: return 1;
+    case LCSM_OP_FIR: return v >= 1 && v <= LCSM_MAX_FIR;
     default: return 0;
     }
 }
@@ -341,6 +346,8 @@ static const lcsm_backend_ops cl_ops = {
     .mul_seq = cl_mul_seq,
     .long_conv = cl_long_conv,
     .gate_seq = cl_gate_seq,
+    .modal_seq = cl_modal_seq,
+    .fir_seq = cl_fir_seq,
     .hyena_step = cl_hyena_step,
     .block_direct = cl_block_direct,
     .tile_fft = cl_tile_fft,

@@ -24,7 +24,8 @@ static inline size_t clb_elems(lcsm_ref r) { return r.off / lcsm_dtype_size(r.dt
 typedef enum clk_id {
     /* per weight type: f32, f16, bf16 in this order (clb_wkernel) */
     K_EMBED, K_EMBED_F16, K_EMBED_BF16, K_GEMV, K_GEMV_F16, K_GEMV_BF16, K_GEMM, K_GEMM_F16, K_GEMM_BF16,
-    K_NORM, K_GLU, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_MUL_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL,
+    K_NORM, K_GLU, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_MUL_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL, K_MODAL_SEQ, K_FIR_SEQ,
+    K_FIR_RING_SEQ,
     K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_SAMPLE, K_COUNT,
     K_PROF_FFT = K_COUNT, /* VkFFT's launches, timed between two markers */
     K_PROF_COUNT
@@ -63,7 +64,7 @@ typedef struct cl_backend {
     size_t ids_cap;
     int32_t *ids_host;    /* staging: stays valid until the write completes */
     cl_event ids_event;
-    cl_scratch fft_real, fft_cplx, fft_spec, lazy_part;
+    cl_scratch fft_real, fft_cplx, fft_spec, lazy_part, modal_state;
     clfft_plan **plans; /* cache keyed by (n, batch) */
     int n_plans;
     /* Kernel profiling (lcsm_backend_options.profile): launches whose events are
@@ -100,6 +101,8 @@ struct lcsm_filters {
 #define A_F32(x) {sizeof(cl_float), &(cl_float){(cl_float)(x)}}
 #define A_MEM(m) {sizeof(cl_mem), &(cl_mem){(m)}}
 #define A_REF(r) A_MEM((r).buf->mem), A_U64(clb_elems(r))
+/* A ref whose kernel reads floats (complex as pairs): the offset in floats. */
+#define A_FREF(r) A_MEM((r).buf->mem), A_U64((r).off / sizeof(float))
 
 /* The kernel of `k` (K_EMBED, K_GEMV or K_GEMM) for weights of type dt. */
 static inline clk_id clb_wkernel(clk_id k, lcsm_dtype dt)
@@ -157,6 +160,9 @@ lcsm_status cl_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm
 lcsm_status cl_mul_seq(lcsm_backend *be, lcsm_seq x, lcsm_seq m, lcsm_seq out, int B, int len, int D);
 lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_seq y, lcsm_seq a,
                         lcsm_seq m, lcsm_seq out);
+lcsm_status cl_modal_seq(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state, int B, int len, int D, lcsm_seq a,
+                         lcsm_seq y);
+lcsm_status cl_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int B, int len, int D, lcsm_seq a, lcsm_seq y);
 lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                           const lcsm_hyena_step_args *a);
 

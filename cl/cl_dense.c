@@ -172,6 +172,46 @@ lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, i
     return locked(cb, K_GATE_SEQ, 3, gs, l, args, N_ARGS(args));
 }
 
+lcsm_status cl_modal_seq(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state, int B, int len, int D, lcsm_seq a,
+                         lcsm_seq y)
+{
+    cl_backend *cb = (cl_backend *)be;
+    const int cx = md->p.dt == LCSM_DT_C64, has_state = state.buf != NULL;
+    lcsm_status st = LCSM_OK;
+    pthread_mutex_lock(&cb->lock);
+    /* without a session's state the recurrence keeps its own in scratch (a
+     * forward may allocate; a step never calls this) */
+    if (!has_state)
+        st = clb_scratch(cb, &cb->modal_state, (size_t)B * D * md->N * (cx ? 2 : 1) * sizeof(float), "modal states");
+    if (st == LCSM_OK) {
+        lcsm_buf scratch = {cb->modal_state.mem ? cb->modal_state.mem : cb->dummy, cb->modal_state.bytes};
+        lcsm_ref stref = has_state ? state : lcsm_f32(&scratch, 0);
+        size_t g[2] = {round_up((size_t)D, 64), (size_t)B}, l[2] = {64, 1};
+        cl_arg args[] = {A_FREF(md->p), A_FREF(md->R), A_REF(md->skip), A_FREF(stref), A_I32(has_state),
+                         A_FREF(lcsm_f32(&scratch, 0)), A_I32(md->N), A_I32(cx), A_I32(len), A_I32(D), A_SEQ(a),
+                         A_SEQ(y)};
+        st = clb_launch(cb, K_MODAL_SEQ, 2, g, l, args, N_ARGS(args));
+    }
+    pthread_mutex_unlock(&cb->lock);
+    return st;
+}
+
+lcsm_status cl_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int B, int len, int D, lcsm_seq a, lcsm_seq y)
+{
+    cl_backend *cb = (cl_backend *)be;
+    lcsm_buf none = {cb->dummy, 0};
+    const int has_skip = fir->skip.buf != NULL;
+    size_t g[3] = {round_up((size_t)D, 64), (size_t)len, (size_t)B}, l[3] = {64, 1, 1};
+    cl_arg args[] = {A_REF(fir->taps), A_I32(fir->len), A_REF(has_skip ? fir->skip : lcsm_f32(&none, 0)),
+                     A_I32(has_skip), A_I32(D), A_SEQ(a), A_SEQ(y)};
+    lcsm_status st = locked(cb, K_FIR_SEQ, 3, g, l, args, N_ARGS(args));
+    if (st != LCSM_OK || !fir->ring.buf)
+        return st;
+    size_t gr[3] = {round_up((size_t)D, 64), (size_t)fir->len, (size_t)B};
+    cl_arg ar[] = {A_SEQ(a), A_I32(len), A_I32(fir->len), A_I32(D), A_REF(fir->ring)};
+    return locked(cb, K_FIR_RING_SEQ, 3, gr, l, ar, N_ARGS(ar));
+}
+
 int cl_lazy_max_splits(const cl_backend *cb, int cols)
 {
     int n = cb->is_cpu_device ? 4 : (1 << 17) / (cols > 0 ? cols : 1);
@@ -199,6 +239,8 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
         /* reserved by cl_session_prepare: this never allocates */
         st = clb_scratch(cb, &cb->lazy_part, (size_t)n_stage * n_split * B * D * sizeof(float), "lazy partial sums");
         for (int i = 0; st == LCSM_OK && i < n_stage; i++) {
+            if (args->stage[i].kind != LCSM_PAST_TILED)
+                continue;
             size_t g[2] = {round_up((size_t)B * D, 64), (size_t)n_split}, l[2] = {64, 1};
             cl_arg a[] = {A_REF(args->hist),  A_MEM(f->hT),  A_U64((size_t)G * D),     A_I32(args->stage[i].group),
                           A_I32(B),           A_I32(D),      A_I32(args->t),           A_I32(n_split),
@@ -209,11 +251,41 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
     if (st == LCSM_OK) {
         lcsm_buf none = {cb->dummy, 0};
         const lcsm_ref dummy = lcsm_f32(&none, 0);
-        lcsm_ref acc = args->mode == LCSM_MIX_CACHED ? args->acc : dummy;
+        lcsm_ref acc = args->mode == LCSM_MIX_CACHED && args->acc.buf ? args->acc : dummy;
+        lcsm_ref hist = args->hist.buf ? args->hist : dummy; /* none when no stage is tiled */
         cl_mem part = n_split ? cb->lazy_part.mem : cb->dummy;
         const int has_b = args->conv_b.buf != NULL, K = args->K;
-        const lcsm_hyena_stage *sg = args->stage;
         size_t g[2] = {round_up((size_t)D, 64), (size_t)B}, l[2] = {64, 1};
+        /* per stage: kind, mult, group, filter (poles or taps, residues), skip, state or ring, modes or taps, complex */
+        lcsm_ref f1[2], f2[2], sk[2], sst[2];
+        int kind[2] = {0, 0}, mult[2] = {-1, -1}, grp[2] = {0, 0}, has_sk[2] = {0, 0}, nn[2] = {0, 0}, cx[2] = {0, 0};
+        for (int i = 0; i < 2; i++) {
+            f1[i] = f2[i] = sk[i] = sst[i] = dummy;
+            if (i >= n_stage)
+                continue;
+            const lcsm_hyena_stage *sg = &args->stage[i];
+            kind[i] = (int)sg->kind;
+            mult[i] = sg->mult;
+            grp[i] = sg->group;
+            if (sg->kind == LCSM_PAST_MODAL) {
+                f1[i] = sg->modal.p;
+                f2[i] = sg->modal.R;
+                sk[i] = sg->modal.skip;
+                has_sk[i] = 1;
+                sst[i] = sg->state;
+                nn[i] = sg->modal.N;
+                cx[i] = sg->modal.p.dt == LCSM_DT_C64;
+            } else if (sg->kind == LCSM_PAST_FIR) {
+                f1[i] = sg->fir.taps;
+                has_sk[i] = sg->fir.skip.buf != NULL;
+                sk[i] = has_sk[i] ? sg->fir.skip : dummy;
+                sst[i] = sg->fir.ring;
+                nn[i] = sg->fir.len;
+            }
+        }
+#define A_STAGE(i)                                                                                                    \
+    A_I32(kind[i]), A_I32(mult[i]), A_I32(grp[i]), A_FREF(f1[i]), A_FREF(f2[i]), A_FREF(sk[i]), A_I32(has_sk[i]),    \
+        A_FREF(sst[i]), A_I32(nn[i]), A_I32(cx[i])
         cl_arg a[] = {A_REF(args->u),
                       A_I32(args->S),
                       A_REF(K ? args->conv_w : dummy),
@@ -221,21 +293,20 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
                       A_I32(has_b),
                       A_I32(K),
                       A_REF(K > 1 ? args->state : dummy),
-                      A_REF(args->hist),
+                      A_REF(hist),
                       A_REF(acc),
-                      A_MEM(f->h0d),
+                      A_MEM(f ? f->h0d : cb->dummy),
                       A_MEM(part),
                       A_I32(n_split),
                       A_I32(n_stage),
-                      A_I32(sg[0].mult),
-                      A_I32(sg[0].group),
-                      A_I32(n_stage > 1 ? sg[1].mult : -1),
-                      A_I32(n_stage > 1 ? sg[1].group : 0),
+                      A_STAGE(0),
+                      A_STAGE(1),
                       A_REF(args->y),
                       A_I32(G),
                       A_I32(B),
                       A_I32(D),
                       A_I32(args->t)};
+#undef A_STAGE
         st = clb_launch(cb, K_HYENA_STEP, 2, g, l, a, N_ARGS(a));
     }
     pthread_mutex_unlock(&cb->lock);

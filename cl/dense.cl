@@ -410,16 +410,117 @@ __kernel void lazy_partial(__global const float *hist, ulong ho, __global const 
     part[po + (size_t)p * B * D + col] = sum;
 }
 
+/* ---- modal and FIR stages (src/backend.h, lcsm_modal, lcsm_fir). Complex
+ * values are pairs of floats [re, im]; offsets of such refs count floats. */
+
+#define PAST_TILED 0
+#define PAST_MODAL 1
+#define PAST_FIR 2
+
+/* One step of a modal stage for one channel: z_n <- p_n z_n + a, returns
+ * Re sum_n R_n z_n + D a. p, R, z point at the channel's N modes. */
+static float modal_update(float a, __global const float *p, __global const float *R, float skip, __global float *z,
+                          int N, int cx)
+{
+    float sum = 0.0f;
+    if (cx) {
+        for (int n = 0; n < N; n++) {
+            const float zr = z[2 * n], zi = z[2 * n + 1];
+            const float nr = p[2 * n] * zr - p[2 * n + 1] * zi + a, ni = p[2 * n] * zi + p[2 * n + 1] * zr;
+            z[2 * n] = nr;
+            z[2 * n + 1] = ni;
+            sum += R[2 * n] * nr - R[2 * n + 1] * ni;
+        }
+    } else {
+        for (int n = 0; n < N; n++) {
+            const float zn = p[n] * z[n] + a;
+            z[n] = zn;
+            sum += R[n] * zn;
+        }
+    }
+    return sum + skip * a;
+}
+
+/* Whole sequences: the recurrence for one (channel, sequence) over every
+ * position, from the state (has_state) or zero, the state left at the end.
+ * Item (c, b). */
+__kernel void modal_seq(__global const float *p, ulong po, __global const float *R, ulong ro,
+                        __global const float *skip, ulong sko, __global float *state, ulong sto, int has_state,
+                        __global float *scratch, ulong sco, int N, int cx, int len, int D, __global const float *a,
+                        ulong ao, ulong ast, ulong asb, __global float *y, ulong yo, ulong yst, ulong ysb)
+{
+    const int c = get_global_id(0), b = get_global_id(1);
+    if (c >= D)
+        return;
+    const int w = cx ? 2 : 1;
+    const size_t zoff = ((size_t)b * D + c) * N * w;
+    /* the state lives in the session's buffer, or in scratch for a forward */
+    __global float *z = has_state ? state + sto + zoff : scratch + sco + zoff;
+    if (!has_state)
+        for (int n = 0; n < N * w; n++)
+            z[n] = 0.0f;
+    const float sk = skip[sko + c];
+    for (int t = 0; t < len; t++)
+        y[SEQ(yo, yst, ysb)] =
+            modal_update(a[SEQ(ao, ast, asb)], p + po + (size_t)c * N * w, R + ro + (size_t)c * N * w, sk, z, N, cx);
+}
+
+/* Whole sequences, FIR: y = sum_{k<L, k<=t} taps[c][k] a(t-k) + skip a(t). Item (c, t, b). */
+__kernel void fir_seq(__global const float *taps, ulong to, int L, __global const float *skip, ulong sko, int has_skip,
+                      int D, __global const float *a, ulong ao, ulong ast, ulong asb, __global float *y, ulong yo,
+                      ulong yst, ulong ysb)
+{
+    const int c = get_global_id(0), t = get_global_id(1), b = get_global_id(2);
+    if (c >= D)
+        return;
+    float v = has_skip ? skip[sko + c] * a[SEQ(ao, ast, asb)] : 0.0f;
+    for (int k = 0; k < L && k <= t; k++)
+        v += taps[to + (size_t)c * L + k] * a[ao + (size_t)(t - k) * ast + (size_t)b * asb + c];
+    y[SEQ(yo, yst, ysb)] = v;
+}
+
+/* The ring after a prompt of len: slot s % L holds input s for s in
+ * [len-L, len), zeros for s < 0. Item (c, j, b), s = len - L + j. */
+__kernel void fir_ring_seq(__global const float *a, ulong ao, ulong ast, ulong asb, int len, int L, int D,
+                           __global float *ring, ulong rgo)
+{
+    const int c = get_global_id(0), j = get_global_id(1), b = get_global_id(2);
+    if (c >= D)
+        return;
+    const int s = len - L + j, slot = ((s % L) + L) % L;
+    ring[rgo + ((size_t)b * L + slot) * D + c] = s >= 0 ? a[ao + (size_t)s * ast + (size_t)b * asb + c] : 0.0f;
+}
+
+/* One step of a FIR stage for one channel: a into the ring at t % L, returns
+ * sum_k taps[k] a_{t-k} + D a (slots never written hold zeros). */
+static float fir_update(float a, __global const float *taps, float skip, __global float *ring, int L, int t, int D)
+{
+    ring[(size_t)(t % L) * D] = a;
+    float v = skip * a;
+    for (int k = 0; k < L; k++)
+        v += taps[k] * ring[(size_t)(((t - k) % L + L) % L) * D];
+    return v;
+}
+
+/* The arguments of one stage of the decode step: its kind, multiplier, tiled
+ * group, and for a modal or FIR stage its filter (f1: poles or taps, f2:
+ * residues), skip, state or ring, modes or taps, complex. */
+#define STAGE_ARGS(i)                                                                                         \
+    int kind##i, int mult##i, int group##i, __global const float *f1_##i, ulong f1o##i, __global const float *f2_##i, \
+        ulong f2o##i, __global const float *sk##i, ulong sko##i, int has_sk##i, __global float *st##i, ulong sto##i,  \
+        int n##i, int cx##i
+
 /* One decode step of one Hyena operator (src/backend.h, lcsm_hyena_step_args):
  * the K-tap short conv of each of the S streams with its state, then the chain
- * s = u[S-1]; per stage s *= u[mult], a = s into the history, s = past + (h0 +
- * dbias) a; y = u[0] * s. The past comes from acc[t] (n_split == 0) or from the
- * lazy partial sums of the stage. Item (c, b). */
+ * s = u[S-1]; per stage s *= u[mult] and the stage's long convolution: tiled
+ * (a into the history, s = past + (h0 + dbias) a, the past from acc[t] when
+ * n_split == 0 or the lazy partial sums), modal or FIR (s = its update);
+ * y = u[0] * s. Item (c, b). */
 __kernel void hyena_step(__global const float *u, ulong uo, int S, __global const float *w, ulong wo,
                          __global const float *cb, ulong cbo, int has_b, int K, __global float *st, ulong so,
                          __global float *hist, ulong ho, __global const float *acc, ulong aco,
-                         __global const float *h0d, __global const float *part, int n_split, int n_stage, int mult0,
-                         int group0, int mult1, int group1, __global float *y, ulong yo, int G, int B, int D, int t)
+                         __global const float *h0d, __global const float *part, int n_split, int n_stage,
+                         STAGE_ARGS(0), STAGE_ARGS(1), __global float *y, ulong yo, int G, int B, int D, int t)
 {
     const int c = get_global_id(0), b = get_global_id(1);
     if (c >= D)
@@ -446,8 +547,24 @@ __kernel void hyena_step(__global const float *u, ulong uo, int S, __global cons
     const size_t col = (size_t)b * D + c, row_t = (size_t)t * G * B * D;
     float s = v[S - 1];
     for (int i = 0; i < n_stage; i++) {
-        const int mult = i ? mult1 : mult0, g = i ? group1 : group0;
+#define PICK(x) (i ? x##1 : x##0)
+        const int mult = PICK(mult), g = PICK(group), kind = PICK(kind), n = PICK(n), cx = PICK(cx);
         const float a = mult >= 0 ? s * v[mult] : s;
+        if (kind == PAST_MODAL) {
+            const int wd = cx ? 2 : 1;
+            __global const float *f1 = PICK(f1_) + PICK(f1o) + (size_t)c * n * wd;
+            __global const float *f2 = PICK(f2_) + PICK(f2o) + (size_t)c * n * wd;
+            __global float *z = PICK(st) + PICK(sto) + col * n * wd;
+            s = modal_update(a, f1, f2, PICK(sk)[PICK(sko) + c], z, n, cx);
+            continue;
+        }
+        if (kind == PAST_FIR) {
+            const float skip = PICK(has_sk) ? PICK(sk)[PICK(sko) + c] : 0.0f;
+            __global float *ring = PICK(st) + PICK(sto) + (size_t)b * n * D + c;
+            s = fir_update(a, PICK(f1_) + PICK(f1o) + (size_t)c * n, skip, ring, n, t, D);
+            continue;
+        }
+#undef PICK
         const size_t idx = row_t + (size_t)g * B * D + col;
         hist[ho + idx] = a;
         float past = 0.0f;

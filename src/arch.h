@@ -32,12 +32,24 @@ typedef struct lcsm_hparams {
     int d_model, n_layer, d_inner, vocab_size, pad_vocab_size_multiple, l_max;
     int n_vocab; /* embedding rows: vocab_size rounded up to pad_vocab_size_multiple */
     float norm_eps;
+    lcsm_norm_kind norm_kind; /* the kind of every norm (LayerNorm unless the family says) */
     /* hyenadna: implicit filters */
     int emb_dim, filter_order, num_inner_mlps, short_filter_order, hyena_order;
     float activation_freq;
     /* longconv: explicit taps, soft-thresholded by lam, optionally smoothed */
     float lam;
     int ma_window; /* moving-average window (odd), 0: no smoothing */
+    /* stripedhyena, evo2 (arch_striped.c) */
+    int n_heads, n_kv_heads, state_size;
+    int short_filter_bias, in_bias, out_bias, tie_embeddings, final_norm;
+    int column_split_hyena, interleave, flip_x1x2; /* how the 3D projection splits into streams */
+    lcsm_norm_kind rms;                          /* RMSNorm formula */
+    lcsm_act mlp_act;
+    int act_first_layer_only;                    /* Evo 2: the MLP activation in layer 0 only */
+    int fir_len[2], fir_groups[2];               /* Evo 2's hcs [0] and hcm [1] */
+    float rope_base, rope_scale;
+    int qkv_bias, attn_out_bias, column_split_attn;
+    unsigned char layer_kind[LCSM_MAX_LAYERS];   /* the family's kinds (arch_striped.h) */
 } lcsm_hparams;
 
 /* ---- layers */
@@ -189,12 +201,12 @@ struct lcsm_arch {
     void (*device_form)(const lcsm_weights *w, const lcsm_tensor *t, float *out);
     /* The public view of hp (lcsm_model_info.config). */
     void (*public_config)(const lcsm_hparams *hp, lcsm_model_config *cfg);
-    /* The norm before the head (its shift, if any, is the LCSM_G_NORMF_B tensor). */
-    lcsm_norm_kind final_norm;
 };
 
 extern const lcsm_arch lcsm_arch_hyenadna;
 extern const lcsm_arch lcsm_arch_longconv;
+extern const lcsm_arch lcsm_arch_stripedhyena;
+extern const lcsm_arch lcsm_arch_evo2;
 
 /* The family named `name` (case-sensitive), or NULL. */
 const lcsm_arch *lcsm__arch_find(const char *name);
@@ -218,6 +230,8 @@ lcsm_status lcsm__json_int(const cJSON *v, const char *key, int required, int lo
                            size_t cap);
 lcsm_status lcsm__json_float(const cJSON *v, const char *key, int required, double lo, double hi, float *dst,
                              char *err, size_t cap);
+/* A boolean that must be exactly true or false (absent or null keeps *dst). */
+lcsm_status lcsm__json_bool(const cJSON *v, const char *key, int *dst, char *err, size_t cap);
 /* The shape every family shares (d_model ... pad_vocab_size_multiple), checked. */
 lcsm_status lcsm__hparams_check_shape(const lcsm_hparams *hp, char *err, size_t cap);
 

@@ -409,5 +409,4 @@ const lcsm_arch lcsm_arch_hyenadna = {
     .init = init,
     .filter = filter,
     .public_config = public_config,
-    .final_norm = LCSM_NORM_LAYER,
 };

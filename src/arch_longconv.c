@@ -61,17 +61,6 @@ static int detect(const cJSON *root)
     return cJSON_IsString(name) && !strcmp(name->valuestring, "h3-conv");
 }
 
-/* A boolean that must be exactly true or false (absent keeps *dst). */
-static lcsm_status read_bool(const cJSON *v, const char *key, int *dst, char *err, size_t cap)
-{
-    if (!v || cJSON_IsNull(v))
-        return LCSM_OK;
-    if (!cJSON_IsBool(v))
-        return ERR(LCSM_ERR_FORMAT, "config: '%s' must be true or false", key);
-    *dst = cJSON_IsTrue(v);
-    return LCSM_OK;
-}
-
 static lcsm_status read_config(const cJSON *root, int strict, lcsm_hparams *hp, char *err, size_t cap)
 {
     const cJSON *layer = cJSON_GetObjectItemCaseSensitive(root, "layer");
@@ -98,10 +87,10 @@ static lcsm_status read_config(const cJSON *root, int strict, lcsm_hparams *hp, 
         (st = lcsm__json_int(LAYER("ma_window_len"), "layer.ma_window_len", 0, 1, 4095, &window, err, cap)) ||
         (st = lcsm__json_int(TOP("max_position_embeddings"), "max_position_embeddings", 0, 0, LCSM_MAX_LMAX, &pos_emb,
                              err, cap)) ||
-        (st = read_bool(LAYER("use_ma_smoothing"), "layer.use_ma_smoothing", &smoothing, err, cap)) ||
-        (st = read_bool(LAYER("smooth_freq"), "layer.smooth_freq", &smooth_freq, err, cap)) ||
-        (st = read_bool(LAYER("causal"), "layer.causal", &causal, err, cap)) ||
-        (st = read_bool(TOP("tie_word_embeddings"), "tie_word_embeddings", &tie, err, cap)))
+        (st = lcsm__json_bool(LAYER("use_ma_smoothing"), "layer.use_ma_smoothing", &smoothing, err, cap)) ||
+        (st = lcsm__json_bool(LAYER("smooth_freq"), "layer.smooth_freq", &smooth_freq, err, cap)) ||
+        (st = lcsm__json_bool(LAYER("causal"), "layer.causal", &causal, err, cap)) ||
+        (st = lcsm__json_bool(TOP("tie_word_embeddings"), "tie_word_embeddings", &tie, err, cap)))
         return st;
     const cJSON *attn = TOP("attn_layer_idx");
 #undef TOP
@@ -324,5 +313,4 @@ const lcsm_arch lcsm_arch_longconv = {
     .init = init,
     .filter = filter,
     .public_config = public_config,
-    .final_norm = LCSM_NORM_LAYER,
 };

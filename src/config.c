@@ -14,7 +14,8 @@
 
 #define ERR(st, ...) (snprintf(err, cap, __VA_ARGS__), (st))
 
-const lcsm_arch *const lcsm__archs[] = {&lcsm_arch_hyenadna, &lcsm_arch_longconv, NULL};
+const lcsm_arch *const lcsm__archs[] = {&lcsm_arch_hyenadna, &lcsm_arch_longconv, &lcsm_arch_stripedhyena,
+                                        &lcsm_arch_evo2, NULL};
 
 const lcsm_arch *lcsm__arch_find(const char *name)
 {
@@ -44,6 +45,16 @@ lcsm_status lcsm__json_float(const cJSON *v, const char *key, int required, doub
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
         return ERR(LCSM_ERR_FORMAT, "config: '%s' must be a finite number in [%g, %g]", key, lo, hi);
     *dst = (float)v->valuedouble;
+    return LCSM_OK;
+}
+
+lcsm_status lcsm__json_bool(const cJSON *v, const char *key, int *dst, char *err, size_t cap)
+{
+    if (!v || cJSON_IsNull(v))
+        return LCSM_OK;
+    if (!cJSON_IsBool(v))
+        return ERR(LCSM_ERR_FORMAT, "config: '%s' must be true or false", key);
+    *dst = cJSON_IsTrue(v);
     return LCSM_OK;
 }
 

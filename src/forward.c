@@ -141,19 +141,23 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
         TRY(op->linear(be, x.xn, w[LCSM_R_OUT_W], w[LCSM_R_OUT_B], x.r, (int)N, D, D, LCSM_LINEAR_ACCUMULATE));
         TRY(lcsm__block_mlp(be, m, l, x.r, x.xn, x.u, x.hid2, (int)N));
     }
-    const lcsm_norm_kind fn = hp->arch->final_norm;
+    const lcsm_norm_kind fn = hp->norm_kind;
     const lcsm_ref nw = m->g[LCSM_G_NORMF_W], nb = m->g[LCSM_G_NORMF_B], head = m->g[LCSM_G_HEAD];
     if (all_positions) {
-        TRY(op->norm(be, fn, x.r, nw, nb, x.xn, (int)N, D, eps));
-        TRY(op->linear(be, x.xn, head, (lcsm_ref){0}, x.lg, (int)N, D, V, 0));
+        if (nw.buf)
+            TRY(op->norm(be, fn, x.r, nw, nb, x.xn, (int)N, D, eps));
+        TRY(op->linear(be, nw.buf ? x.xn : x.r, head, (lcsm_ref){0}, x.lg, (int)N, D, V, 0));
         if (logits)
             TRY(op->read(be, x.lg, logits, N * V));
     } else if (logits) {
         /* Only the last position of each sequence: normalise those rows into
          * xn[0 .. B), then one projection. */
-        for (int b = 0; b < B; b++)
-            TRY(op->norm(be, fn, lcsm_ref_at(x.r, ((size_t)b * len + len - 1) * D), nw, nb,
-                         lcsm_ref_at(x.xn, (size_t)b * D), 1, D, eps));
+        for (int b = 0; b < B; b++) {
+            const lcsm_ref row = lcsm_ref_at(x.r, ((size_t)b * len + len - 1) * D), dst = lcsm_ref_at(x.xn, (size_t)b * D);
+            TRY(nw.buf ? op->norm(be, fn, row, nw, nb, dst, 1, D, eps) : op->mul_seq(be, lcsm_seq_rows(row, 1, D, 0),
+                                                                               (lcsm_seq){{0}, 0, 0},
+                                                                               lcsm_seq_rows(dst, 1, D, 0), 1, 1, D));
+        }
         TRY(op->linear(be, x.xn, head, (lcsm_ref){0}, x.lg, B, D, V, 0));
         TRY(op->read(be, x.lg, logits, (size_t)B * V));
     }

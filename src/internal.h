@@ -59,7 +59,9 @@ uint64_t lcsm__rng_state(uint64_t seed, uint64_t stream, uint64_t draws);
 int32_t lcsm__sample(const float *logits, int n, const lcsm_sampler_params *p, uint64_t *rng,
                      void *scratch);
 
-/* A normal deviate from a splitmix64 stream (weights.c; the families' init). */
+/* A normal deviate and a uniform one in [0, 1) from a splitmix64 stream
+ * (weights.c; the families' init). */
 double lcsm__normal(uint64_t *s);
+double lcsm__uniform(uint64_t *s);
 
 #endif /* LCSM_INTERNAL_H */

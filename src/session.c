@@ -403,8 +403,10 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
         TRY(op->linear(be, s->y, w[LCSM_R_OUT_W], w[LCSM_R_OUT_B], s->r, B, D, D, LCSM_LINEAR_ACCUMULATE));
         TRY(lcsm__block_mlp(be, m, l, s->r, s->xn, s->hid, s->hid2, B));
     }
-    TRY(op->norm(be, hp->arch->final_norm, s->r, m->g[LCSM_G_NORMF_W], m->g[LCSM_G_NORMF_B], s->xn, B, D, eps));
-    TRY(op->linear(be, s->xn, m->g[LCSM_G_HEAD], (lcsm_ref){0}, s->logits, B, D, V, 0));
+    if (m->g[LCSM_G_NORMF_W].buf) /* a final norm (StripedHyena's may be absent) */
+        TRY(op->norm(be, hp->norm_kind, s->r, m->g[LCSM_G_NORMF_W], m->g[LCSM_G_NORMF_B], s->xn, B, D, eps));
+    TRY(op->linear(be, m->g[LCSM_G_NORMF_W].buf ? s->xn : s->r, m->g[LCSM_G_HEAD], (lcsm_ref){0}, s->logits, B, D, V,
+                   0));
     if (on_device) {
         TRY(op->sample(be, s->logits, B, V, &s->sampler, s->draws, s->ids, next, wait));
         if (s->sampler.temperature > 0.0f)

@@ -178,6 +178,8 @@ double lcsm__normal(uint64_t *s)
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
+double lcsm__uniform(uint64_t *s) { return (double)(splitmix(s) >> 11) * 0x1.0p-53; }
+
 static void init_tensor(const lcsm_hparams *hp, lcsm_tensor *t, uint64_t seed)
 {
     uint64_t s = seed;

@@ -23,10 +23,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A role's tensor assembled from its parts (rows row0.. of rows_total), in f64. */
+/* A role's tensor as the device holds it, in f64: assembled from its parts
+ * (rows row0.. of rows_total), or the family's device form of a mapped tensor
+ * (a permutation of the projection's rows, grouped filters, exp of log-poles). */
 static double *role(const lcsm_weights *w, int layer, int r, size_t *n_out)
 {
     size_t n = 0;
+    const lcsm_tensor *first = lcsm__tensor_get(w, layer, r);
+    if (first && first->map) {
+        n = first->dev_numel ? first->dev_numel : first->numel;
+        float *form = lcsm__tensor_device_form(w, first);
+        double *out = calloc(n, sizeof *out);
+        for (size_t k = 0; k < n; k++)
+            out[k] = form[k];
+        if (form != first->data)
+            lcsm__free(form);
+        if (n_out)
+            *n_out = n;
+        return out;
+    }
     for (int i = 0; i < w->n; i++) {
         const lcsm_tensor *t = &w->t[i];
         if (t->layer == layer && t->role == r)
@@ -90,6 +105,48 @@ static void linear(const double *W, const double *b, const double *x, int n_in, 
     }
 }
 
+/* A stage's filter h [D][T] and skip: the family's for tiled kinds; for a modal
+ * one h[c][k] = Re sum_n R p^k (real: sum R p^k), for a FIR one its taps. */
+static int stage_filter(const lcsm_model *m, int l, int i, int T, float *h, float *db)
+{
+    const lcsm_weights *w = m->host;
+    const lcsm_stage_spec *sg = &m->spec[l].stage[i];
+    const int D = m->hp.d_model;
+    if (sg->filter == LCSM_FILTER_IMPLICIT || sg->filter == LCSM_FILTER_EXPLICIT)
+        return m->hp.arch->filter(w, &m->opt, l, i, T, h, db) == LCSM_OK;
+    double *skip = role(w, l, LCSM_R_STAGE(i, LCSM_RS_SKIP), NULL);
+    for (int c = 0; c < D; c++)
+        db[c] = skip ? (float)skip[c] : 0.0f;
+    if (sg->filter == LCSM_FILTER_FIR) {
+        double *taps = role(w, l, LCSM_R_STAGE(i, LCSM_RS_TAPS), NULL);
+        for (int c = 0; c < D; c++)
+            for (int k = 0; k < sg->fir_len && k < T; k++)
+                h[(size_t)c * T + k] = (float)taps[(size_t)c * sg->fir_len + k];
+        free(taps);
+    } else {
+        double *p = role(w, l, LCSM_R_STAGE(i, LCSM_RS_POLES), NULL), *R = role(w, l, LCSM_R_STAGE(i, LCSM_RS_RESIDUES), NULL);
+        const int cx = sg->filter == LCSM_FILTER_MODAL, N = sg->n_modes;
+        for (int c = 0; c < D; c++)
+            for (int k = 0; k < T; k++) {
+                double v = 0;
+                for (int n = 0; n < N; n++) {
+                    const size_t q = ((size_t)c * N + n) * (cx ? 2 : 1);
+                    if (cx) { /* Re(R p^k) through |p|^k e^{i k arg p} */
+                        const double mag = pow(hypot(p[q], p[q + 1]), k), ang = k * atan2(p[q + 1], p[q]);
+                        v += R[q] * mag * cos(ang) - R[q + 1] * mag * sin(ang);
+                    } else {
+                        v += R[q] * pow(p[q], k);
+                    }
+                }
+                h[(size_t)c * T + k] = (float)v;
+            }
+        free(p);
+        free(R);
+    }
+    free(skip);
+    return 1;
+}
+
 int ref_model_logits(const lcsm_model *m, const int32_t *tokens, int B, int T, float *logits)
 {
     const lcsm_weights *w = m->host;
@@ -135,8 +192,8 @@ int ref_model_logits(const lcsm_model *m, const int32_t *tokens, int B, int T, f
                 for (int c = 0; c < D; c++)
                     sch[(size_t)t * D + c] = uc[(size_t)t * C + (size_t)(S - 1) * D + c];
             for (int i = 0; i < s->n_stage; i++) {
-                float *h = malloc(sizeof *h * (size_t)D * T), *db = malloc(sizeof *db * (size_t)D);
-                if (hp->arch->filter(w, &m->opt, l, i, T, h, db) != LCSM_OK)
+                float *h = calloc((size_t)D * T, sizeof *h), *db = calloc((size_t)D, sizeof *db);
+                if (!stage_filter(m, l, i, T, h, db))
                     ok = 0;
                 const int mult = s->stage[i].mult;
                 for (int t = 0; t < T && mult >= 0; t++)
@@ -182,7 +239,10 @@ int ref_model_logits(const lcsm_model *m, const int32_t *tokens, int B, int T, f
             }
         }
         for (int t = 0; t < T; t++) {
-            norm(hp->arch->final_norm, r + (size_t)t * D, nfw, nfb, D, eps, x);
+            if (nfw)
+                norm(hp->norm_kind, r + (size_t)t * D, nfw, nfb, D, eps, x);
+            else
+                memcpy(x, r + (size_t)t * D, sizeof *x * (size_t)D);
             for (int v = 0; v < V; v++) {
                 double z = 0;
                 for (int c = 0; c < D; c++)
