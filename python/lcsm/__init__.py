@@ -1,7 +1,8 @@
 """lcsm: exact, near-linear-time inference of long convolution sequence models.
 
-Python binding of the lcsm C library (HyenaDNA today) on CPUs and OpenCL
-devices, in pure Python over ctypes. Every call into the library goes through
+Python binding of the lcsm C library (model families: HyenaDNA and safari's
+long convolutions, see :func:`archs`) on CPUs and OpenCL devices, in pure
+Python over ctypes. Every call into the library goes through
 :class:`ctypes.CDLL`, which releases the GIL for the duration of the call, so
 other Python threads run while a model computes (and several sessions of one
 model can compute on several threads at once).
@@ -13,6 +14,7 @@ Quick start::
     print(model.generate("ACGT", 32, seed=1))    # 32 new letters of A, C, G, T
     logits = model.forward("ACGTACGT")           # float32 [1, 8, n_vocab]
     ll = model.score("ACGTACGT")                 # float32 [1, 7] log-likelihoods
+    lc = lcsm.Model.random("longconv", seed=1, d_model=32, l_max=256, weights="bf16")
 
 The handles (:class:`Backend`, :class:`Model`, :class:`Session`) close on
 ``close()``, at the end of a ``with`` block, or when garbage-collected; using a
@@ -44,7 +46,7 @@ from .errors import (
     UnsupportedError,
     strerror,
 )
-from .model import Model, ModelConfig, ModelInfo, default_config, supported_weight_dtypes
+from .model import LayerInfo, Model, ModelConfig, ModelInfo, archs, default_config, supported_weight_dtypes
 from .session import Sampler, Session, SessionStats
 
 #: Path of the shared library this package loaded.
@@ -83,6 +85,7 @@ __all__ = [
     "FileError",
     "FormatError",
     "InvalidArgumentError",
+    "LayerInfo",
     "LengthError",
     "MissingTensorError",
     "Model",
@@ -97,6 +100,7 @@ __all__ = [
     "StateError",
     "TokenRangeError",
     "UnsupportedError",
+    "archs",
     "backends",
     "default_config",
     "detokenize",

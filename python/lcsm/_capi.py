@@ -67,14 +67,17 @@ lib = _load()
 # ---------------------------------------------------------------- structs
 #
 # Structs the library fills one at a time get RESERVED spare bytes at the end:
-# should the C side grow a struct (a new option appended) before this file
-# learns of it, the library writes into the spare bytes instead of past the
-# buffer. Structs exchanged as arrays (lcsm_device_info, lcsm_profile_entry) or
-# embedded in another (lcsm_model_config inside lcsm_model_info) must match
-# sizeof exactly; python/tests/test_abi.py checks every size and offset against
-# the header, compiled.
+# should the C side grow a struct before this file learns of it, the library
+# writes into the spare bytes instead of past the buffer. That keeps memory
+# intact only: a field inserted in the middle (as lcsm_model_info.arch was)
+# moves the ones after it, which then read wrong until mirrored here. 64 bytes
+# proved too few once (lcsm_model_info grew by 72), hence 256. Structs exchanged
+# as arrays (lcsm_device_info, lcsm_profile_entry) or embedded in another
+# (lcsm_model_config inside lcsm_model_info) must match sizeof exactly;
+# python/tests/test_abi.py checks every size and offset against the header,
+# compiled.
 
-RESERVED = 64
+RESERVED = 256
 
 
 def _padded(fields):
@@ -159,12 +162,13 @@ class ModelConfig(Structure):
     _fields_ = _padded(_MODEL_CONFIG_FIELDS)
 
 
-# lcsm_model_options. The weight storage dtype is coming to the C side as a
-# field of this struct; when it lands, append ("weight_dtype", c_int) here and
-# fill it in model._model_options (one line there).
+# lcsm_model_options; weight_dtype is an enum lcsm_weight_dtype (an int in C):
+# WEIGHTS_* below, matched by name through lcsm_weight_dtype_from_name.
+WEIGHTS_F32, WEIGHTS_F16, WEIGHTS_BF16, WEIGHTS_AUTO = 0, 1, 2, 3
 _MODEL_OPTIONS_FIELDS = [
     ("filter_shift", c_float),
     ("defer_spectra", c_int),
+    ("weight_dtype", c_int),
 ]
 
 
@@ -174,14 +178,38 @@ class ModelOptions(Structure):
 
 _MODEL_INFO_FIELDS = [
     ("config", ModelConfigExact),
+    ("arch", c_char * 32),
     ("n_vocab", c_int),
     ("n_params", c_size_t),
     ("weight_bytes", c_size_t),
+    ("n_tiled_convs", c_int),
+    ("dense_bytes", c_size_t),
+    ("dense_bytes_f32", c_size_t),
+    ("dense_bytes_f16", c_size_t),
+    ("state_bytes_per_token", c_size_t),
 ]
 
 
 class ModelInfo(Structure):
     _fields_ = _padded(_MODEL_INFO_FIELDS)
+
+
+_LAYER_INFO_FIELDS = [
+    ("norm", c_char * 16),
+    ("mixer", c_char * 16),
+    ("filter", c_char * 64),
+    ("mlp", c_char * 16),
+    ("act", c_char * 16),
+    ("n_stage", c_int),
+    ("streams", c_int),
+    ("short_taps", c_int),
+    ("d_inner", c_int),
+    ("weight_bytes", c_size_t),
+]
+
+
+class LayerInfo(Structure):
+    _fields_ = _padded(_LAYER_INFO_FIELDS)
 
 
 _SESSION_OPTIONS_FIELDS = [("batch", c_int), ("max_len", c_int), ("algo", c_int)]
@@ -228,6 +256,7 @@ STRUCTS = {
     "lcsm_model_config": (ModelConfigExact, _MODEL_CONFIG_FIELDS),
     "lcsm_model_options": (ModelOptions, _MODEL_OPTIONS_FIELDS),
     "lcsm_model_info": (ModelInfo, _MODEL_INFO_FIELDS),
+    "lcsm_layer_info": (LayerInfo, _LAYER_INFO_FIELDS),
     "lcsm_session_options": (SessionOptions, _SESSION_OPTIONS_FIELDS),
     "lcsm_sampler_params": (SamplerParams, _SAMPLER_FIELDS),
     "lcsm_session_stats": (SessionStats, _SESSION_STATS_FIELDS),
@@ -269,6 +298,7 @@ lcsm_backend_get_stats = _proto("lcsm_backend_get_stats", status, handle, POINTE
 lcsm_backend_get_profile = _proto(
     "lcsm_backend_get_profile", status, handle, POINTER(ProfileEntry), c_int, P_int, c_int
 )
+lcsm_backend_available = _proto("lcsm_backend_available", c_char_p, c_int)
 lcsm_list_devices = _proto("lcsm_list_devices", status, c_char_p, POINTER(DeviceInfo), c_int, P_int)
 
 lcsm_model_config_default = _proto("lcsm_model_config_default", None, POINTER(ModelConfig))
@@ -285,10 +315,23 @@ lcsm_model_create_random = _proto(
     POINTER(ModelOptions),
     POINTER(handle),
 )
+lcsm_model_create_random_config = _proto(
+    "lcsm_model_create_random_config",
+    status,
+    handle,
+    c_char_p,
+    c_uint64,
+    POINTER(ModelOptions),
+    POINTER(handle),
+)
+lcsm_arch_name = _proto("lcsm_arch_name", c_char_p, c_int)
+lcsm_weight_dtype_name = _proto("lcsm_weight_dtype_name", c_char_p, c_int)
+lcsm_weight_dtype_from_name = _proto("lcsm_weight_dtype_from_name", status, c_char_p, P_int)
 lcsm_model_create_default = _proto("lcsm_model_create_default", status, handle, POINTER(handle))
 lcsm_model_save = _proto("lcsm_model_save", status, handle, c_char_p)
 lcsm_model_destroy = _proto("lcsm_model_destroy", None, handle)
 lcsm_model_get_info = _proto("lcsm_model_get_info", status, handle, POINTER(ModelInfo))
+lcsm_model_get_layer = _proto("lcsm_model_get_layer", status, handle, c_int, POINTER(LayerInfo))
 lcsm_model_last_error = _proto("lcsm_model_last_error", c_char_p, handle)
 lcsm_model_forward = _proto("lcsm_model_forward", status, handle, P_i32, c_int, c_int, P_f32)
 

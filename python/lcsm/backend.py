@@ -4,36 +4,25 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 from dataclasses import dataclass
 
 from . import _capi
 from ._handle import Handle
 from .errors import InvalidArgumentError, check
 
-# Backend names the library may have (lcsm.h: "cpu", "opencl").
-KNOWN_BACKENDS = ("cpu", "opencl")
-
 
 def backends() -> list:
-    """Names of the backends compiled into the loaded library, e.g. ``["cpu", "opencl"]``.
+    """Names of the backends compiled into the loaded library (lcsm_backend_available),
+    e.g. ``["cpu", "opencl"]``.
 
     A name in the list may still find no device on this machine (see :func:`devices`).
     """
-    # lcsm.h has no call that lists the compiled-in backends; the library's
-    # answer to an unknown name lists them ("... in this build (have: cpu, opencl)").
-    n = ctypes.c_int(0)
-    st = _capi.lcsm_list_devices(b"\x7f-no-such-backend", None, 0, ctypes.byref(n))
-    m = re.search(r"\(have: ([^)]*)\)", _capi.text(_capi.lcsm_last_error()))
-    if st != 0 and m:
-        return [s.strip() for s in m.group(1).split(",") if s.strip()]
-    # Fallback: probe the known names; "no backend named" means not compiled in.
-    found = []
-    for name in KNOWN_BACKENDS:
-        st = _capi.lcsm_list_devices(name.encode(), None, 0, ctypes.byref(n))
-        if st == 0 or "no backend named" not in _capi.text(_capi.lcsm_last_error()):
-            found.append(name)
-    return found
+    out = []
+    while True:
+        p = _capi.lcsm_backend_available(len(out))
+        if not p:
+            return out
+        out.append(_capi.text(p))
 
 
 @dataclass(frozen=True)
@@ -114,6 +103,12 @@ class Backend(Handle):
             ~/.cache/lcsm; "" disables caching.
         profile: time every kernel on the device (see :meth:`profile`).
 
+    Results of the CPU backend are reproducible run to run for the same
+    options, thread count and FFT threshold; a measured threshold
+    (fft_threshold 0) or measured FFTW plans may move the logits by a few ulps
+    between runs, so a fixed `fft_threshold` with the environment variable
+    LCSM_FFTW_EFFORT=estimate makes them bitwise repeatable (lcsm.h).
+
     Models keep their backend alive; closing a backend closes its models (and
     their sessions) first. Several models and sessions may use one backend from
     several threads.
@@ -130,15 +125,12 @@ class Backend(Handle):
         _capi.lcsm_backend_options_default(ctypes.byref(opt))
         opt.n_threads = int(threads)
         opt.fft_threshold = int(fft_threshold)
-        # The strings must outlive the call (and, as lcsm.h does not say whether the
-        # backend copies them, the backend): held here.
-        self._keep = []
-        if cache_dir is not None:
-            self._keep.append(os.fsencode(cache_dir))
-            opt.cache_dir = self._keep[-1]
-        if device is not None:
-            self._keep.append(str(device).encode())
-            opt.device = self._keep[-1]
+        # lcsm.h: the option strings are read during lcsm_backend_create only (the
+        # backend keeps no pointer to them); these locals hold them until it returns.
+        cache_raw = os.fsencode(cache_dir) if cache_dir is not None else None
+        device_raw = str(device).encode() if device is not None else None
+        opt.cache_dir = cache_raw
+        opt.device = device_raw
         opt.profile = 1 if profile else 0
         out = _capi.handle()
         check(_capi.lcsm_backend_create(name.encode(), ctypes.byref(opt), ctypes.byref(out)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 from dataclasses import dataclass, fields
 
@@ -16,37 +17,60 @@ from .errors import InvalidArgumentError, TokenRangeError, UnsupportedError, che
 
 # ------------------------------------------------------------------ options
 
-# Storage dtypes of the weights the binding knows. The library stores f32 only
-# until lcsm_model_options gets its weight_dtype field; appending that field to
-# _capi._MODEL_OPTIONS_FIELDS is then the one line that turns the others on
-# (the codes below must match lcsm.h's enum when it lands).
-WEIGHT_DTYPES = {"f32": 0, "f16": 1, "bf16": 2, "auto": 3}
-_HAS_WEIGHT_DTYPE = "weight_dtype" in dict(_capi._MODEL_OPTIONS_FIELDS)
-
-# Architectures the library builds (lcsm_model_config has no arch field yet).
-ARCHS = ("hyenadna",)
-
 # lcsm.h: lcsm_model_create_default is lcsm_model_config_default() with this seed.
 DEFAULT_MODEL_SEED = 20250101
 
 
 def supported_weight_dtypes() -> tuple:
-    """The `weights=` values the loaded library accepts."""
-    return tuple(WEIGHT_DTYPES) if _HAS_WEIGHT_DTYPE else ("f32",)
+    """The `weights=` values the loaded library accepts (lcsm_weight_dtype_name):
+    ("f32", "f16", "bf16", "auto"); "auto" applies to :meth:`Model.load` only."""
+    names = []
+    while True:
+        p = _capi.lcsm_weight_dtype_name(len(names))
+        name = _capi.text(p)
+        code = ctypes.c_int(-1)
+        # past the last dtype the library answers "?" (checked first: asking
+        # lcsm_weight_dtype_from_name would leave its failure as lcsm_last_error)
+        if name in ("", "?") or _capi.lcsm_weight_dtype_from_name(p, ctypes.byref(code)) != 0 or \
+                code.value != len(names):
+            return tuple(names)
+        names.append(name)
 
 
-def _model_options(weights, filter_shift, defer_spectra) -> "_capi.ModelOptions":
-    if weights not in WEIGHT_DTYPES:
-        raise InvalidArgumentError("weights=%r: expected one of %s" % (weights, ", ".join(WEIGHT_DTYPES)))
-    if weights not in supported_weight_dtypes():
-        raise UnsupportedError(
-            "weights=%r: this lcsm library stores weights as f32 only (lcsm_model_options has no "
-            "weight_dtype field yet); use weights='f32'" % weights
-        )
+def archs() -> tuple:
+    """The model families compiled into the loaded library (lcsm_arch_name), e.g.
+    ("hyenadna", "longconv"): what :meth:`Model.random`'s `arch` takes and what
+    :attr:`ModelInfo.arch` says."""
+    out = []
+    while True:
+        p = _capi.lcsm_arch_name(len(out))
+        if not p:
+            return tuple(out)
+        out.append(_capi.text(p))
+
+
+def _weight_dtype(weights, new_model: bool) -> int:
+    """The lcsm_weight_dtype of a `weights=` name (lcsm_weight_dtype_from_name)."""
+    if not isinstance(weights, str):
+        raise InvalidArgumentError("weights=%r: expected a name, one of %s"
+                                   % (weights, ", ".join(supported_weight_dtypes())))
+    code = ctypes.c_int(-1)
+    if _capi.lcsm_weight_dtype_from_name(weights.encode(), ctypes.byref(code)) != 0:
+        raise InvalidArgumentError("weights=%r: %s" % (weights, _capi.text(_capi.lcsm_last_error())))
+    if new_model and code.value == _capi.WEIGHTS_AUTO:
+        # The library would store a new model's matrices as f32 (there is no
+        # checkpoint whose types "auto" could keep): refused here, not guessed.
+        raise InvalidArgumentError(
+            "weights='auto' keeps the types a checkpoint stores, so it applies to Model.load() only; "
+            "a new model takes weights='f32', 'f16' or 'bf16'")
+    return code.value
+
+
+def _model_options(weights, filter_shift, defer_spectra, new_model: bool = False) -> "_capi.ModelOptions":
+    code = _weight_dtype(weights, new_model)
     opt = _capi.ModelOptions()
     _capi.lcsm_model_options_default(ctypes.byref(opt))
-    if _HAS_WEIGHT_DTYPE:
-        opt.weight_dtype = WEIGHT_DTYPES[weights]
+    opt.weight_dtype = code
     if filter_shift is not None:
         opt.filter_shift = float(filter_shift)
     opt.defer_spectra = 1 if defer_spectra else 0
@@ -65,7 +89,12 @@ def _cint(value, name: str) -> int:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The shape of a HyenaDNA / safari Hyena LM (lcsm_model_config)."""
+    """The shape of a HyenaDNA / safari Hyena LM (lcsm_model_config).
+
+    For another family (ModelInfo.arch) the library fills the fields that
+    family shares with this one (d_model, n_layer, d_inner, vocab_size,
+    pad_vocab_size_multiple, l_max, layer_norm_epsilon) and leaves the others 0.
+    """
 
     d_model: int
     n_layer: int
@@ -87,11 +116,18 @@ class ModelInfo:
     """What lcsm_model_get_info says about a model.
 
     Attributes:
-        arch: the architecture ("hyenadna", the only one today).
-        config: the model's shape.
+        arch: the model family ("hyenadna", "longconv"; see :func:`lcsm.archs`).
+        config: the model's shape (fields another family lacks are 0).
         n_vocab: logits per position, the padded vocabulary (>= config.vocab_size).
         n_params: weights, without the materialised filters.
         weight_bytes: device bytes of weights, filters and the tile spectra made so far.
+        n_tiled_convs: long convolutions run by the tiling schedule (all layers).
+        dense_bytes: device bytes of the weights alone (no filters, no spectra),
+            in the types they are stored in.
+        dense_bytes_f32: the same with f32 matrices, and
+        dense_bytes_f16: with f16 or bf16 matrices.
+        state_bytes_per_token: session state per position of one sequence (the
+            history and accumulator of every tiled convolution).
     """
 
     arch: str
@@ -99,6 +135,11 @@ class ModelInfo:
     n_vocab: int
     n_params: int
     weight_bytes: int
+    n_tiled_convs: int
+    dense_bytes: int
+    dense_bytes_f32: int
+    dense_bytes_f16: int
+    state_bytes_per_token: int
 
     def __getattr__(self, name):  # info.d_model as a shortcut for info.config.d_model
         if name in ModelConfig.__dataclass_fields__:
@@ -106,7 +147,39 @@ class ModelInfo:
         raise AttributeError(name)
 
 
+@dataclass(frozen=True)
+class LayerInfo:
+    """What one layer is (lcsm_model_get_layer); kinds as the library's short names.
+
+    Attributes:
+        norm: "layernorm", "rmsnorm" or "rmsnorm-sh" (StripedHyena's).
+        mixer: "hyena".
+        filter: the long filter of each stage of the mixer, comma separated
+            ("implicit" for HyenaDNA's filter MLP, "explicit" for stored taps).
+        mlp: "none", "plain" or "gated".
+        act: the MLP's activation: "gelu-tanh", "gelu", "silu" or "none".
+        n_stage: long convolutions in the mixer's chain.
+        streams: D-wide streams of the input projection.
+        short_taps: taps of the short causal conv (0: none).
+        d_inner: MLP width.
+        weight_bytes: device bytes of the layer's weights.
+    """
+
+    norm: str
+    mixer: str
+    filter: str
+    mlp: str
+    act: str
+    n_stage: int
+    streams: int
+    short_taps: int
+    d_inner: int
+    weight_bytes: int
+
+
 _CONFIG_NAMES = tuple(f.name for f in fields(ModelConfig))
+_LAYER_NAMES = tuple(f.name for f in fields(LayerInfo))
+_LAYER_TEXT = ("norm", "mixer", "filter", "mlp", "act")
 
 
 def default_config() -> dict:
@@ -114,6 +187,65 @@ def default_config() -> dict:
     c = _capi.ModelConfig()
     _capi.lcsm_model_config_default(ctypes.byref(c))
     return _capi.fields_of(c, _CONFIG_NAMES)
+
+
+# The config.json keys of the families Model.random builds from JSON
+# (lcsm_model_create_random_config), as lcsm reads them (src/arch_<family>.c):
+# (top-level keys, keys of the nested "layer" object, aliases). Used only to
+# refuse a misspelt key, which the library would ignore; a family the library
+# has and this table does not takes its keys unchecked.
+_FAMILY_KEYS = {
+    # safari's long-convolution LM (configs/experiment/pile/h3-conv.yaml)
+    "longconv": (
+        ("d_model", "n_layer", "d_inner", "vocab_size", "pad_vocab_size_multiple", "max_seq_len",
+         "layer_norm_epsilon", "tie_word_embeddings", "max_position_embeddings", "attn_layer_idx", "layer"),
+        ("_name_", "l_max", "lam", "use_ma_smoothing", "ma_window_len", "head_dim", "channels", "smooth_freq",
+         "causal"),
+        {"l_max": "max_seq_len"},
+    ),
+}
+
+
+def _family_json(arch: str, shape: dict) -> str:
+    """The config.json text of a random `arch` model from Model.random's keywords."""
+    cfg = dict(shape)
+    if "model_type" in cfg:
+        raise TypeError("Model.random(): the family is the arch= argument, not a model_type key")
+    keys = _FAMILY_KEYS.get(arch)
+    if keys is not None:
+        top, layer_keys, aliases = keys
+        for alias, key in aliases.items():
+            if alias in cfg:
+                if key in cfg:
+                    raise TypeError("Model.random(): %s and its alias %s both given" % (key, alias))
+                cfg[key] = cfg.pop(alias)
+        unknown = sorted(set(cfg) - set(top))
+        if unknown:
+            raise TypeError("Model.random(arch=%r) got unknown keys %s; the %s config.json keys are: %s"
+                            % (arch, ", ".join(unknown), arch, ", ".join(top + tuple(aliases))))
+        layer = cfg.get("layer")
+        if layer is not None:
+            if not isinstance(layer, dict):
+                raise TypeError("Model.random(arch=%r): layer= must be a dict of %s" % (arch, ", ".join(layer_keys)))
+            unknown = sorted(set(layer) - set(layer_keys))
+            if unknown:
+                raise TypeError("Model.random(arch=%r) got unknown layer keys %s; they are: %s"
+                                % (arch, ", ".join(unknown), ", ".join(layer_keys)))
+
+    def plain(v):  # numpy scalars and the like as JSON numbers
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, (bool, str)) or v is None:
+            return v
+        if isinstance(v, (int, np.integer)):
+            return int(v)
+        if isinstance(v, (float, np.floating)):
+            return float(v)
+        raise TypeError("Model.random(): %r is not a config.json value" % (v,))
+
+    return json.dumps(dict(model_type=arch, **plain(cfg)), allow_nan=False)
 
 
 # -------------------------------------------------------------------- model
@@ -155,6 +287,7 @@ class Model(Handle):
                 be.close()
             raise
         info = self._read_info()
+        self._arch = info.arch
         self._config = info.config
         self._n_vocab = info.n_vocab
         return self
@@ -165,13 +298,18 @@ class Model(Handle):
         """Loads `path`/config.json + `path`/model.safetensors (lcsm_model_load).
 
         Args:
-            path: the model directory (HuggingFace HyenaDNA layout; F32, F16 or BF16 tensors).
+            path: the model directory: a config.json whose model_type names the
+                family (:func:`lcsm.archs`; HuggingFace HyenaDNA's, which has none,
+                and safari's long-convolution layout are recognised) and a
+                model.safetensors of F32, F16 or BF16 tensors.
             backend: a backend name ("cpu", "opencl"; None = $LCSM_BACKEND, else
                 "cpu") or an open :class:`lcsm.Backend` to share.
             device: device of a GPU backend (with a backend name only).
-            weights: storage dtype of the weights: "f32" (default); "f16", "bf16"
-                and "auto" raise :class:`lcsm.UnsupportedError` until the library
-                has the option.
+            weights: storage of the weight matrices and embeddings on the device:
+                "f32" (default), "f16" or "bf16" (rounded to nearest even at load;
+                the rest of the model and all arithmetic stay f32), or "auto":
+                each matrix as the checkpoint stores it (see
+                :func:`lcsm.supported_weight_dtypes`).
             threads: CPU worker threads; 0 = one per processor (with a backend name only).
             filter_shift: added to the filters' exponential modulation; None = the
                 library's default (0.05).
@@ -189,9 +327,10 @@ class Model(Handle):
     @classmethod
     def default(cls, backend="cpu", device=None, threads: int = 0, weights: str = "f32") -> "Model":
         """The built-in default model (lcsm_model_create_default): HyenaDNA-tiny's
-        shape (d_model 128, 2 layers, l_max 16384) with deterministic random weights."""
-        if weights == "f32":
-            _model_options(weights, None, False)
+        shape (d_model 128, 2 layers, l_max 16384) with deterministic random weights.
+        `weights` "f16" or "bf16" stores the same model's matrices rounded to that
+        type (lcsm_model_create_random of the default shape and seed)."""
+        if _weight_dtype(weights, new_model=True) == _capi.WEIGHTS_F32:
             return cls._open(backend, device, threads, _capi.lcsm_model_create_default)
         return cls.random(seed=DEFAULT_MODEL_SEED, backend=backend, device=device, threads=threads,
                           weights=weights)
@@ -199,27 +338,49 @@ class Model(Handle):
     @classmethod
     def random(cls, arch: str = "hyenadna", seed: int = 0, backend="cpu", device=None, threads: int = 0,
                weights: str = "f32", *, filter_shift=None, defer_spectra: bool = False, **shape) -> "Model":
-        """A model with deterministic random weights (lcsm_model_create_random).
+        """A model of family `arch` with deterministic random weights from `seed`.
 
-        `shape` sets fields of lcsm_model_config (d_model, n_layer, d_inner,
-        vocab_size, pad_vocab_size_multiple, l_max, emb_dim, filter_order,
-        num_inner_mlps, short_filter_order, hyena_order, activation_freq,
-        layer_norm_epsilon); the others keep lcsm_model_config_default's values,
-        except d_inner, which follows d_model (4 * d_model) unless given. An unknown
-        key raises TypeError. `arch`: only "hyenadna" today.
+        `arch` is one of :func:`lcsm.archs` ("hyenadna", "longconv"). `shape`
+        gives the model's shape, as that family describes it:
+
+        * "hyenadna" (lcsm_model_create_random, so the weights equal the C
+          library's for the same seed): fields of lcsm_model_config (d_model,
+          n_layer, d_inner, vocab_size, pad_vocab_size_multiple, l_max, emb_dim,
+          filter_order, num_inner_mlps, short_filter_order, hyena_order,
+          activation_freq, layer_norm_epsilon); the others keep
+          lcsm_model_config_default's values, except d_inner, which follows
+          d_model (4 * d_model) unless given.
+        * any other family (lcsm_model_create_random_config): the keys of its
+          config.json, given as keywords and sent as JSON with model_type =
+          `arch`; the keys left out take the family's defaults. "longconv"
+          (safari's long convolutions): d_model (64), n_layer (2), d_inner
+          (4 * d_model), vocab_size (12), pad_vocab_size_multiple (8),
+          max_seq_len (1024; l_max is accepted for it), layer_norm_epsilon, and
+          layer, a dict of lam (0.003, the soft threshold of the taps),
+          use_ma_smoothing (False) and ma_window_len (odd, 7), e.g.
+          ``Model.random("longconv", d_model=32, l_max=256, layer=dict(lam=0.01))``.
+
+        An unknown key raises TypeError, an unknown `arch` UnsupportedError.
+        `weights`: "f32", "f16" or "bf16" ("auto" is for :meth:`load`: a new
+        model has no checkpoint types to keep, InvalidArgumentError).
         """
-        if arch not in ARCHS:
-            raise UnsupportedError(
-                "arch=%r: this lcsm library builds only %s (lcsm_model_config has no arch field yet)"
-                % (arch, ", ".join(repr(a) for a in ARCHS))
+        if not isinstance(arch, str) or arch not in archs():
+            raise UnsupportedError("arch=%r is not a model family of this lcsm library (%s)"
+                                   % (arch, ", ".join(archs())))
+        seed = int(seed)
+        if not 0 <= seed < 2**64:
+            raise InvalidArgumentError("seed=%d must be in [0, 2**64)" % seed)
+        if arch != "hyenadna":
+            text = _family_json(arch, shape).encode()
+            opt = _model_options(weights, filter_shift, defer_spectra, new_model=True)
+            return cls._open(
+                backend, device, threads,
+                lambda bp, out: _capi.lcsm_model_create_random_config(bp, text, seed, ctypes.byref(opt), out),
             )
         unknown = sorted(set(shape) - set(_CONFIG_NAMES))
         if unknown:
             raise TypeError("Model.random() got unknown shape keys %s; the fields of lcsm_model_config are: %s"
                             % (", ".join(unknown), ", ".join(_CONFIG_NAMES)))
-        seed = int(seed)
-        if not 0 <= seed < 2**64:
-            raise InvalidArgumentError("seed=%d must be in [0, 2**64)" % seed)
         cfg = _capi.ModelConfig()
         _capi.lcsm_model_config_default(ctypes.byref(cfg))
         if "d_model" in shape and "d_inner" not in shape:
@@ -229,7 +390,7 @@ class Model(Handle):
                 setattr(cfg, k, float(v))
             else:
                 setattr(cfg, k, _cint(v, k))
-        opt = _model_options(weights, filter_shift, defer_spectra)
+        opt = _model_options(weights, filter_shift, defer_spectra, new_model=True)
         return cls._open(
             backend, device, threads,
             lambda bp, out: _capi.lcsm_model_create_random(bp, ctypes.byref(cfg), seed, ctypes.byref(opt), out),
@@ -251,12 +412,34 @@ class Model(Handle):
         with self.use() as p:
             check(_capi.lcsm_model_get_info(p, ctypes.byref(i)), self._message)
         cfg = ModelConfig(**_capi.fields_of(i.config, _CONFIG_NAMES))
-        return ModelInfo("hyenadna", cfg, i.n_vocab, i.n_params, i.weight_bytes)
+        return ModelInfo(arch=i.arch.decode("utf-8", "replace"), config=cfg, n_vocab=i.n_vocab,
+                         n_params=i.n_params, weight_bytes=i.weight_bytes, n_tiled_convs=i.n_tiled_convs,
+                         dense_bytes=i.dense_bytes, dense_bytes_f32=i.dense_bytes_f32,
+                         dense_bytes_f16=i.dense_bytes_f16, state_bytes_per_token=i.state_bytes_per_token)
 
     @property
     def info(self) -> ModelInfo:
-        """The model's shape and sizes (lcsm_model_get_info), read now."""
+        """The model's family, shape and sizes (lcsm_model_get_info), read now."""
         return self._read_info()
+
+    @property
+    def arch(self) -> str:
+        """The model family ("hyenadna", "longconv")."""
+        return self._arch
+
+    @property
+    def layers(self) -> list:
+        """What each layer is (lcsm_model_get_layer): a list of :class:`LayerInfo`, one per layer."""
+        out = []
+        li = _capi.LayerInfo()
+        with self.use() as p:
+            for layer in range(self._config.n_layer):
+                check(_capi.lcsm_model_get_layer(p, layer, ctypes.byref(li)), self._message)
+                v = _capi.fields_of(li, _LAYER_NAMES)
+                for k in _LAYER_TEXT:
+                    v[k] = v[k].decode("utf-8", "replace")
+                out.append(LayerInfo(**v))
+        return out
 
     @property
     def config(self) -> ModelConfig:
@@ -283,7 +466,10 @@ class Model(Handle):
         return self._backend
 
     def save(self, path) -> None:
-        """Writes `path`/config.json + `path`/model.safetensors (F32), creating `path` if needed."""
+        """Writes `path`/config.json + `path`/model.safetensors, creating `path` if needed
+        (lcsm_model_save): weight matrices in their stored type (F16 or BF16 for
+        such a model, so nothing is lost), the rest F32; :meth:`load` reads it
+        back to the same weights."""
         raw = os.fsencode(path)
         with self.use() as p:
             check(_capi.lcsm_model_save(p, raw), self._message)
@@ -291,7 +477,7 @@ class Model(Handle):
     # ----------------------------------------------------------- tokenizer
 
     def tokenize(self, text: str) -> np.ndarray:
-        """Token ids of `text` (the model's tokenizer: HyenaDNA characters today)."""
+        """Token ids of `text` (the library's tokenizer, HyenaDNA's characters, for every family)."""
         return tokenize(text)
 
     def detokenize(self, ids) -> str:
@@ -449,8 +635,9 @@ class Model(Handle):
         """Like :meth:`generate`, but yields each new token as soon as it is sampled.
 
         The first token comes from the prompt's prefill (lcsm_generate for one
-        token), each next one from one lcsm_session_step_sample, so the tokens
-        are those :meth:`generate` returns with the same arguments. Yields a str
+        token), each next one from one lcsm_session_step_sample fed the previous
+        one: lcsm.h documents lcsm_generate(n) as exactly that sequence, so the
+        tokens are those :meth:`generate` returns with the same arguments. Yields a str
         (text prompt) or an int (id prompt) per step for one sequence, a list of
         str / an int32 array [batch] for several. The session is closed when the
         iterator is exhausted, closed or garbage-collected.
@@ -465,11 +652,14 @@ class Model(Handle):
         if self.closed:
             return "<lcsm.Model closed>"
         c = self._config
-        return "<lcsm.Model hyenadna d_model=%d n_layer=%d l_max=%d n_vocab=%d on %s>" % (
-            c.d_model, c.n_layer, c.l_max, self._n_vocab, self._backend.name)
+        return "<lcsm.Model %s d_model=%d n_layer=%d l_max=%d n_vocab=%d on %s>" % (
+            self._arch, c.d_model, c.n_layer, c.l_max, self._n_vocab, self._backend.name)
 
 
 def _stream(s, ids, n, text, flat):
+    # lcsm.h: lcsm_generate(n) is exactly lcsm_generate(1) followed by n - 1
+    # lcsm_session_step_sample calls, each fed the previous token (the
+    # generators' draw counts carry on), so this yields generate()'s tokens.
     with s:
         if n <= 0:
             s.generate(ids, 0)

@@ -10,9 +10,12 @@ Environment:
   LCSM_EXPECT_INSTALLED=1  also check that lcsm and its library come from an installed package
 
 Comparisons with another process (the CLI, the C probe) must be bitwise, so the
-FFT work has to be planned the same way in both: the suite fixes the FFT
-threshold and asks FFTW for estimated (not measured, hence deterministic)
-plans, unless the environment already says otherwise.
+FFT work has to be planned the same way in both. lcsm.h: the CPU backend's
+results are reproducible for the same options, threads and FFT threshold, and
+a fixed threshold with LCSM_FFTW_EFFORT=estimate makes them bitwise repeatable
+(a measured threshold or measured plans may differ by a few ulps); so the suite
+fixes the threshold and asks FFTW for estimated plans, unless the environment
+already says otherwise.
 """
 
 from __future__ import annotations
@@ -72,6 +75,25 @@ def small_dir(small, tmp_path_factory):
     """The small model saved to a directory."""
     d = tmp_path_factory.mktemp("small_model")
     small.save(d)
+    return str(d)
+
+
+# A small model of the long-convolution family, smoothing on (Model.random's JSON path).
+LONGCONV_SHAPE = dict(d_model=32, n_layer=2, l_max=256, layer=dict(lam=0.01, use_ma_smoothing=True, ma_window_len=5))
+
+
+@pytest.fixture(scope="session")
+def longconv():
+    """A small random long-convolution model (D 32, 2 layers, l_max 256) on the CPU."""
+    with lcsm.Model.random("longconv", seed=11, **LONGCONV_SHAPE) as m:
+        yield m
+
+
+@pytest.fixture(scope="session")
+def longconv_dir(longconv, tmp_path_factory):
+    """The small long-convolution model saved to a directory."""
+    d = tmp_path_factory.mktemp("longconv_model")
+    longconv.save(d)
     return str(d)
 
 

@@ -31,8 +31,14 @@ def test_library_location():
 
 def test_backends_and_devices():
     names = lcsm.backends()
-    assert "cpu" in names
+    assert names[0] == "cpu" and len(set(names)) == len(names)
     assert set(names) <= {"cpu", "opencl"}
+    # lcsm_backend_available agrees with the list an unknown name's message gives
+    with pytest.raises(lcsm.NoBackendError) as e:
+        lcsm.devices("nope")
+    have = re.search(r"\(have: ([^)]*)\)", str(e.value))
+    if have:
+        assert [s.strip() for s in have.group(1).split(",")] == names
     cpu = lcsm.devices("cpu")
     assert len(cpu) >= 1 and isinstance(cpu[0], lcsm.Device)
     with pytest.raises(lcsm.NoBackendError, match="no backend named"):
@@ -82,12 +88,23 @@ def test_tokenizer(model):
 
 def test_info(model):
     info = model.info
-    assert isinstance(info, lcsm.ModelInfo) and info.arch == "hyenadna"
+    assert isinstance(info, lcsm.ModelInfo) and info.arch == "hyenadna" == model.arch
     c = info.config
     assert (c.d_model, c.n_layer, c.d_inner, c.vocab_size, c.l_max) == (128, 2, 512, 12, 16384)
     assert info.n_vocab == 16 == model.n_vocab and model.vocab_size == 12 and model.l_max == 16384
     assert info.d_model == 128  # shortcut to the config
     assert info.n_params > 0 and info.weight_bytes > 0
+    # f32 weights: as stored = the f32 figure; half of the matrices' bytes with 16-bit ones
+    assert info.dense_bytes == info.dense_bytes_f32 > info.dense_bytes_f16 > info.dense_bytes_f32 // 2
+    assert info.n_tiled_convs == 2  # one long convolution per layer
+    assert info.state_bytes_per_token == info.n_tiled_convs * c.d_model * 2 * 4  # history + accumulator, f32
+    layers = model.layers
+    assert len(layers) == 2 and all(isinstance(li, lcsm.LayerInfo) for li in layers)
+    assert layers[0] == layers[1]
+    li = layers[0]
+    assert (li.norm, li.mixer, li.filter, li.mlp, li.act) == ("layernorm", "hyena", "implicit", "plain", "gelu-tanh")
+    assert (li.n_stage, li.streams, li.short_taps, li.d_inner) == (1, 3, 3, 512)
+    assert 0 < 2 * li.weight_bytes < info.dense_bytes  # the embedding and final norm are no layer's
     assert lcsm.default_config()["d_model"] == 128
     assert "d_model=128" in repr(model)
 
@@ -100,7 +117,7 @@ def test_random_shapes():
     m.close()
     with pytest.raises(TypeError, match="d_modle"):
         lcsm.Model.random(d_modle=32)
-    with pytest.raises(lcsm.UnsupportedError, match="hyenadna"):
+    with pytest.raises(lcsm.UnsupportedError, match="hyenadna, longconv"):
         lcsm.Model.random(arch="mamba")
     with pytest.raises(lcsm.InvalidArgumentError):
         lcsm.Model.random(d_model=0)
@@ -108,18 +125,17 @@ def test_random_shapes():
         lcsm.Model.random(hyena_order=3, d_model=16, l_max=32)
 
 
-@pytest.mark.parametrize("weights", ["f16", "bf16", "auto"])
-def test_weights_option(small_dir, weights):
-    assert "f32" in lcsm.supported_weight_dtypes()
-    if weights in lcsm.supported_weight_dtypes():
-        lcsm.Model.load(small_dir, weights=weights).close()
-    else:
-        with pytest.raises(lcsm.UnsupportedError, match="f32 only"):
-            lcsm.Model.load(small_dir, weights=weights)
-        with pytest.raises(lcsm.UnsupportedError):
-            lcsm.Model.default(weights=weights)
-    with pytest.raises(lcsm.InvalidArgumentError, match="weights"):
+def test_weights_names(small_dir):
+    assert lcsm.supported_weight_dtypes() == ("f32", "f16", "bf16", "auto")
+    with pytest.raises(lcsm.InvalidArgumentError, match="weights='f64'.*f32, f16, bf16, auto"):
         lcsm.Model.load(small_dir, weights="f64")
+    with pytest.raises(lcsm.InvalidArgumentError, match="weights"):
+        lcsm.Model.load(small_dir, weights=None)
+    # "auto" keeps a checkpoint's types: a new model has none, the binding refuses it
+    for make in (lambda: lcsm.Model.default(weights="auto"), lambda: lcsm.Model.random(seed=1, weights="auto"),
+                 lambda: lcsm.Model.random("longconv", d_model=8, l_max=16, weights="auto")):
+        with pytest.raises(lcsm.InvalidArgumentError, match="Model.load"):
+            make()
 
 
 def test_save_load_roundtrip(small, tmp_path):

@@ -3,6 +3,7 @@ model, prompt, sampler and seed (the CLI prints the prompt, then the new letters
 
 import subprocess
 
+import numpy as np
 import pytest
 
 import lcsm
@@ -48,3 +49,18 @@ def test_stream_matches_cli(cli, model):
     assert all(isinstance(p, str) and len(p) == 1 for p in pieces)
     assert out == ["CCGGA" + "".join(pieces)]
     assert "".join(model.generate("CCGGA", 48, seed=5, stream=True)) == "".join(pieces)
+
+
+@pytest.mark.parametrize("weights", ["f32", "bf16"])
+def test_make_model_longconv_matches_random(cli, tmp_path, weights):
+    # `lcsm make-model --arch longconv` writes the JSON config of its options to
+    # lcsm_model_create_random_config; Model.random builds its own from keywords:
+    # the same model for the same seed, stored as the same weight type.
+    r = subprocess.run([cli, "make-model", str(tmp_path), "--arch", "longconv", "--d-model", "24", "--n-layer", "3",
+                        "--l-max", "128", "--seed", "5", "--weights", weights], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    tok = np.random.default_rng(2).integers(0, 12, size=(2, 100))
+    with lcsm.Model.load(tmp_path, weights="auto") as made, \
+            lcsm.Model.random("longconv", seed=5, d_model=24, n_layer=3, l_max=128, weights=weights) as m:
+        assert made.info == m.info and made.layers == m.layers
+        np.testing.assert_array_equal(made.forward(tok), m.forward(tok))

@@ -143,14 +143,17 @@ def test_step_inputs(small):
             s.step([7, 8])
 
 
-def test_opencl_matches_cpu(small_dir):
+@pytest.mark.parametrize("which,weights", [("hyenadna", "f32"), ("longconv", "bf16")])
+def test_opencl_matches_cpu(small_dir, longconv_dir, which, weights):
     if "opencl" not in lcsm.backends():
         pytest.skip("no OpenCL backend in this build")
+    path = small_dir if which == "hyenadna" else longconv_dir
     try:
-        m = lcsm.Model.load(small_dir, backend="opencl")
+        m = lcsm.Model.load(path, backend="opencl", weights=weights)
     except (lcsm.NoBackendError, lcsm.BackendError) as e:
         pytest.skip("no OpenCL device: %s" % e)
-    with m, lcsm.Model.load(small_dir) as cpu:
+    with m, lcsm.Model.load(path, weights=weights) as cpu:
+        assert m.info.arch == which and m.info.dense_bytes == cpu.info.dense_bytes
         assert m.backend.name == "opencl"
         tok = np.random.default_rng(1).integers(0, 12, size=(2, 64))
         assert rel_err(m.forward(tok), cpu.forward(tok)) <= TOL

@@ -13,3 +13,4 @@ def test_readme_example(root, capsys):
     out = capsys.readouterr().out.splitlines()
     assert len(out[0]) == 32 and set(out[0]) <= set("ACGT")
     assert out[1] == out[0][:8]
+    assert out[-1].startswith("longconv explicit,explicit ")

@@ -1,6 +1,7 @@
-"""model.forward and the sessions against the independent PyTorch reference
-(tests/reference/hyena_ref.py), which writes a random checkpoint and its logits.
-Skipped when no python with torch is found (conftest.torch_python)."""
+"""model.forward and the sessions against the independent PyTorch references
+(tests/reference/hyena_ref.py for HyenaDNA, longconv_ref.py for safari's long
+convolutions), which write a random checkpoint and its logits. Skipped when no
+python with torch is found (conftest.torch_python)."""
 
 import json
 import os
@@ -15,12 +16,17 @@ import lcsm
 
 TOL = 1e-4
 
+# name -> (script, its options, the family the checkpoint is): the cases of tests/CMakeLists.txt
 CASES = {
-    "plain": [],
-    "lightning": ["--prefix", "model.", "--batch", "1", "--seq-len", "300", "--l-max", "300", "--d-model", "48",
-                  "--n-layer", "3", "--seed", "7"],
-    "shift": ["--shift", "0.05", "--num-inner-mlps", "1", "--emb-dim", "3", "--filter-order", "8", "--batch", "3",
-              "--seq-len", "64", "--l-max", "64"],
+    "plain": ("hyena_ref.py", [], "hyenadna"),
+    "lightning": ("hyena_ref.py", ["--prefix", "model.", "--batch", "1", "--seq-len", "300", "--l-max", "300",
+                                   "--d-model", "48", "--n-layer", "3", "--seed", "7"], "hyenadna"),
+    "shift": ("hyena_ref.py", ["--shift", "0.05", "--num-inner-mlps", "1", "--emb-dim", "3", "--filter-order", "8",
+                               "--batch", "3", "--seq-len", "64", "--l-max", "64"], "hyenadna"),
+    "longconv": ("longconv_ref.py", ["--batch", "3", "--seq-len", "131", "--l-max", "300", "--ma-window", "7",
+                                     "--d-model", "40", "--n-layer", "2", "--seed", "11"], "longconv"),
+    "longconv_lightning": ("longconv_ref.py", ["--prefix", "model.", "--batch", "1", "--seq-len", "300", "--l-max",
+                                               "300", "--with-lm-head", "--seed", "5"], "longconv"),
 }
 
 
@@ -49,13 +55,15 @@ def torch_py():
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_against_pytorch(torch_py, root, tmp_path, case):
-    script = os.path.join(root, "tests", "reference", "hyena_ref.py")
-    r = subprocess.run([torch_py, script, "--out", str(tmp_path), *CASES[case]], capture_output=True, text=True)
+    name, args, arch = CASES[case]
+    script = os.path.join(root, "tests", "reference", name)
+    r = subprocess.run([torch_py, script, "--out", str(tmp_path), *args], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     ex = read_safetensors(tmp_path / "expected.safetensors")
     tok, want = ex["tokens"], ex["logits"]
     B, T = tok.shape
     with lcsm.Model.load(tmp_path) as m:
+        assert m.info.arch == arch
         got = m.forward(tok)
         assert got.shape == want.shape
         assert rel_err(got, want) <= TOL

@@ -4,7 +4,8 @@
  * binding's results can be compared with the C library's own, bitwise.
  *
  *   lcsm_probe layout
- *       sizeof and offsetof of every public struct and field: "struct field offset size"
+ *       sizeof and offsetof of every public struct and field: "struct field offset size";
+ *       "struct sizeof 0 size"; "enum NAME value"
  *   lcsm_probe forward MODEL THRESHOLD BATCH LEN TOKENS...
  *       lcsm_model_forward's logits [BATCH][LEN][n_vocab]
  *   lcsm_probe steps MODEL THRESHOLD ALGO BATCH PROMPT LEN TOKENS...
@@ -14,7 +15,11 @@
  *   lcsm_probe generate MODEL THRESHOLD ALGO BATCH MAX_LEN TEMP TOP_K TOP_P SEED LO HI N PLEN TOKENS...
  *       lcsm_generate's ids [BATCH][N] (decimal)
  *
- * MODEL is "default" (lcsm_model_create_default) or a model directory. The CPU
+ * MODEL is "default" (lcsm_model_create_default) or a model directory. A first
+ * argument pair "--weights DTYPE" (f32, f16, bf16, auto) before the mode loads
+ * the model with lcsm_model_options.weight_dtype = DTYPE ("default" then is
+ * lcsm_model_create_random of lcsm_model_config_default() and the default
+ * model's seed, 20250101, with that dtype). The CPU
  * backend is created with fft_threshold THRESHOLD (0 = measure). Floats are
  * printed as the hex of their bits, one per line, so nothing is lost.
  * Exit status: 0, or 1 with the library's message on stderr.
@@ -74,10 +79,16 @@ static int layout(void)
     S(lcsm_model_config, short_filter_order); S(lcsm_model_config, hyena_order);
     S(lcsm_model_config, activation_freq); S(lcsm_model_config, layer_norm_epsilon);
     SIZE(lcsm_model_options);
-    S(lcsm_model_options, filter_shift); S(lcsm_model_options, defer_spectra);
+    S(lcsm_model_options, filter_shift); S(lcsm_model_options, defer_spectra); S(lcsm_model_options, weight_dtype);
     SIZE(lcsm_model_info);
-    S(lcsm_model_info, config); S(lcsm_model_info, n_vocab); S(lcsm_model_info, n_params);
-    S(lcsm_model_info, weight_bytes);
+    S(lcsm_model_info, config); S(lcsm_model_info, arch); S(lcsm_model_info, n_vocab); S(lcsm_model_info, n_params);
+    S(lcsm_model_info, weight_bytes); S(lcsm_model_info, n_tiled_convs); S(lcsm_model_info, dense_bytes);
+    S(lcsm_model_info, dense_bytes_f32); S(lcsm_model_info, dense_bytes_f16);
+    S(lcsm_model_info, state_bytes_per_token);
+    SIZE(lcsm_layer_info);
+    S(lcsm_layer_info, norm); S(lcsm_layer_info, mixer); S(lcsm_layer_info, filter); S(lcsm_layer_info, mlp);
+    S(lcsm_layer_info, act); S(lcsm_layer_info, n_stage); S(lcsm_layer_info, streams);
+    S(lcsm_layer_info, short_taps); S(lcsm_layer_info, d_inner); S(lcsm_layer_info, weight_bytes);
     SIZE(lcsm_session_options);
     S(lcsm_session_options, batch); S(lcsm_session_options, max_len); S(lcsm_session_options, algo);
     SIZE(lcsm_sampler_params);
@@ -88,8 +99,18 @@ static int layout(void)
     S(lcsm_session_stats, dense_s); S(lcsm_session_stats, steps); S(lcsm_session_stats, state_bytes);
     printf("enum LCSM_ALGO_FLASH %d\nenum LCSM_ALGO_LAZY %d\nenum LCSM_ALGO_EAGER %d\n", LCSM_ALGO_FLASH,
            LCSM_ALGO_LAZY, LCSM_ALGO_EAGER);
+    printf("enum LCSM_WEIGHTS_F32 %d\nenum LCSM_WEIGHTS_F16 %d\nenum LCSM_WEIGHTS_BF16 %d\nenum LCSM_WEIGHTS_AUTO %d\n",
+           LCSM_WEIGHTS_F32, LCSM_WEIGHTS_F16, LCSM_WEIGHTS_BF16, LCSM_WEIGHTS_AUTO);
+    printf("enum sizeof_lcsm_weight_dtype %zu\nenum sizeof_lcsm_algo %zu\n", sizeof(lcsm_weight_dtype),
+           sizeof(lcsm_algo));
     return 0;
 }
+
+/* The weight dtype of --weights (NULL: the library's defaults, no options at all). */
+static const char *weights;
+
+/* lcsm.h: lcsm_model_create_default is lcsm_model_config_default() with this seed. */
+#define DEFAULT_MODEL_SEED 20250101u
 
 static int open_model(const char *spec, const char *threshold, lcsm_backend **be, lcsm_model **m)
 {
@@ -97,10 +118,19 @@ static int open_model(const char *spec, const char *threshold, lcsm_backend **be
     lcsm_backend_options_default(&bo);
     bo.fft_threshold = atoi(threshold);
     TRY(lcsm_backend_create("cpu", &bo, be), "backend");
-    if (!strcmp(spec, "default"))
+    lcsm_model_options mo;
+    lcsm_model_options_default(&mo);
+    if (weights)
+        TRY(lcsm_weight_dtype_from_name(weights, &mo.weight_dtype), "--weights");
+    if (!strcmp(spec, "default") && !weights) {
         TRY(lcsm_model_create_default(*be, m), "default model");
-    else
-        TRY(lcsm_model_load(*be, spec, NULL, m), "model load");
+    } else if (!strcmp(spec, "default")) { /* the default model's shape and seed, stored as --weights says */
+        lcsm_model_config cfg;
+        lcsm_model_config_default(&cfg);
+        TRY(lcsm_model_create_random(*be, &cfg, DEFAULT_MODEL_SEED, &mo, m), "default model");
+    } else {
+        TRY(lcsm_model_load(*be, spec, weights ? &mo : NULL, m), "model load");
+    }
     return 0;
 }
 
@@ -114,6 +144,11 @@ static int32_t *read_ids(char **argv, int n)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && !strcmp(argv[1], "--weights")) {
+        weights = argv[2];
+        argv[2] = argv[0];
+        argv += 2, argc -= 2;
+    }
     if (argc >= 2 && !strcmp(argv[1], "layout"))
         return layout();
     lcsm_backend *be = NULL;
@@ -192,7 +227,8 @@ int main(int argc, char **argv)
         lcsm_session_destroy(s);
         free(prompt), free(out);
     } else {
-        fprintf(stderr, "usage: lcsm_probe layout | forward ... | steps ... | generate ... (see the source)\n");
+        fprintf(stderr, "usage: lcsm_probe [--weights DTYPE] layout | forward ... | steps ... | generate ... "
+                        "(see the source)\n");
         return 2;
     }
     lcsm_model_destroy(m);
