@@ -272,7 +272,10 @@ LCSM_API lcsm_status lcsm_model_create_random(lcsm_backend *backend, const lcsm_
 /** Makes a model of any family with deterministic random weights from `seed`:
  *  `config_json` is a config.json text of that family (model_type names it,
  *  default "hyenadna"); fields it leaves out take the family's defaults, e.g.
- *  {"model_type": "longconv", "d_model": 64, "n_layer": 2, "max_seq_len": 1024}. */
+ *  {"model_type": "longconv", "d_model": 64, "n_layer": 2, "max_seq_len": 1024}.
+ *  Every family also takes the shape as d_model, n_layer, d_inner and
+ *  max_seq_len here (StripedHyena's and Evo 2's own keys are hidden_size,
+ *  num_layers, inner_mlp_size and max_seqlen). */
 LCSM_API lcsm_status lcsm_model_create_random_config(lcsm_backend *backend, const char *config_json,
                                                      uint64_t seed, const lcsm_model_options *opt,
                                                      lcsm_model **out);

@@ -65,6 +65,16 @@ lcsm_status lcsm__striped_read(const cJSON *root, int strict, int evo2, lcsm_hpa
     int proj_groups = 1, flash_rms = hp->rms == LCSM_NORM_RMS, mult = 64, interp = hp->rope_scale != 1.0f;
     int evo2_acts = hp->act_first_layer_only, smeared = 0, filter_groups = 1;
     lcsm_status st;
+    /* A random model's config may name the shape as every family does
+     * (lcsm_model_create_random_config); the family's own keys win. */
+    if (!strict &&
+        ((st = lcsm__json_int(KEY("d_model"), "d_model", 0, 1, LCSM_MAX_DMODEL, &hp->d_model, err, cap)) ||
+         (st = lcsm__json_int(KEY("n_layer"), "n_layer", 0, 1, LCSM_MAX_LAYERS, &hp->n_layer, err, cap)) ||
+         (st = lcsm__json_int(KEY("d_inner"), "d_inner", 0, 1, 4 * LCSM_MAX_DMODEL, &hp->d_inner, err, cap)) ||
+         (st = lcsm__json_int(KEY("max_seq_len"), "max_seq_len", 0, 1, LCSM_MAX_LMAX, &hp->l_max, err, cap))))
+        return st;
+    const int inner_given = (KEY("inner_mlp_size") && !cJSON_IsNull(KEY("inner_mlp_size"))) ||
+                            (!strict && KEY("d_inner") && !cJSON_IsNull(KEY("d_inner")));
     if ((st = lcsm__json_int(KEY("vocab_size"), "vocab_size", strict, 1, LCSM_MAX_VOCAB, &hp->vocab_size, err, cap)) ||
         (st = lcsm__json_int(KEY("hidden_size"), "hidden_size", strict, 1, LCSM_MAX_DMODEL, &hp->d_model, err, cap)) ||
         (st = lcsm__json_int(KEY("num_layers"), "num_layers", strict, 1, LCSM_MAX_LAYERS, &hp->n_layer, err, cap)) ||
@@ -132,8 +142,12 @@ lcsm_status lcsm__striped_read(const cJSON *root, int strict, int evo2, lcsm_hpa
         return ERR(LCSM_ERR_FORMAT, "config: num_attention_heads %d must divide hidden_size %d, proj_groups %d divide it",
                    hp->n_heads, hp->d_model, proj_groups);
     hp->n_kv_heads = hp->n_heads / proj_groups;
-    if (!KEY("inner_mlp_size") || cJSON_IsNull(KEY("inner_mlp_size"))) /* layers.py: rounded 8/3 D */
+    if (!inner_given) /* layers.py: rounded 8/3 D */
         hp->d_inner = mult * (((int)(2.0 * hp->d_model * 4 / 3) + mult - 1) / mult);
+    for (int k = 0; evo2 && !strict && k < 2; k++) /* a random model's default groups must divide D */
+        if (hp->fir_groups[k] > 0 && hp->d_model % hp->fir_groups[k] &&
+            !KEY(k ? "hcm_filter_groups" : "hcs_filter_groups"))
+            hp->fir_groups[k] = 1;
     hp->pad_vocab_size_multiple = 1;
     return LCSM_OK;
 }

@@ -570,7 +570,7 @@ lcsm_status lcsm_model_get_layer(const lcsm_model *m, int layer, lcsm_layer_info
     const lcsm_weights *w = m->host;
     for (int i = 0; i < w->n; i++)
         if (w->t[i].layer == layer && w->t[i].role < LCSM_ROLE_HOST)
-            info->weight_bytes += values_bytes(role_values(&w->t[i]), w->t[i].dt);
+            info->weight_bytes += values_bytes(w->t[i].map ? role_values(&w->t[i]) : w->t[i].numel, w->t[i].dt);
     return LCSM_OK;
 }
 

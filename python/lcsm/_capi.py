@@ -169,6 +169,7 @@ _MODEL_OPTIONS_FIELDS = [
     ("filter_shift", c_float),
     ("defer_spectra", c_int),
     ("weight_dtype", c_int),
+    ("modal_tiled", c_int),
 ]
 
 

@@ -66,7 +66,8 @@ def _weight_dtype(weights, new_model: bool) -> int:
     return code.value
 
 
-def _model_options(weights, filter_shift, defer_spectra, new_model: bool = False) -> "_capi.ModelOptions":
+def _model_options(weights, filter_shift, defer_spectra, new_model: bool = False,
+                   modal_tiled: bool = False) -> "_capi.ModelOptions":
     code = _weight_dtype(weights, new_model)
     opt = _capi.ModelOptions()
     _capi.lcsm_model_options_default(ctypes.byref(opt))
@@ -74,6 +75,7 @@ def _model_options(weights, filter_shift, defer_spectra, new_model: bool = False
     if filter_shift is not None:
         opt.filter_shift = float(filter_shift)
     opt.defer_spectra = 1 if defer_spectra else 0
+    opt.modal_tiled = 1 if modal_tiled else 0
     return opt
 
 
@@ -294,7 +296,7 @@ class Model(Handle):
 
     @classmethod
     def load(cls, path, backend="cpu", device=None, weights: str = "f32", threads: int = 0, *,
-             filter_shift=None, defer_spectra: bool = False) -> "Model":
+             filter_shift=None, defer_spectra: bool = False, modal_tiled: bool = False) -> "Model":
         """Loads `path`/config.json + `path`/model.safetensors (lcsm_model_load).
 
         Args:
@@ -315,11 +317,14 @@ class Model(Handle):
                 library's default (0.05).
             defer_spectra: make the flash tile spectra when the first session needs
                 them instead of at load.
+            modal_tiled: also materialise the filters of modal layers (StripedHyena,
+                Evo 2's hcl), so flash/lazy/eager sessions tile them; by default
+                they run their recurrence in every session.
 
         Raises FileError, FormatError, MissingTensorError, ShapeError, ... with the
         library's message naming the file, tensor or field.
         """
-        opt = _model_options(weights, filter_shift, defer_spectra)
+        opt = _model_options(weights, filter_shift, defer_spectra, modal_tiled=modal_tiled)
         raw = os.fsencode(path)
         return cls._open(backend, device, threads,
                          lambda bp, out: _capi.lcsm_model_load(bp, raw, ctypes.byref(opt), out))
@@ -550,7 +555,7 @@ class Model(Handle):
 
     def session(self, batch: int = 1, max_len=None, algo: str = "flash") -> "Session":
         """A decoding session for `batch` sequences of up to `max_len` tokens
-        (None = the model's l_max); algo "flash" (default), "lazy" or "eager".
+        (None = the model's l_max); algo "flash" (default), "lazy", "eager" or "modal".
         See :class:`lcsm.Session`."""
         from .session import Session
 
@@ -606,7 +611,7 @@ class Model(Handle):
             temperature: 0 = greedy; top_k (0 = all), top_p (1 = all): the sampler.
             seed: the sampler's seed (each sequence gets its own stream).
             batch: sequences generated together; a 1-D prompt is repeated.
-            algo: "flash", "lazy" or "eager".
+            algo: "flash", "lazy", "eager" or "modal".
             all_tokens: sample from the whole vocabulary; by default only A, C, G,
                 T are sampled, like the CLI.
             stream: return an iterator over the tokens as they come (see :meth:`stream`).

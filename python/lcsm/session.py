@@ -13,7 +13,7 @@ from ._handle import Handle
 from ._tokens import as_f32, as_i32, c_int_or_raise, to_ids
 from .errors import InvalidArgumentError, check
 
-ALGOS = ("flash", "lazy", "eager")
+ALGOS = ("flash", "lazy", "eager", "modal")
 
 
 @dataclass(frozen=True)

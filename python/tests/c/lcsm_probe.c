@@ -80,6 +80,7 @@ static int layout(void)
     S(lcsm_model_config, activation_freq); S(lcsm_model_config, layer_norm_epsilon);
     SIZE(lcsm_model_options);
     S(lcsm_model_options, filter_shift); S(lcsm_model_options, defer_spectra); S(lcsm_model_options, weight_dtype);
+    S(lcsm_model_options, modal_tiled);
     SIZE(lcsm_model_info);
     S(lcsm_model_info, config); S(lcsm_model_info, arch); S(lcsm_model_info, n_vocab); S(lcsm_model_info, n_params);
     S(lcsm_model_info, weight_bytes); S(lcsm_model_info, n_tiled_convs); S(lcsm_model_info, dense_bytes);
