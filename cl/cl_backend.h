@@ -162,7 +162,8 @@ lcsm_status cl_gate_seq(lcsm_backend *be, const lcsm_filters *f, int g, int B, i
                         lcsm_seq m, lcsm_seq out);
 lcsm_status cl_modal_seq(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state, int B, int len, int D, lcsm_seq a,
                          lcsm_seq y);
-lcsm_status cl_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int B, int len, int D, lcsm_seq a, lcsm_seq y);
+lcsm_status cl_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int pos0, int B, int len, int D, lcsm_seq a,
+                       lcsm_seq y);
 lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                           const lcsm_hyena_step_args *a);
 

@@ -130,14 +130,16 @@ lcsm_status cl_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm
     lcsm_buf none = {cb->dummy, 0};
     const int has_b = conv_b.buf != NULL;
     size_t g[3] = {round_up((size_t)C, 64), (size_t)len, (size_t)B}, l[3] = {64, 1, 1};
-    cl_arg a[] = {A_REF(u),  A_REF(conv_w), A_REF(has_b ? conv_b : lcsm_f32(&none, 0)), A_I32(has_b), A_I32(K),
-                  A_I32(len), A_I32(C),     A_REF(out)};
+    const int has_state = state.buf != NULL && K > 1;
+    cl_arg a[] = {A_REF(u),   A_REF(conv_w), A_REF(has_b ? conv_b : lcsm_f32(&none, 0)), A_I32(has_b), A_I32(K),
+                  A_I32(len), A_I32(C),      A_REF(out), A_REF(has_state ? state : lcsm_f32(&none, 0)),
+                  A_I32(has_state)};
     lcsm_status st = locked(cb, K_SHORTCONV_SEQ, 3, g, l, a, N_ARGS(a));
-    if (st != LCSM_OK || !state.buf || K < 2)
+    if (st != LCSM_OK || !has_state)
         return st;
-    size_t gs[3] = {round_up((size_t)C, 64), (size_t)K - 1, (size_t)B};
+    size_t gs[2] = {round_up((size_t)C, 64), (size_t)B}, ls[2] = {64, 1};
     cl_arg as[] = {A_REF(u), A_I32(len), A_I32(C), A_I32(K), A_REF(state)};
-    return locked(cb, K_CONV_STATE_SEQ, 3, gs, l, as, N_ARGS(as));
+    return locked(cb, K_CONV_STATE_SEQ, 2, gs, ls, as, N_ARGS(as));
 }
 
 /* A sequence's arguments: buffer, element offset, time and sequence strides. */
@@ -196,19 +198,22 @@ lcsm_status cl_modal_seq(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state,
     return st;
 }
 
-lcsm_status cl_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int B, int len, int D, lcsm_seq a, lcsm_seq y)
+lcsm_status cl_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int pos0, int B, int len, int D, lcsm_seq a,
+                       lcsm_seq y)
 {
     cl_backend *cb = (cl_backend *)be;
     lcsm_buf none = {cb->dummy, 0};
-    const int has_skip = fir->skip.buf != NULL;
+    const int has_skip = fir->skip.buf != NULL, has_ring = fir->ring.buf != NULL, L = fir->len;
     size_t g[3] = {round_up((size_t)D, 64), (size_t)len, (size_t)B}, l[3] = {64, 1, 1};
-    cl_arg args[] = {A_REF(fir->taps), A_I32(fir->len), A_REF(has_skip ? fir->skip : lcsm_f32(&none, 0)),
-                     A_I32(has_skip), A_I32(D), A_SEQ(a), A_SEQ(y)};
+    cl_arg args[] = {A_REF(fir->taps), A_I32(L), A_REF(has_skip ? fir->skip : lcsm_f32(&none, 0)), A_I32(has_skip),
+                     A_I32(D),         A_SEQ(a), A_SEQ(y), A_REF(has_ring ? fir->ring : lcsm_f32(&none, 0)),
+                     A_I32(has_ring),  A_I32(pos0)};
     lcsm_status st = locked(cb, K_FIR_SEQ, 3, g, l, args, N_ARGS(args));
-    if (st != LCSM_OK || !fir->ring.buf)
+    if (st != LCSM_OK || !has_ring)
         return st;
-    size_t gr[3] = {round_up((size_t)D, 64), (size_t)fir->len, (size_t)B};
-    cl_arg ar[] = {A_SEQ(a), A_I32(len), A_I32(fir->len), A_I32(D), A_REF(fir->ring)};
+    const int n = len < L ? len : L;
+    size_t gr[3] = {round_up((size_t)D, 64), (size_t)n, (size_t)B};
+    cl_arg ar[] = {A_SEQ(a), A_I32(len), A_I32(n), A_I32(L), A_I32(D), A_I32(pos0), A_REF(fir->ring)};
     return locked(cb, K_FIR_RING_SEQ, 3, gr, l, ar, N_ARGS(ar));
 }
 

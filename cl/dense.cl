@@ -340,31 +340,37 @@ static float conv_k(__global const float *w, int K, const float *p, float bias)
     return v + bias;
 }
 
-/* Whole sequences from a zero state, u [B][len][C] -> out: item (ch, t, b). */
+/* Whole sequences, u [B][len][C] -> out; the K-1 rows before the chunk from
+ * the state (has_state) or zero: item (ch, t, b). */
 __kernel void shortconv_seq(__global const float *u, ulong uo, __global const float *w, ulong wo,
                             __global const float *cb, ulong cbo, int has_b, int K, int len, int C,
-                            __global float *out, ulong oo)
+                            __global float *out, ulong oo, __global const float *st, ulong so, int has_state)
 {
     const int ch = get_global_id(0), t = get_global_id(1), b = get_global_id(2);
     if (ch >= C)
         return;
     __global const float *ub = u + uo + (size_t)b * len * C;
+    __global const float *sb = st + so + (size_t)b * (K > 1 ? K - 1 : 0) * C;
     float p[MAX_SHORT];
     for (int k = 0; k < K; k++) {
         const int s = t - (K - 1) + k;
-        p[k] = s >= 0 ? ub[(size_t)s * C + ch] : 0.0f;
+        p[k] = s >= 0 ? ub[(size_t)s * C + ch] : has_state ? sb[(size_t)(s + K - 1) * C + ch] : 0.0f;
     }
     out[oo + ((size_t)b * len + t) * C + ch] = conv_k(w + wo + (size_t)K * ch, K, p, has_b ? cb[cbo + ch] : 0.0f);
 }
 
-/* state[b][k] = u[b][len-(K-1)+k] (zeros before the start): item (ch, k, b). */
+/* The state after the chunk: rows len .. len+K-2 of [state; u], in ascending
+ * order by one item per (ch, b) (a row may come from a later row of the state). */
 __kernel void conv_state_seq(__global const float *u, ulong uo, int len, int C, int K, __global float *st, ulong so)
 {
-    const int ch = get_global_id(0), k = get_global_id(1), b = get_global_id(2);
+    const int ch = get_global_id(0), b = get_global_id(1);
     if (ch >= C)
         return;
-    const int t = len - (K - 1) + k;
-    st[so + ((size_t)b * (K - 1) + k) * C + ch] = t >= 0 ? u[uo + ((size_t)b * len + t) * C + ch] : 0.0f;
+    __global float *sb = st + so + (size_t)b * (K - 1) * C;
+    for (int k = 0; k < K - 1; k++) {
+        const int j = len + k;
+        sb[(size_t)k * C + ch] = j < K - 1 ? sb[(size_t)j * C + ch] : u[uo + ((size_t)b * len + j - (K - 1)) * C + ch];
+    }
 }
 
 /* Element (b, t, c) of a sequence (src/backend.h, lcsm_seq). */
@@ -465,30 +471,39 @@ __kernel void modal_seq(__global const float *p, ulong po, __global const float 
             modal_update(a[SEQ(ao, ast, asb)], p + po + (size_t)c * N * w, R + ro + (size_t)c * N * w, sk, z, N, cx);
 }
 
-/* Whole sequences, FIR: y = sum_{k<L, k<=t} taps[c][k] a(t-k) + skip a(t). Item (c, t, b). */
+/* A chunk of a FIR stage at position pos0: y = sum_{k<L} taps[c][k] x(pos0+t-k) +
+ * skip a(t), x from the chunk or, before it, the ring (has_ring). Item (c, t, b). */
 __kernel void fir_seq(__global const float *taps, ulong to, int L, __global const float *skip, ulong sko, int has_skip,
                       int D, __global const float *a, ulong ao, ulong ast, ulong asb, __global float *y, ulong yo,
-                      ulong yst, ulong ysb)
+                      ulong yst, ulong ysb, __global const float *ring, ulong rgo, int has_ring, int pos0)
 {
     const int c = get_global_id(0), t = get_global_id(1), b = get_global_id(2);
     if (c >= D)
         return;
     float v = has_skip ? skip[sko + c] * a[SEQ(ao, ast, asb)] : 0.0f;
-    for (int k = 0; k < L && k <= t; k++)
-        v += taps[to + (size_t)c * L + k] * a[ao + (size_t)(t - k) * ast + (size_t)b * asb + c];
+    for (int k = 0; k < L; k++) {
+        float x;
+        if (k <= t)
+            x = a[ao + (size_t)(t - k) * ast + (size_t)b * asb + c];
+        else if (has_ring && pos0 + t - k >= 0)
+            x = ring[rgo + ((size_t)b * L + (size_t)((pos0 + t - k) % L)) * D + c];
+        else
+            break;
+        v += taps[to + (size_t)c * L + k] * x;
+    }
     y[SEQ(yo, yst, ysb)] = v;
 }
 
-/* The ring after a prompt of len: slot s % L holds input s for s in
- * [len-L, len), zeros for s < 0. Item (c, j, b), s = len - L + j. */
-__kernel void fir_ring_seq(__global const float *a, ulong ao, ulong ast, ulong asb, int len, int L, int D,
-                           __global float *ring, ulong rgo)
+/* The chunk's last min(len, L) inputs into their ring slots (after fir_seq has
+ * read the old ones): item (c, j, b), t = len - n + j. */
+__kernel void fir_ring_seq(__global const float *a, ulong ao, ulong ast, ulong asb, int len, int n, int L, int D,
+                           int pos0, __global float *ring, ulong rgo)
 {
     const int c = get_global_id(0), j = get_global_id(1), b = get_global_id(2);
     if (c >= D)
         return;
-    const int s = len - L + j, slot = ((s % L) + L) % L;
-    ring[rgo + ((size_t)b * L + slot) * D + c] = s >= 0 ? a[ao + (size_t)s * ast + (size_t)b * asb + c] : 0.0f;
+    const int t = len - n + j;
+    ring[rgo + ((size_t)b * L + (size_t)((pos0 + t) % L)) * D + c] = a[ao + (size_t)t * ast + (size_t)b * asb + c];
 }
 
 /* One step of a FIR stage for one channel: a into the ring at t % L, returns

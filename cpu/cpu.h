@@ -132,7 +132,8 @@ lcsm_status cpu_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_c
                            const lcsm_hyena_step_args *a);
 lcsm_status cpu_modal_seq(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state, int B, int len, int D, lcsm_seq a,
                           lcsm_seq y);
-lcsm_status cpu_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int B, int len, int D, lcsm_seq a, lcsm_seq y);
+lcsm_status cpu_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int pos0, int B, int len, int D, lcsm_seq a,
+                        lcsm_seq y);
 
 /* cpu_half.c: half-precision weights */
 /* Picks the conversion routine for this CPU. */

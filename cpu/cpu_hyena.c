@@ -31,31 +31,28 @@ lcsm_status cpu_shortconv_seq(lcsm_backend *be, lcsm_ref u_ref, lcsm_ref w_ref, 
 {
     (void)be;
     const float *u = cpu_ptr(u_ref), *w = cpu_ptr(w_ref), *bias = b_ref.buf ? cpu_ptr(b_ref) : NULL;
-    float *out = cpu_ptr(out_ref);
+    float *out = cpu_ptr(out_ref), *st = state_ref.buf && K > 1 ? cpu_ptr(state_ref) : NULL;
     float p[LCSM_MAX_SHORT];
-    for (int b = 0; b < B; b++)
+    for (int b = 0; b < B; b++) {
+        const float *ub = u + (size_t)b * len * C;
+        float *sb = st ? st + (size_t)b * (K - 1) * C : NULL; /* rows -(K-1) .. -1 of the chunk */
         for (int t = 0; t < len; t++) {
-            const float *ub = u + (size_t)b * len * C;
             float *o = out + ((size_t)b * len + t) * C;
             for (int ch = 0; ch < C; ch++) {
                 for (int k = 0; k < K; k++) {
                     int s = t - (K - 1) + k;
-                    p[k] = s >= 0 ? ub[(size_t)s * C + ch] : 0.0f;
+                    p[k] = s >= 0 ? ub[(size_t)s * C + ch] : sb ? sb[(size_t)(s + K - 1) * C + ch] : 0.0f;
                 }
                 o[ch] = conv_k(w + (size_t)K * ch, K, p, bias ? bias[ch] : 0.0f);
             }
         }
-    if (state_ref.buf && K > 1) {
-        float *st = cpu_ptr(state_ref);
-        for (int b = 0; b < B; b++)
-            for (int k = 0; k < K - 1; k++) { /* state[b][k] = u[len - (K-1) + k], zeros before 0 */
-                int t = len - (K - 1) + k;
-                float *dst = st + ((size_t)b * (K - 1) + k) * C;
-                if (t >= 0)
-                    memcpy(dst, u + ((size_t)b * len + t) * C, (size_t)C * sizeof(float));
-                else
-                    memset(dst, 0, (size_t)C * sizeof(float));
-            }
+        /* the new state: rows len .. len+K-2 of [state; u], in ascending order
+         * (a row comes from a later one, so nothing is overwritten early) */
+        for (int k = 0; sb && k < K - 1; k++) {
+            const int j = len + k; /* in [state; u] */
+            const float *src = j < K - 1 ? sb + (size_t)j * C : ub + (size_t)(j - (K - 1)) * C;
+            memmove(sb + (size_t)k * C, src, (size_t)C * sizeof *sb);
+        }
     }
     return LCSM_OK;
 }
@@ -169,7 +166,7 @@ lcsm_status cpu_modal_seq(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state
 typedef struct fir_job {
     const lcsm_fir *fir;
     lcsm_seq a, y;
-    int B, len, D, n_tasks;
+    int pos0, B, len, D, n_tasks;
 } fir_job;
 
 /* Output positions split over tasks; every task all channels of its rows. */
@@ -187,31 +184,34 @@ static void fir_task(void *ctx, int task, int thread)
         const float *at = cpu_ptr(j->a.r) + t * j->a.st + b * j->a.sb;
         for (int c = 0; c < D; c++)
             yt[c] = skip ? skip[c] * at[c] : 0.0f;
-        for (int k = 0; k < L && k <= t; k++) {
-            const float *as = cpu_ptr(j->a.r) + (t - k) * j->a.st + b * j->a.sb;
+        for (int k = 0; k < L; k++) {
+            const float *as; /* input pos0 + t - k: in the chunk, else in the ring */
+            if (k <= t)
+                as = cpu_ptr(j->a.r) + (t - k) * j->a.st + b * j->a.sb;
+            else if (j->fir->ring.buf && j->pos0 + t - k >= 0)
+                as = cpu_ptr(j->fir->ring) + ((size_t)b * L + (size_t)((j->pos0 + t - k) % L)) * D;
+            else
+                break;
             for (int c = 0; c < D; c++)
                 yt[c] += taps[(size_t)c * L + k] * as[c];
         }
     }
 }
 
-lcsm_status cpu_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int B, int len, int D, lcsm_seq a, lcsm_seq y)
+lcsm_status cpu_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int pos0, int B, int len, int D, lcsm_seq a,
+                        lcsm_seq y)
 {
     cpu_backend *cb = (cpu_backend *)be;
-    fir_job j = {fir, a, y, B, len, D, 1};
+    fir_job j = {fir, a, y, pos0, B, len, D, 1};
     j.n_tasks = n_tasks_for(cb, (double)B * len * D * fir->len, B * len);
     lcsm_pool_run(cb->pool, j.n_tasks, fir_task, &j);
-    if (fir->ring.buf) { /* slot s % L holds input s of the last L (zeros before 0) */
+    if (fir->ring.buf) { /* the chunk's last inputs into their slots, after every output read the old ones */
         const int L = fir->len;
         float *ring = cpu_ptr(fir->ring);
         for (int b = 0; b < B; b++)
-            for (int s = len - L; s < len; s++) {
-                float *dst = ring + ((size_t)b * L + (size_t)((s % L + L) % L)) * D;
-                if (s >= 0)
-                    memcpy(dst, cpu_ptr(a.r) + s * a.st + b * a.sb, (size_t)D * sizeof *dst);
-                else
-                    memset(dst, 0, (size_t)D * sizeof *dst);
-            }
+            for (int t = len > L ? len - L : 0; t < len; t++)
+                memcpy(ring + ((size_t)b * L + (size_t)((pos0 + t) % L)) * D, cpu_ptr(a.r) + t * a.st + b * a.sb,
+                       (size_t)D * sizeof(float));
     }
     return LCSM_OK;
 }

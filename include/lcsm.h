@@ -396,6 +396,15 @@ LCSM_API int lcsm_session_position(const lcsm_session *session);
 LCSM_API lcsm_status lcsm_session_prefill(lcsm_session *session, const int32_t *tokens, int len,
                                           float *logits);
 
+/** Like lcsm_session_prefill at any position: a chunk of `len` >= 1 tokens per
+ *  sequence continues the sequences through the parallel forward, seeing every
+ *  earlier token exactly (chunked prompts give the logits one prompt would).
+ *  Modal, FIR and attention layers continue from their state; a tiled
+ *  convolution convolves its whole history again (O(position) per chunk), so
+ *  many small chunks of a long prompt cost more than one prefill. `logits` (may
+ *  be NULL): [batch][n_vocab] of the chunk's last position. */
+LCSM_API lcsm_status lcsm_session_extend(lcsm_session *session, const int32_t *tokens, int len, float *logits);
+
 /** Feeds one token per sequence (`tokens` is [batch]) at the current position and
  *  writes the next-token logits, [batch][n_vocab] (`logits` may be NULL). */
 LCSM_API lcsm_status lcsm_session_step(lcsm_session *session, const int32_t *tokens, float *logits);

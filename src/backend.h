@@ -260,9 +260,10 @@ typedef struct lcsm_backend_ops {
     lcsm_status (*glu)(lcsm_backend *be, lcsm_ref h, lcsm_ref out, int rows, int n, lcsm_act act);
 
     /* ---- Hyena operator, whole sequences (prefill and the parallel forward) */
-    /* K-tap causal short conv of u [B][len][C] from a zero state (tap K-1 =
-     * current position), into out [B][len][C] (not u); with state.buf, the last
-     * K-1 rows of u per sequence into state [B][K-1][C] (zeros before t = 0). */
+    /* K-tap causal short conv of u [B][len][C] (tap K-1 = current position) into
+     * out [B][len][C] (not u). With state.buf, the K-1 rows before the chunk come
+     * from state [B][K-1][C] (oldest first; zeros at position 0) and the last
+     * K-1 rows of state-then-u are written back; without, the past is zero. */
     lcsm_status (*shortconv_seq)(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int K, int B,
                                  int len, int C, lcsm_ref out, lcsm_ref state);
     /* out = x * m elementwise over [B][len][D] (m.r.buf NULL: out = x). */
@@ -285,10 +286,13 @@ typedef struct lcsm_backend_ops {
      * length) tensor, no filter: O(B D N) memory. */
     lcsm_status (*modal_seq)(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state, int B, int len, int D, lcsm_seq a,
                              lcsm_seq y);
-    /* FIR stage over whole sequences: y(b,t,c) = sum_{k<len, k<=t} taps[c][k] a(b,t-k,c)
-     * + skip[c] a(b,t,c); with ring.buf, the last inputs into the ring (slot s %
-     * len holds input s; earlier slots zero). */
-    lcsm_status (*fir_seq)(lcsm_backend *be, const lcsm_fir *fir, int B, int len, int D, lcsm_seq a, lcsm_seq y);
+    /* FIR stage over a chunk of len inputs at position pos0: y(b,t,c) = sum_{k <
+     * fir->len} taps[c][k] x(pos0+t-k) + skip[c] a(b,t,c), with x the chunk's
+     * inputs a and, before the chunk, the ring's (slot s % fir->len holds input
+     * s; zeros before 0 and without a ring); the chunk's inputs then go into
+     * the ring. */
+    lcsm_status (*fir_seq)(lcsm_backend *be, const lcsm_fir *fir, int pos0, int B, int len, int D, lcsm_seq a,
+                           lcsm_seq y);
 
     /* ---- Hyena operator, one decode step */
     lcsm_status (*hyena_step)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,

@@ -42,6 +42,7 @@ static lcsm_status hyena_seq(lcsm_model *m, lcsm_session *s, const fwd_scratch *
     const lcsm_layer_spec *sp = &m->spec[l];
     const lcsm_ref *w = m->w[l];
     const int D = m->hp.d_model, S = sp->streams, G = s ? s->geom.G : m->n_tiled;
+    const int p0 = s ? s->pos : 0; /* a continued prompt's first position */
     const size_t BD = (size_t)B * D, hist_stride = (size_t)G * BD;
     lcsm_status st = LCSM_OK;
     lcsm_ref uc = x->u;
@@ -59,10 +60,14 @@ static lcsm_status hyena_seq(lcsm_model *m, lcsm_session *s, const fwd_scratch *
     for (int i = 0; i < sp->n_stage; i++) {
         args[i] = lcsm__stage_args(m, l, i, G, s ? s->stage_state[l][i] : (lcsm_ref){0});
         in[i] = s && args[i].kind == LCSM_PAST_TILED
-                    ? lcsm_seq_time(lcsm_ref_at(s->hist, (size_t)args[i].group * BD), hist_stride, D)
+                    ? lcsm_seq_time(lcsm_ref_at(s->hist, (size_t)p0 * hist_stride + (size_t)args[i].group * BD),
+                                    hist_stride, D)
                     : lcsm_seq_time(lcsm_ref_at(x->a, (size_t)i * len * BD), BD, D);
     }
-    const lcsm_seq y = lcsm_seq_time(x->y, BD, D);
+    /* A tiled stage convolves the whole history [0, p0 + len) (a chunk after
+     * the first sees every earlier input exactly): y holds p0 + len rows, the
+     * chunk's from row p0. */
+    const lcsm_seq y = lcsm_seq_time(lcsm_ref_at(x->y, (size_t)p0 * BD), BD, D);
     if (st == LCSM_OK) /* the chain's input, times the first stage's multiplier */
         st = op->mul_seq(be, STREAM(S - 1), sp->stage[0].mult >= 0 ? STREAM(sp->stage[0].mult) : none, in[0], B, len,
                          D);
@@ -72,11 +77,14 @@ static lcsm_status hyena_seq(lcsm_model *m, lcsm_session *s, const fwd_scratch *
         case LCSM_PAST_TILED: {
             const lcsm_ref acc =
                 s && s->opt.algo != LCSM_ALGO_LAZY ? lcsm_ref_at(s->acc, (size_t)a->group * BD) : (lcsm_ref){0};
-            st = op->long_conv(be, m->filters, a->group, B, len, in[i].r, in[i].st, x->y, BD, acc, s ? s->geom.L : 0);
+            /* from row 0 of the history (the chunk's rows start at p0) */
+            const lcsm_ref hist0 = s ? lcsm_ref_at(s->hist, (size_t)a->group * BD) : in[i].r;
+            st = op->long_conv(be, m->filters, a->group, B, p0 + len, hist0, in[i].st, x->y, BD, acc,
+                               s ? s->geom.L : 0);
             break;
         }
         case LCSM_PAST_MODAL: st = op->modal_seq(be, &a->modal, a->state, B, len, D, in[i], y); break;
-        case LCSM_PAST_FIR: st = op->fir_seq(be, &a->fir, B, len, D, in[i], y); break;
+        case LCSM_PAST_FIR: st = op->fir_seq(be, &a->fir, p0, B, len, D, in[i], y); break;
         }
         if (st != LCSM_OK)
             break;
@@ -115,9 +123,11 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
     }
     /* u holds the input projection, then the MLP's hidden layer */
     const size_t widest = u_w > hid_w ? u_w : hid_w;
-    /* stage inputs: in scratch unless a session's history holds them all */
+    /* stage inputs: in scratch unless a session's history holds them all; y:
+     * the whole prefix of a continued prompt */
+    const int p0 = s ? s->pos : 0;
     const size_t n[8] = {N * D, N * D, N * widest, N * uc_w, N * hid2_w,
-                         s && !untiled ? 0 : (size_t)max_stage * len * BD, (size_t)len * BD,
+                         s && !untiled ? 0 : (size_t)max_stage * len * BD, (size_t)(p0 + len) * BD,
                          (all_positions ? N : (size_t)B) * V};
     size_t total = 0;
     for (int i = 0; i < 8; i++)
@@ -131,6 +141,11 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
     for (size_t i = 0, off = 0; i < 8; off += n[i++])
         *refs[i] = lcsm_f32(buf, off);
 
+    /* A continued prompt pushes the whole history again: the accumulators'
+     * later rows start over. */
+    if (s && p0 > 0 && s->acc.buf && p0 + len < s->geom.L)
+        TRY(op->zero(be, lcsm_ref_at(s->acc, (size_t)(p0 + len) * s->geom.G * BD),
+                     (size_t)(s->geom.L - p0 - len) * s->geom.G * BD));
     TRY(op->embed(be, m->g[LCSM_G_EMB], tokens, (int)N, D, x.r));
     for (int l = 0; l < L; l++) {
         const lcsm_layer_spec *sp = &m->spec[l];

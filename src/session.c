@@ -285,15 +285,14 @@ static lcsm_status check_usable(lcsm_session *s, const void *tokens, int n_new)
     return LCSM_OK;
 }
 
-lcsm_status lcsm_session_prefill(lcsm_session *s, const int32_t *tokens, int len, float *logits)
+/* A chunk of tokens through the parallel forward at the current position. */
+static lcsm_status extend(lcsm_session *s, const int32_t *tokens, int len, float *logits, const char *what)
 {
     lcsm_status st = check_usable(s, tokens, len > 0 ? len : 0);
     if (st != LCSM_OK)
         return st;
     if (len < 1)
-        return FAIL(s, LCSM_ERR_INVALID_ARGUMENT, "prefill: length %d must be >= 1", len);
-    if (s->pos != 0)
-        return FAIL(s, LCSM_ERR_STATE, "prefill: only at position 0 (now %d); reset first", s->pos);
+        return FAIL(s, LCSM_ERR_INVALID_ARGUMENT, "%s: length %d must be >= 1", what, len);
     st = lcsm__check_tokens(s->model, tokens, (size_t)s->opt.batch * len, s->last_error, sizeof s->last_error);
     if (st != LCSM_OK)
         return st;
@@ -304,9 +303,21 @@ lcsm_status lcsm_session_prefill(lcsm_session *s, const int32_t *tokens, int len
         s->broken = 1;
         return RELAY(s, st);
     }
-    s->pos = len;
-    s->origin = len; /* the flash schedule restarts after the prompt */
+    s->pos += len;
+    s->origin = s->pos; /* the flash schedule restarts after the prompt */
     return LCSM_OK;
+}
+
+lcsm_status lcsm_session_prefill(lcsm_session *s, const int32_t *tokens, int len, float *logits)
+{
+    if (s && tokens && s->pos != 0 && !s->broken)
+        return FAIL(s, LCSM_ERR_STATE, "prefill: only at position 0 (now %d); reset first, or extend", s->pos);
+    return extend(s, tokens, len, logits, "prefill");
+}
+
+lcsm_status lcsm_session_extend(lcsm_session *s, const int32_t *tokens, int len, float *logits)
+{
+    return extend(s, tokens, len, logits, "extend");
 }
 
 /* The step's long-convolution work for all layers at once. */

@@ -27,6 +27,10 @@ static const family families[] = {
     {"longconv", "{\"model_type\": \"longconv\", \"d_model\": 20, \"n_layer\": 2, \"d_inner\": 48, "
                  "\"max_seq_len\": 160, \"layer\": {\"_name_\": \"h3-conv\", \"lam\": 0.01, "
                  "\"use_ma_smoothing\": true, \"ma_window_len\": 5}}"},
+    {"stripedhyena", "{\"model_type\": \"stripedhyena\", \"d_model\": 32, \"n_layer\": 2, \"max_seq_len\": 160, "
+                     "\"num_attention_heads\": 4, \"state_size\": 4, \"mlp_activation\": \"gelu\"}"},
+    {"evo2", "{\"model_type\": \"evo2\", \"d_model\": 32, \"n_layer\": 3, \"max_seq_len\": 160, "
+             "\"num_attention_heads\": 4, \"state_size\": 4, \"hcs_filter_groups\": 8, \"hcm_filter_groups\": 4}"},
 };
 
 /* Worst relative error over rows of V logits. */
@@ -97,8 +101,8 @@ static void check_model(lcsm_model *m, const char *tag, uint64_t *rng)
     double e = rows_err(got, ref, 3 * T, V);
     CHECK(e <= TOL, "%s forward: rel err %.3g", tag, e);
     printf("  %-36s forward        B=3 T=%d: %.2e\n", tag, T, e);
-    const lcsm_algo algos[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER};
-    for (int a = 0; a < 3; a++)
+    const lcsm_algo algos[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER, LCSM_ALGO_MODAL};
+    for (int a = 0; a < 4; a++)
         for (int k = 0; k < 2; k++) {
             const int B = shapes[k][0], P = shapes[k][1];
             /* batch 1 decodes sequence 0 of the batch of 3 (the first T rows of ref) */
@@ -217,18 +221,21 @@ int main(void)
                 break;
             printf("backend %s: %s\n", backends[bi], lcsm_backend_description(be));
             for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
-                const lcsm_weight_dtype dts[] = {LCSM_WEIGHTS_F32, LCSM_WEIGHTS_BF16, LCSM_WEIGHTS_F16};
-                for (int d = 0; d < (ti == 0 ? 3 : 1); d++) {
+                const lcsm_weight_dtype dts[] = {LCSM_WEIGHTS_F32, LCSM_WEIGHTS_BF16, LCSM_WEIGHTS_F16,
+                                                 LCSM_WEIGHTS_F32};
+                for (int d = 0; d < (ti == 0 ? 4 : 1); d++) {
                     lcsm_model_options mo;
                     lcsm_model_options_default(&mo);
                     mo.weight_dtype = dts[d];
+                    mo.modal_tiled = d == 3; /* modal filters tiled (for the others: the same model) */
                     lcsm_model *m = NULL;
                     CHECK_OK(lcsm_model_create_random_config(be, families[f].config, tu_next(&rng), &mo, &m));
                     if (!m)
                         continue;
                     char tag[96];
-                    snprintf(tag, sizeof tag, "%s %s thr=%d %s", backends[bi], families[f].name,
-                             lcsm_backend_fft_threshold(be), lcsm_weight_dtype_name(dts[d]));
+                    snprintf(tag, sizeof tag, "%s %s thr=%d %s%s", backends[bi], families[f].name,
+                             lcsm_backend_fft_threshold(be), lcsm_weight_dtype_name(dts[d]),
+                             mo.modal_tiled ? " tiled" : "");
                     check_model(m, tag, &rng);
                     lcsm_model_destroy(m);
                 }

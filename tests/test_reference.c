@@ -5,7 +5,9 @@
  *
  * Checks the parallel forward, and each decoding algorithm with teacher forcing
  * (from position 0, and after a prompt of T/3 tokens), at every position, to
- * 1e-4 relative (max abs difference / max abs logit). The reference computes in
+ * 1e-4 relative (max abs difference / max abs logit); a model with modal
+ * layers again loaded with modal_tiled, so the tiled path of its filters is
+ * checked too. The reference computes in
  * fp32 with FFTs of size 2T; lcsm uses other sizes and orders, so agreement is
  * ~1e-6, not bitwise.
  */
@@ -41,18 +43,36 @@ int main(int argc, char **argv)
 
     const char *backends[8];
     int nb = tu_backends(backends);
-    for (int bi = 0; bi < nb; bi++) {
+    for (int run = 0; run < 2 * nb; run++) {
+        const int bi = run / 2, tiled = run % 2;
         int skip;
         lcsm_backend *be = tu_backend_open(backends[bi], 0, &skip);
         if (skip && nb == 1)
             return 77;
         if (!be)
             continue;
+        lcsm_model_options mo;
+        lcsm_model_options_default(&mo);
+        mo.modal_tiled = tiled;
         lcsm_model *m = NULL;
-        CHECK_OK(lcsm_model_load(be, argv[1], NULL, &m));
+        CHECK_OK(lcsm_model_load(be, argv[1], &mo, &m));
         if (!m) {
             lcsm_backend_destroy(be);
             continue;
+        }
+        if (tiled) { /* only if the model has modal layers (more tiled convolutions now) */
+            lcsm_model *plain = NULL;
+            lcsm_model_info a, b;
+            CHECK_OK(lcsm_model_load(be, argv[1], NULL, &plain));
+            int same = plain && lcsm_model_get_info(plain, &a) == LCSM_OK && lcsm_model_get_info(m, &b) == LCSM_OK &&
+                       a.n_tiled_convs == b.n_tiled_convs;
+            lcsm_model_destroy(plain);
+            if (same) {
+                lcsm_model_destroy(m);
+                lcsm_backend_destroy(be);
+                continue;
+            }
+            printf("%s: modal layers tiled (modal_tiled)\n", backends[bi]);
         }
         lcsm_model_info info;
         CHECK_OK(lcsm_model_get_info(m, &info));
@@ -62,8 +82,8 @@ int main(int argc, char **argv)
         CHECK(e <= TOL, "%s forward: rel err %.3g", backends[bi], e);
         printf("%s forward B=%d T=%d: max rel err %.2e\n", backends[bi], B, T, e);
 
-        const lcsm_algo algos[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER};
-        for (int a = 0; a < 3; a++)
+        const lcsm_algo algos[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER, LCSM_ALGO_MODAL};
+        for (int a = 0; a < 4; a++)
             for (int P = 0; P <= T / 3; P += T / 3 > 0 ? T / 3 : 1) {
                 lcsm_session_options so;
                 lcsm_session_options_default(&so);

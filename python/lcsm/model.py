@@ -214,6 +214,8 @@ def _family_json(arch: str, shape: dict) -> str:
     if "model_type" in cfg:
         raise TypeError("Model.random(): the family is the arch= argument, not a model_type key")
     keys = _FAMILY_KEYS.get(arch)
+    if keys is None and "l_max" in cfg and "max_seq_len" not in cfg:
+        cfg["max_seq_len"] = cfg.pop("l_max")  # every family takes the shared shape keys (lcsm.h)
     if keys is not None:
         top, layer_keys, aliases = keys
         for alias, key in aliases.items():

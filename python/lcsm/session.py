@@ -202,6 +202,23 @@ class Session(Handle):
             check(_capi.lcsm_session_prefill(p, as_i32(ids), ids.shape[1], as_f32(out)), self._message)
         return out
 
+    def extend(self, tokens) -> np.ndarray:
+        """Continues the sequences with a chunk of tokens through the parallel
+        forward at the current position (lcsm_session_extend): chunked prompts
+        give the logits one prompt would.
+
+        Args:
+            tokens: as for :meth:`prefill`.
+
+        Returns:
+            float32 [batch, n_vocab]: the logits after the chunk's last token.
+        """
+        ids = self._rows(tokens, "extend")
+        out = np.empty((self._batch, self._n_vocab), dtype=np.float32)
+        with self._lock, self.use() as p:
+            check(_capi.lcsm_session_extend(p, as_i32(ids), ids.shape[1], as_f32(out)), self._message)
+        return out
+
     def step(self, tokens) -> np.ndarray:
         """Feeds one token per sequence at the current position (lcsm_session_step).
 
