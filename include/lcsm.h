@@ -338,6 +338,27 @@ LCSM_API lcsm_status lcsm_model_forward(lcsm_model *model, const int32_t *tokens
 
 /* --------------------------------------------------------------- tokenizer */
 
+/** The model's own tokenizer: "dna" (HyenaDNA's characters, as lcsm_tokenize),
+ *  "byte" (Evo 1 / Evo 2: ids are the UTF-8 bytes of the text, vocabulary
+ *  512), or "none" (a vocabulary lcsm cannot tokenize, e.g. StripedHyena-7B's
+ *  BPE: pass ids). Static storage. */
+LCSM_API const char *lcsm_model_tokenizer(const lcsm_model *model);
+/** Text to ids with the model's tokenizer: writes at most `cap` ids and sets
+ *  *n_out to the number the text needs. LCSM_ERR_TOKEN_RANGE for a character
+ *  the tokenizer does not have, LCSM_ERR_UNSUPPORTED for "none". */
+LCSM_API lcsm_status lcsm_model_tokenize(const lcsm_model *model, const char *text, int32_t *ids, int cap,
+                                         int *n_out);
+/** Ids to text with the model's tokenizer, NUL-terminated: writes at most `cap`
+ *  bytes (cap >= 1) and sets *len_out to the length the text needs. A byte id
+ *  below 32 (control characters, Evo's end of text 0) prints as a space, one
+ *  from 256 on as the code point it names, as Evo's detokenizer does; a DNA
+ *  special token as its name ("[CLS]"). */
+LCSM_API lcsm_status lcsm_model_detokenize(const lcsm_model *model, const int32_t *ids, int n, char *text, size_t cap,
+                                           size_t *len_out);
+/** The ids of A, C, G and T in the model's tokenizer (what DNA generation samples
+ *  from); LCSM_ERR_UNSUPPORTED for a tokenizer without them. */
+LCSM_API lcsm_status lcsm_model_dna_ids(const lcsm_model *model, int32_t ids[4]);
+
 /** Character tokenizer of HyenaDNA: A C G T N map to 7 8 9 10 11 (either case);
  *  any other character is an error. Writes at most `cap` ids and sets *n_out to
  *  the number of ids the text needs. */
@@ -416,7 +437,12 @@ typedef struct lcsm_sampler_params {
     uint64_t seed;     /* generator seed (default 0); each sequence gets its own stream */
     int token_lo;      /* sample only ids in [token_lo, token_hi); default 0 and */
     int token_hi;      /* 0 = the model's vocab_size (padding ids are never sampled) */
+    const int32_t *allowed; /* NULL (default), or sample only these ids (within the range): */
+    int n_allowed;          /* up to LCSM_MAX_ALLOWED, copied by lcsm_session_set_sampler;
+                               a session with them samples on the host */
 } lcsm_sampler_params;
+
+#define LCSM_MAX_ALLOWED 256
 
 LCSM_API void lcsm_sampler_params_default(lcsm_sampler_params *p);
 

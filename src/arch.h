@@ -201,7 +201,12 @@ struct lcsm_arch {
     void (*device_form)(const lcsm_weights *w, const lcsm_tensor *t, float *out);
     /* The public view of hp (lcsm_model_info.config). */
     void (*public_config)(const lcsm_hparams *hp, lcsm_model_config *cfg);
+    /* The model's tokenizer (LCSM_TOKENIZER_*). */
+    int (*tokenizer)(const lcsm_hparams *hp);
 };
+
+/* Tokenizers a model may have (tokenizer.c). */
+enum { LCSM_TOKENIZER_NONE, LCSM_TOKENIZER_DNA, LCSM_TOKENIZER_BYTE };
 
 extern const lcsm_arch lcsm_arch_hyenadna;
 extern const lcsm_arch lcsm_arch_longconv;

@@ -394,6 +394,12 @@ static lcsm_status filter(const lcsm_weights *w, const lcsm_model_options *opt, 
     return lcsm__filter_materialise(&p, opt->filter_shift, lh, h);
 }
 
+static int tokenizer(const lcsm_hparams *hp)
+{
+    (void)hp;
+    return LCSM_TOKENIZER_DNA;
+}
+
 static const char *const prefixes[] = {"", "model.", "hyena.", "model.hyena.", NULL};
 
 const lcsm_arch lcsm_arch_hyenadna = {
@@ -409,4 +415,5 @@ const lcsm_arch lcsm_arch_hyenadna = {
     .init = init,
     .filter = filter,
     .public_config = public_config,
+    .tokenizer = tokenizer,
 };

@@ -298,6 +298,10 @@ static lcsm_status filter(const lcsm_weights *w, const lcsm_model_options *opt, 
     return LCSM_OK;
 }
 
+/* HyenaDNA's characters when the vocabulary is theirs (safari's language models
+ * used GPT-2's BPE, which lcsm does not tokenize). */
+static int tokenizer(const lcsm_hparams *hp) { return hp->vocab_size == 12 ? LCSM_TOKENIZER_DNA : LCSM_TOKENIZER_NONE; }
+
 static const char *const prefixes[] = {"", "model.", NULL};
 
 const lcsm_arch lcsm_arch_longconv = {
@@ -313,4 +317,5 @@ const lcsm_arch lcsm_arch_longconv = {
     .init = init,
     .filter = filter,
     .public_config = public_config,
+    .tokenizer = tokenizer,
 };

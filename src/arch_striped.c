@@ -425,6 +425,11 @@ void lcsm__striped_public_config(const lcsm_hparams *hp, lcsm_model_config *c)
     c->layer_norm_epsilon = hp->norm_eps;
 }
 
+int lcsm__striped_tokenizer(const lcsm_hparams *hp)
+{
+    return hp->vocab_size >= 256 && hp->vocab_size <= 512 ? LCSM_TOKENIZER_BYTE : LCSM_TOKENIZER_NONE;
+}
+
 lcsm_status lcsm__striped_no_filter(const lcsm_weights *w, const lcsm_model_options *opt, int layer, int stage, int lh,
                                     float *h, float *dbias)
 {

@@ -56,6 +56,9 @@ lcsm_status lcsm__striped_hyena_io(lcsm_weights *w, int l);
 void lcsm__striped_init(const lcsm_hparams *hp, const lcsm_tensor *t, uint64_t *rng, float *out);
 void lcsm__striped_device_form(const lcsm_weights *w, const lcsm_tensor *t, float *out);
 void lcsm__striped_public_config(const lcsm_hparams *hp, lcsm_model_config *c);
+/* Evo's byte-level tokenizer for a vocabulary of 256 to 512 ids; none for
+ * StripedHyena-7B's BPE (32000). */
+int lcsm__striped_tokenizer(const lcsm_hparams *hp);
 /* No family of these materialises filters in its own code (modal ones are
  * generic): refuses. */
 lcsm_status lcsm__striped_no_filter(const lcsm_weights *w, const lcsm_model_options *opt, int layer, int stage, int lh,

@@ -115,4 +115,5 @@ const lcsm_arch lcsm_arch_stripedhyena = {
     .filter = lcsm__striped_no_filter,
     .device_form = lcsm__striped_device_form,
     .public_config = lcsm__striped_public_config,
+    .tokenizer = lcsm__striped_tokenizer,
 };

@@ -28,7 +28,8 @@ struct lcsm_session {
     /* host */
     float *logits_host; /* [B][n_vocab] */
     void *sample_scratch;
-    lcsm_sampler_params sampler;
+    lcsm_sampler_params sampler; /* .allowed points at allowed[] */
+    int32_t allowed[LCSM_MAX_ALLOWED];
     uint64_t draws; /* draws of each sequence's generator since the sampler was set */
     lcsm_session_stats stats;
     char last_error[512];

@@ -46,6 +46,17 @@ static int by_prob_desc(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id; /* ties: smaller id first, deterministic */
 }
 
+/* Whether id i may be sampled: in the allowed set, when there is one. */
+static int allowed(const lcsm_sampler_params *p, int i)
+{
+    if (!p->n_allowed)
+        return 1;
+    for (int k = 0; k < p->n_allowed; k++)
+        if (p->allowed[k] == i)
+            return 1;
+    return 0;
+}
+
 int32_t lcsm__sample(const float *logits, int n, const lcsm_sampler_params *p, uint64_t *rng, void *scratch)
 {
     int lo = p->token_lo > 0 ? p->token_lo : 0;
@@ -53,21 +64,26 @@ int32_t lcsm__sample(const float *logits, int n, const lcsm_sampler_params *p, u
     /* A NaN logit counts as -infinity: never the maximum, probability 0 (so the
      * sort's order stays consistent). */
     float mx = -INFINITY;
-    int32_t best = lo;
+    int32_t best = lo; /* every candidate NaN or -inf: the first allowed id */
+    while (best < hi - 1 && !allowed(p, best))
+        best++;
     for (int i = lo; i < hi; i++)
-        if (logits[i] > mx) {
+        if (allowed(p, i) && logits[i] > mx) {
             mx = logits[i];
             best = i;
         }
     if (p->temperature <= 0.0f)
         return best;
     cand *c = scratch;
-    int m = hi - lo;
+    int m = 0;
     double sum = 0;
-    for (int i = 0; i < m; i++) {
-        c[i].id = lo + i;
-        c[i].p = isnan(logits[lo + i]) || mx == -INFINITY ? 0.0f : expf((logits[lo + i] - mx) / p->temperature);
-        sum += c[i].p;
+    for (int i = lo; i < hi; i++) {
+        if (!allowed(p, i))
+            continue;
+        c[m].id = i;
+        c[m].p = isnan(logits[i]) || mx == -INFINITY ? 0.0f : expf((logits[i] - mx) / p->temperature);
+        sum += c[m].p;
+        m++;
     }
     qsort(c, (size_t)m, sizeof *c, by_prob_desc);
     int keep = p->top_k > 0 && p->top_k < m ? p->top_k : m;

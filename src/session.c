@@ -265,8 +265,25 @@ lcsm_status lcsm_session_set_sampler(lcsm_session *s, const lcsm_sampler_params 
                     "sampler: temperature %g >= 0, top_k %d >= 0, top_p %g in (0, 1], 0 <= token_lo %d < "
                     "token_hi %d <= %d needed",
                     p->temperature, p->top_k, p->top_p, p->token_lo, hi, V);
-    if (p != &s->sampler)
+    if (p->n_allowed < 0 || p->n_allowed > LCSM_MAX_ALLOWED || (p->n_allowed && !p->allowed))
+        return FAIL(s, LCSM_ERR_INVALID_ARGUMENT, "sampler: n_allowed %d must be in [0, %d] with its ids",
+                    p->n_allowed, LCSM_MAX_ALLOWED);
+    int in_range = 0;
+    for (int k = 0; k < p->n_allowed; k++) {
+        if (p->allowed[k] < 0 || p->allowed[k] >= V)
+            return FAIL(s, LCSM_ERR_INVALID_ARGUMENT, "sampler: allowed id %d is outside [0, %d)",
+                        (int)p->allowed[k], V);
+        in_range |= p->allowed[k] >= p->token_lo && p->allowed[k] < hi;
+    }
+    if (p->n_allowed && !in_range)
+        return FAIL(s, LCSM_ERR_INVALID_ARGUMENT, "sampler: no allowed id lies in [%d, %d)", p->token_lo, hi);
+    if (p != &s->sampler) {
+        const int n = p->n_allowed;
+        if (n)
+            memmove(s->allowed, p->allowed, (size_t)n * sizeof *s->allowed);
         s->sampler = *p;
+    }
+    s->sampler.allowed = s->sampler.n_allowed ? s->allowed : NULL;
     s->sampler.token_hi = hi;
     s->draws = 0;
     return LCSM_OK;
@@ -348,7 +365,7 @@ static int samples_on_device(const lcsm_session *s)
 {
     const lcsm_backend *be = s->be;
     const lcsm_sampler_params *p = &s->sampler;
-    return be->ops->sample && be->ops->embed_dev && be->ops->finish &&
+    return be->ops->sample && be->ops->embed_dev && be->ops->finish && !p->n_allowed &&
            (p->temperature <= 0.0f || p->token_hi - p->token_lo <= be->sample_max);
 }
 

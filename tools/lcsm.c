@@ -482,22 +482,22 @@ static lcsm_status open_model(lcsm_backend *be, const char *dir, float shift, lc
     return lcsm_model_create_random(be, &cfg, DEFAULT_MODEL_SEED, &mo, out);
 }
 
-/* Tokenizes `text` into a new array; NULL or "" gives the single token [CLS]
- * (lcsm_generate needs at least one prompt token). Returns 0 or an exit status,
- * the error printed. */
-static int tokenize_prompt(const char *text, int32_t **ids_out, int *n_out)
+/* Tokenizes `text` with the model's tokenizer into a new array; NULL or ""
+ * gives the single token 0 ([CLS], or Evo's end of text: lcsm_generate needs
+ * at least one prompt token). Returns 0 or an exit status, the error printed. */
+static int tokenize_prompt(const lcsm_model *m, const char *text, int32_t **ids_out, int *n_out)
 {
     const bool given = text && *text;
     int n = 1;
     lcsm_status st;
-    if (given && (st = lcsm_tokenize(text, NULL, 0, &n)) != LCSM_OK) /* count first */
+    if (given && (st = lcsm_model_tokenize(m, text, NULL, 0, &n)) != LCSM_OK) /* count first */
         return lib_error(st);
     int32_t *ids = alloc_array((size_t)n, sizeof *ids);
     if (!ids)
         return out_of_memory("prompt tokens");
     if (!given)
         ids[0] = TOKEN_CLS;
-    else if ((st = lcsm_tokenize(text, ids, n, &n)) != LCSM_OK) {
+    else if ((st = lcsm_model_tokenize(m, text, ids, n, &n)) != LCSM_OK) {
         free(ids);
         return lib_error(st);
     }
@@ -506,10 +506,19 @@ static int tokenize_prompt(const char *text, int32_t **ids_out, int *n_out)
     return 0;
 }
 
-static void print_tokens(FILE *f, const int32_t *ids, int n)
+/* Ids as text with the model's tokenizer (as decimal ids when it has none). */
+static void print_tokens(FILE *f, const lcsm_model *m, const int32_t *ids, int n)
 {
-    for (int i = 0; i < n; i++)
-        fputs(lcsm_token_text(ids[i]), f);
+    char buf[4096];
+    size_t len;
+    if (!strcmp(lcsm_model_tokenizer(m), "none")) {
+        for (int i = 0; i < n; i++)
+            fprintf(f, "%s%d", i ? " " : "", (int)ids[i]);
+        return;
+    }
+    for (int i = 0; i < n; i += 256) /* 256 ids take at most 4 bytes each here */
+        if (lcsm_model_detokenize(m, ids + i, n - i < 256 ? n - i : 256, buf, sizeof buf, &len) == LCSM_OK)
+            fputs(buf, f);
 }
 
 /* stdout may be a full disk or a closed pipe; the sequences are the product, so
@@ -559,8 +568,19 @@ static int cmd_generate(const cli_args *a)
     int32_t *prompt1 = NULL, *prompt = NULL, *out = NULL;
     int plen = 0;
 
-    /* The prompt first: a typo in it should not cost a model load. */
-    if ((rc = tokenize_prompt(a->prompt, &prompt1, &plen)) != 0)
+    const double t_load = now_s();
+    if ((st = open_backend(backend_name(a), a->device, a->threads, &be)) != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+    const double backend_s = now_s() - t_load;
+    if ((st = open_model(be, a->model_dir, a->shift, a->weights, &model)) != LCSM_OK) {
+        rc = lib_error(st);
+        goto done;
+    }
+    const double load_s = now_s() - t_load;
+    /* the prompt in the model's own tokenizer */
+    if ((rc = tokenize_prompt(model, a->prompt, &prompt1, &plen)) != 0)
         goto done;
     rc = EXIT_LIB;
     long long want_len = (long long)plen + a->n_predict;
@@ -582,17 +602,6 @@ static int cmd_generate(const cli_args *a)
     for (size_t b = 0; b < B; b++)
         memcpy(prompt + b * (size_t)plen, prompt1, (size_t)plen * sizeof *prompt);
 
-    const double t_load = now_s();
-    if ((st = open_backend(backend_name(a), a->device, a->threads, &be)) != LCSM_OK) {
-        rc = lib_error(st);
-        goto done;
-    }
-    const double backend_s = now_s() - t_load;
-    if ((st = open_model(be, a->model_dir, a->shift, a->weights, &model)) != LCSM_OK) {
-        rc = lib_error(st);
-        goto done;
-    }
-    const double load_s = now_s() - t_load;
     lcsm_model_info mi;
     lcsm_session_options so;
     lcsm_session_options_default(&so);
@@ -606,9 +615,16 @@ static int cmd_generate(const cli_args *a)
     sp.top_p = a->top_p;
     sp.seed = a->seed;
     /* The default model is untrained: left to itself it would also sample special
-     * tokens; keeping to A C G T makes its output read as DNA. */
-    sp.token_lo = a->all_tokens ? 0 : TOKEN_A;
-    sp.token_hi = a->all_tokens ? 0 : TOKEN_T + 1;
+     * tokens; keeping to A C G T makes its output read as DNA (HyenaDNA's are a
+     * range; other tokenizers' an allowed set). */
+    int32_t dna[4];
+    if (!a->all_tokens && !strcmp(lcsm_model_tokenizer(model), "dna")) {
+        sp.token_lo = TOKEN_A;
+        sp.token_hi = TOKEN_T + 1;
+    } else if (!a->all_tokens && lcsm_model_dna_ids(model, dna) == LCSM_OK) {
+        sp.allowed = dna;
+        sp.n_allowed = 4;
+    }
     const double t_sess = now_s();
     if ((st = lcsm_model_get_info(model, &mi)) != LCSM_OK || (st = lcsm_session_create(model, &so, &sess)) != LCSM_OK ||
         (st = lcsm_session_set_sampler(sess, &sp)) != LCSM_OK) {
@@ -627,8 +643,8 @@ static int cmd_generate(const cli_args *a)
 
     for (size_t b = 0; b < B; b++) {
         if (a->prompt && *a->prompt) /* an implicit [CLS] prompt prints as nothing */
-            print_tokens(stdout, prompt1, plen);
-        print_tokens(stdout, out + b * N, a->n_predict);
+            print_tokens(stdout, model, prompt1, plen);
+        print_tokens(stdout, model, out + b * N, a->n_predict);
         fputc('\n', stdout);
     }
     rc = finish_stdout(0);
@@ -832,9 +848,6 @@ static int cmd_score(const cli_args *a)
     int n = 0;
     if (!a->prompt || !*a->prompt)
         return usage_error(NULL, "score: -p TEXT is required");
-    if ((rc = tokenize_prompt(a->prompt, &ids, &n)) != 0)
-        return rc;
-    rc = EXIT_LIB;
     lcsm_model_info mi;
     if ((st = open_backend(backend_name(a), a->device, a->threads, &be)) != LCSM_OK ||
         (st = open_model(be, a->model_dir, 0.05f, a->weights, &model)) != LCSM_OK ||
@@ -842,6 +855,9 @@ static int cmd_score(const cli_args *a)
         rc = lib_error(st);
         goto done;
     }
+    if ((rc = tokenize_prompt(model, a->prompt, &ids, &n)) != 0)
+        goto done;
+    rc = EXIT_LIB;
     const int V = mi.n_vocab, real = mi.config.vocab_size;
     if (!(logits = alloc_array((size_t)n, (size_t)V * sizeof *logits))) {
         rc = out_of_memory("logits");
@@ -862,7 +878,9 @@ static int cmd_score(const cli_args *a)
             sum += exp((double)z[v] - mx);
         const double lp = (double)z[ids[t]] - mx - log(sum);
         total += lp;
-        printf("%-8d %-8s %.6f\n", t, lcsm_token_text(ids[t]), lp);
+        printf("%-8d ", t);
+        print_tokens(stdout, model, ids + t, 1);
+        printf("%*s %.6f\n", 8, "", lp);
     }
     printf("total    %-8d %.6f (%.6f per token)\n", n - 1, total, n > 1 ? total / (n - 1) : 0.0);
     rc = finish_stdout(0);

@@ -227,6 +227,8 @@ _SAMPLER_FIELDS = [
     ("seed", c_uint64),
     ("token_lo", c_int),
     ("token_hi", c_int),
+    ("allowed", POINTER(c_int32)),
+    ("n_allowed", c_int),
 ]
 
 
@@ -337,6 +339,11 @@ lcsm_model_last_error = _proto("lcsm_model_last_error", c_char_p, handle)
 lcsm_model_forward = _proto("lcsm_model_forward", status, handle, P_i32, c_int, c_int, P_f32)
 
 lcsm_tokenize = _proto("lcsm_tokenize", status, c_char_p, P_i32, c_int, P_int)
+lcsm_model_tokenizer = _proto("lcsm_model_tokenizer", c_char_p, handle)
+lcsm_model_tokenize = _proto("lcsm_model_tokenize", status, handle, c_char_p, P_i32, c_int, P_int)
+lcsm_model_detokenize = _proto("lcsm_model_detokenize", status, handle, P_i32, c_int, c_char_p, c_size_t,
+                               POINTER(c_size_t))
+lcsm_model_dna_ids = _proto("lcsm_model_dna_ids", status, handle, P_i32)
 lcsm_token_text = _proto("lcsm_token_text", c_char_p, c_int32)
 
 lcsm_algo_name = _proto("lcsm_algo_name", c_char_p, c_int)

@@ -95,6 +95,7 @@ static int layout(void)
     SIZE(lcsm_sampler_params);
     S(lcsm_sampler_params, temperature); S(lcsm_sampler_params, top_k); S(lcsm_sampler_params, top_p);
     S(lcsm_sampler_params, seed); S(lcsm_sampler_params, token_lo); S(lcsm_sampler_params, token_hi);
+    S(lcsm_sampler_params, allowed); S(lcsm_sampler_params, n_allowed);
     SIZE(lcsm_session_stats);
     S(lcsm_session_stats, prefill_s); S(lcsm_session_stats, mixer_s); S(lcsm_session_stats, tiles_s);
     S(lcsm_session_stats, dense_s); S(lcsm_session_stats, steps); S(lcsm_session_stats, state_bytes);
