@@ -1,8 +1,8 @@
 """lcsm: exact, near-linear-time inference of long convolution sequence models.
 
-Python binding of the lcsm C library (model families: HyenaDNA and safari's
-long convolutions, see :func:`archs`) on CPUs and OpenCL devices, in pure
-Python over ctypes. Every call into the library goes through
+Python binding of the lcsm C library (model families: HyenaDNA, safari's
+long convolutions, StripedHyena and Evo 2, see :func:`archs`) on CPUs and
+OpenCL devices, in pure Python over ctypes. Every call into the library goes through
 :class:`ctypes.CDLL`, which releases the GIL for the duration of the call, so
 other Python threads run while a model computes (and several sessions of one
 model can compute on several threads at once).
@@ -15,6 +15,11 @@ Quick start::
     logits = model.forward("ACGTACGT")           # float32 [1, 8, n_vocab]
     ll = model.score("ACGTACGT")                 # float32 [1, 7] log-likelihoods
     lc = lcsm.Model.random("longconv", seed=1, d_model=32, l_max=256, weights="bf16")
+
+Text goes in and out through each model's own tokenizer
+(:attr:`Model.tokenizer`: HyenaDNA's characters, Evo's UTF-8 bytes, or none);
+the module-level :func:`tokenize`, :func:`detokenize` and :func:`token_text`
+are HyenaDNA's.
 
 The handles (:class:`Backend`, :class:`Model`, :class:`Session`) close on
 ``close()``, at the end of a ``with`` block, or when garbage-collected; using a

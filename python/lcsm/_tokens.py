@@ -15,11 +15,14 @@ CLS = 0
 
 
 def tokenize(text: str) -> np.ndarray:
-    """Token ids of `text` through the library's tokenizer (lcsm_tokenize).
+    """Token ids of `text` through HyenaDNA's character tokenizer (lcsm_tokenize).
 
-    HyenaDNA's character tokenizer today: A C G T N (either case) map to 7 8 9 10
-    11; any other character raises :class:`lcsm.TokenRangeError`.
-    Returns a 1-D int32 array.
+    A C G T N (either case) map to 7 8 9 10 11; any other character raises
+    :class:`lcsm.TokenRangeError`. Returns a 1-D int32 array.
+
+    This is HyenaDNA's tokenizer whatever the model: a model's own tokenizer
+    (Evo's UTF-8 bytes, say) is :meth:`lcsm.Model.tokenize`, which every
+    :class:`lcsm.Model` method taking text uses.
     """
     if not isinstance(text, str):
         raise TypeError("tokenize: text must be a str, not %s" % type(text).__name__)
@@ -34,7 +37,8 @@ def tokenize(text: str) -> np.ndarray:
 
 
 def token_text(token: int) -> str:
-    """Text of one token id ("A", "[CLS]", ...; "?" outside the vocabulary)."""
+    """Text of one HyenaDNA token id ("A", "[CLS]", ...; "?" outside the vocabulary)
+    (lcsm_token_text; a model's own is :meth:`lcsm.Model.token_text`)."""
     t = int(token)
     if not INT32_MIN <= t <= INT32_MAX:
         return "?"
@@ -42,7 +46,8 @@ def token_text(token: int) -> str:
 
 
 def detokenize(ids) -> str:
-    """The text of a sequence of ids: the concatenation of their token texts."""
+    """The text of a sequence of HyenaDNA ids: the concatenation of their token
+    texts (a model's own detokenizer is :meth:`lcsm.Model.detokenize`)."""
     return "".join(token_text(t) for t in np.asarray(ids).ravel().tolist())
 
 
@@ -54,19 +59,28 @@ def as_f32(a: np.ndarray):
     return a.ctypes.data_as(_capi.P_f32)
 
 
-def to_ids(tokens, what: str = "tokens") -> np.ndarray:
+def is_text(tokens) -> bool:
+    """Whether `tokens` is text: a str, or a non-empty list / tuple of str."""
+    return isinstance(tokens, str) or (
+        isinstance(tokens, (list, tuple)) and bool(tokens) and all(isinstance(t, str) for t in tokens))
+
+
+def to_ids(tokens, what: str = "tokens", tokenizer=tokenize) -> np.ndarray:
     """Token ids as a C-contiguous int32 array of the input's shape.
 
-    Accepts a str (through the tokenizer), an int, a sequence of str of one
-    length (one row each), or any array-like of integers. Ids that do not fit
-    an int32 raise TokenRangeError; non-integer input raises TypeError.
+    Accepts a str (through `tokenizer`, a function of a str giving its ids:
+    HyenaDNA's by default, a model's own from :class:`lcsm.Model`), an int, a
+    sequence of str of one length in tokens (one row each), or any array-like
+    of integers. Ids that do not fit an int32 raise TokenRangeError;
+    non-integer input raises TypeError.
     """
     if isinstance(tokens, str):
-        return tokenize(tokens)
-    if isinstance(tokens, (list, tuple)) and tokens and all(isinstance(t, str) for t in tokens):
-        rows = [tokenize(t) for t in tokens]
+        return tokenizer(tokens)
+    if is_text(tokens):
+        rows = [tokenizer(t) for t in tokens]
         if len({len(r) for r in rows}) != 1:
-            raise InvalidArgumentError("%s: the texts of one batch must have one length" % what)
+            raise InvalidArgumentError("%s: the texts of one batch must have one length in tokens (got %s)"
+                                       % (what, ", ".join(str(len(r)) for r in rows)))
         return np.ascontiguousarray(np.stack(rows))
     a = np.asarray(tokens)
     if a.dtype.kind not in "iu":

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _capi
 from ._handle import Handle
-from ._tokens import CLS, as_f32, as_i32, c_int_or_raise, detokenize, to_ids, token_text, tokenize
+from ._tokens import CLS, as_f32, as_i32, c_int_or_raise, is_text, to_ids, tokenize
 from .backend import Backend, resolve
 from .errors import InvalidArgumentError, TokenRangeError, UnsupportedError, check
 
@@ -264,6 +264,9 @@ class Model(Handle):
     owns that backend and closes it with itself. ``close()`` (or leaving a
     ``with`` block, or garbage collection) closes the model's sessions first.
 
+    Text goes in and out through the model's own tokenizer (:attr:`tokenizer`:
+    HyenaDNA's characters, Evo's UTF-8 bytes, or none, when only ids work).
+
     All compute calls go through ctypes, which releases the GIL while the C
     library works, so other Python threads run meanwhile.
     """
@@ -294,6 +297,13 @@ class Model(Handle):
         self._arch = info.arch
         self._config = info.config
         self._n_vocab = info.n_vocab
+        with self.use() as p:
+            self._tokenizer = _capi.text(_capi.lcsm_model_tokenizer(p))
+            self._dna_ids = None
+            if self._tokenizer != "none":  # "none" has no A C G T (and asking would leave an error behind)
+                ids = (ctypes.c_int32 * 4)()
+                if _capi.lcsm_model_dna_ids(p, ids) == 0:
+                    self._dna_ids = tuple(ids)
         return self
 
     @classmethod
@@ -344,7 +354,8 @@ class Model(Handle):
 
     @classmethod
     def random(cls, arch: str = "hyenadna", seed: int = 0, backend="cpu", device=None, threads: int = 0,
-               weights: str = "f32", *, filter_shift=None, defer_spectra: bool = False, **shape) -> "Model":
+               weights: str = "f32", *, filter_shift=None, defer_spectra: bool = False, modal_tiled: bool = False,
+               **shape) -> "Model":
         """A model of family `arch` with deterministic random weights from `seed`.
 
         `arch` is one of :func:`lcsm.archs` ("hyenadna", "longconv"). `shape`
@@ -370,6 +381,7 @@ class Model(Handle):
         An unknown key raises TypeError, an unknown `arch` UnsupportedError.
         `weights`: "f32", "f16" or "bf16" ("auto" is for :meth:`load`: a new
         model has no checkpoint types to keep, InvalidArgumentError).
+        `filter_shift`, `defer_spectra` and `modal_tiled` as for :meth:`load`.
         """
         if not isinstance(arch, str) or arch not in archs():
             raise UnsupportedError("arch=%r is not a model family of this lcsm library (%s)"
@@ -379,7 +391,7 @@ class Model(Handle):
             raise InvalidArgumentError("seed=%d must be in [0, 2**64)" % seed)
         if arch != "hyenadna":
             text = _family_json(arch, shape).encode()
-            opt = _model_options(weights, filter_shift, defer_spectra, new_model=True)
+            opt = _model_options(weights, filter_shift, defer_spectra, new_model=True, modal_tiled=modal_tiled)
             return cls._open(
                 backend, device, threads,
                 lambda bp, out: _capi.lcsm_model_create_random_config(bp, text, seed, ctypes.byref(opt), out),
@@ -397,7 +409,7 @@ class Model(Handle):
                 setattr(cfg, k, float(v))
             else:
                 setattr(cfg, k, _cint(v, k))
-        opt = _model_options(weights, filter_shift, defer_spectra, new_model=True)
+        opt = _model_options(weights, filter_shift, defer_spectra, new_model=True, modal_tiled=modal_tiled)
         return cls._open(
             backend, device, threads,
             lambda bp, out: _capi.lcsm_model_create_random(bp, ctypes.byref(cfg), seed, ctypes.byref(opt), out),
@@ -483,22 +495,105 @@ class Model(Handle):
 
     # ----------------------------------------------------------- tokenizer
 
+    @property
+    def tokenizer(self) -> str:
+        """The model's own tokenizer (lcsm_model_tokenizer), what every method
+        taking or giving text here uses:
+
+        * "dna": HyenaDNA's characters (A C G T N are 7 8 9 10 11, as the
+          module-level :func:`lcsm.tokenize`); HyenaDNA, and long-convolution
+          models of its 12-id vocabulary.
+        * "byte": Evo 1 / Evo 2 (StripedHyena 2) models: ids are the UTF-8
+          bytes of the text (vocabulary 512).
+        * "none": a vocabulary lcsm cannot tokenize (StripedHyena-7B's BPE, say):
+          text input raises :class:`lcsm.UnsupportedError`; pass token ids.
+        """
+        return self._tokenizer
+
+    @property
+    def dna_ids(self):
+        """The ids of A, C, G and T in the model's tokenizer (lcsm_model_dna_ids), a
+        tuple of 4 ints, or None for a tokenizer without them: what
+        :meth:`generate` samples from by default."""
+        return self._dna_ids
+
+    def _no_text(self, what: str):
+        return UnsupportedError(
+            "%s: this %s model's tokenizer is 'none' (its vocabulary of %d ids, e.g. a BPE, is not one lcsm can "
+            "tokenize), so it takes no text: pass token ids instead" % (what, self._arch, self._config.vocab_size))
+
+    def _tokenize(self, text: str, what: str = "tokenize") -> np.ndarray:
+        if not isinstance(text, str):
+            raise TypeError("%s: text must be a str, not %s" % (what, type(text).__name__))
+        if self._tokenizer == "none":
+            raise self._no_text(what)
+        if "\0" in text:
+            if self._tokenizer != "byte":
+                raise TokenRangeError("%s: the text contains a NUL character at offset %d" % (what, text.index("\0")))
+            # Evo's bytes: NUL is id 0, which a C string cannot carry; the pieces between go to the library.
+            parts = [self._tokenize(t, what) for t in text.split("\0")]
+            out = [parts[0]]
+            for part in parts[1:]:
+                out += [np.zeros(1, dtype=np.int32), part]
+            return np.concatenate(out)
+        raw = text.encode("utf-8")
+        n = ctypes.c_int(0)
+        with self.use() as p:
+            check(_capi.lcsm_model_tokenize(p, raw, None, 0, ctypes.byref(n)), self._message)
+            ids = np.zeros(max(n.value, 1), dtype=np.int32)
+            check(_capi.lcsm_model_tokenize(p, raw, as_i32(ids), n.value, ctypes.byref(n)), self._message)
+        return ids[: n.value]
+
+    def _ids(self, tokens, what: str) -> np.ndarray:
+        """Ids of `tokens` (text through the model's tokenizer) in the input's shape."""
+        return to_ids(tokens, what, lambda t: self._tokenize(t, what))
+
     def tokenize(self, text: str) -> np.ndarray:
-        """Token ids of `text` (the library's tokenizer, HyenaDNA's characters, for every family)."""
-        return tokenize(text)
+        """Token ids of `text` with the model's tokenizer (lcsm_model_tokenize; see
+        :attr:`tokenizer`): a 1-D int32 array.
+
+        "dna": A C G T N (either case) are 7 8 9 10 11, any other character
+        raises TokenRangeError. "byte": the text's UTF-8 bytes (a multi-byte
+        character gives several ids; a NUL character id 0). "none" raises
+        UnsupportedError.
+        """
+        return self._tokenize(text, "tokenize")
 
     def detokenize(self, ids) -> str:
-        """Text of token ids (their token texts joined)."""
-        return detokenize(ids)
+        """Text of token ids with the model's tokenizer (lcsm_model_detokenize); the
+        ids are flattened.
+
+        "dna": the ids' token texts joined ("A", "[CLS]", ...). "byte": Evo's
+        rule, each id as one character: an id below 32 (control characters,
+        Evo's end of text 0) as a space, any other as the code point it names
+        (ids from 256 on included). So ASCII text from 32 on comes back as it
+        went in, while a multi-byte character comes back as one character per
+        byte (its bytes read as Latin-1, as Evo prints them);
+        ``bytes(ids).decode("utf-8")`` is the exact inverse of
+        :meth:`tokenize` there. An id outside [0, n_vocab) raises
+        TokenRangeError; "none" raises UnsupportedError.
+        """
+        a = to_ids(ids, "detokenize").ravel()
+        if self._tokenizer == "none":
+            raise self._no_text("detokenize")
+        n = c_int_or_raise(a.shape[0], "length")
+        length = ctypes.c_size_t(0)
+        with self.use() as p:
+            buf = ctypes.create_string_buffer(1)  # the length first, then the text
+            check(_capi.lcsm_model_detokenize(p, as_i32(a), n, buf, 1, ctypes.byref(length)), self._message)
+            buf = ctypes.create_string_buffer(length.value + 1)
+            check(_capi.lcsm_model_detokenize(p, as_i32(a), n, buf, length.value + 1, ctypes.byref(length)),
+                  self._message)
+        return buf.raw[: length.value].decode("utf-8", "replace")
 
     def token_text(self, token: int) -> str:
-        """Text of one token id."""
-        return token_text(token)
+        """Text of one token id with the model's tokenizer (:meth:`detokenize` of it)."""
+        return self.detokenize([token])
 
     # ------------------------------------------------------------- forward
 
     def _batch_tokens(self, tokens, what: str) -> np.ndarray:
-        ids = to_ids(tokens, what)
+        ids = self._ids(tokens, what)
         if ids.ndim == 1:
             ids = ids.reshape(1, -1)
         if ids.ndim != 2:
@@ -511,8 +606,9 @@ class Model(Handle):
         """All logits of whole sequences through the parallel (FFT) forward (lcsm_model_forward).
 
         Args:
-            tokens: a str (through the tokenizer), a 1-D array-like of ids (one
-                sequence) or a 2-D one ([batch, len]).
+            tokens: a str (through the model's tokenizer, :attr:`tokenizer`), a
+                list of str of one length in tokens (one sequence each), a 1-D
+                array-like of ids (one sequence) or a 2-D one ([batch, len]).
 
         Returns:
             float32 array [batch, len, n_vocab]: the logits after each position
@@ -566,13 +662,13 @@ class Model(Handle):
     def _prompt(self, prompt, batch: int):
         """(ids [B, P], text, flat): the prompt rows, whether text goes in and out,
         and whether the result is one sequence (not a list / 2-D array)."""
-        text = prompt is None or isinstance(prompt, str) or (
-            isinstance(prompt, (list, tuple)) and bool(prompt) and all(isinstance(p, str) for p in prompt)
-        )
+        text = prompt is None or is_text(prompt)
+        if text and self._tokenizer == "none":
+            raise self._no_text("generate")  # text in, text out: neither exists for this vocabulary
         if prompt is None or (isinstance(prompt, str) and not prompt):
-            ids = np.array([CLS], dtype=np.int32)  # the CLI's empty prompt: [CLS]
+            ids = np.array([CLS], dtype=np.int32)  # the CLI's empty prompt: id 0 ([CLS], Evo's end of text)
         else:
-            ids = to_ids(prompt, "prompt")
+            ids = self._ids(prompt, "prompt")
             if ids.size == 0:
                 ids = np.array([CLS], dtype=np.int32)
         batch = _cint(batch, "batch")
@@ -606,22 +702,28 @@ class Model(Handle):
         """Generates `n` new tokens per sequence after `prompt` (lcsm_generate).
 
         Args:
-            prompt: a str (through the tokenizer; "" or None: the single token
-                [CLS], as the CLI does), a list of str of one length (one sequence
-                each), or ids (1-D: one prompt; 2-D: [batch, len]).
+            prompt: a str (through the model's tokenizer, :attr:`tokenizer`; ""
+                or None: the single id 0, [CLS] or Evo's end of text, as the CLI
+                does), a list of str of one length in tokens (one sequence each),
+                or ids (1-D: one prompt; 2-D: [batch, len]). A model whose
+                tokenizer is "none" takes ids only (text raises UnsupportedError).
             n: new tokens per sequence.
             temperature: 0 = greedy; top_k (0 = all), top_p (1 = all): the sampler.
             seed: the sampler's seed (each sequence gets its own stream).
             batch: sequences generated together; a 1-D prompt is repeated.
             algo: "flash", "lazy", "eager" or "modal".
-            all_tokens: sample from the whole vocabulary; by default only A, C, G,
-                T are sampled, like the CLI.
+            all_tokens: sample from the whole vocabulary. By default only A, C,
+                G, T are sampled, as the CLI does: the id range 7..10 of a "dna"
+                tokenizer (token_lo/token_hi), Evo's bytes of the letters
+                (:attr:`dna_ids`, as the sampler's allowed set) for "byte", and
+                every id for a tokenizer without the letters ("none").
             stream: return an iterator over the tokens as they come (see :meth:`stream`).
             max_len: the session's length; default prompt + n (at most l_max), as the CLI.
 
         Returns:
-            For a text prompt the generated text (without the prompt): a str, or a
-            list of str for batch > 1 or a list of prompts. For an id prompt an
+            For a text prompt the generated text (without the prompt; through
+            :meth:`detokenize`): a str, or a list of str for batch > 1 or a list
+            of prompts. For an id prompt an
             int32 array: [n] for a 1-D prompt and batch 1, else [batch, n].
         """
         if stream:
@@ -629,11 +731,11 @@ class Model(Handle):
                                batch=batch, algo=algo, all_tokens=all_tokens, max_len=max_len)
         ids, text, flat = self._prompt(prompt, batch)
         n = c_int_or_raise(int(n), "n")
-        sampler = _sampler_args(temperature, top_k, top_p, seed, all_tokens)
+        sampler = self._sampler_args(temperature, top_k, top_p, seed, all_tokens)
         with self._gen_session(ids, n, algo, max_len, sampler) as s:
             out = s.generate(ids, n)
         if text:
-            rows = [detokenize(r) for r in out]
+            rows = [self.detokenize(r) for r in out]
             return rows[0] if flat else rows
         return out[0] if flat else out
 
@@ -645,15 +747,29 @@ class Model(Handle):
         token), each next one from one lcsm_session_step_sample fed the previous
         one: lcsm.h documents lcsm_generate(n) as exactly that sequence, so the
         tokens are those :meth:`generate` returns with the same arguments. Yields a str
-        (text prompt) or an int (id prompt) per step for one sequence, a list of
+        (text prompt: the token's :meth:`token_text`; the pieces join to
+        generate's text) or an int (id prompt) per step for one sequence, a list of
         str / an int32 array [batch] for several. The session is closed when the
         iterator is exhausted, closed or garbage-collected.
         """
         ids, text, flat = self._prompt(prompt, batch)
         n = c_int_or_raise(int(n), "n")
-        sampler = _sampler_args(temperature, top_k, top_p, seed, all_tokens)
+        sampler = self._sampler_args(temperature, top_k, top_p, seed, all_tokens)
         s = self._gen_session(ids, n, algo, max_len, sampler)
-        return _stream(s, ids, n, text, flat)
+        return _stream(self, s, ids, n, text, flat)
+
+    def _sampler_args(self, temperature, top_k, top_p, seed, all_tokens) -> dict:
+        """The sampler of generate / stream: by default A C G T only, as the CLI
+        (tools/lcsm.c): HyenaDNA's id range, else the tokenizer's ids of the
+        letters as an allowed set, else (no letters) every id."""
+        args = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        if not all_tokens:
+            if self._tokenizer == "dna":
+                lo, hi = acgt_range()
+                args.update(token_lo=lo, token_hi=hi)
+            elif self._dna_ids is not None:
+                args.update(allowed=self._dna_ids)
+        return args
 
     def __repr__(self) -> str:
         if self.closed:
@@ -663,7 +779,7 @@ class Model(Handle):
             self._arch, c.d_model, c.n_layer, c.l_max, self._n_vocab, self._backend.name)
 
 
-def _stream(s, ids, n, text, flat):
+def _stream(model, s, ids, n, text, flat):
     # lcsm.h: lcsm_generate(n) is exactly lcsm_generate(1) followed by n - 1
     # lcsm_session_step_sample calls, each fed the previous token (the
     # generators' draw counts carry on), so this yields generate()'s tokens.
@@ -676,21 +792,14 @@ def _stream(s, ids, n, text, flat):
             if i:
                 cur = s.step_sample(cur)
             if text:
-                pieces = [token_text(t) for t in cur.tolist()]
+                pieces = [model.token_text(t) for t in cur.tolist()]
                 yield pieces[0] if flat else pieces
             else:
                 yield int(cur[0]) if flat else cur.copy()
 
 
-def _sampler_args(temperature, top_k, top_p, seed, all_tokens) -> dict:
-    args = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    if not all_tokens:
-        lo, hi = acgt_range()
-        args.update(token_lo=lo, token_hi=hi)
-    return args
-
-
 def acgt_range() -> tuple:
-    """[lo, hi) of the ids of A, C, G, T (what the CLI samples by default): (7, 11) today."""
+    """[lo, hi) of HyenaDNA's ids of A, C, G, T (what the CLI samples by default
+    for a "dna" tokenizer): (7, 11)."""
     a, t = tokenize("AT").tolist()
     return a, t + 1

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _capi
 from ._handle import Handle
-from ._tokens import as_f32, as_i32, c_int_or_raise, to_ids
+from ._tokens import INT32_MAX, INT32_MIN, as_f32, as_i32, c_int_or_raise
 from .errors import InvalidArgumentError, check
 
 ALGOS = ("flash", "lazy", "eager", "modal")
@@ -32,7 +32,10 @@ class SessionStats:
 
 @dataclass(frozen=True)
 class Sampler:
-    """A session's sampler (lcsm_sampler_params); token_hi 0 = the model's vocab_size."""
+    """A session's sampler (lcsm_sampler_params); token_hi 0 = the model's
+    vocab_size; allowed None = no allowed set, else the tuple of ids sampled
+    (within [token_lo, token_hi)). ``Session.set_sampler(**dataclasses.asdict(s))``
+    sets it again."""
 
     temperature: float = 1.0
     top_k: int = 0
@@ -40,6 +43,7 @@ class Sampler:
     seed: int = 0
     token_lo: int = 0
     token_hi: int = 0
+    allowed: tuple | None = None
 
 
 class Session(Handle):
@@ -55,6 +59,9 @@ class Session(Handle):
     The sampler starts as the library's default (temperature 1, the whole real
     vocabulary); :meth:`lcsm.Model.generate` restricts it to A, C, G, T unless
     ``all_tokens=True``.
+
+    Text (a str prompt or token) goes through the model's tokenizer
+    (:attr:`lcsm.Model.tokenizer`).
     """
 
     _kind = "session"
@@ -82,6 +89,7 @@ class Session(Handle):
         self._algo = algo
         self._n_vocab = model.n_vocab
         self._sampler = Sampler()
+        self._allowed = None  # the int32 array the sampler's `allowed` points at (see set_sampler)
 
     def _destroy(self, ptr) -> None:
         _capi.lcsm_session_destroy(ptr)
@@ -145,16 +153,26 @@ class Session(Handle):
             check(_capi.lcsm_session_reset(p), self._message)
 
     def set_sampler(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
-                    token_lo: int = 0, token_hi: int = 0) -> None:
+                    token_lo: int = 0, token_hi: int = 0, allowed=None) -> None:
         """Sets the sampler and reseeds its generators (lcsm_session_set_sampler).
 
         temperature 0 = greedy; top_k 0 = all ids; top_p 1 = all; ids sampled
-        from [token_lo, token_hi), token_hi 0 = the model's vocab_size. Bad values
-        raise InvalidArgumentError with the library's message.
+        from [token_lo, token_hi), token_hi 0 = the model's vocab_size.
+        `allowed`: None (default) for every id of the range, or a sequence of
+        ids, up to 256 (LCSM_MAX_ALLOWED), to sample only those (the ones
+        within the range; e.g. ``model.dna_ids`` for A C G T): each must lie in
+        [0, vocab_size) and at least one in the range. A session with an allowed
+        set samples on the host. The library copies the ids during the call
+        (lcsm.h); the session also keeps its own int32 copy, the array the C
+        struct pointed at, for as long as that sampler is set. Bad values raise
+        InvalidArgumentError with the library's message; an empty `allowed`,
+        which the C struct cannot express (n_allowed 0 means no set), is
+        refused here with the same class.
         """
         seed = int(seed)
         if not 0 <= seed < 2**64:
             raise InvalidArgumentError("sampler: seed %d must be in [0, 2**64)" % seed)
+        ids = None if allowed is None else _allowed_ids(allowed)
         p = _capi.SamplerParams()
         _capi.lcsm_sampler_params_default(ctypes.byref(p))
         p.temperature = float(temperature)
@@ -163,13 +181,18 @@ class Session(Handle):
         p.seed = seed
         p.token_lo = _arg_int(token_lo, "token_lo")
         p.token_hi = _arg_int(token_hi, "token_hi")
+        if ids is not None:
+            p.allowed = as_i32(ids)
+            p.n_allowed = _arg_int(ids.shape[0], "len(allowed)")
         with self._lock, self.use() as h:
             check(_capi.lcsm_session_set_sampler(h, ctypes.byref(p)), self._message)
-            self._sampler = Sampler(p.temperature, p.top_k, p.top_p, p.seed, p.token_lo, p.token_hi)
+            self._allowed = ids
+            self._sampler = Sampler(p.temperature, p.top_k, p.top_p, p.seed, p.token_lo, p.token_hi,
+                                    None if ids is None else tuple(ids.tolist()))
 
     def _rows(self, tokens, what: str) -> np.ndarray:
         """A prompt as [batch, len]: 2-D as given, 1-D / str repeated for every sequence."""
-        ids = to_ids(tokens, what)
+        ids = self._model._ids(tokens, what)
         if ids.ndim == 1:
             ids = np.tile(ids, (self._batch, 1))
         if ids.ndim != 2 or ids.shape[0] != self._batch:
@@ -180,7 +203,7 @@ class Session(Handle):
 
     def _column(self, tokens, what: str) -> np.ndarray:
         """One token per sequence: [batch] (an int or a 1-character str for batch 1)."""
-        ids = to_ids(tokens, what).reshape(-1)
+        ids = self._model._ids(tokens, what).reshape(-1)
         if ids.shape[0] != self._batch:
             raise InvalidArgumentError("%s: expected one token per sequence (%d), got %d"
                                        % (what, self._batch, ids.shape[0]))
@@ -256,6 +279,24 @@ class Session(Handle):
             return "<lcsm.Session closed>"
         return "<lcsm.Session batch=%d max_len=%d algo=%s position=%d>" % (
             self._batch, self._max_len, self._algo, self.position)
+
+
+def _allowed_ids(allowed) -> np.ndarray:
+    """The sampler's allowed set as a fresh C-contiguous int32 array."""
+    if isinstance(allowed, (str, bytes)):
+        raise TypeError("sampler: allowed= takes token ids, not %s" % type(allowed).__name__)
+    a = np.asarray(allowed)
+    if a.ndim != 1:
+        raise InvalidArgumentError("sampler: allowed= must be a 1-D sequence of ids, got shape %s" % (a.shape,))
+    if a.size == 0:
+        raise InvalidArgumentError("sampler: allowed= is empty, so no id could be sampled "
+                                   "(allowed=None samples every id of the range)")
+    if a.dtype.kind not in "iu":
+        raise TypeError("sampler: allowed ids must be integers (got dtype %s)" % a.dtype)
+    lo, hi = int(a.min()), int(a.max())
+    if lo < INT32_MIN or hi > INT32_MAX:  # the library's own check would refuse them: its class
+        raise InvalidArgumentError("sampler: allowed id %d is outside the vocabulary" % (lo if lo < INT32_MIN else hi))
+    return np.array(a, dtype=np.int32, order="C")
 
 
 def _arg_int(value, name: str) -> int:
