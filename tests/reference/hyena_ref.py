@@ -128,19 +128,61 @@ def positional_embedding(l_max, emb_dim):
     return z.float(), t.float()
 
 
-def build_params(a):
-    """Returns an ordered list of (name, fp32 tensor, on-disk dtype tag)."""
+def randn(*shape, scale=1.0):
+    """Every random draw of a reference model goes through torch's global RNG."""
+    return torch.randn(*shape) * scale
+
+
+def linear_w(out_f, in_f, scale=None):
+    """~N(0, 1/fan_in) by default: keeps activations O(1) through the stack."""
+    return randn(out_f, in_f, scale=in_f ** -0.5 if scale is None else scale)
+
+
+def hyena_mixer_params(add, a, i, m):
+    """The Hyena operator's tensors of layer i, names under prefix m
+    ("layers.{i}.mixer."), drawn in a fixed order."""
     D, Fo, E, L = a.d_model, a.filter_order, a.emb_dim, a.l_max
+    add(m + "in_proj.weight", linear_w(3 * D, D))
+    add(m + "in_proj.bias", randn(3 * D, scale=0.02))
+    # BF16 on disk to exercise the C bf16 decoder
+    add(m + "out_proj.weight", linear_w(D, D), "BF16")
+    add(m + "out_proj.bias", randn(D, scale=0.02))
+    add(m + "short_filter.weight", randn(3 * D, 1, 3, scale=0.5))
+    add(m + "short_filter.bias", randn(3 * D, scale=0.1))
+    # per-channel skip ("D" term of the long convolution), O(1) so that
+    # both the skip and the convolution contribute
+    add(m + "filter_fn.bias", randn(D))
+    z, t = positional_embedding(L, E)
+    add(m + "filter_fn.pos_emb.z", z)
+    add(m + "filter_fn.pos_emb.t", t)
+    # implicit filter MLP: Linear(E,Fo) Sin [Linear(Fo,Fo) Sin]*n Linear(Fo,D,no bias)
+    # The first layer uses scale 1.0 (not 1/sqrt(E)) so sin() sees
+    # arguments of order 1-2 and is genuinely nonlinear.
+    f = m + "filter_fn.implicit_filter."
+    add(f + "0.weight", linear_w(Fo, E, scale=1.0))
+    add(f + "0.bias", randn(Fo, scale=0.02))
+    add(f + "1.freq", 1 + randn(1, Fo, scale=0.1))   # shared by every Sin
+    for k in range(1, a.num_inner_mlps + 1):
+        add(f + "%d.weight" % (2 * k), linear_w(Fo, Fo))
+        add(f + "%d.bias" % (2 * k), randn(Fo, scale=0.02))
+    add(f + "%d.weight" % (2 * (a.num_inner_mlps + 1)), linear_w(D, Fo))
+    # ExponentialModulation(fast_decay_pct=0.3, slow_decay_pct=1.5, target=1e-2)
+    max_decay = math.log(1e-2) / 0.3
+    min_decay = math.log(1e-2) / 1.5
+    add(m + "filter_fn.modulation.deltas",
+        torch.linspace(min_decay, max_decay, D)[None, None])
+
+
+def build_params(a, mixer_params=hyena_mixer_params):
+    """Returns an ordered list of (name, fp32 tensor, on-disk dtype tag).
+
+    mixer_params(add, a, i, prefix) adds layer i's mixer tensors (default: the
+    Hyena operator); the rest of the block (norm1, norm2, MLP), the embedding
+    and ln_f are the same for every safari-style LM family."""
+    D = a.d_model
     V = padded_vocab()
     torch.manual_seed(a.seed)        # every random draw below comes from this
     P = a.prefix + "backbone."
-
-    def randn(*shape, scale=1.0):
-        return torch.randn(*shape) * scale
-
-    def linear_w(out_f, in_f, scale=None):
-        # ~N(0, 1/fan_in): keeps activations O(1) through the stack
-        return randn(out_f, in_f, scale=in_f ** -0.5 if scale is None else scale)
 
     params = []
 
@@ -152,35 +194,7 @@ def build_params(a):
         p = "layers.%d." % i
         add(p + "norm1.weight", 1 + randn(D, scale=0.1))
         add(p + "norm1.bias", randn(D, scale=0.1))
-        add(p + "mixer.in_proj.weight", linear_w(3 * D, D))
-        add(p + "mixer.in_proj.bias", randn(3 * D, scale=0.02))
-        # BF16 on disk to exercise the C bf16 decoder
-        add(p + "mixer.out_proj.weight", linear_w(D, D), "BF16")
-        add(p + "mixer.out_proj.bias", randn(D, scale=0.02))
-        add(p + "mixer.short_filter.weight", randn(3 * D, 1, 3, scale=0.5))
-        add(p + "mixer.short_filter.bias", randn(3 * D, scale=0.1))
-        # per-channel skip ("D" term of the long convolution), O(1) so that
-        # both the skip and the convolution contribute
-        add(p + "mixer.filter_fn.bias", randn(D))
-        z, t = positional_embedding(L, E)
-        add(p + "mixer.filter_fn.pos_emb.z", z)
-        add(p + "mixer.filter_fn.pos_emb.t", t)
-        # implicit filter MLP: Linear(E,Fo) Sin [Linear(Fo,Fo) Sin]*n Linear(Fo,D,no bias)
-        # The first layer uses scale 1.0 (not 1/sqrt(E)) so sin() sees
-        # arguments of order 1-2 and is genuinely nonlinear.
-        f = p + "mixer.filter_fn.implicit_filter."
-        add(f + "0.weight", linear_w(Fo, E, scale=1.0))
-        add(f + "0.bias", randn(Fo, scale=0.02))
-        add(f + "1.freq", 1 + randn(1, Fo, scale=0.1))   # shared by every Sin
-        for k in range(1, a.num_inner_mlps + 1):
-            add(f + "%d.weight" % (2 * k), linear_w(Fo, Fo))
-            add(f + "%d.bias" % (2 * k), randn(Fo, scale=0.02))
-        add(f + "%d.weight" % (2 * (a.num_inner_mlps + 1)), linear_w(D, Fo))
-        # ExponentialModulation(fast_decay_pct=0.3, slow_decay_pct=1.5, target=1e-2)
-        max_decay = math.log(1e-2) / 0.3
-        min_decay = math.log(1e-2) / 1.5
-        add(p + "mixer.filter_fn.modulation.deltas",
-            torch.linspace(min_decay, max_decay, D)[None, None])
+        mixer_params(add, a, i, p + "mixer.")
         add(p + "norm2.weight", 1 + randn(D, scale=0.1))
         add(p + "norm2.bias", randn(D, scale=0.1))
         # F16 on disk to exercise the C fp16 decoder
@@ -262,15 +276,21 @@ def hyena_operator(W, pfx, h, cfg, conv, stats=None):
     return F.linear(y, W[pfx + "out_proj.weight"], W[pfx + "out_proj.bias"])
 
 
-def forward(W, tokens, cfg, conv=causal_conv_fft, stats=None):
-    """tokens (B, T) int64 -> logits (B, T, V_padded). Dtype follows W."""
+def forward(W, tokens, cfg, conv=causal_conv_fft, stats=None, mixer=None):
+    """tokens (B, T) int64 -> logits (B, T, V_padded). Dtype follows W.
+
+    mixer(i, W, prefix, h) -> (B, T, D) is layer i's mixer on the normed
+    stream h (default: the Hyena operator with `conv`)."""
     P = cfg.prefix + "backbone."
     emb = W[P + "embeddings.word_embeddings.weight"]
     r = emb[tokens]                                  # residual stream (B,T,D)
     for i in range(cfg.n_layer):
         p = P + "layers.%d." % i
         h = layer_norm(r, W[p + "norm1.weight"], W[p + "norm1.bias"])
-        r = r + hyena_operator(W, p + "mixer.", h, cfg, conv, stats)
+        if mixer is None:
+            r = r + hyena_operator(W, p + "mixer.", h, cfg, conv, stats)
+        else:
+            r = r + mixer(i, W, p + "mixer.", h)
         h = layer_norm(r, W[p + "norm2.weight"], W[p + "norm2.bias"])
         h = F.linear(h, W[p + "mlp.fc1.weight"], W[p + "mlp.fc1.bias"])
         h = F.gelu(h, approximate="tanh")
