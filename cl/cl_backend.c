@@ -9,6 +9,7 @@
 #include "cl_cache.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,14 @@ static const char *const kernel_names[K_PROF_COUNT] = {
     [K_FFT_MAC] = "fft_mac",
     [K_FFT_SCATTER] = "fft_scatter",
     [K_SAMPLE] = "sample",
+    [K_ATTN_ROPE] = "attn_rope",
+    [K_ATTN_STORE] = "attn_store",
+    [K_ATTN_STORE_F16] = "attn_store_f16",
+    [K_ATTN_STORE_BF16] = "attn_store_bf16",
+    [K_ATTN_PART] = "attn_part",
+    [K_ATTN_PART_F16] = "attn_part_f16",
+    [K_ATTN_PART_BF16] = "attn_part_bf16",
+    [K_ATTN_COMBINE] = "attn_combine",
     [K_PROF_FFT] = "fft",
 };
 
@@ -289,7 +298,7 @@ static void cl_destroy(lcsm_backend *be)
     for (int i = 0; i < cb->n_plans; i++)
         clfft_plan_destroy(cb->plans[i]);
     lcsm__free(cb->plans);
-    cl_scratch *sc[] = {&cb->fft_real, &cb->fft_cplx, &cb->fft_spec, &cb->lazy_part, &cb->modal_state};
+    cl_scratch *sc[] = {&cb->fft_real, &cb->fft_cplx, &cb->fft_spec, &cb->lazy_part, &cb->modal_state, &cb->attn_part};
     for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++)
         clb_release(cb, sc[i]->mem);
     clb_release(cb, cb->dummy);
@@ -321,6 +330,8 @@ static int cl_supports(const lcsm_backend *be, lcsm_op op, int v)
     case LCSM_OP_HYENA: return v >= 1 && v <= LCSM_MAX_STAGES;
     case LCSM_OP_MODAL: return 1;
     case LCSM_OP_FIR: return v >= 1 && v <= LCSM_MAX_FIR;
+    case LCSM_OP_ATTN: return v == LCSM_DT_F32 || v == LCSM_DT_F16 || v == LCSM_DT_BF16;
+    case LCSM_OP_ATTN_HEAD: return v >= 2 && v <= CL_ATTN_MAX_HD && v % 2 == 0;
     default: return 0;
     }
 }
@@ -349,6 +360,7 @@ static const lcsm_backend_ops cl_ops = {
     .modal_seq = cl_modal_seq,
     .fir_seq = cl_fir_seq,
     .hyena_step = cl_hyena_step,
+    .attn = cl_attn,
     .block_direct = cl_block_direct,
     .tile_fft = cl_tile_fft,
     .filters_create = cl_filters_create,
@@ -609,6 +621,17 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
             return LCSM_FAIL_BE(&cb->base, LCSM_ERR_INVALID_ARGUMENT,
                                 "LCSM_CL_FFT_MAX=%s is not a power of two in [4, %d]", cap, CL_FFT_MAX_N);
         cb->fft_max_n = v;
+    }
+    /* a decode step's attention splits its positions in spans of at least this
+     * many (a CPU device has few cores and runs unsplit) */
+    cb->attn_min_span = cb->is_cpu_device ? INT_MAX : 512;
+    const char *span = getenv("LCSM_CL_ATTN_SPAN"); /* tests: exercise the split path with short prompts */
+    if (span && *span) {
+        int v = atoi(span);
+        if (v < 1)
+            return LCSM_FAIL_BE(&cb->base, LCSM_ERR_INVALID_ARGUMENT, "LCSM_CL_ATTN_SPAN=%s is not a positive count",
+                                span);
+        cb->attn_min_span = v;
     }
     if ((st = clb_mem(cb, 64, "placeholder", &cb->dummy)) != LCSM_OK)
         return st;

@@ -26,7 +26,9 @@ typedef enum clk_id {
     K_EMBED, K_EMBED_F16, K_EMBED_BF16, K_GEMV, K_GEMV_F16, K_GEMV_BF16, K_GEMM, K_GEMM_F16, K_GEMM_BF16,
     K_NORM, K_GLU, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_MUL_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL, K_MODAL_SEQ, K_FIR_SEQ,
     K_FIR_RING_SEQ,
-    K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_SAMPLE, K_COUNT,
+    K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_SAMPLE,
+    K_ATTN_ROPE, K_ATTN_STORE, K_ATTN_STORE_F16, K_ATTN_STORE_BF16, K_ATTN_PART, K_ATTN_PART_F16, K_ATTN_PART_BF16,
+    K_ATTN_COMBINE, K_COUNT,
     K_PROF_FFT = K_COUNT, /* VkFFT's launches, timed between two markers */
     K_PROF_COUNT
 } clk_id;
@@ -58,13 +60,14 @@ typedef struct cl_backend {
     cl_ulong max_alloc, global_mem;
     size_t fft_budget;  /* bytes of FFT scratch one convolution may use */
     int fft_max_n;      /* largest FFT (CL_FFT_MAX_N, or less for tests) */
+    int attn_min_span;  /* positions per split of a decode step's attention (cl_attn.c) */
     pthread_mutex_t lock; /* kernels' arguments, scratch and plans: one op at a time */
     cl_mem dummy;         /* bound where an optional buffer is absent */
     cl_mem ids;           /* token ids of embed */
     size_t ids_cap;
     int32_t *ids_host;    /* staging: stays valid until the write completes */
     cl_event ids_event;
-    cl_scratch fft_real, fft_cplx, fft_spec, lazy_part, modal_state;
+    cl_scratch fft_real, fft_cplx, fft_spec, lazy_part, modal_state, attn_part;
     clfft_plan **plans; /* cache keyed by (n, batch) */
     int n_plans;
     /* Kernel profiling (lcsm_backend_options.profile): launches whose events are
@@ -166,6 +169,10 @@ lcsm_status cl_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int pos0, int B, i
                        lcsm_seq y);
 lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                           const lcsm_hyena_step_args *a);
+
+/* cl_attn.c: causal softmax attention (attn.cl; ATTN_MAX_HD there) */
+#define CL_ATTN_MAX_HD 256
+lcsm_status cl_attn(lcsm_backend *be, const lcsm_attn_args *a);
 
 /* cl_sample.c: sampling on the device */
 #define CL_SAMPLE_MAX 2048 /* SAMPLE_MAX of sample.cl */

@@ -9,16 +9,6 @@
  * limits -DMAX_SHORT, -DMAX_STREAMS, -DMAX_STAGES (src/backend.h).
  */
 
-/* One weight element, and four from element k on, as floats: per type. */
-#define LOAD1_f32(p, k) ((p)[k])
-#define LOAD4_f32(p, k) vload4(0, (p) + (k))
-#define LOAD1_f16(p, k) vload_half(0, (p) + (k))
-#define LOAD4_f16(p, k) vload_half4(0, (p) + (k))
-#define LOAD1_bf16(p, k) as_float((uint)(p)[k] << 16)
-#define LOAD4_bf16(p, k) as_float4(convert_uint4(vload4(0, (p) + (k))) << 16)
-#define WTYPE_f32 float
-#define WTYPE_f16 half
-#define WTYPE_bf16 ushort
 
 /* Sum of v over the work-group (size WG, a power of two). */
 static float wg_sum(float v, __local float *red)

@@ -132,10 +132,15 @@ lcsm_status cpu_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_c
                            const lcsm_hyena_step_args *a);
 lcsm_status cpu_modal_seq(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state, int B, int len, int D, lcsm_seq a,
                           lcsm_seq y);
+#define CPU_ATTN_MAX_HD 1024 /* widest head (even) */
+lcsm_status cpu_attn(lcsm_backend *be, const lcsm_attn_args *a);
 lcsm_status cpu_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int pos0, int B, int len, int D, lcsm_seq a,
                         lcsm_seq y);
 
 /* cpu_half.c: half-precision weights */
+/* f16 -> f32 without F16C: rebias the exponent; subnormals through a float
+ * subtraction; Inf and NaN keep an all-ones exponent. */
+float cpu_f16_to_f32(uint16_t h);
 /* Picks the conversion routine for this CPU. */
 void cpu_half_init(cpu_backend *cb);
 /* Per-thread blocks of CPU_WBLOCK_FLOATS floats (64 KiB, cache-resident) for

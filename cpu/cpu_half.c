@@ -18,9 +18,7 @@
 #define CPU_HALF_X86 1
 #endif
 
-/* f16 -> f32 without F16C: rebias the exponent; subnormals through a float
- * subtraction; Inf and NaN keep an all-ones exponent. */
-static inline float f16_to_f32(uint16_t h)
+float cpu_f16_to_f32(uint16_t h)
 {
     uint32_t o = ((uint32_t)h & 0x7fffu) << 13, exp = o & (0x7c00u << 13);
     o += (uint32_t)(127 - 15) << 23;
@@ -49,7 +47,7 @@ static void half_to_f32_c(const uint16_t *src, size_t n, int bf16, float *dst)
             d[i] = (uint32_t)src[i] << 16;
     } else {
         for (size_t i = 0; i < n; i++)
-            dst[i] = f16_to_f32(src[i]);
+            dst[i] = cpu_f16_to_f32(src[i]);
     }
 }
 

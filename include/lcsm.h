@@ -308,7 +308,8 @@ typedef struct lcsm_model_info {
     size_t dense_bytes_f32;   /* the same with f32 matrices, and */
     size_t dense_bytes_f16;   /* with f16 or bf16 matrices */
     size_t state_bytes_per_token; /* session state per position of one sequence
-                                     (history + accumulator of every tiled conv) */
+                                     (history + accumulator of every tiled conv,
+                                     attention's K and V at kv_dtype auto) */
 } lcsm_model_info;
 
 LCSM_API lcsm_status lcsm_model_get_info(const lcsm_model *model, lcsm_model_info *info);
@@ -316,8 +317,9 @@ LCSM_API lcsm_status lcsm_model_get_info(const lcsm_model *model, lcsm_model_inf
 /** What one layer is (lcsm_model_get_layer): kinds as short names. */
 typedef struct lcsm_layer_info {
     char norm[16];   /* "layernorm", "rmsnorm", "rmsnorm-sh" */
-    char mixer[16];  /* "hyena" */
-    char filter[64]; /* per stage, comma-separated: "implicit", "explicit" */
+    char mixer[16];  /* "hyena", "attention" */
+    char filter[64]; /* per stage, comma-separated: "implicit", "explicit", "modal(N)", "modal-real(N)",
+                        "fir(taps)"; attention: "H heads, Hkv kv, hd wide[, rotary]" */
     char mlp[16];    /* "none", "plain", "gated" */
     char act[16];    /* the MLP's activation: "gelu-tanh", "gelu", "silu", "none" */
     int n_stage;     /* long convolutions in the mixer's chain */
@@ -390,6 +392,11 @@ typedef struct lcsm_session_options {
     int batch;      /* sequences generated together, 1 to 65536 (default 1) */
     int max_len;    /* prompt + generated tokens, <= l_max; 0 = l_max (default) */
     lcsm_algo algo; /* default LCSM_ALGO_FLASH */
+    /* Storage of attention layers' K and V caches: LCSM_WEIGHTS_AUTO (default)
+     * keeps each layer's weight type (f16/bf16 caches halve the memory per
+     * token; scores and sums stay f32), or LCSM_WEIGHTS_F32/F16/BF16 for all.
+     * lcsm_model_forward keeps f32 caches. */
+    lcsm_weight_dtype kv_dtype;
 } lcsm_session_options;
 
 LCSM_API void lcsm_session_options_default(lcsm_session_options *opt);

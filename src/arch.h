@@ -54,7 +54,7 @@ typedef struct lcsm_hparams {
 
 /* ---- layers */
 
-typedef enum lcsm_mixer_kind { LCSM_MIXER_HYENA = 0, LCSM_MIXER_COUNT } lcsm_mixer_kind;
+typedef enum lcsm_mixer_kind { LCSM_MIXER_HYENA = 0, LCSM_MIXER_ATTN = 1, LCSM_MIXER_COUNT } lcsm_mixer_kind;
 typedef enum lcsm_filter_kind {
     LCSM_FILTER_IMPLICIT = 0,   /* HyenaDNA's filter MLP, materialised at load and tiled */
     LCSM_FILTER_EXPLICIT = 1,   /* stored taps over the whole length (longconv), tiled */
@@ -85,6 +85,10 @@ typedef struct lcsm_layer_spec {
     int streams, short_taps, short_bias, in_bias, out_bias;
     int n_stage;
     lcsm_stage_spec stage[LCSM_MAX_STAGES];
+    /* attention: heads, kv heads (grouped queries), head width, rotary embedding
+     * (base 0: none); the input projection is q | k | v, in_bias / out_bias */
+    int n_heads, n_kv_heads, head_dim;
+    float rope_base, rope_scale;
     /* MLP */
     lcsm_mlp_kind mlp;
     lcsm_act act;

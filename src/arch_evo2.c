@@ -70,9 +70,13 @@ static lcsm_status read_config(const cJSON *root, int strict, lcsm_hparams *hp, 
         st = lcsm__striped_layer_list(root, lists[i].key, lists[i].kind, 1, hp, &present, err, cap);
         any |= present;
     }
-    if (st == LCSM_OK && !any && !strict) /* a random model: hcs, hcm, hcl repeating */
-        for (int l = 0; l < hp->n_layer; l++)
-            hp->layer_kind[l] = (unsigned char)(LK_HCS + l % 3);
+    /* a random model: with no list, Evo 2's stripes of seven (hcs hcm hcl
+     * attention hcs hcm hcl: attention at layers 3, 10, 17, ...); the layers
+     * the lists leave out hcs, hcm, hcl repeating */
+    static const unsigned char stripe[7] = {LK_HCS, LK_HCM, LK_HCL, LK_ATTN, LK_HCS, LK_HCM, LK_HCL};
+    for (int l = 0; st == LCSM_OK && !strict && l < hp->n_layer; l++)
+        if (hp->layer_kind[l] == LK_NONE)
+            hp->layer_kind[l] = any ? (unsigned char)(LK_HCS + l % 3) : stripe[l % 7];
     return st;
 }
 
@@ -84,7 +88,9 @@ static lcsm_status write_config(const lcsm_hparams *hp, cJSON *o)
 static void layers(const lcsm_hparams *hp, lcsm_layer_spec *spec)
 {
     for (int l = 0; l < hp->n_layer; l++)
-        spec[l] = lcsm__striped_hyena_spec(hp, l, hp->layer_kind[l] == LK_HCL ? LCSM_FILTER_MODAL_REAL : LCSM_FILTER_FIR);
+        spec[l] = hp->layer_kind[l] == LK_ATTN ? lcsm__striped_attn_spec(hp, l)
+                  : lcsm__striped_hyena_spec(hp, l, hp->layer_kind[l] == LK_HCL ? LCSM_FILTER_MODAL_REAL
+                                                                                : LCSM_FILTER_FIR);
 }
 
 #define ADD(layer, role, flags, init, ...)                                                                   \
@@ -103,7 +109,13 @@ static lcsm_status tensors(lcsm_weights *w)
     lcsm_status st = lcsm__striped_globals(w);
     for (int l = 0; l < hp->n_layer && st == LCSM_OK; l++) {
         const int kind = hp->layer_kind[l];
-        if ((st = lcsm__striped_block(w, l)) != LCSM_OK || (st = lcsm__striped_hyena_io(w, l)) != LCSM_OK)
+        if ((st = lcsm__striped_block(w, l)) != LCSM_OK)
+            break;
+        if (kind == LK_ATTN) {
+            st = lcsm__striped_attn_io(w, l);
+            continue;
+        }
+        if ((st = lcsm__striped_hyena_io(w, l)) != LCSM_OK)
             break;
         if (kind == LK_HCL) {
             {

@@ -138,6 +138,9 @@ lcsm_status lcsm__striped_read(const cJSON *root, int strict, int evo2, lcsm_hpa
     hp->rms = flash_rms ? LCSM_NORM_RMS : LCSM_NORM_RMS_SH;
     hp->norm_kind = hp->rms;
     hp->rope_scale = interp ? hp->rope_scale : 1.0f;
+    if (evo2 && hp->column_split_attn && proj_groups != 1)
+        return ERR(LCSM_ERR_UNSUPPORTED, "config: column_split attention with proj_groups %d (vortex needs 1)",
+                   proj_groups);
     if (hp->n_heads < 1 || hp->d_model % hp->n_heads || hp->n_heads % proj_groups)
         return ERR(LCSM_ERR_FORMAT, "config: num_attention_heads %d must divide hidden_size %d, proj_groups %d divide it",
                    hp->n_heads, hp->d_model, proj_groups);
@@ -189,8 +192,11 @@ lcsm_status lcsm__striped_write(const lcsm_hparams *hp, int evo2, cJSON *o)
              cJSON_AddNumberToObject(o, "rotary_emb_base", hp->rope_base) &&
              cJSON_AddBoolToObject(o, "use_interpolated_rotary_pos_emb", hp->rope_scale != 1.0f) &&
              cJSON_AddNumberToObject(o, "rotary_emb_scaling_factor", hp->rope_scale) &&
-             cJSON_AddBoolToObject(o, "qkv_proj_bias", evo2 ? hp->in_bias : hp->qkv_bias) &&
              cJSON_AddBoolToObject(o, "mha_out_proj_bias", hp->attn_out_bias);
+    /* Evo 2's one key sets both biases; absent, Wqkv has one and the Hyena
+     * projections none (read above) */
+    if (ok && (!evo2 || hp->in_bias == hp->qkv_bias))
+        ok = cJSON_AddBoolToObject(o, "qkv_proj_bias", hp->qkv_bias) != NULL;
     if (ok && evo2)
         ok = cJSON_AddBoolToObject(o, "interleave", hp->interleave) &&
              cJSON_AddBoolToObject(o, "hyena_flip_x1x2", hp->flip_x1x2) &&
@@ -220,8 +226,6 @@ lcsm_status lcsm__striped_check(const lcsm_hparams *hp, char *err, size_t cap)
     for (int l = 0; l < hp->n_layer; l++) {
         if (hp->layer_kind[l] == LK_NONE)
             return ERR(LCSM_ERR_FORMAT, "config: layer %d is in no layer list", l);
-        if (hp->layer_kind[l] == LK_ATTN)
-            return ERR(LCSM_ERR_UNSUPPORTED, "config: layer %d is an attention layer (not supported yet)", l);
         if (hp->layer_kind[l] == LK_HCS || hp->layer_kind[l] == LK_HCM) {
             const int k = hp->layer_kind[l] == LK_HCM, G = hp->fir_groups[k];
             if (hp->fir_len[k] < 1 || hp->fir_len[k] > LCSM_MAX_FIR || G < 1 || hp->d_model % G)
@@ -252,6 +256,24 @@ lcsm_layer_spec lcsm__striped_hyena_spec(const lcsm_hparams *hp, int l, lcsm_fil
     if (filter == LCSM_FILTER_FIR)
         s.stage[0].fir_len = hp->fir_len[hp->layer_kind[l] == LK_HCM];
     return s;
+}
+
+lcsm_layer_spec lcsm__striped_attn_spec(const lcsm_hparams *hp, int l)
+{
+    return (lcsm_layer_spec){
+        .norm = hp->rms,
+        .mixer = LCSM_MIXER_ATTN,
+        .in_bias = hp->qkv_bias,
+        .out_bias = hp->attn_out_bias,
+        .n_heads = hp->n_heads,
+        .n_kv_heads = hp->n_kv_heads,
+        .head_dim = hp->d_model / hp->n_heads,
+        .rope_base = hp->rope_base,
+        .rope_scale = hp->rope_scale,
+        .mlp = LCSM_MLP_GATED,
+        .act = hp->act_first_layer_only && l > 0 ? LCSM_ACT_NONE : hp->mlp_act,
+        .d_inner = hp->d_inner,
+    };
 }
 
 #define ADD(layer, role, flags, init, ...)                                                                   \
@@ -338,6 +360,33 @@ lcsm_status lcsm__striped_hyena_io(lcsm_weights *w, int l)
     return LCSM_OK;
 }
 
+lcsm_status lcsm__striped_attn_io(lcsm_weights *w, int l)
+{
+    const lcsm_hparams *hp = &w->hp;
+    const int64_t D = hp->d_model, hd = D / hp->n_heads, QKV = (hp->n_heads + 2 * (int64_t)hp->n_kv_heads) * hd;
+    const int map = hp->column_split_attn ? MAP_QKV : 0;
+    lcsm_tensor *t;
+    {
+        SHAPE(QKV, D);
+        ADD(l, LCSM_R_IN_W, LCSM_T_MATRIX, LCSM_I_LINEAR, "blocks.%d.inner_mha_cls.Wqkv.weight", l);
+        t->map = map;
+    }
+    if (hp->qkv_bias) {
+        SHAPE(QKV);
+        ADD(l, LCSM_R_IN_B, 0, LCSM_I_BIAS, "blocks.%d.inner_mha_cls.Wqkv.bias", l);
+        t->map = map;
+    }
+    {
+        SHAPE(D, D);
+        ADD(l, LCSM_R_OUT_W, LCSM_T_MATRIX, LCSM_I_LINEAR, "blocks.%d.inner_mha_cls.out_proj.weight", l);
+    }
+    if (hp->attn_out_bias) {
+        SHAPE(D);
+        ADD(l, LCSM_R_OUT_B, 0, LCSM_I_BIAS, "blocks.%d.inner_mha_cls.out_proj.bias", l);
+    }
+    return LCSM_OK;
+}
+
 /* The row of the stored 3D projection that becomes row `dst` = s*D + j of the
  * streams [x2 | x1 | v]: interleaved (vortex: [z[0::3] | z[1::3] | z[2::3]]
  * first), then per head ([x2 | x1 | v] of hd each) or in thirds, then x1 and
@@ -376,6 +425,15 @@ void lcsm__striped_device_form(const lcsm_weights *w, const lcsm_tensor *t, floa
         for (size_t i = 0; i < t->numel; i++)
             out[i] = expf(t->data[i]);
         break;
+    case MAP_QKV: { /* vortex: flash row j*D + h*hd + d is stored row h*3hd + j*hd + d */
+        const size_t rows = (size_t)t->shape[0], len = t->numel / rows;
+        const int D = hp->d_model, hd = D / hp->n_heads;
+        for (size_t r = 0; r < rows; r++) {
+            const int j = (int)r / D, h = ((int)r % D) / hd, d = (int)r % hd;
+            memcpy(out + r * len, t->data + (size_t)(h * 3 * hd + j * hd + d) * len, len * sizeof *out);
+        }
+        break;
+    }
     }
 }
 

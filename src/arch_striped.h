@@ -19,6 +19,7 @@ enum {
     MAP_STREAMS = 1, /* rows of the 3D projection (weight, bias, short conv) into [x2 | x1 | v] */
     MAP_FIR,         /* Evo 2 filter.h (G, 1, L): one row per channel, tap 0 on the current input */
     MAP_EXP,         /* Evo 2 log_poles: p = exp(log p) */
+    MAP_QKV,         /* Evo 2 Wqkv stored per head [q_h | k_h | v_h] into [q | k | v] */
 };
 
 /* Random initialisation rules of both families. */
@@ -44,14 +45,19 @@ lcsm_status lcsm__striped_write(const lcsm_hparams *hp, int evo2, cJSON *o);
 /* Checks the shape and the options lcsm runs. */
 lcsm_status lcsm__striped_check(const lcsm_hparams *hp, char *err, size_t cap);
 
-/* The layer spec of a Hyena layer whose single stage is `filter`. */
+/* The layer spec of a Hyena layer whose single stage is `filter`, and of an
+ * attention layer. */
 lcsm_layer_spec lcsm__striped_hyena_spec(const lcsm_hparams *hp, int layer, lcsm_filter_kind filter);
+lcsm_layer_spec lcsm__striped_attn_spec(const lcsm_hparams *hp, int layer);
 /* Tensors: the globals (embedding, unembed when untied, final norm) and, per
  * layer, the norms and the gated MLP; and a Hyena layer's projection, short
  * conv and out_filter_dense. */
 lcsm_status lcsm__striped_globals(lcsm_weights *w);
 lcsm_status lcsm__striped_block(lcsm_weights *w, int l);
 lcsm_status lcsm__striped_hyena_io(lcsm_weights *w, int l);
+/* An attention layer's Wqkv and out_proj (flash_attn MHA as inner_mha_cls;
+ * the stored rotary inv_freq is not read: lcsm computes it in f32 from the base). */
+lcsm_status lcsm__striped_attn_io(lcsm_weights *w, int l);
 
 void lcsm__striped_init(const lcsm_hparams *hp, const lcsm_tensor *t, uint64_t *rng, float *out);
 void lcsm__striped_device_form(const lcsm_weights *w, const lcsm_tensor *t, float *out);

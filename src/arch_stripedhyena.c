@@ -52,8 +52,11 @@ static lcsm_status read_config(const cJSON *root, int strict, lcsm_hparams *hp, 
         st = lcsm__striped_layer_list(root, "attn_layer_idxs", LK_ATTN, 1, hp, &has_attn, err, cap);
     if (st == LCSM_OK)
         st = lcsm__striped_layer_list(root, "hyena_layer_idxs", LK_HYENA, 1, hp, &has_hyena, err, cap);
-    if (st == LCSM_OK && !has_hyena && !has_attn && !strict) /* a random model: every layer Hyena */
-        memset(hp->layer_kind, LK_HYENA, (size_t)hp->n_layer);
+    /* a random model: the unlisted layers Hyena; with no list at all, SH-7B's
+     * stripes (attention at layers 8, 16, 24, ...) */
+    for (int l = 0; st == LCSM_OK && !strict && l < hp->n_layer; l++)
+        if (hp->layer_kind[l] == LK_NONE)
+            hp->layer_kind[l] = !has_hyena && !has_attn && l > 0 && l % 8 == 0 ? LK_ATTN : LK_HYENA;
     return st;
 }
 
@@ -65,7 +68,8 @@ static lcsm_status write_config(const lcsm_hparams *hp, cJSON *o)
 static void layers(const lcsm_hparams *hp, lcsm_layer_spec *spec)
 {
     for (int l = 0; l < hp->n_layer; l++)
-        spec[l] = lcsm__striped_hyena_spec(hp, l, LCSM_FILTER_MODAL);
+        spec[l] = hp->layer_kind[l] == LK_ATTN ? lcsm__striped_attn_spec(hp, l)
+                                               : lcsm__striped_hyena_spec(hp, l, LCSM_FILTER_MODAL);
 }
 
 #define ADD(layer, role, flags, init, ...)                                                                   \
@@ -82,7 +86,13 @@ static lcsm_status tensors(lcsm_weights *w)
     lcsm_tensor *t;
     lcsm_status st = lcsm__striped_globals(w);
     for (int l = 0; l < w->hp.n_layer && st == LCSM_OK; l++) {
-        if ((st = lcsm__striped_block(w, l)) != LCSM_OK || (st = lcsm__striped_hyena_io(w, l)) != LCSM_OK)
+        if ((st = lcsm__striped_block(w, l)) != LCSM_OK)
+            break;
+        if (w->hp.layer_kind[l] == LK_ATTN) {
+            st = lcsm__striped_attn_io(w, l);
+            continue;
+        }
+        if ((st = lcsm__striped_hyena_io(w, l)) != LCSM_OK)
             break;
         {
             SHAPE(D, S, 1, 2); /* complex [re, im] */

@@ -51,6 +51,12 @@ static inline size_t lcsm_dtype_size(lcsm_dtype dt)
     return dt == LCSM_DT_F16 || dt == LCSM_DT_BF16 ? 2 : dt == LCSM_DT_C64 ? 8 : 4;
 }
 
+static inline const char *lcsm_dtype_name(int dt)
+{
+    static const char *const names[LCSM_DT_COUNT] = {"f32", "f16", "bf16", "i32", "c64"};
+    return (unsigned)dt < LCSM_DT_COUNT ? names[dt] : "?";
+}
+
 /* Weights and the activations of a step start at multiples of LCSM_ALIGN_BYTES
  * of their buffers, so device kernels may read their rows as aligned vectors
  * when the row length allows. LCSM_ALIGN is the same in f32 elements. */
@@ -217,6 +223,21 @@ typedef struct lcsm_hyena_step_args {
     lcsm_mix_mode mode;
 } lcsm_hyena_step_args;
 
+/* Causal softmax attention over rows of one chunk (decode: len 1) at positions
+ * pos0 .. pos0+len-1 of each sequence. qkv [B*len][(H + 2 Hkv) hd] holds each
+ * row's q (H heads), k and v (Hkv heads), head-major; q and k are rotated in
+ * place (rotary embedding over the whole head, half split: pairs (j, j + hd/2),
+ * angle (pos / rope_scale) * rope_base^(-2j/hd), no rotation when rope_base is
+ * 0); k and v go into the caches [B][L][Hkv][hd] (f32, f16 or bf16) at their
+ * positions; then out [B*len][H hd] = softmax(q k^T / sqrt(hd)) v over the
+ * positions up to each row's, query head h reading kv head h / (H / Hkv). */
+typedef struct lcsm_attn_args {
+    lcsm_ref qkv, k_cache, v_cache, out;
+    int H, Hkv, hd;
+    float rope_base, rope_scale;
+    int B, len, pos0, L;
+} lcsm_attn_args;
+
 /* What a model may need of a backend (supports): an op kind and its variant. */
 typedef enum lcsm_op {
     LCSM_OP_NORM,       /* variant: lcsm_norm_kind */
@@ -227,6 +248,8 @@ typedef enum lcsm_op {
     LCSM_OP_HYENA,      /* variant: stages */
     LCSM_OP_MODAL,      /* variant: 1 complex poles, 0 real */
     LCSM_OP_FIR,        /* variant: taps */
+    LCSM_OP_ATTN,       /* variant: the caches' lcsm_dtype */
+    LCSM_OP_ATTN_HEAD,  /* variant: head width */
     LCSM_OP_COUNT
 } lcsm_op;
 
@@ -293,6 +316,9 @@ typedef struct lcsm_backend_ops {
      * the ring. */
     lcsm_status (*fir_seq)(lcsm_backend *be, const lcsm_fir *fir, int pos0, int B, int len, int D, lcsm_seq a,
                            lcsm_seq y);
+
+    /* ---- attention (decode steps and chunks alike) */
+    lcsm_status (*attn)(lcsm_backend *be, const lcsm_attn_args *a);
 
     /* ---- Hyena operator, one decode step */
     lcsm_status (*hyena_step)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,

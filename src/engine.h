@@ -17,10 +17,11 @@ struct lcsm_session {
     /* hist, acc (not lazy), and the per-layer states + activations: three
      * allocations, so that long sessions stay within a device's largest single
      * buffer. */
-    lcsm_buf *bufs[3];
+    lcsm_buf *bufs[4]; /* hist, acc, states + activations, KV caches */
     lcsm_ref hist, acc;
     lcsm_ref *conv_state; /* [n_layer]: [B][K-1][S*D] short-conv inputs (buf NULL: none) */
     lcsm_ref (*stage_state)[LCSM_MAX_STAGES]; /* [n_layer]: a modal stage's [B][D][N], a FIR's ring [B][len][D] */
+    lcsm_ref (*kv)[2]; /* [n_layer]: an attention layer's K and V caches [B][L][Hkv][hd] */
     size_t states_floats; /* of the third buffer, before the activations */
     lcsm_ref r, xn, u, y, work, hid, hid2, logits;
     lcsm_ref ids; /* [B] int32: sampled ids kept on the device (backends with sample) */
@@ -38,6 +39,20 @@ struct lcsm_session {
 /* Widths of a model's activations: the input projection and MLP hidden (u),
  * a gated MLP's gate output (hid2, 0 if none), over every layer. */
 void lcsm__model_widths(const lcsm_model *m, size_t *u_width, size_t *hid_width, size_t *hid2_width);
+
+/* Elements of one cache (K or V) of attention layer s for B sequences of L positions. */
+static inline size_t lcsm__kv_elems(const lcsm_layer_spec *s, int B, int L)
+{
+    return (size_t)B * (size_t)L * (size_t)s->n_kv_heads * (size_t)s->head_dim;
+}
+
+/* The attention op's arguments for a chunk of len rows at pos0 of layer l. */
+static inline lcsm_attn_args lcsm__attn_args(const lcsm_layer_spec *s, lcsm_ref qkv, lcsm_ref kc, lcsm_ref vc,
+                                             lcsm_ref out, int B, int len, int pos0, int L)
+{
+    return (lcsm_attn_args){qkv, kc, vc, out, s->n_heads, s->n_kv_heads, s->head_dim, s->rope_base, s->rope_scale,
+                            B, len, pos0, L};
+}
 
 /* How stage sg runs with G tiled groups (a session's geom.G; the model's
  * n_tiled for a forward without session). */

@@ -1,5 +1,5 @@
 /* Model handles: load, random creation, save, upload to the backend, filters. */
-#include "internal.h"
+#include "engine.h"
 #include "schedule.h"
 #include "weights.h"
 
@@ -46,16 +46,17 @@ static const char *op_name(lcsm_op op, int v, char *buf, size_t cap)
 {
     static const char *const norms[] = {"layernorm", "rmsnorm", "rmsnorm (StripedHyena)"};
     static const char *const acts[] = {"none", "gelu (tanh)", "gelu", "silu"};
-    static const char *const dts[] = {"f32", "f16", "bf16", "i32", "c64"};
     switch (op) {
     case LCSM_OP_NORM: snprintf(buf, cap, "norm %s", (unsigned)v < 3 ? norms[v] : "?"); break;
     case LCSM_OP_ACT: snprintf(buf, cap, "activation %s", (unsigned)v < 4 ? acts[v] : "?"); break;
-    case LCSM_OP_WEIGHTS: snprintf(buf, cap, "%s weights", (unsigned)v < 5 ? dts[v] : "?"); break;
+    case LCSM_OP_WEIGHTS: snprintf(buf, cap, "%s weights", lcsm_dtype_name(v)); break;
     case LCSM_OP_GLU: snprintf(buf, cap, "gated MLP"); break;
     case LCSM_OP_SHORT_CONV: snprintf(buf, cap, "short conv of %d taps", v); break;
     case LCSM_OP_HYENA: snprintf(buf, cap, "Hyena step of %d stages", v); break;
     case LCSM_OP_MODAL: snprintf(buf, cap, "modal recurrence (%s poles)", v ? "complex" : "real"); break;
     case LCSM_OP_FIR: snprintf(buf, cap, "FIR filter of %d taps", v); break;
+    case LCSM_OP_ATTN: snprintf(buf, cap, "attention with %s caches", lcsm_dtype_name(v)); break;
+    case LCSM_OP_ATTN_HEAD: snprintf(buf, cap, "attention heads of width %d", v); break;
     default: snprintf(buf, cap, "op %d", (int)op); break;
     }
     return buf;
@@ -84,6 +85,8 @@ static lcsm_status check_supported(lcsm_model *m)
             break;
         if (s->mlp == LCSM_MLP_GATED && (st = need(m, l, LCSM_OP_GLU, 0)) != LCSM_OK)
             break;
+        if (s->mixer == LCSM_MIXER_ATTN && (st = need(m, l, LCSM_OP_ATTN, (int)m->w[l][LCSM_R_IN_W].dt)) == LCSM_OK)
+            st = need(m, l, LCSM_OP_ATTN_HEAD, s->head_dim);
         if (s->mixer == LCSM_MIXER_HYENA) {
             if (s->short_taps && (st = need(m, l, LCSM_OP_SHORT_CONV, s->short_taps)) != LCSM_OK)
                 break;
@@ -531,8 +534,13 @@ lcsm_status lcsm_model_get_info(const lcsm_model *m, lcsm_model_info *info)
     info->dense_bytes = weights_bytes_as(m->host, -1);
     info->dense_bytes_f32 = weights_bytes_as(m->host, LCSM_DT_F32);
     info->dense_bytes_f16 = weights_bytes_as(m->host, LCSM_DT_F16);
-    /* per position of one sequence: history + accumulator of every tiled convolution */
+    /* per position of one sequence: history + accumulator of every tiled
+     * convolution, and the K and V of every attention layer */
     info->state_bytes_per_token = (size_t)m->n_tiled * (size_t)m->hp.d_model * 2 * sizeof(float);
+    for (int l = 0; l < m->hp.n_layer; l++)
+        if (m->spec[l].mixer == LCSM_MIXER_ATTN)
+            info->state_bytes_per_token +=
+                lcsm__kv_elems(&m->spec[l], 1, 1) * 2 * lcsm_dtype_size(m->w[l][LCSM_R_IN_W].dt);
     return LCSM_OK;
 }
 
@@ -543,7 +551,7 @@ lcsm_status lcsm_model_get_layer(const lcsm_model *m, int layer, lcsm_layer_info
                           LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_get_layer: NULL argument or layer %d outside [0, %d)",
                           layer, m ? m->hp.n_layer : 0);
     static const char *const norms[] = {"layernorm", "rmsnorm", "rmsnorm-sh"};
-    static const char *const mixers[] = {"hyena"};
+    static const char *const mixers[] = {"hyena", "attention"};
     static const char *const filters[] = {"implicit", "explicit", "modal", "modal-real", "fir"};
     static const char *const mlps[] = {"none", "plain", "gated"};
     static const char *const acts[] = {"none", "gelu-tanh", "gelu", "silu"};
@@ -563,6 +571,9 @@ lcsm_status lcsm_model_get_layer(const lcsm_model *m, int layer, lcsm_layer_info
     }
     snprintf(info->mlp, sizeof info->mlp, "%s", mlps[s->mlp]);
     snprintf(info->act, sizeof info->act, "%s", acts[s->act]);
+    if (s->mixer == LCSM_MIXER_ATTN)
+        snprintf(info->filter, sizeof info->filter, "%d heads, %d kv, %d wide%s", s->n_heads, s->n_kv_heads,
+                 s->head_dim, s->rope_base > 0 ? ", rotary" : "");
     info->n_stage = s->n_stage;
     info->streams = s->streams;
     info->short_taps = s->short_taps;

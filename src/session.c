@@ -23,6 +23,18 @@ void lcsm_session_options_default(lcsm_session_options *opt)
     memset(opt, 0, sizeof *opt);
     opt->batch = 1;
     opt->algo = LCSM_ALGO_FLASH;
+    opt->kv_dtype = LCSM_WEIGHTS_AUTO;
+}
+
+/* The type of layer l's K and V caches under the session's kv_dtype. */
+static lcsm_dtype kv_dtype(const lcsm_model *m, int l, lcsm_weight_dtype kd)
+{
+    switch (kd) {
+    case LCSM_WEIGHTS_F16: return LCSM_DT_F16;
+    case LCSM_WEIGHTS_BF16: return LCSM_DT_BF16;
+    case LCSM_WEIGHTS_F32: return LCSM_DT_F32;
+    default: return m->w[l][LCSM_R_IN_W].dt;
+    }
 }
 
 const char *lcsm_algo_name(lcsm_algo a)
@@ -55,7 +67,9 @@ void lcsm__model_widths(const lcsm_model *m, size_t *u_width, size_t *hid_width,
     for (int l = 0; l < m->hp.n_layer; l++) {
         const lcsm_layer_spec *sp = &m->spec[l];
         const size_t di = (size_t)sp->d_inner, up = sp->mlp == LCSM_MLP_GATED ? 2 * di : sp->mlp ? di : 0;
-        u = (size_t)sp->streams * D > u ? (size_t)sp->streams * D : u;
+        const size_t in = sp->mixer == LCSM_MIXER_ATTN ? (size_t)(sp->n_heads + 2 * sp->n_kv_heads) * sp->head_dim
+                                                       : (size_t)sp->streams * D;
+        u = in > u ? in : u;
         hid = up > hid ? up : hid;
         hid2 = sp->mlp == LCSM_MLP_GATED && di > hid2 ? di : hid2;
     }
@@ -86,6 +100,14 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     if (opt.max_len > m->hp.l_max)
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_LENGTH,
                           "lcsm_session_create: max_len %d exceeds the model's l_max %d", opt.max_len, m->hp.l_max);
+    if ((unsigned)opt.kv_dtype > LCSM_WEIGHTS_AUTO)
+        return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_INVALID_ARGUMENT,
+                          "lcsm_session_create: kv_dtype %d is not an lcsm_weight_dtype", (int)opt.kv_dtype);
+    for (int l = 0; l < m->hp.n_layer; l++)
+        if (m->spec[l].mixer == LCSM_MIXER_ATTN && !m->be->ops->supports(m->be, LCSM_OP_ATTN, kv_dtype(m, l, opt.kv_dtype)))
+            return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_UNSUPPORTED,
+                              "lcsm_session_create: backend %s has no %s KV caches (layer %d)", m->be->name,
+                              lcsm_dtype_name(kv_dtype(m, l, opt.kv_dtype)), l);
 
     lcsm_session *s = lcsm__calloc(1, sizeof *s);
     if (!s)
@@ -100,7 +122,8 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     lcsm_sampler_params_default(&s->sampler);
     lcsm_status st = LCSM_OK;
     if (!(s->conv_state = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->conv_state)) ||
-        !(s->stage_state = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->stage_state))) {
+        !(s->stage_state = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->stage_state)) ||
+        !(s->kv = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->kv))) {
         st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "session handle");
         goto fail;
     }
@@ -146,14 +169,23 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
         act_off[i] = n_third;
         n_third += lcsm_align_up(act[i]);
     }
-    s->state_bytes = (n_hist + n_acc + n_third) * sizeof(float);
-    const size_t sizes[3] = {n_hist, n_acc, n_third};
-    for (int i = 0; i < 3 && st == LCSM_OK; i++) {
+    /* the KV caches of attention layers (kv_dtype) */
+    size_t kv_bytes = 0;
+    for (int l = 0; l < m->hp.n_layer; l++)
+        if (m->spec[l].mixer == LCSM_MIXER_ATTN)
+            kv_bytes += lcsm_align_bytes(lcsm__kv_elems(&m->spec[l], B, L) *
+                                         lcsm_dtype_size(kv_dtype(m, l, opt.kv_dtype))) * 2;
+    s->state_bytes = (n_hist + n_acc + n_third) * sizeof(float) + kv_bytes;
+    const size_t sizes[4] = {n_hist * sizeof(float), n_acc * sizeof(float), n_third * sizeof(float), kv_bytes};
+    static const char *const what[4] = {"long-convolution history", "accumulator", "states and activations",
+                                        "KV caches"};
+    for (int i = 0; i < 4 && st == LCSM_OK; i++) {
         if (!sizes[i])
             continue;
-        st = s->be->ops->alloc(s->be, sizes[i] * sizeof(float), &s->bufs[i]);
-        if (st != LCSM_OK)
-            RELAY(s, st);
+        st = s->be->ops->alloc(s->be, sizes[i], &s->bufs[i]);
+        if (st != LCSM_OK) /* say what did not fit, and how much the whole session needs */
+            FAIL(s, st, "session of batch %d, max_len %d: its %s of %.1f MiB (%.1f MiB in all) does not fit: %s", B, L,
+                 what[i], (double)sizes[i] / (1 << 20), (double)s->state_bytes / (1 << 20), s->be->last_error);
     }
     if (st != LCSM_OK) {
         lcsm__free(state_off);
@@ -173,6 +205,14 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
         }
     }
     lcsm__free(state_off);
+    for (size_t l = 0, off = 0; l < (size_t)m->hp.n_layer; l++)
+        if (m->spec[l].mixer == LCSM_MIXER_ATTN) {
+            const lcsm_dtype dt = kv_dtype(m, l, opt.kv_dtype);
+            const size_t bytes = lcsm_align_bytes(lcsm__kv_elems(&m->spec[l], B, L) * lcsm_dtype_size(dt));
+            s->kv[l][0] = (lcsm_ref){s->bufs[3], off, dt};
+            s->kv[l][1] = (lcsm_ref){s->bufs[3], off + bytes, dt};
+            off += 2 * bytes;
+        }
     lcsm_ref *act_refs[9] = {&s->r, &s->xn, &s->u, &s->y, &s->work, &s->hid, &s->hid2, &s->logits, &s->ids};
     for (int i = 0; i < 9; i++)
         *act_refs[i] = lcsm_f32(s->bufs[2], act_off[i]);
@@ -214,10 +254,11 @@ void lcsm_session_destroy(lcsm_session *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (s->bufs[i])
             s->be->ops->release(s->be, s->bufs[i]);
     lcsm__free(s->conv_state);
+    lcsm__free(s->kv);
     lcsm__free(s->stage_state);
     lcsm__free(s->logits_host);
     lcsm__free(s->sample_scratch);
@@ -406,6 +447,18 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
         const lcsm_layer_spec *sp = &m->spec[l];
         const lcsm_ref *w = m->w[l];
         const int S = sp->streams;
+        if (sp->mixer == LCSM_MIXER_ATTN) {
+            const int W = (sp->n_heads + 2 * sp->n_kv_heads) * sp->head_dim;
+            TRY(lcsm__norm_linear(be, sp, eps, s->r, w[LCSM_R_NORM1_W], w[LCSM_R_NORM1_B], s->xn, w[LCSM_R_IN_W],
+                                  w[LCSM_R_IN_B], s->u, B, D, W, 0));
+            const lcsm_attn_args aa = lcsm__attn_args(sp, s->u, s->kv[l][0], s->kv[l][1], s->y, B, 1, t, s->geom.L);
+            double tm = lcsm__now();
+            TRY(op->attn(be, &aa));
+            t_mix += lcsm__now() - tm;
+            TRY(op->linear(be, s->y, w[LCSM_R_OUT_W], w[LCSM_R_OUT_B], s->r, B, D, D, LCSM_LINEAR_ACCUMULATE));
+            TRY(lcsm__block_mlp(be, m, l, s->r, s->xn, s->hid, s->hid2, B));
+            continue;
+        }
         TRY(lcsm__norm_linear(be, sp, eps, s->r, w[LCSM_R_NORM1_W], w[LCSM_R_NORM1_B], s->xn, w[LCSM_R_IN_W],
                               w[LCSM_R_IN_B], s->u, B, D, S * D, 0));
         lcsm_hyena_step_args a = {

@@ -77,6 +77,14 @@ lcsm_status lcsm__check_ref(lcsm_backend *be, lcsm_ref r, size_t n, size_t buf_b
  * h[r][0] + dbias[r] (h0d may be NULL). */
 void lcsm__filters_to_time_major(const float *h, const float *dbias, size_t rows, size_t lh, float *hT, float *h0d);
 
+/* ---- half precision (weights.c) */
+
+/* f32 -> f16 / bf16 with round-to-nearest-even (NaN stays a NaN, overflow goes
+ * to infinity, as torch's .half() and .bfloat16()); the way back is
+ * st_f16_to_f32 / st_bf16_to_f32 (safetensors.h) or a backend's own. */
+uint16_t lcsm__f32_to_f16(float f);
+uint16_t lcsm__f32_to_bf16(float f);
+
 /* ---- timing */
 double lcsm__now(void);
 

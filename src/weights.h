@@ -27,11 +27,6 @@ void lcsm__weights_round(lcsm_weights *w);
 /* Writes every tensor in its device type, under its checkpoint name. */
 lcsm_status lcsm__weights_save(const lcsm_weights *w, const char *path, char *err, size_t cap);
 
-/* f32 -> f16 / bf16 with round-to-nearest-even (NaN stays a NaN, overflow goes
- * to infinity, as torch's .half() and .bfloat16()); the way back is
- * st_f16_to_f32 / st_bf16_to_f32 (safetensors.h). */
-uint16_t lcsm__f32_to_f16(float f);
-uint16_t lcsm__f32_to_bf16(float f);
 /* n values of host f32 into dst as dt (F32, F16 or BF16). */
 void lcsm__f32_convert(const float *src, size_t n, lcsm_dtype dt, void *dst);
 

@@ -11,12 +11,17 @@
  *     s = u[S-1]; per stage: s = s * u[mult]; s = (h * s) + dbias * s, with h the
  *     stage's long filter (a causal convolution over time); y = u[0] * s
  *   r += W_out y + b_out
+ *   attention mixer: [q; k; v] = W_in x + b_in (heads of hd), q and k rotated
+ *     (pairs (j, j + hd/2) by (t / scale) base^(-2j/hd)), k and v stored as the
+ *     caches' type; y = softmax(q k^T / sqrt(hd)) v over positions <= t, query
+ *     head h on kv head h / (H / Hkv); r += W_out y + b_out
  *   MLP: x = norm2(r); plain: r += W_down act(W_up x + b_up) + b_down;
  *        gated: [g; v] = W_up x, r += W_down (act(g) * v)
  * logits = W_head final_norm(r).
  */
 #include "ref_model.h"
 
+#include "safetensors.h"
 #include "weights.h"
 
 #include <math.h>
@@ -147,7 +152,76 @@ static int stage_filter(const lcsm_model *m, int l, int i, int T, float *h, floa
     return 1;
 }
 
-int ref_model_logits(const lcsm_model *m, const int32_t *tokens, int B, int T, float *logits)
+/* A value as a cache of type dt holds it. */
+static double cache_round(double v, lcsm_dtype dt)
+{
+    if (dt == LCSM_DT_F16)
+        return st_f16_to_f32(lcsm__f32_to_f16((float)v));
+    if (dt == LCSM_DT_BF16)
+        return st_bf16_to_f32(lcsm__f32_to_bf16((float)v));
+    return v;
+}
+
+/* The attention mixer of layer l over r [T][D]: r += W_out attn(norm1(r)) + b_out. */
+static void attention(const lcsm_model *m, int l, lcsm_weight_dtype kv, double *r, int T)
+{
+    const lcsm_weights *w = m->host;
+    const lcsm_layer_spec *s = &m->spec[l];
+    const int D = m->hp.d_model, H = s->n_heads, Hkv = s->n_kv_heads, hd = s->head_dim, W = (H + 2 * Hkv) * hd;
+    const lcsm_dtype dt = kv == LCSM_WEIGHTS_F16    ? LCSM_DT_F16
+                          : kv == LCSM_WEIGHTS_BF16 ? LCSM_DT_BF16
+                          : kv == LCSM_WEIGHTS_F32  ? LCSM_DT_F32
+                                                    : m->w[l][LCSM_R_IN_W].dt;
+    double *n1w = role(w, l, LCSM_R_NORM1_W, NULL), *n1b = role(w, l, LCSM_R_NORM1_B, NULL);
+    double *Win = role(w, l, LCSM_R_IN_W, NULL), *bin = role(w, l, LCSM_R_IN_B, NULL);
+    double *Wout = role(w, l, LCSM_R_OUT_W, NULL), *bout = role(w, l, LCSM_R_OUT_B, NULL);
+    double *qkv = calloc((size_t)T * W, sizeof *qkv), *x = calloc((size_t)D, sizeof *x);
+    double *y = calloc((size_t)H * hd, sizeof *y), *o = calloc((size_t)D, sizeof *o), *p = calloc((size_t)T, sizeof *p);
+    for (int t = 0; t < T; t++) {
+        double *q = qkv + (size_t)t * W;
+        norm(s->norm, r + (size_t)t * D, n1w, n1b, D, m->hp.norm_eps, x);
+        linear(Win, bin, x, D, W, q);
+        for (int h = 0; s->rope_base > 0 && h < H + Hkv; h++) /* q heads, then k heads */
+            for (int j = 0; j < hd / 2; j++) {
+                const double inv = 1.0f / powf(s->rope_base, (float)(2 * j) / (float)hd); /* f32, as published */
+                const double th = t / (double)s->rope_scale * inv, a = q[h * hd + j], b = q[h * hd + j + hd / 2];
+                q[h * hd + j] = a * cos(th) - b * sin(th);
+                q[h * hd + j + hd / 2] = b * cos(th) + a * sin(th);
+            }
+        for (int k = H * hd; k < W; k++)
+            q[k] = cache_round(q[k], dt);
+    }
+    for (int t = 0; t < T; t++) {
+        for (int h = 0; h < H; h++) {
+            const double *q = qkv + (size_t)t * W + (size_t)h * hd;
+            const int g = h / (H / Hkv);
+            double mx = -INFINITY, sum = 0;
+            for (int u = 0; u <= t; u++) {
+                const double *k = qkv + (size_t)u * W + (size_t)(H + g) * hd;
+                double d = 0;
+                for (int i = 0; i < hd; i++)
+                    d += q[i] * k[i];
+                p[u] = d / sqrt((double)hd);
+                mx = p[u] > mx ? p[u] : mx;
+            }
+            for (int u = 0; u <= t; u++)
+                sum += p[u] = exp(p[u] - mx);
+            for (int i = 0; i < hd; i++) {
+                double v = 0;
+                for (int u = 0; u <= t; u++)
+                    v += p[u] * qkv[(size_t)u * W + (size_t)(H + Hkv + g) * hd + i];
+                y[(size_t)h * hd + i] = v / sum;
+            }
+        }
+        linear(Wout, bout, y, H * hd, D, o);
+        for (int c = 0; c < D; c++)
+            r[(size_t)t * D + c] += o[c];
+    }
+    free(qkv), free(x), free(y), free(o), free(p);
+    free(n1w), free(n1b), free(Win), free(bin), free(Wout), free(bout);
+}
+
+int ref_model_logits(const lcsm_model *m, const int32_t *tokens, int B, int T, lcsm_weight_dtype kv, float *logits)
 {
     const lcsm_weights *w = m->host;
     const lcsm_hparams *hp = &m->hp;
@@ -165,7 +239,12 @@ int ref_model_logits(const lcsm_model *m, const int32_t *tokens, int B, int T, f
                 r[(size_t)t * D + c] = E[(size_t)tokens[(size_t)b * T + t] * D + c];
         for (int l = 0; l < hp->n_layer; l++) {
             const lcsm_layer_spec *s = &m->spec[l];
-            const int S = s->streams, C = S * D, K = s->short_taps, DI = s->d_inner;
+            const int DI = s->d_inner;
+            if (s->mixer == LCSM_MIXER_ATTN) {
+                attention(m, l, kv, r, T);
+                goto mlp;
+            }
+            const int S = s->streams, C = S * D, K = s->short_taps;
             double *n1w = role(w, l, LCSM_R_NORM1_W, NULL), *n1b = role(w, l, LCSM_R_NORM1_B, NULL);
             double *Win = role(w, l, LCSM_R_IN_W, NULL), *bin = role(w, l, LCSM_R_IN_B, NULL);
             double *cw = role(w, l, LCSM_R_SHORT_W, NULL), *cb = role(w, l, LCSM_R_SHORT_B, NULL);
@@ -219,7 +298,7 @@ int ref_model_logits(const lcsm_model *m, const int32_t *tokens, int B, int T, f
             }
             free(u), free(uc), free(sch), free(nxt);
             free(n1w), free(n1b), free(Win), free(bin), free(cw), free(cb), free(Wout), free(bout);
-            /* the MLP */
+        mlp:
             if (s->mlp != LCSM_MLP_NONE) {
                 double *n2w = role(w, l, LCSM_R_NORM2_W, NULL), *n2b = role(w, l, LCSM_R_NORM2_B, NULL);
                 double *Wup = role(w, l, LCSM_R_UP_W, NULL), *bup = role(w, l, LCSM_R_UP_B, NULL);

@@ -15,16 +15,6 @@
 #define TOL 1e-4
 #define T 140 /* > 128 so the hcm filter's whole length is exercised; not a power of two */
 
-static const char *const configs[] = {
-    "{\"model_type\": \"hyenadna\", \"d_model\": 24, \"n_layer\": 2, \"d_inner\": 48, \"max_seq_len\": 160, "
-    "\"filter_order\": 16}",
-    "{\"model_type\": \"longconv\", \"d_model\": 20, \"n_layer\": 2, \"d_inner\": 40, \"max_seq_len\": 160, "
-    "\"layer\": {\"_name_\": \"h3-conv\", \"lam\": 0.01}}",
-    "{\"model_type\": \"stripedhyena\", \"d_model\": 32, \"n_layer\": 2, \"max_seq_len\": 160, "
-    "\"num_attention_heads\": 4, \"state_size\": 4}",
-    "{\"model_type\": \"evo2\", \"d_model\": 32, \"n_layer\": 3, \"max_seq_len\": 160, \"num_attention_heads\": 4, "
-    "\"state_size\": 4, \"hcs_filter_groups\": 8, \"hcm_filter_groups\": 8}",
-};
 
 /* Chunk plans: a positive n feeds n tokens in one call (prefill at position 0,
  * extend later), -1 one step; the last entry repeats until T. */
@@ -103,13 +93,13 @@ int main(void)
             return 77;
         if (!be)
             continue;
-        for (size_t f = 0; f < sizeof configs / sizeof configs[0]; f++)
+        for (size_t f = 0; f < TU_N_FAMILIES; f++)
             for (int tiled = 0; tiled < 2; tiled++) {
                 lcsm_model_options mo;
                 lcsm_model_options_default(&mo);
                 mo.modal_tiled = tiled;
                 lcsm_model *m = NULL;
-                CHECK_OK(lcsm_model_create_random_config(be, configs[f], tu_next(&rng), &mo, &m));
+                CHECK_OK(lcsm_model_create_random_config(be, tu_families[f].config, tu_next(&rng), &mo, &m));
                 if (!m)
                     continue;
                 lcsm_model_info info;

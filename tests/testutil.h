@@ -157,6 +157,36 @@ static inline int tu_rm_rf(const char *path)
     return unlink(path);
 }
 
+/* One small random model of every family and hybrid kind (their JSON configs
+ * for lcsm_model_create_random_config): the models test_generic and
+ * test_prefix run. max_seq_len 160. */
+typedef struct tu_family {
+    const char *name;
+    const char *config;
+} tu_family;
+
+static const tu_family tu_families[] = {
+    {"hyenadna", "{\"model_type\": \"hyenadna\", \"d_model\": 24, \"n_layer\": 2, \"d_inner\": 64, "
+                 "\"max_seq_len\": 160, \"filter_order\": 16}"},
+    {"longconv", "{\"model_type\": \"longconv\", \"d_model\": 20, \"n_layer\": 2, \"d_inner\": 48, "
+                 "\"max_seq_len\": 160, \"layer\": {\"_name_\": \"h3-conv\", \"lam\": 0.01, "
+                 "\"use_ma_smoothing\": true, \"ma_window_len\": 5}}"},
+    {"stripedhyena", "{\"model_type\": \"stripedhyena\", \"d_model\": 32, \"n_layer\": 2, \"max_seq_len\": 160, "
+                     "\"num_attention_heads\": 4, \"state_size\": 4, \"mlp_activation\": \"gelu\"}"},
+    {"evo2", "{\"model_type\": \"evo2\", \"d_model\": 32, \"n_layer\": 3, \"max_seq_len\": 160, "
+             "\"num_attention_heads\": 4, \"state_size\": 4, \"hcs_filter_groups\": 8, \"hcm_filter_groups\": 4}"},
+    /* hybrids: grouped-query attention (2 query heads per kv head, interpolated
+     * positions) between Hyena layers; Evo 2's multi-head attention */
+    {"stripedhyena+attn", "{\"model_type\": \"stripedhyena\", \"d_model\": 32, \"n_layer\": 3, "
+                          "\"max_seq_len\": 160, \"num_attention_heads\": 4, \"proj_groups\": 2, \"state_size\": 4, "
+                          "\"hyena_layer_idxs\": [0, 2], \"attn_layer_idxs\": [1], \"rotary_emb_base\": 500, "
+                          "\"use_interpolated_rotary_pos_emb\": true, \"rotary_emb_scaling_factor\": 3}"},
+    {"evo2+attn", "{\"model_type\": \"evo2\", \"d_model\": 32, \"n_layer\": 4, \"max_seq_len\": 160, "
+                  "\"num_attention_heads\": 2, \"state_size\": 4, \"hcs_filter_groups\": 8, \"hcm_filter_groups\": 4, "
+                  "\"hcs_layer_idxs\": [0], \"hcm_layer_idxs\": [2], \"hcl_layer_idxs\": [3], \"attn_layer_idxs\": [1]}"},
+};
+#define TU_N_FAMILIES (sizeof tu_families / sizeof tu_families[0])
+
 /* Creates backend `name` with FFT threshold `thr` (0 = the backend's own).
  * Returns NULL when it cannot: *skip = 1 if this build or machine has no such
  * backend (printed as SKIP; the caller reports a skip), else a failed check. */

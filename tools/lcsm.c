@@ -66,6 +66,7 @@ typedef struct cli_args {
     const char *out_dir;
     const char *arch;
     int d_model, n_layer, l_max, d_inner;
+    const char *attn_layers; /* "1,3" or "none"; NULL: the family's stripes */
 } cli_args;
 
 typedef enum opt_kind { OPT_FLAG, OPT_STR, OPT_INT, OPT_U64, OPT_FLOAT, OPT_ALGO, OPT_WEIGHTS } opt_kind;
@@ -93,7 +94,7 @@ static const opt_def generate_opts[] = {
     {"-p", "--prompt", OPT_STR, FIELD(prompt), NO_RANGE, "DNA",
      "prompt of A C G T N letters; default: the single token [CLS]"},
     {"-n", "--n-predict", OPT_INT, FIELD(n_predict), 0, INT_MAX, false, "N", "new tokens per sequence (default 64)"},
-    {NULL, "--algo", OPT_ALGO, FIELD(algo), NO_RANGE, "NAME", "lazy | eager | flash (default flash)"},
+    {NULL, "--algo", OPT_ALGO, FIELD(algo), NO_RANGE, "NAME", "flash | lazy | eager | modal (default flash)"},
     {NULL, "--backend", OPT_STR, FIELD(backend), NO_RANGE, "NAME", "compute backend (default $LCSM_BACKEND, else cpu)"},
     {NULL, "--device", OPT_STR, FIELD(device), NO_RANGE, "DEV",
      "device of a GPU backend: index, platform:device or name part (default $LCSM_DEVICE, else the first GPU)"},
@@ -136,11 +137,15 @@ static const opt_def devices_opts[] = {
 };
 
 static const opt_def make_model_opts[] = {
-    {NULL, "--arch", OPT_STR, FIELD(arch), NO_RANGE, "NAME", "model family: hyenadna | longconv (default hyenadna)"},
+    {NULL, "--arch", OPT_STR, FIELD(arch), NO_RANGE, "NAME",
+     "model family: hyenadna | longconv | stripedhyena | evo2 (default hyenadna)"},
     {NULL, "--d-model", OPT_INT, FIELD(d_model), 1, 65536, false, "D", "model width (default: the family's; 128)"},
     {NULL, "--n-layer", OPT_INT, FIELD(n_layer), 1, 4096, false, "N", "layers (default 2)"},
     {NULL, "--l-max", OPT_INT, FIELD(l_max), 1, INT_MAX, false, "L", "longest sequence (default: 16384; 1024)"},
     {NULL, "--d-inner", OPT_INT, FIELD(d_inner), 1, INT_MAX, false, "DI", "MLP width (default 4*D)"},
+    {NULL, "--attn-layers", OPT_STR, FIELD(attn_layers), NO_RANGE, "LIST",
+     "stripedhyena, evo2: the attention layers, e.g. 1,3, or none (default: the family's stripes, "
+     "8, 16, ... and 3, 10, 17, ...)"},
     {NULL, "--weights", OPT_WEIGHTS, FIELD(weights), NO_RANGE, "DT",
      "f32 | f16 | bf16: the stored weight matrices, rounded to that type (default f32)"},
     {"-s", "--seed", OPT_U64, FIELD(seed), NO_RANGE, "S",
@@ -755,21 +760,22 @@ static int cmd_info(const cli_args *a)
     printf("config:\n");
     print_config(&mi.config);
     printf("n_vocab:          %d\n", mi.n_vocab);
-    printf("layers:\n  %-5s %-10s %-6s %-8s %-18s %-6s %-10s %-8s %s\n", "layer", "norm", "mixer", "streams",
-           "filters", "short", "mlp", "act", "d_inner");
+    printf("layers:\n  %-5s %-10s %-9s %-7s %-30s %-5s %-6s %-9s %s\n", "layer", "norm", "mixer", "streams",
+           "filters / heads", "short", "mlp", "act", "d_inner");
     for (int l = 0; l < mi.config.n_layer; l++) {
         lcsm_layer_info li;
         if ((st = lcsm_model_get_layer(model, l, &li)) != LCSM_OK) {
             rc = lib_error(st);
             goto done;
         }
-        printf("  %-5d %-10s %-6s %-8d %-18s %-6d %-10s %-8s %d\n", l, li.norm, li.mixer, li.streams, li.filter,
+        printf("  %-5d %-10s %-9s %-7d %-30s %-5d %-6s %-9s %d\n", l, li.norm, li.mixer, li.streams, li.filter,
                li.short_taps, li.mlp, li.act, li.d_inner);
     }
     printf("parameters:       %zu (%.3f M)\n", mi.n_params, (double)mi.n_params / 1e6);
     printf("weights:          %s: %.2f MiB on the device (f32 %.2f MiB, f16/bf16 %.2f MiB)\n",
            lcsm_weight_dtype_name(a->weights), mib(mi.dense_bytes), mib(mi.dense_bytes_f32), mib(mi.dense_bytes_f16));
-    printf("tiled convs:      %d (state %zu bytes per position and sequence)\n", mi.n_tiled_convs,
+    printf("tiled convs:      %d\n", mi.n_tiled_convs);
+    printf("state:            %zu bytes per position and sequence (tiled histories, KV caches)\n",
            mi.state_bytes_per_token);
     printf("weight bytes:     %zu (%.2f MiB) weights + filters, as loaded\n", bytes_at_load, mib(bytes_at_load));
     printf("                  %zu (%.2f MiB) with the spectra of a max_len %d flash session\n", mi.weight_bytes,
@@ -803,6 +809,21 @@ static int cmd_make_model(const cli_args *a)
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if (fields[i].value)
             n += snprintf(json + n, sizeof json - (size_t)n, ", \"%s\": %d", fields[i].key, fields[i].value);
+    if (a->attn_layers) {
+        const char *arch = a->arch ? a->arch : "hyenadna";
+        if (strcmp(arch, "stripedhyena") && strcmp(arch, "evo2"))
+            return usage_error(NULL, "make-model: --attn-layers is for --arch stripedhyena or evo2, not %s", arch);
+        n += snprintf(json + n, sizeof json - (size_t)n, ", \"attn_layer_idxs\": [");
+        if (strcmp(a->attn_layers, "none")) {
+            /* digits and commas only: the JSON below can hold nothing else */
+            const char *p = a->attn_layers;
+            if (!*p || strspn(p, "0123456789,") != strlen(p) || strstr(p, ",,") || *p == ',' ||
+                p[strlen(p) - 1] == ',' || strlen(p) > 200)
+                return usage_error(NULL, "make-model: --attn-layers '%s' is not a list like 1,3 (or none)", p);
+            n += snprintf(json + n, sizeof json - (size_t)n, "%s", p);
+        }
+        n += snprintf(json + n, sizeof json - (size_t)n, "]");
+    }
     snprintf(json + n, sizeof json - (size_t)n, "}");
     if (a->arch && strspn(a->arch, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(a->arch))
         return usage_error(NULL, "make-model: --arch '%s' is not a family name", a->arch);

@@ -213,7 +213,7 @@ class LayerInfo(Structure):
     _fields_ = _padded(_LAYER_INFO_FIELDS)
 
 
-_SESSION_OPTIONS_FIELDS = [("batch", c_int), ("max_len", c_int), ("algo", c_int)]
+_SESSION_OPTIONS_FIELDS = [("batch", c_int), ("max_len", c_int), ("algo", c_int), ("kv_dtype", c_int)]
 
 
 class SessionOptions(Structure):

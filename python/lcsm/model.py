@@ -49,14 +49,14 @@ def archs() -> tuple:
         out.append(_capi.text(p))
 
 
-def _weight_dtype(weights, new_model: bool) -> int:
+def _weight_dtype(weights, new_model: bool, arg: str = "weights") -> int:
     """The lcsm_weight_dtype of a `weights=` name (lcsm_weight_dtype_from_name)."""
     if not isinstance(weights, str):
-        raise InvalidArgumentError("weights=%r: expected a name, one of %s"
-                                   % (weights, ", ".join(supported_weight_dtypes())))
+        raise InvalidArgumentError("%s=%r: expected a name, one of %s"
+                                   % (arg, weights, ", ".join(supported_weight_dtypes())))
     code = ctypes.c_int(-1)
     if _capi.lcsm_weight_dtype_from_name(weights.encode(), ctypes.byref(code)) != 0:
-        raise InvalidArgumentError("weights=%r: %s" % (weights, _capi.text(_capi.lcsm_last_error())))
+        raise InvalidArgumentError("%s=%r: %s" % (arg, weights, _capi.text(_capi.lcsm_last_error())))
     if new_model and code.value == _capi.WEIGHTS_AUTO:
         # The library would store a new model's matrices as f32 (there is no
         # checkpoint whose types "auto" could keep): refused here, not guessed.
@@ -651,13 +651,14 @@ class Model(Handle):
 
     # ------------------------------------------------------------ sessions
 
-    def session(self, batch: int = 1, max_len=None, algo: str = "flash") -> "Session":
+    def session(self, batch: int = 1, max_len=None, algo: str = "flash", kv: str = "auto") -> "Session":
         """A decoding session for `batch` sequences of up to `max_len` tokens
-        (None = the model's l_max); algo "flash" (default), "lazy", "eager" or "modal".
-        See :class:`lcsm.Session`."""
+        (None = the model's l_max); algo "flash" (default), "lazy", "eager" or "modal";
+        kv: the attention caches' storage, "auto" (each layer's weight type), "f32",
+        "f16" or "bf16". See :class:`lcsm.Session`."""
         from .session import Session
 
-        return Session(self, batch=batch, max_len=max_len, algo=algo)
+        return Session(self, batch=batch, max_len=max_len, algo=algo, kv=kv)
 
     def _prompt(self, prompt, batch: int):
         """(ids [B, P], text, flat): the prompt rows, whether text goes in and out,

@@ -66,7 +66,7 @@ class Session(Handle):
 
     _kind = "session"
 
-    def __init__(self, model, batch: int = 1, max_len=None, algo: str = "flash"):
+    def __init__(self, model, batch: int = 1, max_len=None, algo: str = "flash", kv: str = "auto"):
         super().__init__()
         self._lock = threading.RLock()
         self._model = model
@@ -79,6 +79,9 @@ class Session(Handle):
         opt.batch = _arg_int(batch, "batch")
         opt.max_len = 0 if max_len is None else _arg_int(max_len, "max_len")
         opt.algo = code.value
+        from .model import _weight_dtype
+
+        opt.kv_dtype = _weight_dtype(kv, False, "kv")
         out = _capi.handle()
         with model.use() as mp:
             check(_capi.lcsm_session_create(mp, ctypes.byref(opt), ctypes.byref(out)), model._message)

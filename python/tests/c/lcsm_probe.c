@@ -92,6 +92,7 @@ static int layout(void)
     S(lcsm_layer_info, short_taps); S(lcsm_layer_info, d_inner); S(lcsm_layer_info, weight_bytes);
     SIZE(lcsm_session_options);
     S(lcsm_session_options, batch); S(lcsm_session_options, max_len); S(lcsm_session_options, algo);
+    S(lcsm_session_options, kv_dtype);
     SIZE(lcsm_sampler_params);
     S(lcsm_sampler_params, temperature); S(lcsm_sampler_params, top_k); S(lcsm_sampler_params, top_p);
     S(lcsm_sampler_params, seed); S(lcsm_sampler_params, token_lo); S(lcsm_sampler_params, token_hi);
