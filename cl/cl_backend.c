@@ -57,6 +57,9 @@ static const char *const kernel_names[K_PROF_COUNT] = {
     [K_ATTN_PART_F16] = "attn_part_f16",
     [K_ATTN_PART_BF16] = "attn_part_bf16",
     [K_ATTN_COMBINE] = "attn_combine",
+    [K_LINATTN_PHI] = "linattn_phi",
+    [K_LINATTN_REC] = "linattn_rec",
+    [K_LINATTN_Z] = "linattn_z",
     [K_PROF_FFT] = "fft",
 };
 
@@ -298,7 +301,7 @@ static void cl_destroy(lcsm_backend *be)
     for (int i = 0; i < cb->n_plans; i++)
         clfft_plan_destroy(cb->plans[i]);
     lcsm__free(cb->plans);
-    cl_scratch *sc[] = {&cb->fft_real, &cb->fft_cplx, &cb->fft_spec, &cb->lazy_part, &cb->modal_state, &cb->attn_part};
+    cl_scratch *sc[] = {&cb->fft_real, &cb->fft_cplx, &cb->fft_spec, &cb->lazy_part, &cb->modal_state, &cb->attn_part, &cb->linattn_phi};
     for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++)
         clb_release(cb, sc[i]->mem);
     clb_release(cb, cb->dummy);
@@ -332,6 +335,7 @@ static int cl_supports(const lcsm_backend *be, lcsm_op op, int v)
     case LCSM_OP_FIR: return v >= 1 && v <= LCSM_MAX_FIR;
     case LCSM_OP_ATTN: return v == LCSM_DT_F32 || v == LCSM_DT_F16 || v == LCSM_DT_BF16;
     case LCSM_OP_ATTN_HEAD: return v >= 2 && v <= CL_ATTN_MAX_HD && v % 2 == 0;
+    case LCSM_OP_LINATTN: return v >= 1 && v <= CL_LINATTN_MAX_F;
     default: return 0;
     }
 }
@@ -361,6 +365,7 @@ static const lcsm_backend_ops cl_ops = {
     .fir_seq = cl_fir_seq,
     .hyena_step = cl_hyena_step,
     .attn = cl_attn,
+    .linattn = cl_linattn,
     .block_direct = cl_block_direct,
     .tile_fft = cl_tile_fft,
     .filters_create = cl_filters_create,

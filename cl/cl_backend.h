@@ -28,7 +28,7 @@ typedef enum clk_id {
     K_FIR_RING_SEQ,
     K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_SAMPLE,
     K_ATTN_ROPE, K_ATTN_STORE, K_ATTN_STORE_F16, K_ATTN_STORE_BF16, K_ATTN_PART, K_ATTN_PART_F16, K_ATTN_PART_BF16,
-    K_ATTN_COMBINE, K_COUNT,
+    K_ATTN_COMBINE, K_LINATTN_PHI, K_LINATTN_REC, K_LINATTN_Z, K_COUNT,
     K_PROF_FFT = K_COUNT, /* VkFFT's launches, timed between two markers */
     K_PROF_COUNT
 } clk_id;
@@ -67,7 +67,7 @@ typedef struct cl_backend {
     size_t ids_cap;
     int32_t *ids_host;    /* staging: stays valid until the write completes */
     cl_event ids_event;
-    cl_scratch fft_real, fft_cplx, fft_spec, lazy_part, modal_state, attn_part;
+    cl_scratch fft_real, fft_cplx, fft_spec, lazy_part, modal_state, attn_part, linattn_phi;
     clfft_plan **plans; /* cache keyed by (n, batch) */
     int n_plans;
     /* Kernel profiling (lcsm_backend_options.profile): launches whose events are
@@ -173,6 +173,9 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
 /* cl_attn.c: causal softmax attention (attn.cl; ATTN_MAX_HD there) */
 #define CL_ATTN_MAX_HD 256
 lcsm_status cl_attn(lcsm_backend *be, const lcsm_attn_args *a);
+/* cl_linattn.c (linattn.cl; LA_MAX_F there) */
+#define CL_LINATTN_MAX_F 64
+lcsm_status cl_linattn(lcsm_backend *be, const lcsm_linattn_args *a);
 
 /* cl_sample.c: sampling on the device */
 #define CL_SAMPLE_MAX 2048 /* SAMPLE_MAX of sample.cl */

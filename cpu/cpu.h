@@ -134,6 +134,8 @@ lcsm_status cpu_modal_seq(lcsm_backend *be, const lcsm_modal *md, lcsm_ref state
                           lcsm_seq y);
 #define CPU_ATTN_MAX_HD 1024 /* widest head (even) */
 lcsm_status cpu_attn(lcsm_backend *be, const lcsm_attn_args *a);
+#define CPU_LINATTN_MAX_F 1024 /* features per sign */
+lcsm_status cpu_linattn(lcsm_backend *be, const lcsm_linattn_args *a);
 lcsm_status cpu_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int pos0, int B, int len, int D, lcsm_seq a,
                         lcsm_seq y);
 

@@ -84,6 +84,7 @@ static int cpu_supports(const lcsm_backend *be, lcsm_op op, int v)
     case LCSM_OP_FIR: return v >= 1 && v <= LCSM_MAX_FIR;
     case LCSM_OP_ATTN: return v == LCSM_DT_F32 || v == LCSM_DT_F16 || v == LCSM_DT_BF16;
     case LCSM_OP_ATTN_HEAD: return v >= 2 && v <= CPU_ATTN_MAX_HD && v % 2 == 0;
+    case LCSM_OP_LINATTN: return v >= 1 && v <= CPU_LINATTN_MAX_F;
     default: return 0;
     }
 }
@@ -121,6 +122,7 @@ static const lcsm_backend_ops cpu_ops = {
     .modal_seq = cpu_modal_seq,
     .fir_seq = cpu_fir_seq,
     .attn = cpu_attn,
+    .linattn = cpu_linattn,
     .hyena_step = cpu_hyena_step,
     .block_direct = cpu_block_direct_op,
     .tile_fft = cpu_tile_fft_op,

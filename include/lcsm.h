@@ -317,9 +317,10 @@ LCSM_API lcsm_status lcsm_model_get_info(const lcsm_model *model, lcsm_model_inf
 /** What one layer is (lcsm_model_get_layer): kinds as short names. */
 typedef struct lcsm_layer_info {
     char norm[16];   /* "layernorm", "rmsnorm", "rmsnorm-sh" */
-    char mixer[16];  /* "hyena", "attention" */
+    char mixer[16];  /* "hyena", "attention", "linear-attn" (Hedgehog) */
     char filter[64]; /* per stage, comma-separated: "implicit", "explicit", "modal(N)", "modal-real(N)",
-                        "fir(taps)"; attention: "H heads, Hkv kv, hd wide[, rotary]" */
+                        "fir(taps)"; attention: "H heads, Hkv kv, hd wide[, rotary]";
+                        linear attention: "H heads, hd wide, F features" */
     char mlp[16];    /* "none", "plain", "gated" */
     char act[16];    /* the MLP's activation: "gelu-tanh", "gelu", "silu", "none" */
     int n_stage;     /* long convolutions in the mixer's chain */

@@ -49,12 +49,20 @@ typedef struct lcsm_hparams {
     int fir_len[2], fir_groups[2];               /* Evo 2's hcs [0] and hcm [1] */
     float rope_base, rope_scale;
     int qkv_bias, attn_out_bias, column_split_attn;
-    unsigned char layer_kind[LCSM_MAX_LAYERS];   /* the family's kinds (arch_striped.h) */
+    /* hedgehog: linear attention layers (n_heads, qkv_bias, attn_out_bias too) */
+    int feature_dim;
+    float fm_eps, lin_eps;
+    unsigned char layer_kind[LCSM_MAX_LAYERS];   /* the family's kinds (arch_striped.h, arch_hedgehog.c) */
 } lcsm_hparams;
 
 /* ---- layers */
 
-typedef enum lcsm_mixer_kind { LCSM_MIXER_HYENA = 0, LCSM_MIXER_ATTN = 1, LCSM_MIXER_COUNT } lcsm_mixer_kind;
+typedef enum lcsm_mixer_kind {
+    LCSM_MIXER_HYENA = 0,
+    LCSM_MIXER_ATTN = 1,    /* causal softmax attention with a KV cache */
+    LCSM_MIXER_LINATTN = 2, /* Hedgehog linear attention: a constant-size state per head */
+    LCSM_MIXER_COUNT
+} lcsm_mixer_kind;
 typedef enum lcsm_filter_kind {
     LCSM_FILTER_IMPLICIT = 0,   /* HyenaDNA's filter MLP, materialised at load and tiled */
     LCSM_FILTER_EXPLICIT = 1,   /* stored taps over the whole length (longconv), tiled */
@@ -89,6 +97,11 @@ typedef struct lcsm_layer_spec {
      * (base 0: none); the input projection is q | k | v, in_bias / out_bias */
     int n_heads, n_kv_heads, head_dim;
     float rope_base, rope_scale;
+    /* linear attention (n_kv_heads = n_heads; the projection is q | k | v):
+     * features per sign of the learned feature maps (LCSM_R_FMAP_Q/K), the
+     * feature clamp and the denominator's eps */
+    int feature_dim;
+    float fm_eps, lin_eps;
     /* MLP */
     lcsm_mlp_kind mlp;
     lcsm_act act;
@@ -99,11 +112,12 @@ typedef struct lcsm_layer_spec {
  * [W1; W2] of a gated MLP stacked at load; DOWN fc2 / W3. A stage that is not
  * tiled has its filter's tensors at LCSM_R_STAGE(i, k): poles p and residues R
  * ([D][N], c64 or f32; p = exp(log p) for real poles), the skip D [D], FIR taps
- * [D][len] (tap 0 on the current input, one row per channel). */
+ * [D][len] (tap 0 on the current input, one row per channel). A linear
+ * attention layer's feature maps FMAP_Q, FMAP_K are [H][hd][F] (f32). */
 enum {
     LCSM_R_NORM1_W, LCSM_R_NORM1_B, LCSM_R_IN_W, LCSM_R_IN_B, LCSM_R_SHORT_W, LCSM_R_SHORT_B,
     LCSM_R_OUT_W, LCSM_R_OUT_B, LCSM_R_NORM2_W, LCSM_R_NORM2_B, LCSM_R_UP_W, LCSM_R_UP_B,
-    LCSM_R_DOWN_W, LCSM_R_DOWN_B, LCSM_R_STAGE0
+    LCSM_R_DOWN_W, LCSM_R_DOWN_B, LCSM_R_FMAP_Q, LCSM_R_FMAP_K, LCSM_R_STAGE0
 };
 enum { LCSM_RS_POLES, LCSM_RS_RESIDUES, LCSM_RS_SKIP, LCSM_RS_TAPS, LCSM_RS_COUNT };
 #define LCSM_R_STAGE(i, k) (LCSM_R_STAGE0 + (i) * LCSM_RS_COUNT + (k))
@@ -216,6 +230,7 @@ extern const lcsm_arch lcsm_arch_hyenadna;
 extern const lcsm_arch lcsm_arch_longconv;
 extern const lcsm_arch lcsm_arch_stripedhyena;
 extern const lcsm_arch lcsm_arch_evo2;
+extern const lcsm_arch lcsm_arch_hedgehog;
 
 /* The family named `name` (case-sensitive), or NULL. */
 const lcsm_arch *lcsm__arch_find(const char *name);

@@ -6,8 +6,8 @@
  * the stored positional embedding, times an exponential decay) materialised
  * once for l_max; final LayerNorm; LM head tied to the word embedding.
  */
+#include "arch_hyenadna.h"
 #include "filter_implicit.h"
-#include "internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -47,7 +47,7 @@ void lcsm_model_config_default(lcsm_model_config *c)
     c->layer_norm_epsilon = 1e-5f;
 }
 
-static void defaults(lcsm_hparams *hp)
+void lcsm__hyenadna_defaults(lcsm_hparams *hp)
 {
     lcsm_model_config c;
     lcsm_model_config_default(&c);
@@ -66,7 +66,7 @@ static void defaults(lcsm_hparams *hp)
     hp->norm_eps = c.layer_norm_epsilon;
 }
 
-static void public_config(const lcsm_hparams *hp, lcsm_model_config *c)
+void lcsm__hyenadna_public_config(const lcsm_hparams *hp, lcsm_model_config *c)
 {
     memset(c, 0, sizeof *c);
     c->d_model = hp->d_model;
@@ -103,7 +103,7 @@ lcsm_status lcsm__hparams_from_config(const lcsm_model_config *c, lcsm_hparams *
     hp->norm_eps = c->layer_norm_epsilon;
     int m = hp->pad_vocab_size_multiple > 0 ? hp->pad_vocab_size_multiple : 1;
     hp->n_vocab = (hp->vocab_size + m - 1) / m * m;
-    return lcsm_arch_hyenadna.check(hp, err, cap);
+    return lcsm__hyenadna_check(hp, err, cap);
 }
 
 /* The integer fields, table-driven: JSON key, where it lives, bounds, whether
@@ -151,7 +151,7 @@ static int detect(const cJSON *root)
     return cJSON_IsString(name) && !strcmp(name->valuestring, "hyena");
 }
 
-static lcsm_status read_config(const cJSON *root, int strict, lcsm_hparams *hp, char *err, size_t cap)
+lcsm_status lcsm__hyenadna_read(const cJSON *root, int strict, lcsm_hparams *hp, char *err, size_t cap)
 {
     lcsm_status st = LCSM_OK;
     for (size_t i = 0; i < N_INT_FIELDS && st == LCSM_OK; i++) {
@@ -175,7 +175,7 @@ static lcsm_status read_config(const cJSON *root, int strict, lcsm_hparams *hp, 
     return LCSM_OK;
 }
 
-static lcsm_status check(const lcsm_hparams *hp, char *err, size_t cap)
+lcsm_status lcsm__hyenadna_check(const lcsm_hparams *hp, char *err, size_t cap)
 {
     lcsm_status st = lcsm__hparams_check_shape(hp, err, cap);
     if (st != LCSM_OK)
@@ -194,7 +194,7 @@ static lcsm_status check(const lcsm_hparams *hp, char *err, size_t cap)
     return LCSM_OK;
 }
 
-static lcsm_status write_config(const lcsm_hparams *hp, cJSON *o)
+lcsm_status lcsm__hyenadna_write(const lcsm_hparams *hp, cJSON *o)
 {
     for (size_t i = 0; i < N_INT_FIELDS; i++)
         if (!cJSON_AddNumberToObject(o, int_fields[i].key, *(const int *)((const char *)hp + int_fields[i].offset)))
@@ -206,10 +206,9 @@ static lcsm_status write_config(const lcsm_hparams *hp, cJSON *o)
     return LCSM_OK;
 }
 
-static void layers(const lcsm_hparams *hp, lcsm_layer_spec *spec)
+lcsm_layer_spec lcsm__hyenadna_layer(const lcsm_hparams *hp)
 {
-    for (int l = 0; l < hp->n_layer; l++)
-        spec[l] = (lcsm_layer_spec){
+    return (lcsm_layer_spec){
             .norm = LCSM_NORM_LAYER,
             .norm_bias = 1,
             .mixer = LCSM_MIXER_HYENA,
@@ -227,6 +226,12 @@ static void layers(const lcsm_hparams *hp, lcsm_layer_spec *spec)
         };
 }
 
+static void layers(const lcsm_hparams *hp, lcsm_layer_spec *spec)
+{
+    for (int l = 0; l < hp->n_layer; l++)
+        spec[l] = lcsm__hyenadna_layer(hp);
+}
+
 #define ADD(layer, role, flags, init, ...)                                                                   \
     do {                                                                                                     \
         if (!lcsm__tensor_add(w, layer, role, (int)(sizeof shp / sizeof shp[0]), shp, flags, init, __VA_ARGS__)) \
@@ -235,7 +240,7 @@ static void layers(const lcsm_hparams *hp, lcsm_layer_spec *spec)
 #define SHAPE(...) const int64_t shp[] = {__VA_ARGS__}
 
 /* In this order (the random initialisation seeds tensors by their index). */
-static lcsm_status tensors(lcsm_weights *w)
+lcsm_status lcsm__hyenadna_tensors(lcsm_weights *w, lcsm_status (*other)(lcsm_weights *w, int l))
 {
     const lcsm_hparams *hp = &w->hp;
     const int64_t D = hp->d_model, DI = hp->d_inner, V = hp->n_vocab, F = hp->filter_order, E = hp->emb_dim,
@@ -256,46 +261,53 @@ static lcsm_status tensors(lcsm_weights *w)
             ADD(l, LCSM_R_NORM1_W, 0, LCSM_I_NORM_W, P "norm1.weight", l);
             ADD(l, LCSM_R_NORM1_B, 0, LCSM_I_NORM_B, P "norm1.bias", l);
         }
-        {
-            SHAPE(3 * D, D);
-            ADD(l, LCSM_R_IN_W, LCSM_T_MATRIX, LCSM_I_LINEAR, P "mixer.in_proj.weight", l);
-        }
-        {
-            SHAPE(3 * D);
-            ADD(l, LCSM_R_IN_B, 0, LCSM_I_BIAS, P "mixer.in_proj.bias", l);
-        }
-        {
-            SHAPE(3 * D, 1, 3);
-            ADD(l, LCSM_R_SHORT_W, 0, LCSM_I_CONV, P "mixer.short_filter.weight", l);
-        }
-        {
-            SHAPE(3 * D);
-            ADD(l, LCSM_R_SHORT_B, 0, LCSM_I_BIAS, P "mixer.short_filter.bias", l);
-        }
-        {
-            SHAPE(D, D);
-            ADD(l, LCSM_R_OUT_W, LCSM_T_MATRIX, LCSM_I_LINEAR, P "mixer.out_proj.weight", l);
-        }
-        {
-            SHAPE(D);
-            ADD(l, LCSM_R_OUT_B, 0, LCSM_I_BIAS, P "mixer.out_proj.bias", l);
-            ADD(l, H_FBIAS, 0, LCSM_I_UNIT, P "mixer.filter_fn.bias", l);
-        }
-        {
-            SHAPE(1, L, E);
-            ADD(l, H_Z, 0, I_POS_Z, P "mixer.filter_fn.pos_emb.z", l);
-        }
-        {
-            SHAPE(1, L, 1);
-            ADD(l, H_T, 0, I_POS_T, P "mixer.filter_fn.pos_emb.t", l);
-        }
-        {
-            SHAPE(1, F);
-            ADD(l, H_FREQ, LCSM_T_OPTIONAL, I_FREQ, P "mixer.filter_fn.implicit_filter.1.freq", l);
-        }
-        {
-            SHAPE(1, 1, D);
-            ADD(l, H_DELTAS, 0, I_DELTAS, P "mixer.filter_fn.modulation.deltas", l);
+        const int hyena = !other || hp->layer_kind[l] == 0;
+        if (!hyena) {
+            lcsm_status st = other(w, l);
+            if (st != LCSM_OK)
+                return st;
+        } else {
+            {
+                SHAPE(3 * D, D);
+                ADD(l, LCSM_R_IN_W, LCSM_T_MATRIX, LCSM_I_LINEAR, P "mixer.in_proj.weight", l);
+            }
+            {
+                SHAPE(3 * D);
+                ADD(l, LCSM_R_IN_B, 0, LCSM_I_BIAS, P "mixer.in_proj.bias", l);
+            }
+            {
+                SHAPE(3 * D, 1, 3);
+                ADD(l, LCSM_R_SHORT_W, 0, LCSM_I_CONV, P "mixer.short_filter.weight", l);
+            }
+            {
+                SHAPE(3 * D);
+                ADD(l, LCSM_R_SHORT_B, 0, LCSM_I_BIAS, P "mixer.short_filter.bias", l);
+            }
+            {
+                SHAPE(D, D);
+                ADD(l, LCSM_R_OUT_W, LCSM_T_MATRIX, LCSM_I_LINEAR, P "mixer.out_proj.weight", l);
+            }
+            {
+                SHAPE(D);
+                ADD(l, LCSM_R_OUT_B, 0, LCSM_I_BIAS, P "mixer.out_proj.bias", l);
+                ADD(l, H_FBIAS, 0, LCSM_I_UNIT, P "mixer.filter_fn.bias", l);
+            }
+            {
+                SHAPE(1, L, E);
+                ADD(l, H_Z, 0, I_POS_Z, P "mixer.filter_fn.pos_emb.z", l);
+            }
+            {
+                SHAPE(1, L, 1);
+                ADD(l, H_T, 0, I_POS_T, P "mixer.filter_fn.pos_emb.t", l);
+            }
+            {
+                SHAPE(1, F);
+                ADD(l, H_FREQ, LCSM_T_OPTIONAL, I_FREQ, P "mixer.filter_fn.implicit_filter.1.freq", l);
+            }
+            {
+                SHAPE(1, 1, D);
+                ADD(l, H_DELTAS, 0, I_DELTAS, P "mixer.filter_fn.modulation.deltas", l);
+            }
         }
         {
             SHAPE(D);
@@ -319,7 +331,7 @@ static lcsm_status tensors(lcsm_weights *w)
             ADD(l, LCSM_R_DOWN_B, 0, LCSM_I_BIAS, P "mlp.fc2.bias", l);
         }
         /* The filter MLP: Linear(E, F) Sin [Linear(F, F) Sin]*n Linear(F, D, no bias). */
-        const int n_lin = hp->num_inner_mlps + 2;
+        const int n_lin = hyena ? hp->num_inner_mlps + 2 : 0;
         for (int j = 0; j < n_lin; j++) {
             const int64_t in = j == 0 ? E : F, out = j == n_lin - 1 ? D : F;
             {
@@ -338,7 +350,7 @@ static lcsm_status tensors(lcsm_weights *w)
 }
 
 /* rng NULL: the value of a tensor a checkpoint may omit (freq: activation_freq). */
-static void init(const lcsm_hparams *hp, const lcsm_tensor *t, uint64_t *rng, float *out)
+void lcsm__hyenadna_init(const lcsm_hparams *hp, const lcsm_tensor *t, uint64_t *rng, float *out)
 {
     const size_t L = (size_t)hp->l_max;
     for (size_t i = 0; i < t->numel; i++) {
@@ -370,8 +382,8 @@ static void init(const lcsm_hparams *hp, const lcsm_tensor *t, uint64_t *rng, fl
     }
 }
 
-static lcsm_status filter(const lcsm_weights *w, const lcsm_model_options *opt, int l, int stage, int lh, float *h,
-                          float *dbias)
+lcsm_status lcsm__hyenadna_filter(const lcsm_weights *w, const lcsm_model_options *opt, int l, int stage, int lh,
+                                  float *h, float *dbias)
 {
     (void)stage; /* one stage per layer */
     const lcsm_hparams *hp = &w->hp;
@@ -400,20 +412,22 @@ static int tokenizer(const lcsm_hparams *hp)
     return LCSM_TOKENIZER_DNA;
 }
 
-static const char *const prefixes[] = {"", "model.", "hyena.", "model.hyena.", NULL};
+static lcsm_status tensors(lcsm_weights *w) { return lcsm__hyenadna_tensors(w, NULL); }
+
+const char *const lcsm__hyenadna_prefixes[] = {"", "model.", "hyena.", "model.hyena.", NULL};
 
 const lcsm_arch lcsm_arch_hyenadna = {
     .name = "hyenadna",
-    .prefixes = prefixes,
+    .prefixes = lcsm__hyenadna_prefixes,
     .detect = detect,
-    .defaults = defaults,
-    .read_config = read_config,
-    .check = check,
-    .write_config = write_config,
+    .defaults = lcsm__hyenadna_defaults,
+    .read_config = lcsm__hyenadna_read,
+    .check = lcsm__hyenadna_check,
+    .write_config = lcsm__hyenadna_write,
     .layers = layers,
     .tensors = tensors,
-    .init = init,
-    .filter = filter,
-    .public_config = public_config,
+    .init = lcsm__hyenadna_init,
+    .filter = lcsm__hyenadna_filter,
+    .public_config = lcsm__hyenadna_public_config,
     .tokenizer = tokenizer,
 };

@@ -238,6 +238,20 @@ typedef struct lcsm_attn_args {
     int B, len, pos0, L;
 } lcsm_attn_args;
 
+/* Hedgehog linear attention over rows of one chunk (decode: len 1), per head h
+ * of hd dims: phi(u) = max([softmax(u), softmax(-u)], fm_eps) (2F values, each
+ * softmax over F) of u = x_h^T W[h] (W [H][hd][F]: fmq for q, fmk for k);
+ * S += phi(k) v^T, z += phi(k) (the row's own token included), then
+ * out = phi(q)^T S / (phi(q)^T z + eps). qkv [B*len][3 H hd] holds q | k | v
+ * head-major; state [B][H][2F][hd + 1] holds S (columns 0..hd-1) and z (column
+ * hd), carried from chunk to chunk; out [B*len][H hd]. */
+typedef struct lcsm_linattn_args {
+    lcsm_ref qkv, fmq, fmk, state, out;
+    int H, hd, F;
+    float fm_eps, eps;
+    int B, len;
+} lcsm_linattn_args;
+
 /* What a model may need of a backend (supports): an op kind and its variant. */
 typedef enum lcsm_op {
     LCSM_OP_NORM,       /* variant: lcsm_norm_kind */
@@ -250,6 +264,7 @@ typedef enum lcsm_op {
     LCSM_OP_FIR,        /* variant: taps */
     LCSM_OP_ATTN,       /* variant: the caches' lcsm_dtype */
     LCSM_OP_ATTN_HEAD,  /* variant: head width */
+    LCSM_OP_LINATTN,    /* variant: feature dim F (any head width) */
     LCSM_OP_COUNT
 } lcsm_op;
 
@@ -319,6 +334,7 @@ typedef struct lcsm_backend_ops {
 
     /* ---- attention (decode steps and chunks alike) */
     lcsm_status (*attn)(lcsm_backend *be, const lcsm_attn_args *a);
+    lcsm_status (*linattn)(lcsm_backend *be, const lcsm_linattn_args *a);
 
     /* ---- Hyena operator, one decode step */
     lcsm_status (*hyena_step)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,

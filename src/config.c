@@ -15,7 +15,7 @@
 #define ERR(st, ...) (snprintf(err, cap, __VA_ARGS__), (st))
 
 const lcsm_arch *const lcsm__archs[] = {&lcsm_arch_hyenadna, &lcsm_arch_longconv, &lcsm_arch_stripedhyena,
-                                        &lcsm_arch_evo2, NULL};
+                                        &lcsm_arch_evo2, &lcsm_arch_hedgehog, NULL};
 
 const lcsm_arch *lcsm__arch_find(const char *name)
 {

@@ -22,6 +22,7 @@ struct lcsm_session {
     lcsm_ref *conv_state; /* [n_layer]: [B][K-1][S*D] short-conv inputs (buf NULL: none) */
     lcsm_ref (*stage_state)[LCSM_MAX_STAGES]; /* [n_layer]: a modal stage's [B][D][N], a FIR's ring [B][len][D] */
     lcsm_ref (*kv)[2]; /* [n_layer]: an attention layer's K and V caches [B][L][Hkv][hd] */
+    lcsm_ref *lin_state; /* [n_layer]: a linear attention layer's S and z [B][H][2F][hd + 1] */
     size_t states_floats; /* of the third buffer, before the activations */
     lcsm_ref r, xn, u, y, work, hid, hid2, logits;
     lcsm_ref ids; /* [B] int32: sampled ids kept on the device (backends with sample) */
@@ -46,12 +47,34 @@ static inline size_t lcsm__kv_elems(const lcsm_layer_spec *s, int B, int L)
     return (size_t)B * (size_t)L * (size_t)s->n_kv_heads * (size_t)s->head_dim;
 }
 
+/* Width of layer s's input projection: S streams of D, or q | k | v of its heads. */
+static inline size_t lcsm__mixer_in_width(const lcsm_layer_spec *s, int D)
+{
+    return s->mixer == LCSM_MIXER_HYENA ? (size_t)s->streams * (size_t)D
+                                        : (size_t)(s->n_heads + 2 * s->n_kv_heads) * (size_t)s->head_dim;
+}
+
+/* Floats of a linear attention layer's state for B sequences. */
+static inline size_t lcsm__linattn_state_elems(const lcsm_layer_spec *s, int B)
+{
+    return (size_t)B * (size_t)s->n_heads * 2 * (size_t)s->feature_dim * ((size_t)s->head_dim + 1);
+}
+
 /* The attention op's arguments for a chunk of len rows at pos0 of layer l. */
 static inline lcsm_attn_args lcsm__attn_args(const lcsm_layer_spec *s, lcsm_ref qkv, lcsm_ref kc, lcsm_ref vc,
                                              lcsm_ref out, int B, int len, int pos0, int L)
 {
     return (lcsm_attn_args){qkv, kc, vc, out, s->n_heads, s->n_kv_heads, s->head_dim, s->rope_base, s->rope_scale,
                             B, len, pos0, L};
+}
+
+/* The linear attention op's arguments for a chunk of len rows of layer l. */
+static inline lcsm_linattn_args lcsm__linattn_args(const lcsm_model *m, int l, lcsm_ref qkv, lcsm_ref state,
+                                                   lcsm_ref out, int B, int len)
+{
+    const lcsm_layer_spec *s = &m->spec[l];
+    return (lcsm_linattn_args){qkv,        m->w[l][LCSM_R_FMAP_Q], m->w[l][LCSM_R_FMAP_K], state, out, s->n_heads,
+                               s->head_dim, s->feature_dim,        s->fm_eps,              s->lin_eps, B, len};
 }
 
 /* How stage sg runs with G tiled groups (a session's geom.G; the model's

@@ -27,7 +27,7 @@ lcsm_status lcsm__check_tokens(const lcsm_model *m, const int32_t *ids, size_t n
 /* Scratch of one parallel forward: activations [N = B*len][.], and the long
  * convolutions' signals time-major [len][B*D]. */
 typedef struct fwd_scratch {
-    lcsm_ref r, xn, u, uc, hid2, a, y, lg, kv; /* kv: K and V caches of a forward without session */
+    lcsm_ref r, xn, u, uc, hid2, a, y, lg, kv, lin; /* kv, lin: a forward's own caches and linear attention state */
 } fwd_scratch;
 
 /* The Hyena mixer of layer l over whole sequences: xn = the gated output
@@ -110,7 +110,7 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
     const float eps = hp->norm_eps;
     const size_t N = (size_t)B * (size_t)len; /* rows of the activations */
     const size_t BD = (size_t)B * D;
-    size_t u_w, hid_w, hid2_w, uc_w = 0, kv_w = 0;
+    size_t u_w, hid_w, hid2_w, uc_w = 0, kv_w = 0, lin_w = 0;
     int max_stage = 0, untiled = 0;
     lcsm__model_widths(m, &u_w, &hid_w, &hid2_w);
     for (int l = 0; l < L; l++) {
@@ -122,25 +122,27 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
             untiled |= lcsm__stage_past(&sp->stage[i], s ? s->geom.G : m->n_tiled) != LCSM_PAST_TILED;
         if (sp->mixer == LCSM_MIXER_ATTN && !s && lcsm__kv_elems(sp, B, len) > kv_w)
             kv_w = lcsm__kv_elems(sp, B, len);
+        if (sp->mixer == LCSM_MIXER_LINATTN && !s && lcsm__linattn_state_elems(sp, B) > lin_w)
+            lin_w = lcsm__linattn_state_elems(sp, B);
     }
     /* u holds the input projection, then the MLP's hidden layer */
     const size_t widest = u_w > hid_w ? u_w : hid_w;
     /* stage inputs: in scratch unless a session's history holds them all; y:
      * the whole prefix of a continued prompt */
     const int p0 = s ? s->pos : 0;
-    const size_t n[9] = {N * D, N * D, N * widest, N * uc_w, N * hid2_w,
+    const size_t n[10] = {N * D, N * D, N * widest, N * uc_w, N * hid2_w,
                          s && !untiled ? 0 : (size_t)max_stage * len * BD, (size_t)(p0 + len) * BD,
-                         (all_positions ? N : (size_t)B) * V, 2 * kv_w};
+                         (all_positions ? N : (size_t)B) * V, 2 * kv_w, lin_w};
     size_t total = 0;
-    for (int i = 0; i < 9; i++)
+    for (int i = 0; i < 10; i++)
         total += n[i];
     lcsm_buf *buf = NULL;
     lcsm_status st = op->alloc(be, total * sizeof(float), &buf);
     if (st != LCSM_OK)
         return st;
     fwd_scratch x;
-    lcsm_ref *refs[9] = {&x.r, &x.xn, &x.u, &x.uc, &x.hid2, &x.a, &x.y, &x.lg, &x.kv};
-    for (size_t i = 0, off = 0; i < 9; off += n[i++])
+    lcsm_ref *refs[10] = {&x.r, &x.xn, &x.u, &x.uc, &x.hid2, &x.a, &x.y, &x.lg, &x.kv, &x.lin};
+    for (size_t i = 0, off = 0; i < 10; off += n[i++])
         *refs[i] = lcsm_f32(buf, off);
 
     /* A continued prompt pushes the whole history again: the accumulators'
@@ -152,14 +154,17 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
     for (int l = 0; l < L; l++) {
         const lcsm_layer_spec *sp = &m->spec[l];
         const lcsm_ref *w = m->w[l];
-        const int attn = sp->mixer == LCSM_MIXER_ATTN;
-        const int in_w = attn ? (sp->n_heads + 2 * sp->n_kv_heads) * sp->head_dim : sp->streams * D;
         TRY(lcsm__norm_linear(be, sp, eps, x.r, w[LCSM_R_NORM1_W], w[LCSM_R_NORM1_B], x.xn, w[LCSM_R_IN_W],
-                              w[LCSM_R_IN_B], x.u, (int)N, D, in_w, 0));
-        if (attn) { /* the session's caches, or scratch ones of this forward (f32) */
+                              w[LCSM_R_IN_B], x.u, (int)N, D, (int)lcsm__mixer_in_width(sp, D), 0));
+        if (sp->mixer == LCSM_MIXER_ATTN) { /* the session's caches, or scratch ones of this forward (f32) */
             const lcsm_ref kc = s ? s->kv[l][0] : x.kv, vc = s ? s->kv[l][1] : lcsm_ref_at(x.kv, kv_w);
             const lcsm_attn_args aa = lcsm__attn_args(sp, x.u, kc, vc, x.xn, B, len, p0, s ? s->geom.L : len);
             TRY(op->attn(be, &aa));
+        } else if (sp->mixer == LCSM_MIXER_LINATTN) { /* the session's state, or this forward's from zero */
+            if (!s)
+                TRY(op->zero(be, x.lin, lcsm__linattn_state_elems(sp, B)));
+            const lcsm_linattn_args la = lcsm__linattn_args(m, l, x.u, s ? s->lin_state[l] : x.lin, x.xn, B, len);
+            TRY(op->linattn(be, &la));
         } else {
             TRY(hyena_seq(m, s, &x, l, B, len));
         }

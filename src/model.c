@@ -57,6 +57,7 @@ static const char *op_name(lcsm_op op, int v, char *buf, size_t cap)
     case LCSM_OP_FIR: snprintf(buf, cap, "FIR filter of %d taps", v); break;
     case LCSM_OP_ATTN: snprintf(buf, cap, "attention with %s caches", lcsm_dtype_name(v)); break;
     case LCSM_OP_ATTN_HEAD: snprintf(buf, cap, "attention heads of width %d", v); break;
+    case LCSM_OP_LINATTN: snprintf(buf, cap, "linear attention of %d features", v); break;
     default: snprintf(buf, cap, "op %d", (int)op); break;
     }
     return buf;
@@ -87,6 +88,8 @@ static lcsm_status check_supported(lcsm_model *m)
             break;
         if (s->mixer == LCSM_MIXER_ATTN && (st = need(m, l, LCSM_OP_ATTN, (int)m->w[l][LCSM_R_IN_W].dt)) == LCSM_OK)
             st = need(m, l, LCSM_OP_ATTN_HEAD, s->head_dim);
+        if (s->mixer == LCSM_MIXER_LINATTN)
+            st = need(m, l, LCSM_OP_LINATTN, s->feature_dim);
         if (s->mixer == LCSM_MIXER_HYENA) {
             if (s->short_taps && (st = need(m, l, LCSM_OP_SHORT_CONV, s->short_taps)) != LCSM_OK)
                 break;
@@ -551,7 +554,7 @@ lcsm_status lcsm_model_get_layer(const lcsm_model *m, int layer, lcsm_layer_info
                           LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_get_layer: NULL argument or layer %d outside [0, %d)",
                           layer, m ? m->hp.n_layer : 0);
     static const char *const norms[] = {"layernorm", "rmsnorm", "rmsnorm-sh"};
-    static const char *const mixers[] = {"hyena", "attention"};
+    static const char *const mixers[] = {"hyena", "attention", "linear-attn"};
     static const char *const filters[] = {"implicit", "explicit", "modal", "modal-real", "fir"};
     static const char *const mlps[] = {"none", "plain", "gated"};
     static const char *const acts[] = {"none", "gelu-tanh", "gelu", "silu"};
@@ -574,6 +577,9 @@ lcsm_status lcsm_model_get_layer(const lcsm_model *m, int layer, lcsm_layer_info
     if (s->mixer == LCSM_MIXER_ATTN)
         snprintf(info->filter, sizeof info->filter, "%d heads, %d kv, %d wide%s", s->n_heads, s->n_kv_heads,
                  s->head_dim, s->rope_base > 0 ? ", rotary" : "");
+    if (s->mixer == LCSM_MIXER_LINATTN)
+        snprintf(info->filter, sizeof info->filter, "%d heads, %d wide, %d features", s->n_heads, s->head_dim,
+                 s->feature_dim);
     info->n_stage = s->n_stage;
     info->streams = s->streams;
     info->short_taps = s->short_taps;

@@ -67,8 +67,7 @@ void lcsm__model_widths(const lcsm_model *m, size_t *u_width, size_t *hid_width,
     for (int l = 0; l < m->hp.n_layer; l++) {
         const lcsm_layer_spec *sp = &m->spec[l];
         const size_t di = (size_t)sp->d_inner, up = sp->mlp == LCSM_MLP_GATED ? 2 * di : sp->mlp ? di : 0;
-        const size_t in = sp->mixer == LCSM_MIXER_ATTN ? (size_t)(sp->n_heads + 2 * sp->n_kv_heads) * sp->head_dim
-                                                       : (size_t)sp->streams * D;
+        const size_t in = lcsm__mixer_in_width(sp, (int)D);
         u = in > u ? in : u;
         hid = up > hid ? up : hid;
         hid2 = sp->mlp == LCSM_MLP_GATED && di > hid2 ? di : hid2;
@@ -123,7 +122,8 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     lcsm_status st = LCSM_OK;
     if (!(s->conv_state = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->conv_state)) ||
         !(s->stage_state = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->stage_state)) ||
-        !(s->kv = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->kv))) {
+        !(s->kv = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->kv)) ||
+        !(s->lin_state = lcsm__calloc((size_t)m->hp.n_layer, sizeof *s->lin_state))) {
         st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "session handle");
         goto fail;
     }
@@ -148,6 +148,8 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
         state_off[l][0] = n_third;
         if (sp->mixer == LCSM_MIXER_HYENA && sp->short_taps > 1)
             n_third += lcsm_align_up((size_t)B * (sp->short_taps - 1) * sp->streams * D);
+        if (sp->mixer == LCSM_MIXER_LINATTN)
+            n_third += lcsm_align_up(lcsm__linattn_state_elems(sp, B));
         for (int i = 0; i < sp->n_stage; i++) {
             const lcsm_stage_spec *sg = &sp->stage[i];
             state_off[l][1 + i] = n_third;
@@ -197,6 +199,8 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
         const lcsm_layer_spec *sp = &m->spec[l];
         if (sp->mixer == LCSM_MIXER_HYENA && sp->short_taps > 1)
             s->conv_state[l] = lcsm_f32(s->bufs[2], state_off[l][0]);
+        if (sp->mixer == LCSM_MIXER_LINATTN)
+            s->lin_state[l] = lcsm_f32(s->bufs[2], state_off[l][0]);
         for (int i = 0; i < sp->n_stage; i++) {
             const lcsm_past_kind k = lcsm__stage_past(&sp->stage[i], G);
             if (k != LCSM_PAST_TILED)
@@ -259,6 +263,7 @@ void lcsm_session_destroy(lcsm_session *s)
             s->be->ops->release(s->be, s->bufs[i]);
     lcsm__free(s->conv_state);
     lcsm__free(s->kv);
+    lcsm__free(s->lin_state);
     lcsm__free(s->stage_state);
     lcsm__free(s->logits_host);
     lcsm__free(s->sample_scratch);
@@ -447,13 +452,17 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
         const lcsm_layer_spec *sp = &m->spec[l];
         const lcsm_ref *w = m->w[l];
         const int S = sp->streams;
-        if (sp->mixer == LCSM_MIXER_ATTN) {
-            const int W = (sp->n_heads + 2 * sp->n_kv_heads) * sp->head_dim;
+        if (sp->mixer != LCSM_MIXER_HYENA) {
             TRY(lcsm__norm_linear(be, sp, eps, s->r, w[LCSM_R_NORM1_W], w[LCSM_R_NORM1_B], s->xn, w[LCSM_R_IN_W],
-                                  w[LCSM_R_IN_B], s->u, B, D, W, 0));
-            const lcsm_attn_args aa = lcsm__attn_args(sp, s->u, s->kv[l][0], s->kv[l][1], s->y, B, 1, t, s->geom.L);
+                                  w[LCSM_R_IN_B], s->u, B, D, (int)lcsm__mixer_in_width(sp, D), 0));
             double tm = lcsm__now();
-            TRY(op->attn(be, &aa));
+            if (sp->mixer == LCSM_MIXER_ATTN) {
+                const lcsm_attn_args aa = lcsm__attn_args(sp, s->u, s->kv[l][0], s->kv[l][1], s->y, B, 1, t, s->geom.L);
+                TRY(op->attn(be, &aa));
+            } else {
+                const lcsm_linattn_args la = lcsm__linattn_args(m, l, s->u, s->lin_state[l], s->y, B, 1);
+                TRY(op->linattn(be, &la));
+            }
             t_mix += lcsm__now() - tm;
             TRY(op->linear(be, s->y, w[LCSM_R_OUT_W], w[LCSM_R_OUT_B], s->r, B, D, D, LCSM_LINEAR_ACCUMULATE));
             TRY(lcsm__block_mlp(be, m, l, s->r, s->xn, s->hid, s->hid2, B));

@@ -324,6 +324,16 @@ lcsm_status lcsm__weights_load(lcsm_weights *w, const char *path, int keep_disk_
             t->dt = s->dtype == ST_F16 ? LCSM_DT_F16 : s->dtype == ST_BF16 ? LCSM_DT_BF16 : LCSM_DT_F32;
     }
     st_close(&f);
+    /* The parts of one role (q, k, v of one projection) share its storage: a
+     * role whose parts the checkpoint stores in different types holds f32,
+     * which represents every f16 and bf16 value exactly. */
+    for (int i = 0; keep_disk_dtype && st == LCSM_OK && i < w->n; i++) {
+        const lcsm_tensor *first = lcsm__tensor_get(w, w->t[i].layer, w->t[i].role);
+        if (first && first != &w->t[i] && first->dt != w->t[i].dt)
+            for (int j = 0; j < w->n; j++)
+                if (w->t[j].layer == first->layer && w->t[j].role == first->role)
+                    w->t[j].dt = LCSM_DT_F32;
+    }
     if (st == LCSM_OK)
         lcsm__weights_round(w);
     return st;

@@ -15,6 +15,10 @@
  *     (pairs (j, j + hd/2) by (t / scale) base^(-2j/hd)), k and v stored as the
  *     caches' type; y = softmax(q k^T / sqrt(hd)) v over positions <= t, query
  *     head h on kv head h / (H / Hkv); r += W_out y + b_out
+ *   linear attention mixer (Hedgehog): [q; k; v] = W_in x + b_in; per head,
+ *     phi(u) = max([softmax(u), softmax(-u)], fm_eps) of u = x_h^T W_f[h];
+ *     y_t = phi(q_t) . sum_{s<=t} phi(k_s) v_s / (phi(q_t) . sum_{s<=t} phi(k_s) + eps)
+ *     (the parallel form); r += W_out y + b_out
  *   MLP: x = norm2(r); plain: r += W_down act(W_up x + b_up) + b_down;
  *        gated: [g; v] = W_up x, r += W_down (act(g) * v)
  * logits = W_head final_norm(r).
@@ -221,6 +225,73 @@ static void attention(const lcsm_model *m, int l, lcsm_weight_dtype kv, double *
     free(n1w), free(n1b), free(Win), free(bin), free(Wout), free(bout);
 }
 
+/* phi [2F] of x [hd] through W [hd][F]. */
+static void feature_map(const double *x, const double *W, int hd, int F, double eps, double *phi)
+{
+    double hi = -INFINITY, lo = INFINITY, sp = 0, sn = 0;
+    for (int f = 0; f < F; f++) {
+        double u = 0;
+        for (int d = 0; d < hd; d++)
+            u += x[d] * W[(size_t)d * F + f];
+        phi[f] = u;
+        hi = u > hi ? u : hi;
+        lo = u < lo ? u : lo;
+    }
+    for (int f = 0; f < F; f++) {
+        const double u = phi[f];
+        sp += phi[f] = exp(u - hi);
+        sn += phi[F + f] = exp(lo - u);
+    }
+    for (int f = 0; f < 2 * F; f++) {
+        phi[f] /= f < F ? sp : sn;
+        phi[f] = phi[f] > eps ? phi[f] : eps;
+    }
+}
+
+/* The linear attention mixer of layer l over r [T][D], in its parallel form:
+ * the sums over s <= t written out, no recurrence. */
+static void linear_attention(const lcsm_model *m, int l, double *r, int T)
+{
+    const lcsm_weights *w = m->host;
+    const lcsm_layer_spec *s = &m->spec[l];
+    const int D = m->hp.d_model, H = s->n_heads, hd = s->head_dim, F = s->feature_dim, W = 3 * H * hd;
+    double *n1w = role(w, l, LCSM_R_NORM1_W, NULL), *n1b = role(w, l, LCSM_R_NORM1_B, NULL);
+    double *Win = role(w, l, LCSM_R_IN_W, NULL), *bin = role(w, l, LCSM_R_IN_B, NULL);
+    double *Wout = role(w, l, LCSM_R_OUT_W, NULL), *bout = role(w, l, LCSM_R_OUT_B, NULL);
+    double *fq = role(w, l, LCSM_R_FMAP_Q, NULL), *fk = role(w, l, LCSM_R_FMAP_K, NULL);
+    double *qkv = calloc((size_t)T * W, sizeof *qkv), *x = calloc((size_t)D, sizeof *x);
+    double *pq = calloc((size_t)T * H * 2 * F, sizeof *pq), *pk = calloc((size_t)T * H * 2 * F, sizeof *pk);
+    double *y = calloc((size_t)D, sizeof *y), *o = calloc((size_t)D, sizeof *o);
+    for (int t = 0; t < T; t++) {
+        norm(s->norm, r + (size_t)t * D, n1w, n1b, D, m->hp.norm_eps, x);
+        linear(Win, bin, x, D, W, qkv + (size_t)t * W);
+        for (int h = 0; h < H; h++) {
+            const size_t at = ((size_t)t * H + h) * 2 * F;
+            feature_map(qkv + (size_t)t * W + (size_t)h * hd, fq + (size_t)h * hd * F, hd, F, s->fm_eps, pq + at);
+            feature_map(qkv + (size_t)t * W + (size_t)(H + h) * hd, fk + (size_t)h * hd * F, hd, F, s->fm_eps, pk + at);
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        for (int h = 0; h < H; h++)
+            for (int d = 0; d < hd; d++) {
+                double num = 0, den = 0;
+                for (int u = 0; u <= t; u++) {
+                    double a = 0;
+                    for (int f = 0; f < 2 * F; f++)
+                        a += pq[((size_t)t * H + h) * 2 * F + f] * pk[((size_t)u * H + h) * 2 * F + f];
+                    num += a * qkv[(size_t)u * W + (size_t)(2 * H + h) * hd + d];
+                    den += a;
+                }
+                y[(size_t)h * hd + d] = num / (den + s->lin_eps);
+            }
+        linear(Wout, bout, y, D, D, o);
+        for (int c = 0; c < D; c++)
+            r[(size_t)t * D + c] += o[c];
+    }
+    free(qkv), free(x), free(pq), free(pk), free(y), free(o);
+    free(n1w), free(n1b), free(Win), free(bin), free(Wout), free(bout), free(fq), free(fk);
+}
+
 int ref_model_logits(const lcsm_model *m, const int32_t *tokens, int B, int T, lcsm_weight_dtype kv, float *logits)
 {
     const lcsm_weights *w = m->host;
@@ -242,6 +313,10 @@ int ref_model_logits(const lcsm_model *m, const int32_t *tokens, int B, int T, l
             const int DI = s->d_inner;
             if (s->mixer == LCSM_MIXER_ATTN) {
                 attention(m, l, kv, r, T);
+                goto mlp;
+            }
+            if (s->mixer == LCSM_MIXER_LINATTN) {
+                linear_attention(m, l, r, T);
                 goto mlp;
             }
             const int S = s->streams, C = S * D, K = s->short_taps;

@@ -188,13 +188,17 @@ static void check_unsupported(lcsm_backend *be)
     const struct {
         lcsm_op op;
         const char *needle;
-    } cases[] = {{LCSM_OP_HYENA, "Hyena step"}, {LCSM_OP_NORM, "layernorm"}, {LCSM_OP_ACT, "gelu"},
-                 {LCSM_OP_SHORT_CONV, "short conv"}};
+        int family; /* of tu_families */
+    } cases[] = {{LCSM_OP_HYENA, "Hyena step", 0},        {LCSM_OP_NORM, "layernorm", 0},
+                 {LCSM_OP_ACT, "gelu", 0},                {LCSM_OP_SHORT_CONV, "short conv", 0},
+                 {LCSM_OP_MODAL, "modal recurrence", 2},  {LCSM_OP_FIR, "FIR filter of 7 taps", 3},
+                 {LCSM_OP_ATTN, "attention with f32", 4}, {LCSM_OP_ATTN_HEAD, "heads of width 8", 4},
+                 {LCSM_OP_LINATTN, "linear attention of 6 features (needed by layer 1)", 6}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         g_missing = cases[i].op;
         be->ops = &ops;
         lcsm_model *m = NULL;
-        lcsm_status st = lcsm_model_create_random_config(be, tu_families[0].config, 1, NULL, &m);
+        lcsm_status st = lcsm_model_create_random_config(be, tu_families[cases[i].family].config, 1, NULL, &m);
         be->ops = orig;
         CHECK(st == LCSM_ERR_UNSUPPORTED && !m, "missing op %d: status %s", (int)cases[i].op, lcsm_strerror(st));
         CHECK(strstr(lcsm_last_error(), cases[i].needle) != NULL, "message '%s' does not name '%s'",

@@ -184,6 +184,10 @@ static const tu_family tu_families[] = {
     {"evo2+attn", "{\"model_type\": \"evo2\", \"d_model\": 32, \"n_layer\": 4, \"max_seq_len\": 160, "
                   "\"num_attention_heads\": 2, \"state_size\": 4, \"hcs_filter_groups\": 8, \"hcm_filter_groups\": 4, "
                   "\"hcs_layer_idxs\": [0], \"hcm_layer_idxs\": [2], \"hcl_layer_idxs\": [3], \"attn_layer_idxs\": [1]}"},
+    /* Hedgehog linear attention at layer 1 of a safari Hyena LM */
+    {"hedgehog", "{\"model_type\": \"hedgehog\", \"d_model\": 24, \"n_layer\": 3, \"d_inner\": 48, "
+                 "\"max_seq_len\": 160, \"filter_order\": 16, \"attn_layer_idx\": [1], "
+                 "\"attn_cfg\": {\"num_heads\": 3, \"feature_dim\": 6}}"},
 };
 #define TU_N_FAMILIES (sizeof tu_families / sizeof tu_families[0])
 

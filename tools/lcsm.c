@@ -760,7 +760,7 @@ static int cmd_info(const cli_args *a)
     printf("config:\n");
     print_config(&mi.config);
     printf("n_vocab:          %d\n", mi.n_vocab);
-    printf("layers:\n  %-5s %-10s %-9s %-7s %-30s %-5s %-6s %-9s %s\n", "layer", "norm", "mixer", "streams",
+    printf("layers:\n  %-5s %-10s %-11s %-7s %-30s %-5s %-6s %-9s %s\n", "layer", "norm", "mixer", "streams",
            "filters / heads", "short", "mlp", "act", "d_inner");
     for (int l = 0; l < mi.config.n_layer; l++) {
         lcsm_layer_info li;
@@ -768,7 +768,7 @@ static int cmd_info(const cli_args *a)
             rc = lib_error(st);
             goto done;
         }
-        printf("  %-5d %-10s %-9s %-7d %-30s %-5d %-6s %-9s %d\n", l, li.norm, li.mixer, li.streams, li.filter,
+        printf("  %-5d %-10s %-11s %-7d %-30s %-5d %-6s %-9s %d\n", l, li.norm, li.mixer, li.streams, li.filter,
                li.short_taps, li.mlp, li.act, li.d_inner);
     }
     printf("parameters:       %zu (%.3f M)\n", mi.n_params, (double)mi.n_params / 1e6);
