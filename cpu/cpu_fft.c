@@ -8,8 +8,10 @@
  * process may use FFTW too.
  */
 #include "cpu.h"
+#include "../src/file_io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,9 @@
 #include <unistd.h>
 
 static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The largest wisdom file read back (ours are a few kB). */
+#define CPU_WISDOM_MAX ((size_t)16 << 20)
 
 int cpu_fft_size(int need)
 {
@@ -185,9 +190,18 @@ void cpu_wisdom_load(cpu_backend *cb, const char *dir)
         fclose(fp);
     snprintf(cb->wisdom_path, sizeof cb->wisdom_path, "%s/fftwf-wisdom-%08lx-%08lx-w%d", dir,
              hash_str(model) & 0xffffffffUL, hash_str(fftwf_version) & 0xffffffffUL, CPU_FFT_W);
+    /* Not fftwf_import_wisdom_from_filename: FFTW would fopen() a FIFO and wait
+     * for a writer forever, and read a link to /dev/zero without end. A wisdom
+     * file is a few kB; anything that is not a regular file of at most
+     * CPU_WISDOM_MAX bytes is ignored (and replaced by the next save). */
+    char *text = NULL, msg[64];
+    size_t len;
+    if (lcsm__file_read_all(cb->wisdom_path, CPU_WISDOM_MAX, &text, &len, msg, sizeof msg) != LCSM_OK)
+        return;
     pthread_mutex_lock(&planner_lock);
-    fftwf_import_wisdom_from_filename(cb->wisdom_path); /* absent or bad: FFTW ignores it */
+    fftwf_import_wisdom_from_string(text); /* bad wisdom: FFTW ignores it */
     pthread_mutex_unlock(&planner_lock);
+    lcsm__free(text);
 }
 
 static void mkdir_p(const char *dir)
@@ -216,9 +230,22 @@ void cpu_wisdom_save(cpu_backend *cb)
     }
     /* Write then rename: a reader never sees half a file. */
     snprintf(tmp, sizeof tmp, "%s.%ld.tmp", cb->wisdom_path, (long)getpid());
-    pthread_mutex_lock(&planner_lock);
-    int ok = fftwf_export_wisdom_to_filename(tmp);
-    pthread_mutex_unlock(&planner_lock);
+    /* Our own exclusive create, not fftwf_export_wisdom_to_filename's fopen():
+     * whatever lies at that name (a stale file, a FIFO) is removed, never
+     * opened. */
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !fp)
+        close(fd);
+    int ok = 0;
+    if (fp) {
+        pthread_mutex_lock(&planner_lock);
+        fftwf_export_wisdom_to_file(fp);
+        pthread_mutex_unlock(&planner_lock);
+        ok = !ferror(fp);
+        ok &= fclose(fp) == 0;
+    }
     if (ok && rename(tmp, cb->wisdom_path) == 0)
         cb->wisdom_dirty = 0;
     else

@@ -1,4 +1,5 @@
 #include "config.h"
+#include "file_io.h"
 #include "internal.h"
 
 #include <cjson/cJSON.h>
@@ -7,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define ERR(st, ...) (snprintf(err, cap, __VA_ARGS__), (st))
 
@@ -139,32 +139,9 @@ lcsm_status lcsm__config_check(const lcsm_model_config *c, char *err, size_t cap
 
 lcsm_status lcsm__config_read(const char *path, lcsm_model_config *cfg, char *err, size_t cap)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return ERR(LCSM_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(fp);
-        return ERR(LCSM_ERR_IO, "%s: not a regular file", path);
-    }
     char *buf = NULL;
     size_t len = 0;
-    lcsm_status st = LCSM_OK;
-    if (fseek(fp, 0, SEEK_END) == 0) {
-        long n = ftell(fp);
-        if (n < 0 || n > (1L << 24)) {
-            st = ERR(LCSM_ERR_FORMAT, "%s: size %ld is not that of a config (limit 16 MiB)", path, n);
-        } else if (fseek(fp, 0, SEEK_SET) == 0 && (buf = lcsm__malloc((size_t)n + 1))) {
-            len = fread(buf, 1, (size_t)n, fp);
-            if (len != (size_t)n)
-                st = ERR(LCSM_ERR_IO, "%s: short read", path);
-        } else {
-            st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: read buffer", path);
-        }
-    } else {
-        st = ERR(LCSM_ERR_IO, "%s: cannot seek", path);
-    }
-    fclose(fp);
+    lcsm_status st = lcsm__file_read_all(path, (size_t)1 << 24, &buf, &len, err, cap); /* 16 MiB */
     if (st == LCSM_OK) {
         const char *end = NULL;
         cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);

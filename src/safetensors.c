@@ -1,4 +1,5 @@
 #include "safetensors.h"
+#include "file_io.h"
 #include "internal.h"
 
 #include <cjson/cJSON.h>
@@ -94,14 +95,11 @@ static lcsm_status parse_entry(const cJSON *e, size_t data_size, st_tensor *t, c
 lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
 {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ERR(LCSM_ERR_IO, "%s: %s", path, strerror(errno));
+    int fd;
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ERR(LCSM_ERR_IO, "%s: not a regular file", path);
-    }
+    lcsm_status opened = lcsm__file_open(path, &fd, &sb, err, cap);
+    if (opened != LCSM_OK)
+        return opened;
     size_t size = (size_t)sb.st_size;
     if (size < 8) {
         close(fd);
