@@ -12,9 +12,6 @@
  */
 #include "testutil.h"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <time.h>
 
 #define CASE_SECONDS 60 /* generous: a case takes well under a second, a hang forever */
 
@@ -22,44 +19,9 @@ static char g_dir[128];
 
 /* ----------------------------------------------------------- child cases */
 
-typedef int (*case_fn)(void); /* exit status of the child: 0 = pass */
-
-static void run_case(const char *label, case_fn fn)
+static void run_case(const char *label, int (*fn)(void))
 {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        CHECK(0, "%s: fork: %s", label, strerror(errno));
-        return;
-    }
-    if (pid == 0) {
-        tu_failures = 0; /* the child's own */
-        _exit(fn());
-    }
-    int status = 0;
-    struct timespec t0, now;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            break;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - t0.tv_sec > CASE_SECONDS) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            CHECK(0, "%s: still running after %d s (a hang)", label, CASE_SECONDS);
-            return;
-        }
-        struct timespec ms = {0, 10 * 1000 * 1000};
-        nanosleep(&ms, NULL);
-    }
-    if (WIFSIGNALED(status))
-        CHECK(0, "%s: killed by signal %d", label, WTERMSIG(status));
-    else if (WEXITSTATUS(status) == 77)
-        printf("SKIP %s\n", label);
-    else
-        CHECK(WEXITSTATUS(status) == 0, "%s: failed (exit %d)", label, WEXITSTATUS(status));
+    tu_run_child(label, fn, CASE_SECONDS);
     printf("%s: done\n", label);
 }
 
