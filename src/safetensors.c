@@ -184,24 +184,23 @@ lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
         if (st != LCSM_OK)
             goto fail;
     }
-    /* Duplicate names: JSON allows them, we do not. */
-    if (f->n > 1) {
-        st_tensor **by_name = lcsm__malloc((size_t)f->n * sizeof *by_name);
-        if (!by_name) {
-            st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header", path);
+    /* The index st_find searches: the tensors sorted by name, made once, so a
+     * load is O(n log n) in the header and not n lookups of O(n) each. Also
+     * finds duplicate names: JSON allows them, we do not. */
+    if (f->n > 0 && !(f->by_name = lcsm__malloc((size_t)f->n * sizeof *f->by_name))) {
+        st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header index of %d tensors", path, f->n);
+        goto fail;
+    }
+    for (int i = 0; i < f->n; i++)
+        f->by_name[i] = &f->t[i];
+    if (f->n > 1)
+        qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_name);
+    for (int i = 1; i < f->n; i++)
+        if (!strcmp(f->by_name[i - 1]->name, f->by_name[i]->name)) {
+            st = ERR(LCSM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, f->by_name[i]->name);
             goto fail;
         }
-        for (int i = 0; i < f->n; i++)
-            by_name[i] = &f->t[i];
-        qsort(by_name, (size_t)f->n, sizeof *by_name, cmp_name);
-        for (int i = 1; i < f->n; i++)
-            if (!strcmp(by_name[i - 1]->name, by_name[i]->name)) {
-                st = ERR(LCSM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, by_name[i]->name);
-                break;
-            }
-        lcsm__free(by_name);
-        if (st != LCSM_OK)
-            goto fail;
+    if (f->n > 1) {
         /* Overlaps: sort a copy by offset and check neighbours. */
         st_tensor *sorted = lcsm__malloc((size_t)f->n * sizeof *sorted);
         if (!sorted) {
@@ -246,6 +245,7 @@ void st_close(st_file *f)
     for (int i = 0; i < f->n; i++)
         lcsm__free(f->t[i].name);
     lcsm__free(f->t);
+    lcsm__free(f->by_name);
     lcsm__free(f->path);
     if (f->fd >= 0)
         close(f->fd);
@@ -255,9 +255,17 @@ void st_close(st_file *f)
 
 const st_tensor *st_find(const st_file *f, const char *name)
 {
-    for (int i = 0; i < f->n; i++)
-        if (!strcmp(f->t[i].name, name))
-            return &f->t[i];
+    size_t lo = 0, hi = (size_t)f->n; /* binary search of by_name in [lo, hi) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(f->by_name[mid]->name, name);
+        if (c == 0)
+            return f->by_name[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

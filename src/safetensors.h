@@ -43,6 +43,7 @@ typedef struct st_file {
     size_t data_off; /* 8 + N */
     int n;
     st_tensor *t;
+    st_tensor **by_name; /* t sorted by name: st_find's index */
 } st_file;
 
 /* Opens and validates (the header is read and checked here). On failure writes
