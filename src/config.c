@@ -1,6 +1,7 @@
 #include "config.h"
 #include "file_io.h"
 #include "internal.h"
+#include "json.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -110,8 +111,10 @@ static lcsm_status from_json(const cJSON *root, lcsm_model_config *c, char *err,
         st = read_float(root, "layer_norm_epsilon", 0.0f, 1.0f, &c->layer_norm_epsilon, err, cap);
     if (st != LCSM_OK)
         return st;
-    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
-    if (tie && cJSON_IsFalse(tie))
+    int tie_given = 0, tie = 1;
+    if ((st = lcsm__json_get_bool(root, "tie_word_embeddings", &tie_given, &tie, err, cap)) != LCSM_OK)
+        return st;
+    if (tie_given && !tie)
         return ERR(LCSM_ERR_UNSUPPORTED, "config: untied word embeddings (tie_word_embeddings false) are not supported");
     return lcsm__config_check(c, err, cap);
 }
@@ -143,18 +146,13 @@ lcsm_status lcsm__config_read(const char *path, lcsm_model_config *cfg, char *er
     size_t len = 0;
     lcsm_status st = lcsm__file_read_all(path, (size_t)1 << 24, &buf, &len, err, cap); /* 16 MiB */
     if (st == LCSM_OK) {
-        const char *end = NULL;
-        cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-        if (!cJSON_IsObject(root)) {
-            st = ERR(LCSM_ERR_FORMAT, "%s: not a JSON object", path);
-        } else if (!lcsm__only_space(end, (size_t)(buf + len - end))) {
-            st = ERR(LCSM_ERR_FORMAT, "%s: text after the JSON object", path);
-        } else {
-            char inner[400];
+        cJSON *root = NULL;
+        char inner[400];
+        st = lcsm__json_parse_object(buf, len, (size_t)1 << 24, &root, NULL, inner, sizeof inner);
+        if (st == LCSM_OK)
             st = from_json(root, cfg, inner, sizeof inner);
-            if (st != LCSM_OK)
-                snprintf(err, cap, "%s: %s", path, inner);
-        }
+        if (st != LCSM_OK)
+            snprintf(err, cap, "%s: %s", path, inner);
         cJSON_Delete(root);
     }
     lcsm__free(buf);

@@ -1,6 +1,7 @@
 #include "safetensors.h"
 #include "file_io.h"
 #include "internal.h"
+#include "json.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -151,14 +152,18 @@ lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
     if ((st = read_at(f, hdr, (size_t)hlen, 8, err, cap)) != LCSM_OK)
         goto fail;
     hdr[hlen] = '\0';
-    const char *end = NULL;
-    root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
-    if (!cJSON_IsObject(root)) {
-        st = ERR(LCSM_ERR_FORMAT, "%s: header is not a JSON object", path);
+    /* One object, only (space) padding after it, no key twice anywhere: a
+     * tensor listed twice is refused as such, a repeated key inside an entry or
+     * in __metadata__ too (Python would take the last, cJSON the first). */
+    lcsm_json_dup dup;
+    char why[400];
+    st = lcsm__json_parse_object(hdr, (size_t)hlen, ST_MAX_HEADER, &root, &dup, why, sizeof why);
+    if (st == LCSM_ERR_FORMAT && root == NULL && dup.key[0] && !dup.where[0]) {
+        st = ERR(LCSM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, dup.key);
         goto fail;
     }
-    if (!lcsm__only_space(end, (size_t)(hdr + hlen - end))) { /* the format pads with spaces only */
-        st = ERR(LCSM_ERR_FORMAT, "%s: header has text after its JSON object", path);
+    if (st != LCSM_OK) {
+        st = ERR(st, "%s: header: %s", path, why);
         goto fail;
     }
     int n = 0;
