@@ -52,7 +52,7 @@ typedef struct cpu_backend {
     int n_threads;
     int saved_blas_threads;
     unsigned planner_flags; /* FFTW_MEASURE or FFTW_ESTIMATE for tile plans */
-    char wisdom_path[1024]; /* "" = no wisdom file */
+    char *wisdom_path;      /* NULL = no wisdom file (allocated: any length) */
     int wisdom_dirty;
     pthread_mutex_t lock;   /* plans and scratch */
     cpu_plan **plans;       /* every size made so far; entries never move */

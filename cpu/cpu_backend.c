@@ -78,6 +78,7 @@ static void cpu_destroy(lcsm_backend *be)
 {
     cpu_backend *cb = (cpu_backend *)be;
     cpu_wisdom_save(cb);
+    lcsm__free(cb->wisdom_path);
     cpu_plans_destroy(cb);
     lcsm_pool_destroy(cb->pool);
     if (cb->saved_blas_threads > 0)
@@ -133,7 +134,7 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
      * as wisdom); LCSM_FFTW_EFFORT=estimate trades speed for start-up time. */
     const char *effort = getenv("LCSM_FFTW_EFFORT");
     cb->planner_flags = effort && !strcmp(effort, "estimate") ? FFTW_ESTIMATE : FFTW_MEASURE;
-    char buf[1024];
+    char buf[4096]; /* PATH_MAX */
     cpu_wisdom_load(cb, lcsm__cache_dir(opt, buf, sizeof buf));
 
     int t;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -113,4 +114,34 @@ lcsm_status lcsm__file_read_all(const char *path, size_t limit, char **buf, size
     *buf = b;
     *len = n;
     return LCSM_OK;
+}
+
+lcsm_status lcsm__path_join(char *buf, size_t cap, const char *dir, const char *name, char *err, size_t errcap)
+{
+    int n = snprintf(buf, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap)
+            buf[0] = '\0';
+        snprintf(err, errcap, "%.200s%s: path too long (%d bytes with /%s, the limit is %zu)", dir,
+                 strlen(dir) > 200 ? "..." : "", n, name, cap ? cap - 1 : 0);
+        return LCSM_ERR_INVALID_ARGUMENT;
+    }
+    return LCSM_OK;
+}
+
+char *lcsm__path_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *p = lcsm__malloc((size_t)n + 1);
+    if (!p)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
 }

@@ -42,4 +42,15 @@ int lcsm__file_changed(int fd, const struct stat *was);
  * (larger than limit), LCSM_ERR_OUT_OF_MEMORY. */
 lcsm_status lcsm__file_read_all(const char *path, size_t limit, char **buf, size_t *len, char *err, size_t cap);
 
+/* ---- paths: never cut short */
+
+/* dir + "/" + name into buf (cap bytes). LCSM_ERR_INVALID_ARGUMENT with
+ * "<dir>: path too long (N bytes with NAME, limit M)" in err when it does not
+ * fit: a cut path would name another file. */
+lcsm_status lcsm__path_join(char *buf, size_t cap, const char *dir, const char *name, char *err, size_t errcap);
+
+/* A path formatted into a buffer of exactly its size (lcsm__malloc; free with
+ * lcsm__free), for names of any length; NULL when out of memory. */
+char *lcsm__path_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

@@ -1,5 +1,6 @@
 /* Model handles: load, random creation, save, upload to the backend, filters. */
 #include "config.h"
+#include "file_io.h"
 #include "internal.h"
 #include "schedule.h"
 #include "weights.h"
@@ -197,17 +198,20 @@ lcsm_status lcsm_model_load(lcsm_backend *be, const char *dir, const lcsm_model_
     if (!be || !dir || !out)
         return lcsm__fail(be ? be->last_error : NULL, be ? sizeof be->last_error : 0,
                           LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_load: NULL argument");
-    char path[4096];
+    char path[4096], st_path[4096];
     lcsm_model_config cfg;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    lcsm_status st = lcsm__config_read(path, &cfg, be->last_error, sizeof be->last_error);
+    lcsm_status st = lcsm__path_join(path, sizeof path, dir, "config.json", be->last_error, sizeof be->last_error);
+    if (st == LCSM_OK)
+        st = lcsm__path_join(st_path, sizeof st_path, dir, "model.safetensors", be->last_error,
+                             sizeof be->last_error);
+    if (st == LCSM_OK)
+        st = lcsm__config_read(path, &cfg, be->last_error, sizeof be->last_error);
     if (st != LCSM_OK)
         return lcsm__relay(NULL, 0, st, be->last_error);
     lcsm_weights *w = lcsm__weights_alloc(&cfg);
     if (!w)
         return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "%s: weights of this config do not fit in memory", dir);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    st = lcsm__weights_load(w, path, be->last_error, sizeof be->last_error);
+    st = lcsm__weights_load(w, st_path, be->last_error, sizeof be->last_error);
     if (st != LCSM_OK) {
         lcsm__weights_free(w);
         return lcsm__relay(NULL, 0, st, be->last_error);
@@ -245,15 +249,18 @@ lcsm_status lcsm_model_save(lcsm_model *m, const char *dir)
     if (!m || !dir)
         return lcsm__fail(m ? m->last_error : NULL, m ? sizeof m->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
                           "lcsm_model_save: NULL argument");
+    char path[4096], st_path[4096];
+    lcsm_status st = lcsm__path_join(path, sizeof path, dir, "config.json", m->last_error, sizeof m->last_error);
+    if (st == LCSM_OK)
+        st = lcsm__path_join(st_path, sizeof st_path, dir, "model.safetensors", m->last_error,
+                             sizeof m->last_error);
+    if (st != LCSM_OK)
+        return lcsm__relay(NULL, 0, st, m->last_error);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_IO, "%s: %s", dir, strerror(errno));
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    lcsm_status st = lcsm__config_write(path, &m->cfg, m->last_error, sizeof m->last_error);
-    if (st == LCSM_OK) {
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        st = lcsm__weights_save(m->host, path, m->last_error, sizeof m->last_error);
-    }
+    st = lcsm__config_write(path, &m->cfg, m->last_error, sizeof m->last_error);
+    if (st == LCSM_OK)
+        st = lcsm__weights_save(m->host, st_path, m->last_error, sizeof m->last_error);
     return st == LCSM_OK ? st : lcsm__relay(NULL, 0, st, m->last_error);
 }
 
