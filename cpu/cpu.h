@@ -74,6 +74,10 @@ struct lcsm_filters {
     size_t spec_bytes;
 };
 
+/* cpu_blas.c: OpenBLAS's work buffers for the pool's threads, made now (or
+ * LCSM_ERR_OUT_OF_MEMORY), so that no projection waits for one later. */
+lcsm_status cpu_blas_reserve(cpu_backend *cb);
+
 /* cpu_fft.c */
 lcsm_status cpu_plan_get(cpu_backend *cb, int n, unsigned flags, const cpu_plan **out);
 /* Makes every thread's scratch at least `floats` long. Runs as a pool job, so it

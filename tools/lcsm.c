@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { EXIT_LIB = 1, EXIT_USAGE = 2 };
 
@@ -819,6 +820,7 @@ static int cmd_version(const cli_args *a)
 
 /* ----------------------------------------------------------------- main */
 
+
 static const command *find_command(const char *name)
 {
     if (!strcmp(name, "--version"))
@@ -831,7 +833,7 @@ static const command *find_command(const char *name)
 
 static bool is_help(const char *s) { return !strcmp(s, "help") || !strcmp(s, "--help") || !strcmp(s, "-h"); }
 
-int main(int argc, char **argv)
+static int cli_main(int argc, char **argv)
 {
     if (argc < 2)
         return usage_error(NULL, "no command given");
@@ -857,4 +859,35 @@ int main(int argc, char **argv)
     default: break;
     }
     return c->run(&args);
+}
+
+/* OpenBLAS's pthreads build starts worker threads when it is loaded, before
+ * main, and each at once reserves a 128 MiB work buffer; one that cannot (under
+ * `ulimit -v`, or because it ran late, after lcsm had taken the memory)
+ * retries forever (OpenBLAS before 0.3.30, OpenMathLib/OpenBLAS#5289), racing
+ * every later allocation for the address space it frees, and OpenBLAS's exit
+ * handler waits for it: even `lcsm version` never ended. lcsm runs OpenBLAS on
+ * one thread anyway (the CPU backend splits work in its own pool), so the CLI
+ * makes sure OpenBLAS starts no threads at all: without OPENBLAS_NUM_THREADS
+ * in its environment it sets it to 1 and executes itself again (OpenBLAS reads
+ * it only when loaded; a value set after that is not seen). If that exec fails
+ * the CLI just goes on. A value the user set is kept. (Under valgrind, which
+ * does not follow exec by default, set OPENBLAS_NUM_THREADS=1 first, as
+ * tests/valgrind/cli_memcheck.sh does.)
+ *
+ * Every exit goes through _exit, after the CLI has released all it made and
+ * flushed its output, so that a worker that cannot get its buffer (when the
+ * user asked for OpenBLAS threads) cannot hold up the exit either. */
+int main(int argc, char **argv)
+{
+    char self[4096];
+    ssize_t n = getenv("OPENBLAS_NUM_THREADS") ? -1 : readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0 && (size_t)n < sizeof self - 1 && setenv("OPENBLAS_NUM_THREADS", "1", 0) == 0) {
+        self[n] = '\0'; /* the real path, so that the process keeps its name */
+        execv(self, argv); /* returns only if it failed */
+    }
+    int rc = cli_main(argc, argv);
+    if (fflush(NULL) != 0 && rc == 0)
+        rc = EXIT_LIB; /* finish_stdout has reported a failed stdout already */
+    _exit(rc);
 }
