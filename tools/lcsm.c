@@ -59,14 +59,15 @@ typedef struct cli_args {
     int top_k;
     uint64_t seed; /* the sampler's in generate, the weights' in make-model */
     int threads;
-    int max_len; /* 0: prompt + n_predict */
+    int max_len; /* 0: what generate needs, prompt + n_predict - 1 */
     bool all_tokens;
     /* make-model; 0 means "keep lcsm_model_config_default's value" */
     const char *out_dir;
     int d_model, n_layer, l_max, d_inner;
 } cli_args;
 
-typedef enum opt_kind { OPT_FLAG, OPT_STR, OPT_INT, OPT_U64, OPT_FLOAT, OPT_ALGO } opt_kind;
+/* OPT_STR is a non-empty string (a directory, a name); OPT_TEXT may be empty. */
+typedef enum opt_kind { OPT_FLAG, OPT_STR, OPT_TEXT, OPT_INT, OPT_U64, OPT_FLOAT, OPT_ALGO } opt_kind;
 
 typedef struct opt_def {
     const char *short_name; /* "-m", or NULL */
@@ -88,7 +89,7 @@ typedef struct opt_def {
 static const opt_def generate_opts[] = {
     {"-m", "--model", OPT_STR, FIELD(model_dir), NO_RANGE, "DIR",
      "model directory (config.json + model.safetensors); default: the built-in model"},
-    {"-p", "--prompt", OPT_STR, FIELD(prompt), NO_RANGE, "DNA",
+    {"-p", "--prompt", OPT_TEXT, FIELD(prompt), NO_RANGE, "DNA",
      "prompt of A C G T N letters; default: the single token [CLS]"},
     {"-n", "--n-predict", OPT_INT, FIELD(n_predict), 0, INT_MAX, false, "N", "new tokens per sequence (default 64)"},
     {NULL, "--algo", OPT_ALGO, FIELD(algo), NO_RANGE, "NAME", "lazy | eager | flash (default flash)"},
@@ -102,7 +103,7 @@ static const opt_def generate_opts[] = {
     {"-s", "--seed", OPT_U64, FIELD(seed), NO_RANGE, "S", "sampler seed (default 0)"},
     {"-t", "--threads", OPT_INT, FIELD(threads), 0, 1024, false, "N", "CPU threads; 0 = one per processor (default 0)"},
     {NULL, "--max-len", OPT_INT, FIELD(max_len), 1, INT_MAX, false, "L",
-     "session length (default prompt + N; at most the model's l_max)"},
+     "session length (default prompt + N - 1, what generation needs; at most the model's l_max)"},
     {NULL, "--all-tokens", OPT_FLAG, FIELD(all_tokens), NO_RANGE, NULL,
      "sample from the whole vocabulary, not only A C G T"},
     {NULL, "--shift", OPT_FLOAT, FIELD(shift), ANY_FLOAT, "F", "filter_shift of the implicit filters (default 0.05)"},
@@ -279,7 +280,12 @@ static bool set_option(cli_args *a, const opt_def *o, const char *value)
     void *field = (char *)a + o->field;
     switch (o->kind) {
     case OPT_FLAG: *(bool *)field = true; return true;
-    case OPT_STR: *(const char **)field = value; return true;
+    case OPT_STR: /* -m "" would be a lookup of /config.json */
+        if (!*value)
+            return false;
+        *(const char **)field = value;
+        return true;
+    case OPT_TEXT: *(const char **)field = value; return true;
     case OPT_INT: return parse_int(value, o, (int *)field);
     case OPT_U64: return parse_u64(value, (uint64_t *)field);
     case OPT_FLOAT: return parse_float(value, o, (float *)field);
@@ -303,8 +309,9 @@ static void describe_range(const opt_def *o, char *buf, size_t cap)
             snprintf(buf, cap, "a number in %c%g, %g]", o->lo_open ? '(' : '[', o->lo, o->hi);
         return;
     case OPT_ALGO: snprintf(buf, cap, "flash, lazy or eager"); return;
+    case OPT_STR: snprintf(buf, cap, "a non-empty value"); return;
     case OPT_FLAG:
-    case OPT_STR: break;
+    case OPT_TEXT: break;
     }
     snprintf(buf, cap, "a value");
 }
@@ -335,6 +342,10 @@ static int parse_args(const command *c, int argc, char **argv, cli_args *a)
         if (arg[0] != '-' || arg[1] == '\0') {
             if (!c->positional || have_positional) {
                 usage_error(c, "%s: unexpected argument '%s'", c->name, arg);
+                return PARSE_ERROR;
+            }
+            if (!*arg) {
+                usage_error(c, "%s: %s must not be empty", c->name, c->positional);
                 return PARSE_ERROR;
             }
             a->out_dir = arg;
@@ -537,7 +548,9 @@ static int cmd_generate(const cli_args *a)
     if ((rc = tokenize_prompt(a->prompt, &prompt1, &plen)) != 0)
         goto done;
     rc = EXIT_LIB;
-    long long want_len = (long long)plen + a->n_predict;
+    /* lcsm_generate feeds back all but the last sampled token: a session of
+     * prompt + N - 1 positions (the prompt alone when N is 0). */
+    long long want_len = (long long)plen + (a->n_predict > 0 ? a->n_predict - 1 : 0);
     if (!a->max_len && want_len > INT_MAX) {
         fprintf(stderr, "lcsm: %s: prompt %d + %d new tokens do not fit an int\n", lcsm_strerror(LCSM_ERR_LENGTH),
                 plen, a->n_predict);
