@@ -108,6 +108,15 @@ static inline int tu_backends(const char *names[8])
 /* Removes a file or a directory tree (for temporary test directories). */
 static inline int tu_rm_rf(const char *path);
 
+/* 1 when $LCSM_TEST_QUICK is set (and not "0"): tests that support it run a few
+ * small cases only, for slow environments such as a device simulator (the
+ * oclgrind CTest). */
+static inline int tu_quick(void)
+{
+    const char *e = getenv("LCSM_TEST_QUICK");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 /* Runs `run` once per backend of tu_backends() with a fresh temporary
  * directory in `dir` (cap bytes; removed afterwards). `run` returns 77 when it
  * skips a backend. Returns the test's exit code: 77 when no backend ran and
