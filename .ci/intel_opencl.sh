@@ -38,6 +38,7 @@ mkdir -p "$vendors"
 echo "$lib" >"$vendors/intel-cpu.icd"
 export OCL_ICD_VENDORS="$(cd "$vendors" && pwd)"
 export LCSM_DEVICE=intel
+export LCSM_CACHE_DIR="$build/cache" # as the tests have it: nothing written to $HOME
 "$build/tools/lcsm" devices --backend opencl
 if ! "$build/tools/lcsm" generate -n 16 --backend opencl >/dev/null 2>"$build/intel-opencl-check.err" ||
   ! grep -q "Intel(R) OpenCL" "$build/intel-opencl-check.err"; then
