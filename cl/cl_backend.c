@@ -640,7 +640,7 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
     }
     if ((st = clb_mem(cb, 64, "placeholder", &cb->dummy)) != LCSM_OK)
         return st;
-    char buf[1024];
+    char buf[4096]; /* PATH_MAX */
     return build_kernels(cb, lcsm__cache_dir(opt, buf, sizeof buf));
 }
 

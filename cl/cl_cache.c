@@ -36,6 +36,7 @@
  */
 #include "cl_cache.h"
 #include "cl_errors.h"
+#include "../src/file_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -264,10 +265,13 @@ static lcsm_status cache_read(const char *path, const clc_key *key, unsigned cha
     uint64_t sum, n = 0;
     lcsm_status st = LCSM_OK;
     *bin = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    int fd;
+    char why[64];
+    /* Non-blocking open, regular files only (src/file_io.h): a FIFO or a link to
+     * a device in the cache is a miss, never a wait or an endless read. */
+    if (lcsm__file_open(path, &fd, &sb, why, sizeof why) != LCSM_OK)
         return LCSM_OK;
-    if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > CLC_HEADER && read_full(fd, h, sizeof h) == 0)
+    if (sb.st_size > CLC_HEADER && read_full(fd, h, sizeof h) == 0)
         n = header_check(h, key, sb.st_size, &sum);
     n = n == (size_t)n ? n : 0; /* more than this host can address: a miss */
     unsigned char *b = n ? lcsm__malloc((size_t)n) : NULL;

@@ -55,7 +55,7 @@ typedef struct cpu_backend {
     int n_threads;
     int saved_blas_threads;
     unsigned planner_flags; /* FFTW_MEASURE or FFTW_ESTIMATE for tile plans */
-    char wisdom_path[1024]; /* "" = no wisdom file */
+    char *wisdom_path;      /* NULL = no wisdom file (allocated: any length) */
     int wisdom_dirty;
     pthread_mutex_t lock;   /* plans and scratch */
     cpu_plan **plans;       /* every size made so far; entries never move */
@@ -81,6 +81,10 @@ struct lcsm_filters {
     const cpu_plan *plan[CPU_MAX_LOG2 + 1]; /* the backend's plan of size 2U, looked up once */
     size_t spec_bytes;
 };
+
+/* cpu_blas.c: OpenBLAS's work buffers for the pool's threads, made now (or
+ * LCSM_ERR_OUT_OF_MEMORY), so that no projection waits for one later. */
+lcsm_status cpu_blas_reserve(cpu_backend *cb);
 
 /* cpu_fft.c */
 lcsm_status cpu_plan_get(cpu_backend *cb, int n, unsigned flags, const cpu_plan **out);

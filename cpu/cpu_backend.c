@@ -93,10 +93,11 @@ static void cpu_destroy(lcsm_backend *be)
 {
     cpu_backend *cb = (cpu_backend *)be;
     cpu_wisdom_save(cb);
+    lcsm__free(cb->wisdom_path);
     cpu_plans_destroy(cb);
     cpu_wblock_free(cb);
     lcsm_pool_destroy(cb->pool);
-    if (cb->saved_blas_threads > 0)
+    if (cb->saved_blas_threads > 0) /* we changed it */
         openblas_set_num_threads(cb->saved_blas_threads);
     pthread_mutex_destroy(&cb->lock);
     lcsm__free(cb);
@@ -142,26 +143,34 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
     pthread_mutex_init(&cb->lock, NULL);
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     cb->n_threads = opt->n_threads > 0 ? opt->n_threads : (online > 0 ? (int)online : 1);
-    cb->pool = lcsm_pool_create(cb->n_threads);
-    if (!cb->pool) {
-        int n = cb->n_threads;
-        pthread_mutex_destroy(&cb->lock);
-        lcsm__free(cb);
-        return lcsm__fail(NULL, 0, LCSM_ERR_OUT_OF_MEMORY, "cpu backend: cannot start %d threads", n);
+    /* Only when it changes anything: raising the count again (on destroy) may
+     * start OpenBLAS threads, each of which allocates a work buffer. */
+    const int blas_threads = openblas_get_num_threads();
+    cb->saved_blas_threads = blas_threads != 1 ? blas_threads : 0;
+    if (cb->saved_blas_threads)
+        openblas_set_num_threads(1);
+    /* OpenBLAS's buffers before anything else, and before our threads exist:
+     * a thread starting meanwhile (its malloc arena is 64 MiB of address space)
+     * could take the room a probe has just seen. */
+    lcsm_status st = cpu_blas_reserve(cb);
+    if (st == LCSM_OK && !(cb->pool = lcsm_pool_create(cb->n_threads)))
+        st = LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY, "cpu backend: cannot start %d threads", cb->n_threads);
+    if (st != LCSM_OK) {
+        lcsm__fail(NULL, 0, st, "%s", cb->base.last_error);
+        lcsm_backend_destroy(&cb->base);
+        return st;
     }
-    cb->saved_blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
     cpu_half_init(cb);
 
     /* Tile plans: FFTW_MEASURE by default (they are reused for every step and kept
      * as wisdom); LCSM_FFTW_EFFORT=estimate trades speed for start-up time. */
     const char *effort = getenv("LCSM_FFTW_EFFORT");
     cb->planner_flags = effort && !strcmp(effort, "estimate") ? FFTW_ESTIMATE : FFTW_MEASURE;
-    char buf[1024];
+    char buf[4096]; /* PATH_MAX */
     cpu_wisdom_load(cb, lcsm__cache_dir(opt, buf, sizeof buf));
 
     int t;
-    lcsm_status st = lcsm__fft_threshold(opt, &t);
+    st = lcsm__fft_threshold(opt, &t);
     if (st == LCSM_OK)
         st = cpu_wblock_reserve(cb);
     if (st != LCSM_OK) {

@@ -8,8 +8,10 @@
  * process may use FFTW too.
  */
 #include "cpu.h"
+#include "../src/file_io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,9 @@
 #include <unistd.h>
 
 static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The largest wisdom file read back (ours are a few kB). */
+#define CPU_WISDOM_MAX ((size_t)16 << 20)
 
 int cpu_fft_size(int need)
 {
@@ -171,7 +176,8 @@ static unsigned long hash_str(const char *s)
 
 void cpu_wisdom_load(cpu_backend *cb, const char *dir)
 {
-    cb->wisdom_path[0] = 0;
+    lcsm__free(cb->wisdom_path);
+    cb->wisdom_path = NULL;
     if (!dir || !*dir)
         return;
     char model[256] = "unknown", line[512];
@@ -183,46 +189,71 @@ void cpu_wisdom_load(cpu_backend *cb, const char *dir)
         }
     if (fp)
         fclose(fp);
-    snprintf(cb->wisdom_path, sizeof cb->wisdom_path, "%s/fftwf-wisdom-%08lx-%08lx-w%d", dir,
-             hash_str(model) & 0xffffffffUL, hash_str(fftwf_version) & 0xffffffffUL, CPU_FFT_W);
+    cb->wisdom_path = lcsm__path_printf("%s/fftwf-wisdom-%08lx-%08lx-w%d", dir, hash_str(model) & 0xffffffffUL,
+                                        hash_str(fftwf_version) & 0xffffffffUL, CPU_FFT_W);
+    if (!cb->wisdom_path)
+        return; /* no memory: no wisdom (only a slower start) */
+    /* Not fftwf_import_wisdom_from_filename: FFTW would fopen() a FIFO and wait
+     * for a writer forever, and read a link to /dev/zero without end. A wisdom
+     * file is a few kB; anything that is not a regular file of at most
+     * CPU_WISDOM_MAX bytes is ignored (and replaced by the next save). */
+    char *text = NULL, msg[64];
+    size_t len;
+    if (lcsm__file_read_all(cb->wisdom_path, CPU_WISDOM_MAX, &text, &len, msg, sizeof msg) != LCSM_OK)
+        return;
     pthread_mutex_lock(&planner_lock);
-    fftwf_import_wisdom_from_filename(cb->wisdom_path); /* absent or bad: FFTW ignores it */
+    fftwf_import_wisdom_from_string(text); /* bad wisdom: FFTW ignores it */
     pthread_mutex_unlock(&planner_lock);
+    lcsm__free(text);
 }
 
-static void mkdir_p(const char *dir)
+/* mkdir -p of the directory part of `path` (modified and restored). */
+static void mkdir_parents(char *path)
 {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
+    char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return;
+    *slash = 0;
+    for (char *p = path + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
-            mkdir(tmp, 0777);
+            mkdir(path, 0777);
             *p = '/';
         }
-    mkdir(tmp, 0777);
+    mkdir(path, 0777);
+    *slash = '/';
 }
 
 void cpu_wisdom_save(cpu_backend *cb)
 {
-    if (!cb->wisdom_dirty || !cb->wisdom_path[0])
+    if (!cb->wisdom_dirty || !cb->wisdom_path)
         return;
-    char dir[1024], tmp[1100];
-    snprintf(dir, sizeof dir, "%s", cb->wisdom_path);
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        *slash = 0;
-        mkdir_p(dir);
-    }
+    mkdir_parents(cb->wisdom_path);
     /* Write then rename: a reader never sees half a file. */
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", cb->wisdom_path, (long)getpid());
-    pthread_mutex_lock(&planner_lock);
-    int ok = fftwf_export_wisdom_to_filename(tmp);
-    pthread_mutex_unlock(&planner_lock);
+    char *tmp = lcsm__path_printf("%s.%ld.tmp", cb->wisdom_path, (long)getpid());
+    if (!tmp)
+        return;
+    /* Our own exclusive create, not fftwf_export_wisdom_to_filename's fopen():
+     * whatever lies at that name (a stale file, a FIFO) is removed, never
+     * opened. */
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !fp)
+        close(fd);
+    int ok = 0;
+    if (fp) {
+        pthread_mutex_lock(&planner_lock);
+        fftwf_export_wisdom_to_file(fp);
+        pthread_mutex_unlock(&planner_lock);
+        ok = !ferror(fp);
+        ok &= fclose(fp) == 0;
+    }
     if (ok && rename(tmp, cb->wisdom_path) == 0)
         cb->wisdom_dirty = 0;
     else
         unlink(tmp);
+    lcsm__free(tmp);
 }
 
 /* ---- the direct/FFT crossover, measured on this machine */

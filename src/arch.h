@@ -254,7 +254,7 @@ lcsm_status lcsm__json_int(const cJSON *v, const char *key, int required, int lo
                            size_t cap);
 lcsm_status lcsm__json_float(const cJSON *v, const char *key, int required, double lo, double hi, float *dst,
                              char *err, size_t cap);
-/* A boolean that must be exactly true or false (absent or null keeps *dst). */
+/* A boolean that must be exactly true or false (absent keeps *dst; null is refused). */
 lcsm_status lcsm__json_bool(const cJSON *v, const char *key, int *dst, char *err, size_t cap);
 /* The shape every family shares (d_model ... pad_vocab_size_multiple), checked. */
 lcsm_status lcsm__hparams_check_shape(const lcsm_hparams *hp, char *err, size_t cap);

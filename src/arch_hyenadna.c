@@ -169,8 +169,11 @@ lcsm_status lcsm__hyenadna_read(const cJSON *root, int strict, lcsm_hparams *hp,
         return st;
     if (!hp->d_inner)
         hp->d_inner = 4 * hp->d_model;
-    const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
-    if (tie && cJSON_IsFalse(tie))
+    int tie = 1;
+    if ((st = lcsm__json_bool(cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings"), "tie_word_embeddings",
+                              &tie, err, cap)) != LCSM_OK)
+        return st;
+    if (!tie)
         return ERR(LCSM_ERR_UNSUPPORTED, "config: untied word embeddings (tie_word_embeddings false) are not supported");
     return LCSM_OK;
 }

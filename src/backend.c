@@ -121,15 +121,14 @@ const char *lcsm__cache_dir(const lcsm_backend_options *opt, char *buf, size_t c
         return opt->cache_dir;
     if ((env = getenv("LCSM_CACHE_DIR")))
         return env;
-    if ((env = getenv("XDG_CACHE_HOME")) && *env) {
-        snprintf(buf, cap, "%s/lcsm", env);
-        return buf;
-    }
-    if ((env = getenv("HOME")) && *env) {
-        snprintf(buf, cap, "%s/.cache/lcsm", env);
-        return buf;
-    }
-    return "";
+    /* A derived directory that does not fit is no cache, never a cut name (the
+     * callers' buffers hold PATH_MAX bytes, more than the system opens). */
+    int n = -1;
+    if ((env = getenv("XDG_CACHE_HOME")) && *env)
+        n = snprintf(buf, cap, "%s/lcsm", env);
+    else if ((env = getenv("HOME")) && *env)
+        n = snprintf(buf, cap, "%s/.cache/lcsm", env);
+    return n >= 0 && (size_t)n < cap ? buf : "";
 }
 
 lcsm_status lcsm__fft_threshold(const lcsm_backend_options *opt, int *out)

@@ -2,7 +2,9 @@
  * config.json of every family: read (with cJSON), pick the family, hand the
  * fields to it, write. The field readers every family uses live here too.
  */
+#include "file_io.h"
 #include "internal.h"
+#include "json.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -10,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define ERR(st, ...) (snprintf(err, cap, __VA_ARGS__), (st))
 
@@ -50,7 +51,7 @@ lcsm_status lcsm__json_float(const cJSON *v, const char *key, int required, doub
 
 lcsm_status lcsm__json_bool(const cJSON *v, const char *key, int *dst, char *err, size_t cap)
 {
-    if (!v || cJSON_IsNull(v))
+    if (!v) /* null is no boolean: Python would read it as False, not as the default */
         return LCSM_OK;
     if (!cJSON_IsBool(v))
         return ERR(LCSM_ERR_FORMAT, "config: '%s' must be true or false", key);
@@ -117,13 +118,11 @@ static lcsm_status from_json(const cJSON *root, int strict, lcsm_hparams *hp, ch
 
 lcsm_status lcsm__config_parse(const char *text, size_t len, int strict, lcsm_hparams *hp, char *err, size_t cap)
 {
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    lcsm_status st;
-    if (!cJSON_IsObject(root))
-        st = ERR(LCSM_ERR_FORMAT, "config: not a JSON object");
-    else if (!lcsm__only_space(end, (size_t)(text + len - end)))
-        st = ERR(LCSM_ERR_FORMAT, "config: text after the JSON object");
+    cJSON *root = NULL;
+    char why[300];
+    lcsm_status st = lcsm__json_parse_object(text, len, (size_t)1 << 24, &root, NULL, why, sizeof why);
+    if (st != LCSM_OK)
+        st = ERR(st, "config: %s", why);
     else
         st = from_json(root, strict, hp, err, cap);
     cJSON_Delete(root);
@@ -132,32 +131,9 @@ lcsm_status lcsm__config_parse(const char *text, size_t len, int strict, lcsm_hp
 
 lcsm_status lcsm__config_read(const char *path, lcsm_hparams *hp, char *err, size_t cap)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return ERR(LCSM_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(fp);
-        return ERR(LCSM_ERR_IO, "%s: not a regular file", path);
-    }
     char *buf = NULL;
     size_t len = 0;
-    lcsm_status st = LCSM_OK;
-    if (fseek(fp, 0, SEEK_END) == 0) {
-        long n = ftell(fp);
-        if (n < 0 || n > (1L << 24)) {
-            st = ERR(LCSM_ERR_FORMAT, "%s: size %ld is not that of a config (limit 16 MiB)", path, n);
-        } else if (fseek(fp, 0, SEEK_SET) == 0 && (buf = lcsm__malloc((size_t)n + 1))) {
-            len = fread(buf, 1, (size_t)n, fp);
-            if (len != (size_t)n)
-                st = ERR(LCSM_ERR_IO, "%s: short read", path);
-        } else {
-            st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: read buffer", path);
-        }
-    } else {
-        st = ERR(LCSM_ERR_IO, "%s: cannot seek", path);
-    }
-    fclose(fp);
+    lcsm_status st = lcsm__file_read_all(path, (size_t)1 << 24, &buf, &len, err, cap); /* 16 MiB */
     if (st == LCSM_OK) {
         char inner[400];
         st = lcsm__config_parse(buf, len, 1, hp, inner, sizeof inner);

@@ -1,5 +1,6 @@
 /* Model handles: load, random creation, save, upload to the backend, filters. */
 #include "engine.h"
+#include "file_io.h"
 #include "schedule.h"
 #include "weights.h"
 
@@ -400,22 +401,25 @@ lcsm_status lcsm_model_load(lcsm_backend *be, const char *dir, const lcsm_model_
                           LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_load: NULL argument");
     lcsm_dtype dt = LCSM_DT_F32;
     int keep_disk = 0;
+    char path[4096], st_path[4096];
     lcsm_status st = check_options(be, opt);
     if (st == LCSM_OK)
         st = weight_dt(be, opt, &dt, &keep_disk);
+    if (st == LCSM_OK)
+        st = lcsm__path_join(path, sizeof path, dir, "config.json", be->last_error, sizeof be->last_error);
+    if (st == LCSM_OK)
+        st = lcsm__path_join(st_path, sizeof st_path, dir, "model.safetensors", be->last_error,
+                             sizeof be->last_error);
     if (st != LCSM_OK)
         return lcsm__relay(NULL, 0, st, be->last_error);
-    char path[4096];
     lcsm_hparams hp;
-    snprintf(path, sizeof path, "%s/config.json", dir);
     st = lcsm__config_read(path, &hp, be->last_error, sizeof be->last_error);
     if (st != LCSM_OK)
         return lcsm__relay(NULL, 0, st, be->last_error);
     lcsm_weights *w = lcsm__weights_alloc(&hp, dt);
     if (!w)
         return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "%s: weights of this config do not fit in memory", dir);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    st = lcsm__weights_load(w, path, keep_disk, be->last_error, sizeof be->last_error);
+    st = lcsm__weights_load(w, st_path, keep_disk, be->last_error, sizeof be->last_error);
     if (st != LCSM_OK) {
         lcsm__weights_free(w);
         return lcsm__relay(NULL, 0, st, be->last_error);
@@ -483,15 +487,18 @@ lcsm_status lcsm_model_save(lcsm_model *m, const char *dir)
     if (!m || !dir)
         return lcsm__fail(m ? m->last_error : NULL, m ? sizeof m->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
                           "lcsm_model_save: NULL argument");
+    char path[4096], st_path[4096];
+    lcsm_status st = lcsm__path_join(path, sizeof path, dir, "config.json", m->last_error, sizeof m->last_error);
+    if (st == LCSM_OK)
+        st = lcsm__path_join(st_path, sizeof st_path, dir, "model.safetensors", m->last_error,
+                             sizeof m->last_error);
+    if (st != LCSM_OK)
+        return lcsm__relay(NULL, 0, st, m->last_error);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_IO, "%s: %s", dir, strerror(errno));
-    char path[4096];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    lcsm_status st = lcsm__config_write(path, &m->hp, m->last_error, sizeof m->last_error);
-    if (st == LCSM_OK) {
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        st = lcsm__weights_save(m->host, path, m->last_error, sizeof m->last_error);
-    }
+    st = lcsm__config_write(path, &m->hp, m->last_error, sizeof m->last_error);
+    if (st == LCSM_OK)
+        st = lcsm__weights_save(m->host, st_path, m->last_error, sizeof m->last_error);
     return st == LCSM_OK ? st : lcsm__relay(NULL, 0, st, m->last_error);
 }
 

@@ -1,5 +1,7 @@
 #include "safetensors.h"
+#include "file_io.h"
 #include "internal.h"
+#include "json.h"
 #include "weights.h"
 
 #include <cjson/cJSON.h>
@@ -9,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -92,51 +93,78 @@ static lcsm_status parse_entry(const cJSON *e, size_t data_size, st_tensor *t, c
     return LCSM_OK;
 }
 
+void (*st_test_hook_opened)(const char *path);
+
+/* The "changed while loading" error for f. */
+static lcsm_status changed(const st_file *f, char *err, size_t cap)
+{
+    return ERR(LCSM_ERR_IO, "%s: changed while loading (another process truncated, extended or rewrote it)",
+               f->path);
+}
+
+/* n bytes at file offset off into out; the file must be as it was at open,
+ * before and after. */
+static lcsm_status read_at(const st_file *f, void *out, size_t n, uint64_t off, char *err, size_t cap)
+{
+    int r = lcsm__pread_full(f->fd, out, n, off);
+    if (r < 0)
+        return ERR(LCSM_ERR_IO, "%s: read: %s", f->path, strerror(errno));
+    if (r > 0 || lcsm__file_changed(f->fd, &f->sb))
+        return changed(f, err, cap);
+    return LCSM_OK;
+}
+
 lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
 {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ERR(LCSM_ERR_IO, "%s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return ERR(LCSM_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t size = (size_t)sb.st_size;
-    if (size < 8) {
-        close(fd);
-        return ERR(LCSM_ERR_FORMAT, "%s: truncated (%zu bytes, no header)", path, size);
-    }
-    const int injected = lcsm__alloc_fails();
-    void *map = injected ? MAP_FAILED : mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int map_errno = injected ? ENOMEM : errno; /* before close() can change it */
-    close(fd);
-    if (map == MAP_FAILED)
-        return ERR(map_errno == ENOMEM ? LCSM_ERR_OUT_OF_MEMORY : LCSM_ERR_IO, "%s: mmap: %s", path,
-                   strerror(map_errno));
-    f->map = map;
+    f->fd = -1;
+    lcsm_status opened = lcsm__file_open(path, &f->fd, &f->sb, err, cap);
+    if (opened != LCSM_OK)
+        return opened;
+    size_t size = (size_t)f->sb.st_size;
     f->size = size;
-
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--)
-        hlen = (hlen << 8) | f->map[i];
+    char *hdr = NULL;
     lcsm_status st = LCSM_OK;
     cJSON *root = NULL;
+    if (!(f->path = lcsm__strdup(path))) {
+        st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: file name", path);
+        goto fail;
+    }
+    if (size < 8) {
+        st = ERR(LCSM_ERR_FORMAT, "%s: truncated (%zu bytes, no header)", path, size);
+        goto fail;
+    }
+    unsigned char len8[8];
+    if ((st = read_at(f, len8, 8, 0, err, cap)) != LCSM_OK)
+        goto fail;
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | len8[i];
     if (hlen > size - 8 || hlen > ST_MAX_HEADER) {
         st = ERR(LCSM_ERR_FORMAT, "%s: header length %llu exceeds the file (%zu bytes) or the %u-byte limit",
                  path, (unsigned long long)hlen, size, ST_MAX_HEADER);
         goto fail;
     }
     f->data_off = 8 + (size_t)hlen;
-    const char *hdr = (const char *)f->map + 8, *end = NULL;
-    root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
-    if (!cJSON_IsObject(root)) {
-        st = ERR(LCSM_ERR_FORMAT, "%s: header is not a JSON object", path);
+    if (!(hdr = lcsm__malloc((size_t)hlen + 1))) {
+        st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header of %llu bytes", path, (unsigned long long)hlen);
         goto fail;
     }
-    if (!lcsm__only_space(end, (size_t)(hdr + hlen - end))) { /* the format pads with spaces only */
-        st = ERR(LCSM_ERR_FORMAT, "%s: header has text after its JSON object", path);
+    if ((st = read_at(f, hdr, (size_t)hlen, 8, err, cap)) != LCSM_OK)
+        goto fail;
+    hdr[hlen] = '\0';
+    /* One object, only (space) padding after it, no key twice anywhere: a
+     * tensor listed twice is refused as such, a repeated key inside an entry or
+     * in __metadata__ too (Python would take the last, cJSON the first). */
+    lcsm_json_dup dup;
+    char why[400];
+    st = lcsm__json_parse_object(hdr, (size_t)hlen, ST_MAX_HEADER, &root, &dup, why, sizeof why);
+    if (st == LCSM_ERR_FORMAT && root == NULL && dup.key[0] && !dup.where[0]) {
+        st = ERR(LCSM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, dup.key);
+        goto fail;
+    }
+    if (st != LCSM_OK) {
+        st = ERR(st, "%s: header: %s", path, why);
         goto fail;
     }
     int n = 0;
@@ -162,24 +190,23 @@ lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
         if (st != LCSM_OK)
             goto fail;
     }
-    /* Duplicate names: JSON allows them, we do not. */
-    if (f->n > 1) {
-        st_tensor **by_name = lcsm__malloc((size_t)f->n * sizeof *by_name);
-        if (!by_name) {
-            st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header", path);
+    /* The index st_find searches: the tensors sorted by name, made once, so a
+     * load is O(n log n) in the header and not n lookups of O(n) each. Also
+     * finds duplicate names: JSON allows them, we do not. */
+    if (f->n > 0 && !(f->by_name = lcsm__malloc((size_t)f->n * sizeof *f->by_name))) {
+        st = ERR(LCSM_ERR_OUT_OF_MEMORY, "%s: header index of %d tensors", path, f->n);
+        goto fail;
+    }
+    for (int i = 0; i < f->n; i++)
+        f->by_name[i] = &f->t[i];
+    if (f->n > 1)
+        qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_name);
+    for (int i = 1; i < f->n; i++)
+        if (!strcmp(f->by_name[i - 1]->name, f->by_name[i]->name)) {
+            st = ERR(LCSM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, f->by_name[i]->name);
             goto fail;
         }
-        for (int i = 0; i < f->n; i++)
-            by_name[i] = &f->t[i];
-        qsort(by_name, (size_t)f->n, sizeof *by_name, cmp_name);
-        for (int i = 1; i < f->n; i++)
-            if (!strcmp(by_name[i - 1]->name, by_name[i]->name)) {
-                st = ERR(LCSM_ERR_FORMAT, "%s: tensor '%s' appears twice", path, by_name[i]->name);
-                break;
-            }
-        lcsm__free(by_name);
-        if (st != LCSM_OK)
-            goto fail;
+    if (f->n > 1) {
         /* Overlaps: sort a copy by offset and check neighbours. */
         st_tensor *sorted = lcsm__malloc((size_t)f->n * sizeof *sorted);
         if (!sorted) {
@@ -206,9 +233,13 @@ lcsm_status st_open(const char *path, st_file *f, char *err, size_t cap)
             goto fail;
     }
     cJSON_Delete(root);
+    lcsm__free(hdr);
+    if (st_test_hook_opened)
+        st_test_hook_opened(path);
     return LCSM_OK;
 fail:
     cJSON_Delete(root);
+    lcsm__free(hdr);
     st_close(f);
     return st;
 }
@@ -220,16 +251,27 @@ void st_close(st_file *f)
     for (int i = 0; i < f->n; i++)
         lcsm__free(f->t[i].name);
     lcsm__free(f->t);
-    if (f->map)
-        munmap((void *)f->map, f->size);
+    lcsm__free(f->by_name);
+    lcsm__free(f->path);
+    if (f->fd >= 0)
+        close(f->fd);
     memset(f, 0, sizeof *f);
+    f->fd = -1;
 }
 
 const st_tensor *st_find(const st_file *f, const char *name)
 {
-    for (int i = 0; i < f->n; i++)
-        if (!strcmp(f->t[i].name, name))
-            return &f->t[i];
+    size_t lo = 0, hi = (size_t)f->n; /* binary search of by_name in [lo, hi) */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(f->by_name[mid]->name, name);
+        if (c == 0)
+            return f->by_name[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 
@@ -265,20 +307,34 @@ float st_bf16_to_f32(uint16_t h)
     return out;
 }
 
+lcsm_status st_read_raw(const st_file *f, const st_tensor *t, void *out, char *err, size_t cap)
+{
+    return read_at(f, out, t->end - t->begin, (uint64_t)f->data_off + t->begin, err, cap);
+}
+
 lcsm_status st_read_f32(const st_file *f, const st_tensor *t, float *out, char *err, size_t cap)
 {
-    const unsigned char *p = f->map + f->data_off + t->begin;
     switch (t->dtype) {
     case ST_F32:
-        memcpy(out, p, t->numel * 4); /* little-endian host assumed (x86, ARM) */
-        return LCSM_OK;
+        return st_read_raw(f, t, out, err, cap); /* little-endian host assumed (x86, ARM) */
     case ST_F16:
-    case ST_BF16:
-        for (size_t i = 0; i < t->numel; i++) {
-            uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-            out[i] = t->dtype == ST_F16 ? st_f16_to_f32(h) : st_bf16_to_f32(h);
+    case ST_BF16: {
+        /* Through a small buffer: half the bytes of the floats they become. */
+        unsigned char p[8192];
+        const uint64_t at = (uint64_t)f->data_off + t->begin;
+        for (size_t done = 0; done < t->numel;) {
+            size_t k = t->numel - done < sizeof p / 2 ? t->numel - done : sizeof p / 2;
+            lcsm_status st = read_at(f, p, 2 * k, at + 2 * done, err, cap);
+            if (st != LCSM_OK)
+                return st;
+            for (size_t i = 0; i < k; i++) {
+                uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
+                out[done + i] = t->dtype == ST_F16 ? st_f16_to_f32(h) : st_bf16_to_f32(h);
+            }
+            done += k;
         }
         return LCSM_OK;
+    }
     default:
         return ERR(LCSM_ERR_UNSUPPORTED, "tensor '%s': dtype is not F32, F16 or BF16", t->name);
     }
@@ -288,8 +344,7 @@ lcsm_status st_read_i32(const st_file *f, const st_tensor *t, int32_t *out, char
 {
     if (t->dtype != ST_I32)
         return ERR(LCSM_ERR_FORMAT, "tensor '%s': dtype is not I32", t->name);
-    memcpy(out, f->map + f->data_off + t->begin, t->numel * 4);
-    return LCSM_OK;
+    return st_read_raw(f, t, out, err, cap);
 }
 
 lcsm_status st_save(const char *path, const st_out *t, int n, char *err, size_t cap)

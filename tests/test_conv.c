@@ -121,17 +121,26 @@ int main(void)
         {2, 1, 16, 1024, 1, LCSM_ALGO_FLASH}, {1, 1, 4, 96, 95, LCSM_ALGO_FLASH},
         {2, 3, 16, 200, 0, LCSM_ALGO_EAGER}, {1, 2, 20, 333, 50, LCSM_ALGO_EAGER},
     };
+    /* LCSM_TEST_QUICK: small cases with FFT tiles from size 2 (every tile an
+     * FFT), a prompt push and eager pushes. */
+    const conv_case quick_cases[] = {
+        {2, 1, 5, 7, 0, LCSM_ALGO_FLASH}, {2, 3, 4, 40, 0, LCSM_ALGO_FLASH}, {1, 2, 4, 33, 20, LCSM_ALGO_FLASH},
+        {1, 2, 3, 24, 5, LCSM_ALGO_EAGER},
+    };
+    const int quick = tu_quick();
+    const conv_case *run_cases = quick ? quick_cases : cases;
+    const size_t n_cases = quick ? sizeof quick_cases / sizeof quick_cases[0] : sizeof cases / sizeof cases[0];
     const int thresholds[] = {2, 16, 0};
     for (int bi = 0; bi < nb; bi++)
-        for (int ti = 0; ti < 3; ti++) {
+        for (int ti = 0; ti < (quick ? 1 : 3); ti++) {
             int skip;
             lcsm_backend *be = tu_backend_open(backends[bi], thresholds[ti], &skip);
             if (skip && nb == 1)
                 return 77;
             if (!be)
                 break;
-            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-                const conv_case *c = &cases[i];
+            for (size_t i = 0; i < n_cases; i++) {
+                const conv_case *c = &run_cases[i];
                 double e = run(be, c, &rng);
                 CHECK(e <= TOL, "%s thr=%d %s G=%d B=%d D=%d L=%d P=%d: rel err %.3g", backends[bi],
                       be->fft_threshold, lcsm_algo_name(c->algo), c->G, c->B, c->D, c->L, c->P, e);

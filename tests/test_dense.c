@@ -136,15 +136,20 @@ static int run_backend(const char *name)
         {0, 520, 130, A, 1, 0, 0}, {0, 128, 300, 0, 0, 1, 0}, {0, 37, 23, G, 1, 1, 0}, {0, 37, 23, A, 0, 1, 2},
         {0, 64, 96, 0, 1, 1, 3},   {0, 6, 5, 0, 0, 1, 1},
     };
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
-        for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+    /* LCSM_TEST_QUICK: the small shapes (the last four) at 1 row, a partial
+     * gemv_vec block and the gemm, every kernel path with little work. */
+    const int quick = tu_quick(), quick_rows[] = {1, 9, 129};
+    const size_t n_shapes = sizeof shapes / sizeof shapes[0], n_rows = quick ? 3 : sizeof rows / sizeof rows[0];
+    size_t n_cases = 0;
+    for (size_t si = quick ? n_shapes - 4 : 0; si < n_shapes; si++)
+        for (size_t ri = 0; ri < n_rows; ri++, n_cases++) {
             dense_case c = shapes[si];
-            c.rows = rows[ri];
+            c.rows = quick ? quick_rows[ri] : rows[ri];
             double e = run(be, &c, &rng);
             CHECK(e >= 0 && e <= TOL, "%s rows %d n_in %d n_out %d flags %d bias %d ln %d off %d: rel err %.3g",
                   name, c.rows, c.n_in, c.n_out, c.flags, c.bias, c.ln, c.off, e);
         }
-    printf("  %s: %zu cases\n", name, sizeof shapes / sizeof shapes[0] * (sizeof rows / sizeof rows[0]));
+    printf("  %s: %zu cases%s\n", name, n_cases, quick ? " (LCSM_TEST_QUICK)" : "");
     lcsm_backend_destroy(be);
     return 0;
 }

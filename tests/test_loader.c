@@ -253,7 +253,7 @@ static int tset_read(const char *path, tset *out)
             t->shape[d] = f.t[i].shape[d];
         t->nbytes = f.t[i].end - f.t[i].begin;
         t->data = malloc(t->nbytes + 1);
-        memcpy(t->data, f.map + f.data_off + f.t[i].begin, t->nbytes);
+        CHECK_OK(st_read_raw(&f, &f.t[i], t->data, err, sizeof err));
     }
     /* List order = data order (our writer puts the data in list order). */
     size_t *begin = malloc((size_t)f.n * sizeof *begin);

@@ -18,14 +18,19 @@
 
 #define TOL 1e-4
 
+/* The sequence length; LCSM_TEST_QUICK (a device simulator): a smaller model,
+ * shorter sequences, one decode run per algorithm (batch 3 or 1) and a 16-point
+ * FFT cap for the blocked path. */
+static int g_len = 300;
+
 static lcsm_model_config small_config(void)
 {
     lcsm_model_config c;
     lcsm_model_config_default(&c);
-    c.d_model = 24;
+    c.d_model = tu_quick() ? 8 : 24;
     c.n_layer = 2;
-    c.d_inner = 64;
-    c.l_max = 300;
+    c.d_inner = tu_quick() ? 16 : 64;
+    c.l_max = g_len;
     return c;
 }
 
@@ -41,7 +46,7 @@ static void compare(const float *a, const float *b, size_t n, const char *what)
 
 static void check_forward(lcsm_model *mc, lcsm_model *mo, uint64_t *rng, int V)
 {
-    const int B = 2, len = 300; /* > 32: the FFT prompt path */
+    const int B = 2, len = g_len; /* > 32: the FFT prompt path */
     int32_t *tok = malloc(sizeof *tok * B * len);
     float *lc = malloc(sizeof *lc * B * len * V), *lo = malloc(sizeof *lo * B * len * V);
     for (int i = 0; i < B * len; i++)
@@ -56,7 +61,7 @@ static void check_forward(lcsm_model *mc, lcsm_model *mo, uint64_t *rng, int V)
 
 static void check_decode(lcsm_model *mc, lcsm_model *mo, uint64_t *rng, int V, lcsm_algo algo, int B, int P)
 {
-    const int L = 300;
+    const int L = g_len;
     lcsm_session_options so;
     lcsm_session_options_default(&so);
     so.batch = B;
@@ -101,7 +106,7 @@ static void check_decode(lcsm_model *mc, lcsm_model *mo, uint64_t *rng, int V, l
     lcsm_session_destroy(sx);
 }
 
-static void run_parity(lcsm_model *mc, lcsm_backend *bo, uint64_t seed, const lcsm_model_config *cfg)
+static void run_parity(lcsm_model *mc, lcsm_backend *bo, uint64_t seed, const lcsm_model_config *cfg, int pass)
 {
     lcsm_model *mo = NULL;
     CHECK_OK(lcsm_model_create_random(bo, cfg, seed, NULL, &mo));
@@ -113,6 +118,15 @@ static void run_parity(lcsm_model *mc, lcsm_backend *bo, uint64_t seed, const lc
     check_forward(mc, mo, &rng, info.n_vocab);
     const lcsm_algo algos[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER};
     const int batches[] = {1, 3, 8}, prompts[] = {0, 37}; /* 8: the widest matrix-vector batch */
+    if (tu_quick()) { /* one run of each algorithm; the blocked pass: flash only */
+        check_decode(mc, mo, &rng, info.n_vocab, LCSM_ALGO_FLASH, 3, pass ? 37 : 0);
+        if (!pass) {
+            check_decode(mc, mo, &rng, info.n_vocab, LCSM_ALGO_LAZY, 1, 37);
+            check_decode(mc, mo, &rng, info.n_vocab, LCSM_ALGO_EAGER, 3, 37);
+        }
+        lcsm_model_destroy(mo);
+        return;
+    }
     for (int a = 0; a < 3; a++)
         for (int bi = 0; bi < 3; bi++)
             for (int pi = 0; pi < 2; pi++)
@@ -123,6 +137,8 @@ static void run_parity(lcsm_model *mc, lcsm_backend *bo, uint64_t seed, const lc
 int main(void)
 {
     uint64_t seed = tu_seed();
+    if (tu_quick())
+        g_len = 40;
     int skip;
     lcsm_backend *bo = tu_backend_open("opencl", 8, &skip);
     if (skip)
@@ -134,17 +150,17 @@ int main(void)
         CHECK_OK(lcsm_model_create_random(bc, &cfg, seed, NULL, &mc));
     if (bo && mc) {
         printf("opencl: %s\n", lcsm_backend_description(bo));
-        run_parity(mc, bo, seed, &cfg);
+        run_parity(mc, bo, seed, &cfg, 0);
         printf("default FFT cap: worst relative error %.3g\n", worst);
     }
     lcsm_backend_destroy(bo);
     /* The blocked FFT path: no FFT above 64 points, so 128-tiles and prompts split. */
-    setenv("LCSM_CL_FFT_MAX", "64", 1);
+    setenv("LCSM_CL_FFT_MAX", tu_quick() ? "16" : "64", 1);
     bo = tu_backend_open("opencl", 8, &skip);
     worst = 0;
     if (bo && mc) {
-        run_parity(mc, bo, seed, &cfg);
-        printf("FFT cap 64: worst relative error %.3g\n", worst);
+        run_parity(mc, bo, seed, &cfg, 1);
+        printf("FFT cap %s: worst relative error %.3g\n", getenv("LCSM_CL_FFT_MAX"), worst);
     }
     lcsm_backend_destroy(bo);
     lcsm_model_destroy(mc);

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int tu_failures, tu_checks;
@@ -105,6 +108,15 @@ static inline int tu_backends(const char *names[8])
 /* Removes a file or a directory tree (for temporary test directories). */
 static inline int tu_rm_rf(const char *path);
 
+/* 1 when $LCSM_TEST_QUICK is set (and not "0"): tests that support it run a few
+ * small cases only, for slow environments such as a device simulator (the
+ * oclgrind CTest). */
+static inline int tu_quick(void)
+{
+    const char *e = getenv("LCSM_TEST_QUICK");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 /* Runs `run` once per backend of tu_backends() with a fresh temporary
  * directory in `dir` (cap bytes; removed afterwards). `run` returns 77 when it
  * skips a backend. Returns the test's exit code: 77 when no backend ran and
@@ -190,6 +202,50 @@ static const tu_family tu_families[] = {
                  "\"attn_cfg\": {\"num_heads\": 3, \"feature_dim\": 6}}"},
 };
 #define TU_N_FAMILIES (sizeof tu_families / sizeof tu_families[0])
+
+/* Runs fn() in a child process and checks it: exit 0 passes, 77 prints a skip,
+ * anything else, a signal (printed by name), or still running after `seconds`
+ * (killed: a hang) fails. The child counts only its own failures. Fork only
+ * from a process without library threads (no backend made yet). */
+static inline void tu_run_child(const char *label, int (*fn)(void), int seconds)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        CHECK(0, "%s: fork: %s", label, strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        tu_failures = 0;
+        int rc = fn();
+        fflush(stdout);
+        fflush(stderr);
+        _exit(rc ? rc : tu_failures ? 1 : 0);
+    }
+    int status = 0;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec > seconds) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            CHECK(0, "%s: still running after %d s (a hang)", label, seconds);
+            return;
+        }
+        struct timespec ms = {0, 5 * 1000 * 1000};
+        nanosleep(&ms, NULL);
+    }
+    if (WIFSIGNALED(status))
+        CHECK(0, "%s: killed by signal %d (%s)", label, WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else if (WEXITSTATUS(status) == 77)
+        printf("SKIP %s\n", label);
+    else
+        CHECK(WEXITSTATUS(status) == 0, "%s: failed (exit %d)", label, WEXITSTATUS(status));
+}
 
 /* Creates backend `name` with FFT threshold `thr` (0 = the backend's own).
  * Returns NULL when it cannot: *skip = 1 if this build or machine has no such

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum { EXIT_LIB = 1, EXIT_USAGE = 2 };
 
@@ -59,7 +60,7 @@ typedef struct cli_args {
     int top_k;
     uint64_t seed; /* the sampler's in generate, the weights' in make-model */
     int threads;
-    int max_len; /* 0: prompt + n_predict */
+    int max_len; /* 0: what generate needs, prompt + n_predict - 1 */
     bool all_tokens;
     lcsm_weight_dtype weights; /* generate, info, score; make-model: how the file stores them */
     /* make-model; 0 means "keep the family's default" */
@@ -69,7 +70,8 @@ typedef struct cli_args {
     const char *attn_layers; /* "1,3" or "none"; NULL: the family's stripes */
 } cli_args;
 
-typedef enum opt_kind { OPT_FLAG, OPT_STR, OPT_INT, OPT_U64, OPT_FLOAT, OPT_ALGO, OPT_WEIGHTS } opt_kind;
+/* OPT_STR is a non-empty string (a directory, a name); OPT_TEXT may be empty. */
+typedef enum opt_kind { OPT_FLAG, OPT_STR, OPT_TEXT, OPT_INT, OPT_U64, OPT_FLOAT, OPT_ALGO, OPT_WEIGHTS } opt_kind;
 
 typedef struct opt_def {
     const char *short_name; /* "-m", or NULL */
@@ -91,7 +93,7 @@ typedef struct opt_def {
 static const opt_def generate_opts[] = {
     {"-m", "--model", OPT_STR, FIELD(model_dir), NO_RANGE, "DIR",
      "model directory (config.json + model.safetensors); default: the built-in model"},
-    {"-p", "--prompt", OPT_STR, FIELD(prompt), NO_RANGE, "DNA",
+    {"-p", "--prompt", OPT_TEXT, FIELD(prompt), NO_RANGE, "DNA",
      "prompt of A C G T N letters; default: the single token [CLS]"},
     {"-n", "--n-predict", OPT_INT, FIELD(n_predict), 0, INT_MAX, false, "N", "new tokens per sequence (default 64)"},
     {NULL, "--algo", OPT_ALGO, FIELD(algo), NO_RANGE, "NAME", "flash | lazy | eager | modal (default flash)"},
@@ -105,7 +107,7 @@ static const opt_def generate_opts[] = {
     {"-s", "--seed", OPT_U64, FIELD(seed), NO_RANGE, "S", "sampler seed (default 0)"},
     {"-t", "--threads", OPT_INT, FIELD(threads), 0, 1024, false, "N", "CPU threads; 0 = one per processor (default 0)"},
     {NULL, "--max-len", OPT_INT, FIELD(max_len), 1, INT_MAX, false, "L",
-     "session length (default prompt + N; at most the model's l_max)"},
+     "session length (default prompt + N - 1, what generation needs; at most the model's l_max)"},
     {NULL, "--all-tokens", OPT_FLAG, FIELD(all_tokens), NO_RANGE, NULL,
      "sample from the whole vocabulary, not only A C G T"},
     {NULL, "--shift", OPT_FLOAT, FIELD(shift), ANY_FLOAT, "F", "filter_shift of the implicit filters (default 0.05)"},
@@ -305,7 +307,12 @@ static bool set_option(cli_args *a, const opt_def *o, const char *value)
     void *field = (char *)a + o->field;
     switch (o->kind) {
     case OPT_FLAG: *(bool *)field = true; return true;
-    case OPT_STR: *(const char **)field = value; return true;
+    case OPT_STR: /* -m "" would be a lookup of /config.json */
+        if (!*value)
+            return false;
+        *(const char **)field = value;
+        return true;
+    case OPT_TEXT: *(const char **)field = value; return true;
     case OPT_INT: return parse_int(value, o, (int *)field);
     case OPT_U64: return parse_u64(value, (uint64_t *)field);
     case OPT_FLOAT: return parse_float(value, o, (float *)field);
@@ -329,10 +336,11 @@ static void describe_range(const opt_def *o, char *buf, size_t cap)
         else
             snprintf(buf, cap, "a number in %c%g, %g]", o->lo_open ? '(' : '[', o->lo, o->hi);
         return;
-    case OPT_ALGO: snprintf(buf, cap, "flash, lazy or eager"); return;
+    case OPT_ALGO: snprintf(buf, cap, "flash, lazy, eager or modal"); return;
     case OPT_WEIGHTS: snprintf(buf, cap, "f32, f16, bf16 or auto"); return;
+    case OPT_STR: snprintf(buf, cap, "a non-empty value"); return;
     case OPT_FLAG:
-    case OPT_STR: break;
+    case OPT_TEXT: break;
     }
     snprintf(buf, cap, "a value");
 }
@@ -363,6 +371,10 @@ static int parse_args(const command *c, int argc, char **argv, cli_args *a)
         if (arg[0] != '-' || arg[1] == '\0') {
             if (!c->positional || have_positional) {
                 usage_error(c, "%s: unexpected argument '%s'", c->name, arg);
+                return PARSE_ERROR;
+            }
+            if (!*arg) {
+                usage_error(c, "%s: %s must not be empty", c->name, c->positional);
                 return PARSE_ERROR;
             }
             a->out_dir = arg;
@@ -588,7 +600,9 @@ static int cmd_generate(const cli_args *a)
     if ((rc = tokenize_prompt(model, a->prompt, &prompt1, &plen)) != 0)
         goto done;
     rc = EXIT_LIB;
-    long long want_len = (long long)plen + a->n_predict;
+    /* lcsm_generate feeds back all but the last sampled token: a session of
+     * prompt + N - 1 positions (the prompt alone when N is 0). */
+    long long want_len = (long long)plen + (a->n_predict > 0 ? a->n_predict - 1 : 0);
     if (!a->max_len && want_len > INT_MAX) {
         fprintf(stderr, "lcsm: %s: prompt %d + %d new tokens do not fit an int\n", lcsm_strerror(LCSM_ERR_LENGTH),
                 plen, a->n_predict);
@@ -969,6 +983,7 @@ static int cmd_version(const cli_args *a)
 
 /* ----------------------------------------------------------------- main */
 
+
 static const command *find_command(const char *name)
 {
     if (!strcmp(name, "--version"))
@@ -981,7 +996,7 @@ static const command *find_command(const char *name)
 
 static bool is_help(const char *s) { return !strcmp(s, "help") || !strcmp(s, "--help") || !strcmp(s, "-h"); }
 
-int main(int argc, char **argv)
+static int cli_main(int argc, char **argv)
 {
     if (argc < 2)
         return usage_error(NULL, "no command given");
@@ -1007,4 +1022,35 @@ int main(int argc, char **argv)
     default: break;
     }
     return c->run(&args);
+}
+
+/* OpenBLAS's pthreads build starts worker threads when it is loaded, before
+ * main, and each at once reserves a 128 MiB work buffer; one that cannot (under
+ * `ulimit -v`, or because it ran late, after lcsm had taken the memory)
+ * retries forever (OpenBLAS before 0.3.30, OpenMathLib/OpenBLAS#5289), racing
+ * every later allocation for the address space it frees, and OpenBLAS's exit
+ * handler waits for it: even `lcsm version` never ended. lcsm runs OpenBLAS on
+ * one thread anyway (the CPU backend splits work in its own pool), so the CLI
+ * makes sure OpenBLAS starts no threads at all: without OPENBLAS_NUM_THREADS
+ * in its environment it sets it to 1 and executes itself again (OpenBLAS reads
+ * it only when loaded; a value set after that is not seen). If that exec fails
+ * the CLI just goes on. A value the user set is kept. (Under valgrind, which
+ * does not follow exec by default, set OPENBLAS_NUM_THREADS=1 first, as
+ * tests/valgrind/cli_memcheck.sh does.)
+ *
+ * Every exit goes through _exit, after the CLI has released all it made and
+ * flushed its output, so that a worker that cannot get its buffer (when the
+ * user asked for OpenBLAS threads) cannot hold up the exit either. */
+int main(int argc, char **argv)
+{
+    char self[4096];
+    ssize_t n = getenv("OPENBLAS_NUM_THREADS") ? -1 : readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0 && (size_t)n < sizeof self - 1 && setenv("OPENBLAS_NUM_THREADS", "1", 0) == 0) {
+        self[n] = '\0'; /* the real path, so that the process keeps its name */
+        execv(self, argv); /* returns only if it failed */
+    }
+    int rc = cli_main(argc, argv);
+    if (fflush(NULL) != 0 && rc == 0)
+        rc = EXIT_LIB; /* finish_stdout has reported a failed stdout already */
+    _exit(rc);
 }

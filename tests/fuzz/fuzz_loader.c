@@ -15,11 +15,13 @@
  * which would otherwise show up as slow units or as libFuzzer OOM findings
  * (-rss_limit_mb / -malloc_limit_mb). The check mirrors src/config.c's reading
  * of the fields (same keys, the nested "layer" object, the same defaults); a
- * config with a size field the library rejects is never skipped.
+ * config with a size field the library rejects is never skipped (nor one it
+ * rejects for a repeated key: the check parses with the library's src/json.c).
  *
  * LCSM_FUZZ_VERBOSE=1 prints each input's load status (e.g. to check the seeds).
  */
 #include "lcsm.h"
+#include "json.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -97,9 +99,12 @@ static const field fields[F_COUNT] = {
  * harness's limits; 0 otherwise (also for anything the library rejects). */
 static int too_big(const uint8_t *text, size_t n)
 {
-    cJSON *root = cJSON_ParseWithLength((const char *)text, n);
+    /* The library's own parse (src/json.h): a config it refuses for a repeated
+     * key or text after the object is never skipped either. */
+    cJSON *root = NULL;
+    char why[256];
     double v[F_COUNT];
-    int ok = cJSON_IsObject(root);
+    int ok = lcsm__json_parse_object((const char *)text, n, (size_t)1 << 24, &root, NULL, why, sizeof why) == LCSM_OK;
     for (int i = 0; ok && i < F_COUNT; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, fields[i].key);
         if (!x && fields[i].nested) {

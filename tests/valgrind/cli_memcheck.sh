@@ -24,6 +24,9 @@ mkdir -p "$work"
 # is mostly FFTW planning otherwise); the cache itself is exercised that way.
 export LCSM_CACHE_DIR="$work/cache"
 export LCSM_BACKEND=cpu
+# Without it the CLI sets it and executes itself again (tools/lcsm.c), and
+# valgrind does not follow an exec: the runs would go unchecked.
+export OPENBLAS_NUM_THREADS=1
 VG_ERR=99 # valgrind's exit code when it found something; the CLI uses 0, 1 and 2
 vg="valgrind --quiet --error-exitcode=$VG_ERR --leak-check=full --errors-for-leak-kinds=definite,indirect
     --show-leak-kinds=definite,indirect --num-callers=30 --suppressions=$here/valgrind.supp"
