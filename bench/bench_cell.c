@@ -1,6 +1,7 @@
 #include "bench_cell.h"
 
 #include "bench_generate.h"
+#include "bench_models.h"
 #include "bench_stats.h"
 #include "lcsm.h"
 
@@ -49,7 +50,8 @@ typedef struct cell_state {
     lcsm_backend *be;
     lcsm_model *model;
     lcsm_session *sess;
-    int32_t *prompt, *out;
+    int32_t *prompt, *out, *packed;
+    float *logits;
     double *lat;                                  /* [repeats][steps] */
     double *prefill, *gen, *mixer, *tiles, *dense; /* [repeats] */
 } cell_state;
@@ -61,6 +63,8 @@ static void cell_state_free(cell_state *s)
     lcsm_backend_destroy(s->be);
     free(s->prompt);
     free(s->out);
+    free(s->packed);
+    free(s->logits);
     free(s->lat);
     free(s->prefill);
     free(s->gen);
@@ -72,6 +76,55 @@ static void cell_state_free(cell_state *s)
 static lcsm_status fail(bench_result *r, lcsm_status st, const char *what)
 {
     snprintf(r->err, sizeof r->err, "%s: %s: %s", what, lcsm_strerror(st), lcsm_last_error());
+    return st;
+}
+
+/* "25 layers: 8 fir(7), 8 fir(128), 9 modal-real(16); gated MLP" from
+ * lcsm_model_get_layer: each filter kind with its count, in order of appearance. */
+static void describe_layers(const lcsm_model *m, int n_layer, char *buf, size_t cap)
+{
+    char kinds[8][64];
+    int counts[8] = {0}, n_kinds = 0;
+    char mlp[16] = "";
+    for (int l = 0; l < n_layer; l++) {
+        lcsm_layer_info li;
+        if (lcsm_model_get_layer(m, l, &li) != LCSM_OK)
+            continue;
+        if (!l)
+            snprintf(mlp, sizeof mlp, "%s", li.mlp);
+        int k = 0;
+        while (k < n_kinds && strcmp(kinds[k], li.filter))
+            k++;
+        if (k == n_kinds && n_kinds < 8)
+            snprintf(kinds[n_kinds++], sizeof kinds[0], "%s", li.filter);
+        if (k < n_kinds)
+            counts[k]++;
+    }
+    size_t len = (size_t)snprintf(buf, cap, "%d layers:", n_layer);
+    for (int k = 0; k < n_kinds && len < cap; k++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s %d %s", k ? "," : "", counts[k], kinds[k]);
+    if (len < cap)
+        snprintf(buf + len, cap - len, "; %s MLP", mlp);
+}
+
+/* The random model of a cell (l_max = the cell's L), or its saved model. */
+static lcsm_status make_model(const bench_cell *c, lcsm_backend *be, lcsm_model **out, bench_result *r)
+{
+    static const lcsm_weight_dtype dtype_of[] = {[BENCH_W_F32] = LCSM_WEIGHTS_F32, [BENCH_W_BF16] = LCSM_WEIGHTS_BF16,
+                                                 [BENCH_W_F16] = LCSM_WEIGHTS_F16, [BENCH_W_AUTO] = LCSM_WEIGHTS_AUTO};
+    lcsm_model_options mo;
+    lcsm_model_options_default(&mo);
+    mo.weight_dtype = dtype_of[c->weights];
+    mo.modal_tiled = c->modal_tiled;
+    if (c->model.dir)
+        return lcsm_model_load(be, c->model.dir, &mo, out);
+    char *json = bench_model_config_json(&c->model, c->L, c->state_size);
+    if (!json) {
+        snprintf(r->err, sizeof r->err, "model: out of memory for its config");
+        return LCSM_ERR_OUT_OF_MEMORY;
+    }
+    lcsm_status st = lcsm_model_create_random_config(be, json, c->seed, &mo, out);
+    free(json);
     return st;
 }
 
@@ -91,19 +144,8 @@ static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, b
     snprintf(r->device, sizeof r->device, "%s", lcsm_backend_description(s->be));
 
     t = bench_now();
-    if (c->model.dir) {
-        st = lcsm_model_load(s->be, c->model.dir, NULL, &s->model);
-    } else {
-        lcsm_model_config cfg;
-        lcsm_model_config_default(&cfg);
-        cfg.d_model = c->model.d_model;
-        cfg.n_layer = c->model.n_layer;
-        cfg.d_inner = 4 * c->model.d_model;
-        cfg.l_max = c->L;
-        st = lcsm_model_create_random(s->be, &cfg, c->seed, NULL, &s->model);
-    }
-    if (st != LCSM_OK)
-        return fail(r, st, "model");
+    if ((st = make_model(c, s->be, &s->model, r)) != LCSM_OK)
+        return r->err[0] ? st : fail(r, st, "model");
     r->startup.model_s = bench_now() - t;
     lcsm_model_info mi;
     lcsm_model_get_info(s->model, &mi);
@@ -111,6 +153,11 @@ static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, b
     r->n_layer = mi.config.n_layer;
     r->d_inner = mi.config.d_inner;
     r->l_max = mi.config.l_max;
+    snprintf(r->arch, sizeof r->arch, "%s", mi.arch);
+    describe_layers(s->model, mi.config.n_layer, r->layers, sizeof r->layers);
+    r->n_tiled_convs = mi.n_tiled_convs;
+    r->dense_mib = mib(mi.dense_bytes);
+    r->state_bytes_per_token = (double)mi.state_bytes_per_token;
     *n_vocab = mi.n_vocab;
     if (c->L > mi.config.l_max) {
         snprintf(r->err, sizeof r->err, "L = %d is longer than the model's l_max %d", c->L, mi.config.l_max);
@@ -119,7 +166,7 @@ static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, b
 
     if (c->algo != BENCH_RECOMPUTE) {
         static const lcsm_algo algo_of[] = {[BENCH_LAZY] = LCSM_ALGO_LAZY, [BENCH_EAGER] = LCSM_ALGO_EAGER,
-                                            [BENCH_FLASH] = LCSM_ALGO_FLASH};
+                                            [BENCH_FLASH] = LCSM_ALGO_FLASH, [BENCH_MODAL] = LCSM_ALGO_MODAL};
         lcsm_session_options so;
         lcsm_session_options_default(&so);
         so.batch = c->batch;
@@ -222,6 +269,42 @@ static lcsm_status profiled_split(const bench_cell *c, cell_state *s, bench_resu
     return LCSM_OK;
 }
 
+/* A prefill cell: the prompt alone, --warmup untimed times, then the timed
+ * repeats (each after a reset); the child's peak memory is what the parent
+ * reports. */
+static lcsm_status prefill_in_child(const bench_cell *c, cell_state *s, bench_result *r, int n_vocab)
+{
+    const int B = c->batch, P = c->L, R = c->repeats;
+    const int chunk = c->chunk > 0 && c->chunk < P ? c->chunk : 0;
+    s->prompt = malloc(sizeof *s->prompt * (size_t)B * P);
+    s->packed = malloc(sizeof *s->packed * (size_t)B * (chunk ? chunk : 1));
+    s->logits = malloc(sizeof *s->logits * (size_t)B * n_vocab);
+    s->prefill = calloc((size_t)R, sizeof(double));
+    if (!s->prompt || !s->packed || !s->logits || !s->prefill) {
+        snprintf(r->err, sizeof r->err, "out of memory for the cell's buffers");
+        return LCSM_ERR_OUT_OF_MEMORY;
+    }
+    bench_make_prompt(s->prompt, B, P);
+    lcsm_status st;
+    double secs = 0;
+    for (int w = 0; w < c->warmup; w++)
+        if ((st = bench_prefill(s->sess, s->prompt, B, P, chunk, s->logits, s->packed, &secs, &r->n_calls)) != LCSM_OK)
+            return fail(r, st, "warm-up prefill");
+    for (int k = 0; k < R; k++) {
+        if ((st = bench_prefill(s->sess, s->prompt, B, P, chunk, s->logits, s->packed, &secs, &r->n_calls)) != LCSM_OK)
+            return fail(r, st, "prefill");
+        s->prefill[k] = secs;
+    }
+    r->has_tokens = 1;
+    r->tokens_hash = bench_greedy_hash(s->logits, B, n_vocab);
+    r->prefill_s = bench_median(s->prefill, R);
+    r->total_s = r->prefill_s;
+    lcsm_backend_stats bs;
+    lcsm_backend_get_stats(s->be, &bs);
+    r->device_peak_mib = mib(bs.device_bytes_peak);
+    return LCSM_OK;
+}
+
 /* The child's work; *lat points at the median repeat's step times (in s->lat). */
 static lcsm_status cell_in_child(const bench_cell *c, cell_state *s, bench_result *r, const double **lat)
 {
@@ -229,6 +312,8 @@ static lcsm_status cell_in_child(const bench_cell *c, cell_state *s, bench_resul
     lcsm_status st = cell_setup(c, 0, s, r, &n_vocab);
     if (st != LCSM_OK)
         return st;
+    if (c->mode == BENCH_PREFILL)
+        return prefill_in_child(c, s, r, n_vocab);
     const int B = c->batch, R = c->repeats, steps = c->L - c->prompt, n_new = steps + 1;
     s->prompt = malloc(sizeof *s->prompt * (size_t)B * c->prompt);
     s->out = malloc(sizeof *s->out * (size_t)B * n_new);

@@ -1,6 +1,7 @@
 #include "bench_generate.h"
 
 #include "bench.h"
+#include "bench_stats.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -127,4 +128,41 @@ lcsm_status bench_generate_recompute(lcsm_model *m, bench_gen *g)
     free(packed);
     free(logits);
     return st;
+}
+
+lcsm_status bench_prefill(lcsm_session *s, const int32_t *prompt, int batch, int P, int chunk, float *logits,
+                          int32_t *packed, double *secs, int *n_calls)
+{
+    lcsm_status st = lcsm_session_reset(s);
+    if (st != LCSM_OK)
+        return st;
+    if (chunk <= 0 || chunk >= P) {
+        const double t0 = bench_now();
+        st = lcsm_session_prefill(s, prompt, P, logits);
+        *secs = bench_now() - t0;
+        *n_calls = 1;
+        return st;
+    }
+    int calls = 0;
+    const double t0 = bench_now();
+    for (int pos = 0; pos < P && st == LCSM_OK; pos += chunk, calls++) {
+        const int len = P - pos < chunk ? P - pos : chunk, last = pos + len == P;
+        for (int b = 0; b < batch; b++)
+            memcpy(packed + (size_t)b * len, prompt + (size_t)b * P + pos, sizeof *packed * (size_t)len);
+        float *lg = last ? logits : NULL;
+        st = pos == 0 ? lcsm_session_prefill(s, packed, len, lg) : lcsm_session_extend(s, packed, len, lg);
+    }
+    *secs = bench_now() - t0;
+    *n_calls = calls;
+    return st;
+}
+
+uint64_t bench_greedy_hash(const float *logits, int batch, int n_vocab)
+{
+    uint64_t h = BENCH_FNV_INIT;
+    for (int b = 0; b < batch; b++) {
+        const int32_t id = host_sample(logits + (size_t)b * n_vocab, 0, 0, b, 0);
+        h = bench_fnv1a(h, &id, 1);
+    }
+    return h;
 }

@@ -42,4 +42,17 @@ lcsm_status bench_generate_session(lcsm_session *s, bench_gen *g);
  * on the host. The model's l_max must be >= L. */
 lcsm_status bench_generate_recompute(lcsm_model *m, bench_gen *g);
 
+/* A prefill cell's timed work: resets the session, then feeds `prompt`
+ * ([batch][P]) whole (chunk 0 or >= P: one lcsm_session_prefill) or in chunks
+ * of `chunk` tokens (lcsm_session_prefill of the first, lcsm_session_extend of
+ * the others; `packed` holds [batch][chunk] for them). Only the last call asks
+ * for logits ([batch][n_vocab] into `logits`), which also waits for a device.
+ * *secs: from the first call to the return of the last; *n_calls: the calls. */
+lcsm_status bench_prefill(lcsm_session *s, const int32_t *prompt, int batch, int P, int chunk, float *logits,
+                          int32_t *packed, double *secs, int *n_calls);
+
+/* The greedy next token of each sequence ([batch][n_vocab] logits), as the
+ * generation loops pick it, hashed (bench_fnv1a) for exactness checks. */
+uint64_t bench_greedy_hash(const float *logits, int batch, int n_vocab);
+
 #endif /* LCSM_BENCH_GENERATE_H */

@@ -1,5 +1,8 @@
 #include "bench_options.h"
 
+#include "bench_models.h"
+#include "lcsm.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -124,7 +127,7 @@ static int parse_algo_set(const char *s, int *flags, int peer)
         memset(flags, 0, sizeof(int) * BENCH_N_ALGOS);
     for (int i = 0; i < n && !bad; i++) {
         bench_algo a = bench_algo_from_name(items[i]);
-        if (a == BENCH_N_ALGOS || (peer && a == BENCH_EAGER))
+        if (a == BENCH_N_ALGOS || (peer && (a == BENCH_EAGER || a == BENCH_MODAL)))
             bad = 1;
         else
             flags[a] = 1;
@@ -133,8 +136,8 @@ static int parse_algo_set(const char *s, int *flags, int peer)
     return bad ? -1 : 0;
 }
 
-/* d_model and n_layer of a saved model, for the budget's estimates (0 when the
- * config keeps them elsewhere: the cells then run without an estimate). */
+/* d_model, n_layer and family of a saved model, for the budget's estimates (0
+ * when the config keeps them elsewhere: the cells then run without an estimate). */
 static void read_model_shape(const char *dir, bench_model *m)
 {
     char path[4096];
@@ -148,10 +151,18 @@ static void read_model_shape(const char *dir, bench_model *m)
     buf[n] = '\0';
     cJSON *o = cJSON_Parse(buf);
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "d_model"), *l = cJSON_GetObjectItemCaseSensitive(o, "n_layer");
+    if (!cJSON_IsNumber(d) || !cJSON_IsNumber(l)) { /* StripedHyena's and Evo 2's keys */
+        d = cJSON_GetObjectItemCaseSensitive(o, "hidden_size");
+        l = cJSON_GetObjectItemCaseSensitive(o, "num_layers");
+    }
     if (cJSON_IsNumber(d) && cJSON_IsNumber(l)) {
         m->d_model = d->valueint;
         m->n_layer = l->valueint;
     }
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(o, "model_type");
+    for (int i = 0; cJSON_IsString(mt) && lcsm_arch_name(i); i++)
+        if (!strcmp(mt->valuestring, lcsm_arch_name(i)))
+            m->arch = lcsm_arch_name(i);
     cJSON_Delete(o);
 }
 
@@ -159,19 +170,42 @@ static void read_model_shape(const char *dir, bench_model *m)
 
 typedef int (*opt_fn)(bench_options *o, const char *v);
 
+/* The family's static name (lcsm_arch_name), or NULL. */
+static const char *arch_static(const char *name, size_t len)
+{
+    for (int i = 0; lcsm_arch_name(i); i++)
+        if (strlen(lcsm_arch_name(i)) == len && !strncmp(name, lcsm_arch_name(i), len))
+            return lcsm_arch_name(i);
+    return NULL;
+}
+
+/* NAME (a preset), DxN or ARCH:DxN; the family of a plain DxN is set after
+ * parsing, from --arch. */
 static int opt_models(bench_options *o, const char *v)
 {
     char *items[BENCH_MAX_LIST], *copy;
     int n = split_list(v, items, BENCH_MAX_LIST, &copy), bad = n <= 0;
     for (int i = 0; i < n && !bad; i++) {
-        char *x = strchr(items[i], 'x');
+        const bench_preset *p = bench_preset_find(items[i]);
+        if (p) {
+            o->models[i] = (bench_model){p->hidden, p->layers, NULL, p->arch, p};
+            continue;
+        }
+        char *shape = items[i], *colon = strchr(items[i], ':');
+        const char *arch = NULL;
+        if (colon) {
+            if (!(arch = arch_static(items[i], (size_t)(colon - items[i]))))
+                bad = 1;
+            shape = colon + 1;
+        }
+        char *x = strchr(shape, 'x');
         long d, l;
         if (x)
             *x = '\0';
-        if (!x || parse_long(items[i], 1, 65536, &d) || parse_long(x + 1, 1, 4096, &l))
+        if (bad || !x || parse_long(shape, 1, 65536, &d) || parse_long(x + 1, 1, 4096, &l))
             bad = 1;
         else
-            o->models[i] = (bench_model){(int)d, (int)l, NULL};
+            o->models[i] = (bench_model){(int)d, (int)l, NULL, arch, NULL};
     }
     free(copy);
     if (bad)
@@ -182,13 +216,69 @@ static int opt_models(bench_options *o, const char *v)
 
 static int opt_model_dir(bench_options *o, const char *v)
 {
-    o->models[0] = (bench_model){0, 0, v};
+    o->models[0] = (bench_model){0, 0, v, NULL, NULL};
     read_model_shape(v, &o->models[0]);
     o->n_models = 1;
     return 0;
 }
 
-static int opt_lens(bench_options *o, const char *v) { return parse_int_list(v, 2, 1 << 24, o->lens, &o->n_lens, 1); }
+static int opt_lens(bench_options *o, const char *v)
+{
+    o->lens_given = 1;
+    return parse_int_list(v, 2, 1 << 24, o->lens, &o->n_lens, 1);
+}
+static int opt_prefill_lens(bench_options *o, const char *v)
+{
+    return parse_int_list(v, 1, 1 << 24, o->prefill_lens, &o->n_prefill_lens, 1);
+}
+
+static int opt_prefill_chunk(bench_options *o, const char *v)
+{
+    char *items[BENCH_MAX_CHUNKS], *copy;
+    int n = split_list(v, items, BENCH_MAX_CHUNKS, &copy), bad = n <= 0;
+    for (int i = 0; i < n && !bad; i++) {
+        long c;
+        bad = parse_long(items[i], 0, 1 << 24, &c) != 0;
+        for (int k = 0; k < i && !bad; k++)
+            bad = o->chunks[k] == (int)c;
+        if (!bad)
+            o->chunks[i] = (int)c;
+    }
+    free(copy);
+    if (bad)
+        return -1;
+    qsort(o->chunks, (size_t)n, sizeof *o->chunks, cmp_int); /* 0 (one call) first: the others compare with it */
+    o->n_chunks = n;
+    return 0;
+}
+
+static int opt_arch(bench_options *o, const char *v)
+{
+    return (o->arch = arch_static(v, strlen(v))) ? 0 : -1;
+}
+
+/* f32 first (every narrow type's row compares with it), then as given. */
+static int opt_weights(bench_options *o, const char *v)
+{
+    char *items[BENCH_MAX_LIST], *copy;
+    int n = split_list(v, items, BENCH_MAX_LIST, &copy), bad = n <= 0, seen[BENCH_N_WEIGHTS] = {0}, k = 0;
+    for (int i = 0; i < n && !bad; i++) {
+        bench_weights w = bench_weights_from_name(items[i]);
+        bad = w == BENCH_N_WEIGHTS || seen[w]++;
+    }
+    if (!bad) {
+        if (seen[BENCH_W_F32])
+            o->weights[k++] = BENCH_W_F32;
+        for (int i = 0; i < n; i++) {
+            bench_weights w = bench_weights_from_name(items[i]);
+            if (w != BENCH_W_F32)
+                o->weights[k++] = w;
+        }
+        o->n_weights = k;
+    }
+    free(copy);
+    return bad ? -1 : 0;
+}
 static int opt_batches(bench_options *o, const char *v)
 {
     return parse_int_list(v, 1, 65536, o->batches, &o->n_batches, 0);
@@ -237,6 +327,7 @@ INT_OPT(opt_threads, threads, 0, 1024)
 INT_OPT(opt_warmup, warmup, 0, 1000)
 INT_OPT(opt_repeats, repeats, 1, 1000)
 INT_OPT(opt_paper_scale, paper_scale, 1, 1 << 20)
+INT_OPT(opt_state_size, state_size, 1, 4096)
 
 static int opt_seed(bench_options *o, const char *v)
 {
@@ -267,6 +358,7 @@ static int opt_latencies(bench_options *o, const char *v) { return (void)v, o->l
 static int opt_profile(bench_options *o, const char *v) { return (void)v, o->profile = 1, 0; }
 static int opt_peer_graphs(bench_options *o, const char *v) { return (void)v, o->peer_graphs = 1, 0; }
 static int opt_paper(bench_options *o, const char *v) { return (void)v, o->paper = 1, 0; }
+static int opt_modal_tiled(bench_options *o, const char *v) { return (void)v, o->modal_tiled = 1, 0; }
 
 typedef struct opt_def {
     const char *name, *metavar, *help;
@@ -274,11 +366,27 @@ typedef struct opt_def {
 } opt_def;
 
 static const opt_def options[] = {
-    {"--models", "DxN,...", "model shapes with random weights: width x layers (default 256x8)", opt_models},
+    {"--models", "M,...",
+     "random models: DxN (width x layers, of --arch), ARCH:DxN, or a published shape: evo2-1b, sh-7b "
+     "(default 256x8)",
+     opt_models},
+    {"--arch", "NAME", "family of the DxN models: hyenadna, longconv, stripedhyena, evo2 (default hyenadna)", opt_arch},
+    {"--state-size", "S", "modal states of random stripedhyena / evo2 DxN models (default: the family's)",
+     opt_state_size},
     {"--model-dir", "DIR", "a saved model (config.json + model.safetensors) instead of --models", opt_model_dir},
-    {"--lens", "L,...", "total sequence lengths, prompt included (default 1024,4096)", opt_lens},
+    {"--lens", "L,...", "total sequence lengths, prompt included (default 1024,4096; none with only --prefill-lens)",
+     opt_lens},
     {"--batches", "B,...", "batch sizes (default 1)", opt_batches},
-    {"--algos", "A,...", "lazy, eager, flash, recompute (default all four)", opt_algos},
+    {"--algos", "A,...", "lazy, eager, flash, modal, recompute (default lazy, eager, flash, recompute)", opt_algos},
+    {"--weights", "W,...", "weight storage: f32, bf16, f16, auto (a checkpoint's own); each a grid dimension "
+                           "(default f32)",
+     opt_weights},
+    {"--modal-tiled", NULL, "load with modal_tiled: flash, lazy, eager tile the modal filters (modal does not)",
+     opt_modal_tiled},
+    {"--prefill-lens", "P,...", "also time prompts alone: P tokens per sequence, session max_len P", opt_prefill_lens},
+    {"--prefill-chunk", "C,...", "prefill cells feed the prompt by lcsm_session_extend in chunks of C; 0 = one "
+                                 "prefill call (default 0)",
+     opt_prefill_chunk},
     {"--backends", "NAME,...", "cpu, opencl (default cpu)", opt_backends},
     {"--device", "DEV", "device of the GPU backends: index, platform:device or name part", opt_device},
     {"--seed", "S", "seed of the random weights and of the sampler (default 1234)", opt_seed},
@@ -308,9 +416,10 @@ static const opt_def options[] = {
 static void print_usage(FILE *f)
 {
     fprintf(f, "usage: lcsm-bench [options]\n"
-               "  Times generation with lcsm's decoding algorithms over a grid of models, lengths,\n"
-               "  batches and backends (each cell in a fresh process), optionally next to PyTorch peers,\n"
-               "  and prints a table with per-token latencies, memory and speed-up ratios.\n");
+               "  Times generation with lcsm's decoding algorithms over a grid of models (any family),\n"
+               "  weight types, lengths, batches and backends (each cell in a fresh process), optionally\n"
+               "  next to PyTorch peers, and prompts alone (--prefill-lens); prints a table with per-token\n"
+               "  latencies, memory and speed-up ratios.\n");
     for (size_t i = 0; i < N_OPTIONS; i++) {
         char left[48];
         snprintf(left, sizeof left, "%s%s%s", options[i].name, options[i].metavar ? " " : "",
@@ -318,20 +427,34 @@ static void print_usage(FILE *f)
         fprintf(f, "  %-24s %s\n", left, options[i].help);
     }
     fprintf(f, "  %-24s %s\n", "-h, --help", "print this help");
+    fprintf(f, "published shapes (--models NAME; random weights; attention layers run as Hyena layers):\n");
+    fprintf(f, "  %-8s %-12s %6s %6s %6s %5s %5s %6s  %s\n", "name", "family", "hidden", "layers", "inner", "heads",
+            "state", "vocab", "attention layers (of the published model)");
+    for (int i = 0; i < bench_n_presets; i++) {
+        const bench_preset *p = &bench_presets[i];
+        char attn[128];
+        bench_preset_replaced(p, attn, sizeof attn);
+        fprintf(f, "  %-8s %-12s %6d %6d %6d %5d %5d %6d  %s\n", p->name, p->arch, p->hidden, p->layers, p->inner,
+                p->heads, p->state, p->vocab, attn);
+    }
 }
 
 static void set_defaults(bench_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->models[0] = (bench_model){256, 8, NULL};
+    o->models[0] = (bench_model){256, 8, NULL, NULL, NULL};
     o->n_models = 1;
+    o->arch = "hyenadna";
+    o->weights[0] = BENCH_W_F32;
+    o->n_weights = 1;
+    o->n_chunks = 1; /* chunks[0] = 0: the whole prompt in one call */
     o->lens[0] = 1024;
     o->lens[1] = 4096;
     o->n_lens = 2;
     o->batches[0] = 1;
     o->n_batches = 1;
     for (int a = 0; a < BENCH_N_ALGOS; a++)
-        o->algos[a] = 1;
+        o->algos[a] = a != BENCH_MODAL;
     o->backends[0] = "cpu";
     o->n_backends = 1;
     o->seed = 1234;
@@ -348,7 +471,7 @@ static void set_defaults(bench_options *o)
 static void apply_paper(bench_options *o)
 {
     o->paper = 1;
-    o->models[0] = (bench_model){bench_paper.d_model, bench_paper.n_layer, NULL};
+    o->models[0] = (bench_model){bench_paper.d_model, bench_paper.n_layer, NULL, "hyenadna", NULL};
     o->n_models = 1;
     memcpy(o->batches, bench_paper.batches, sizeof bench_paper.batches);
     o->n_batches = bench_paper.n_batches;
@@ -397,6 +520,12 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
         if (d->fn(o, v))
             return usage_error("bad value '%s' for %s", v, d->name);
     }
+    for (int i = 0; i < o->n_models; i++)
+        if (!o->models[i].dir && !o->models[i].arch)
+            o->models[i].arch = o->arch;
+    /* Only prompts: no generation cells unless --lens asks for them too. */
+    if (o->n_prefill_lens && !o->lens_given && !o->paper)
+        o->n_lens = 0;
     if (o->paper_scale > 1) {
         if (!o->paper)
             return usage_error("--paper-scale needs --paper%s%s", "", "");
@@ -415,5 +544,13 @@ int bench_parse_options(int argc, char **argv, bench_options *o)
         any |= o->algos[a];
     if (!any)
         return usage_error("no algorithm selected%s%s", "", "");
+    if (o->n_prefill_lens) {
+        int session_algo = 0;
+        for (int a = 0; a < BENCH_N_ALGOS; a++)
+            session_algo |= o->algos[a] && a != BENCH_RECOMPUTE;
+        if (!session_algo)
+            return usage_error("--prefill-lens needs a session algorithm in --algos (recompute has no session)%s%s",
+                               "", "");
+    }
     return BENCH_OPTIONS_OK;
 }

@@ -10,9 +10,17 @@
 typedef struct bench_options {
     bench_model models[BENCH_MAX_LIST];
     int n_models;
-    int lens[BENCH_MAX_LIST], n_lens; /* ascending */
+    const char *arch; /* family of the DxN models without an ARCH: prefix (default hyenadna) */
+    int lens[BENCH_MAX_LIST], n_lens; /* ascending; none when only --prefill-lens is given */
+    int lens_given;
     int batches[BENCH_MAX_LIST], n_batches;
     int algos[BENCH_N_ALGOS]; /* 1 = run */
+    bench_weights weights[BENCH_N_WEIGHTS]; /* f32 first when present, then as given */
+    int n_weights;
+    int modal_tiled; /* load with lcsm_model_options.modal_tiled = 1 */
+    int state_size;  /* random StripedHyena / Evo 2 DxN models; 0 = the family's */
+    int prefill_lens[BENCH_MAX_LIST], n_prefill_lens; /* ascending */
+    int chunks[BENCH_MAX_CHUNKS], n_chunks;           /* prefill chunk sizes; 0 = one lcsm_session_prefill */
     const char *backends[BENCH_MAX_LIST];
     int n_backends;
     const char *device;

@@ -1,6 +1,7 @@
 #include "bench_peer.h"
 
 #include "bench_cell.h"
+#include "bench_models.h"
 #include "lcsm.h"
 
 #include <cjson/cJSON.h>
@@ -32,7 +33,7 @@ int bench_peer_parse(const char *spec, bench_peer *p)
 
 /* ------------------------------------------------------------ the model */
 
-int bench_peer_save_model(int d_model, int n_layer, int L, uint64_t seed, char *dir, size_t dir_cap, char *err,
+int bench_peer_save_model(const bench_model *model, int L, uint64_t seed, char *dir, size_t dir_cap, char *err,
                           size_t err_cap)
 {
     const char *tmp = getenv("TMPDIR");
@@ -57,12 +58,6 @@ int bench_peer_save_model(int d_model, int n_layer, int L, uint64_t seed, char *
         char msg[256] = "";
         lcsm_backend *be = NULL;
         lcsm_model *m = NULL;
-        lcsm_model_config cfg;
-        lcsm_model_config_default(&cfg);
-        cfg.d_model = d_model;
-        cfg.n_layer = n_layer;
-        cfg.d_inner = 4 * d_model;
-        cfg.l_max = L;
         lcsm_model_options mo;
         lcsm_model_options_default(&mo);
         mo.defer_spectra = 1;
@@ -71,8 +66,10 @@ int bench_peer_save_model(int d_model, int n_layer, int L, uint64_t seed, char *
         bo.n_threads = 1;
         bo.fft_threshold = 64; /* no measurement: no tile runs here */
         lcsm_status st = lcsm_backend_create("cpu", &bo, &be);
+        char *json = bench_model_config_json(model, L, 0);
         if (st == LCSM_OK)
-            st = lcsm_model_create_random(be, &cfg, seed, &mo, &m);
+            st = json ? lcsm_model_create_random_config(be, json, seed, &mo, &m) : LCSM_ERR_OUT_OF_MEMORY;
+        free(json);
         if (st == LCSM_OK)
             st = lcsm_model_save(m, dir);
         if (st != LCSM_OK)

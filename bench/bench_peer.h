@@ -35,10 +35,11 @@ typedef struct bench_peer_opts {
     double timeout_s; /* 0: none */
 } bench_peer_opts;
 
-/* Saves the random model of the grid's shape (d_model x n_layer, l_max = L,
- * weights from `seed`) into a new temporary directory, written to `dir`.
- * Returns 0, or -1 with the reason in `err`. */
-int bench_peer_save_model(int d_model, int n_layer, int L, uint64_t seed, char *dir, size_t dir_cap, char *err,
+/* Saves the random model of the grid (its config.json text from
+ * bench_model_config_json with l_max = L, f32 weights from `seed`, the same as
+ * the lcsm cells') into a new temporary directory, written to `dir`. Returns
+ * 0, or -1 with the reason in `err`. */
+int bench_peer_save_model(const bench_model *model, int L, uint64_t seed, char *dir, size_t dir_cap, char *err,
                           size_t err_cap);
 
 /* Removes what bench_peer_save_model wrote, and the directory. */

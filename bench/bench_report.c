@@ -1,5 +1,6 @@
 #include "bench_report.h"
 
+#include "bench_models.h"
 #include "lcsm.h"
 
 #include <cjson/cJSON.h>
@@ -53,8 +54,15 @@ void bench_machine_describe(bench_machine *m)
 
 void bench_model_label(const bench_model *m, char *buf, size_t cap)
 {
+    if (m->preset) {
+        snprintf(buf, cap, "%s", m->preset->name);
+        return;
+    }
     if (!m->dir) {
-        snprintf(buf, cap, "%dx%d", m->d_model, m->n_layer);
+        if (m->arch && strcmp(m->arch, "hyenadna"))
+            snprintf(buf, cap, "%s:%dx%d", m->arch, m->d_model, m->n_layer);
+        else
+            snprintf(buf, cap, "%dx%d", m->d_model, m->n_layer);
         return;
     }
     size_t n = strlen(m->dir);
@@ -68,13 +76,29 @@ void bench_model_label(const bench_model *m, char *buf, size_t cap)
 
 /* --------------------------------------------------------------- table */
 
-#define ROW_HEAD "%-9.9s %2d %7d %-10.10s %-9s"
+static int model_width = 9;
+
+void bench_set_model_width(int width) { model_width = width < 9 ? 9 : width > 40 ? 40 : width; }
+
+#define ROW_HEAD "%-*.*s %2d %7d %-10.10s %-9s %-4s"
+#define ROW_ARGS(label, row, al) model_width, model_width, label, (row)->batch, (row)->L, (row)->backend, al, \
+                                 bench_weights_name((row)->weights)
+
+/* "flash", or "flash+t" for a model with modal layers loaded with modal_tiled
+ * (flash, lazy and eager then tile its modal filters). */
+static const char *algo_label(const bench_row *row, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s%s", bench_algo_name(row->algo),
+             row->modal_tiled && bench_model_has_modal(row->model) ? "+t" : "");
+    return buf;
+}
 
 void bench_print_table_header(void)
 {
-    printf("%-9s %2s %7s %-10s %-9s | %8s %8s %8s %9s | %7s %7s %7s %6s | %8s %8s | %7s %8s %8s | %6s %7s\n", "model",
-           "B", "L", "backend", "algo", "total s", "ms/tok", "tok/s", "prefill s", "p50 ms", "p99 ms", "max ms",
-           "spikes", "mixer ms", "rest ms", "setup s", "host MiB", "dev MiB", "x lazy", "x mixer");
+    printf("%-*s %2s %7s %-10s %-9s %-4s | %8s %8s %8s %9s | %7s %7s %7s %6s | %8s %8s | %7s %8s %8s | %6s %7s "
+           "%6s\n",
+           model_width, "model", "B", "L", "backend", "algo", "wts", "total s", "ms/tok", "tok/s", "prefill s", "p50 ms", "p99 ms",
+           "max ms", "spikes", "mixer ms", "rest ms", "setup s", "host MiB", "dev MiB", "x lazy", "x mixer", "x f32");
 }
 
 static void fmt_or_dash(char *buf, size_t cap, const char *fmt, double v, int have)
@@ -85,9 +109,9 @@ static void fmt_or_dash(char *buf, size_t cap, const char *fmt, double v, int ha
         snprintf(buf, cap, "-");
 }
 
-void bench_print_row(const bench_row *row, const bench_result *r, double x_lazy, double x_lazy_mixer)
+void bench_print_row(const bench_row *row, const bench_result *r, double x_lazy, double x_lazy_mixer, double x_f32)
 {
-    char label[64], mix[16], rest[16], dev[16], xl[16], xm[16];
+    char label[64], mix[16], rest[16], dev[16], xl[16], xm[16], xf[16], al[24];
     bench_model_label(row->model, label, sizeof label);
     const double steps = r->steps > 0 ? (double)r->steps : 1;
     const int split = r->split[0] != '\0', is_lcsm = !strcmp(row->impl, "lcsm");
@@ -96,18 +120,52 @@ void bench_print_row(const bench_row *row, const bench_result *r, double x_lazy,
     fmt_or_dash(dev, sizeof dev, "%.0f", r->device_peak_mib, is_lcsm);
     fmt_or_dash(xl, sizeof xl, "%.2f", x_lazy, x_lazy > 0);
     fmt_or_dash(xm, sizeof xm, "%.2f", x_lazy_mixer, x_lazy_mixer > 0);
-    printf(ROW_HEAD " | %8.2f %8.3f %8.0f %9.3f | %7.3f %7.3f %7.2f %5.1f%% | %8s %8s | %7.2f %8.0f %8s | %6s %7s\n",
-           label, row->batch, row->L, row->backend, bench_algo_name(row->algo), r->total_s, 1e3 * r->gen_s / steps,
-           row->batch * steps / (r->total_s > 0 ? r->total_s : 1), r->prefill_s, r->lat.p50_ms, r->lat.p99_ms,
-           r->lat.max_ms, 100 * r->lat.spike_frac, mix, rest, r->setup_s, r->host_peak_mib, dev, xl, xm);
+    fmt_or_dash(xf, sizeof xf, "%.2f", x_f32, x_f32 > 0);
+    printf(ROW_HEAD " | %8.2f %8.3f %8.0f %9.3f | %7.3f %7.3f %7.2f %5.1f%% | %8s %8s | %7.2f %8.0f %8s | %6s %7s "
+                    "%6s\n",
+           ROW_ARGS(label, row, algo_label(row, al, sizeof al)), r->total_s, 1e3 * r->gen_s / steps, row->batch * steps / (r->total_s > 0 ? r->total_s : 1), r->prefill_s,
+           r->lat.p50_ms, r->lat.p99_ms, r->lat.max_ms, 100 * r->lat.spike_frac, mix, rest, r->setup_s,
+           r->host_peak_mib, dev, xl, xm, xf);
     fflush(stdout);
 }
 
 void bench_print_not_run(const bench_row *row, const char *what, const char *why)
 {
-    char label[64];
+    char label[64], al[24], chunk[16] = "";
     bench_model_label(row->model, label, sizeof label);
-    printf(ROW_HEAD " | %s: %s\n", label, row->batch, row->L, row->backend, bench_algo_name(row->algo), what, why);
+    if (row->mode == BENCH_PREFILL)
+        snprintf(chunk, sizeof chunk, " %6d", row->chunk);
+    printf(ROW_HEAD "%s | %s: %s\n", ROW_ARGS(label, row, algo_label(row, al, sizeof al)), chunk, what, why);
+    fflush(stdout);
+}
+
+/* Peak memory per prompt token: KiB of `peak_mib` over B x P tokens. */
+static double kib_per_token(double peak_mib, const bench_row *row)
+{
+    return peak_mib * 1024.0 / ((double)row->batch * row->L);
+}
+
+void bench_print_prefill_header(void)
+{
+    printf("%-*s %2s %7s %-10s %-9s %-4s %6s | %9s %9s | %8s %7s %8s %7s | %9s %10s | %7s | %6s %7s\n", model_width,
+           "model", "B",
+           "P", "backend", "algo", "wts", "chunk", "prefill s", "tok/s", "host MiB", "KiB/tok", "dev MiB", "KiB/tok",
+           "state MiB", "weight MiB", "setup s", "x f32", "x whole");
+}
+
+void bench_print_prefill_row(const bench_row *row, const bench_result *r, double x_f32, double x_whole)
+{
+    char label[64], al[24], dev[16], dev_tok[16], xf[16], xw[16];
+    bench_model_label(row->model, label, sizeof label);
+    const int on_device = r->device_peak_mib > 0;
+    fmt_or_dash(dev, sizeof dev, "%.0f", r->device_peak_mib, on_device);
+    fmt_or_dash(dev_tok, sizeof dev_tok, "%.2f", kib_per_token(r->device_peak_mib, row), on_device);
+    fmt_or_dash(xf, sizeof xf, "%.2f", x_f32, x_f32 > 0);
+    fmt_or_dash(xw, sizeof xw, "%.2f", x_whole, x_whole > 0);
+    printf(ROW_HEAD " %6d | %9.3f %9.0f | %8.0f %7.2f %8s %7s | %9.1f %10.1f | %7.2f | %6s %7s\n",
+           ROW_ARGS(label, row, algo_label(row, al, sizeof al)), row->chunk,
+           r->prefill_s, row->batch * (double)row->L / (r->prefill_s > 0 ? r->prefill_s : 1), r->host_peak_mib,
+           kib_per_token(r->host_peak_mib, row), dev, dev_tok, r->state_mib, r->weight_mib, r->setup_s, xf, xw);
     fflush(stdout);
 }
 
@@ -135,9 +193,27 @@ static cJSON *json_common(const bench_machine *m, const bench_row *row, const ch
         cJSON_AddStringToObject(model, "dir", row->model->dir);
     cJSON_AddNumberToObject(model, "d_model", row->d_model);
     cJSON_AddNumberToObject(model, "n_layer", row->n_layer);
+    if (row->model->arch)
+        cJSON_AddStringToObject(model, "arch", row->model->arch);
+    else
+        cJSON_AddNullToObject(model, "arch");
+    if (row->model->preset) {
+        const bench_preset *p = row->model->preset;
+        cJSON_AddStringToObject(model, "preset", p->name);
+        cJSON_AddStringToObject(model, "preset_source", p->source);
+        /* the published model's attention layers, and the Hyena kind each runs as here */
+        cJSON *a = cJSON_AddArrayToObject(model, "attention_layers"), *k = cJSON_AddArrayToObject(model, "attention_run_as");
+        for (int l = 0; l < p->layers; l++)
+            if (p->kinds[l] == 'A') {
+                const char c = bench_preset_kind(p, l);
+                cJSON_AddItemToArray(a, cJSON_CreateNumber(l));
+                cJSON_AddItemToArray(k, cJSON_CreateString(c == 's' ? "hcs" : c == 'm' ? "hcm" : c == 'l' ? "hcl" : "hyena"));
+            }
+    }
+    cJSON_AddStringToObject(o, "mode", row->mode == BENCH_PREFILL ? "prefill" : "decode");
     cJSON_AddNumberToObject(o, "batch", row->batch);
     cJSON_AddNumberToObject(o, "L", row->L);
-    cJSON_AddNumberToObject(o, "prompt", row->prompt);
+    cJSON_AddNumberToObject(o, "prompt", row->mode == BENCH_PREFILL ? row->L : row->prompt);
     return o;
 }
 
@@ -165,11 +241,16 @@ void bench_json_cell(FILE *f, const bench_machine *m, const bench_row *row, cons
 {
     if (!f)
         return;
-    cJSON *o = json_common(m, row, "cell");
+    const int prefill = row->mode == BENCH_PREFILL;
+    cJSON *o = json_common(m, row, prefill ? "prefill" : "cell");
     const int is_lcsm = !strcmp(row->impl, "lcsm"), ok = !strcmp(status, "ok");
     cJSON_AddStringToObject(o, "impl", is_lcsm ? "lcsm" : "torch");
     cJSON_AddStringToObject(o, "backend", row->backend);
     cJSON_AddStringToObject(o, "algo", bench_algo_name(row->algo));
+    cJSON_AddStringToObject(o, "weights", bench_weights_name(row->weights));
+    cJSON_AddBoolToObject(o, "modal_tiled", row->modal_tiled);
+    if (prefill)
+        cJSON_AddNumberToObject(o, "chunk", row->chunk);
     cJSON_AddStringToObject(o, "status", status);
     if (reason)
         cJSON_AddStringToObject(o, "reason", reason);
@@ -189,6 +270,34 @@ void bench_json_cell(FILE *f, const bench_machine *m, const bench_row *row, cons
         cJSON_ReplaceItemInObject(model, "n_layer", cJSON_CreateNumber(r->n_layer));
         cJSON_AddNumberToObject(model, "d_inner", r->d_inner);
         cJSON_AddNumberToObject(model, "l_max", r->l_max);
+        cJSON_ReplaceItemInObject(model, "arch", cJSON_CreateString(r->arch));
+        cJSON_AddStringToObject(model, "layers", r->layers);
+        cJSON_AddNumberToObject(model, "n_tiled_convs", r->n_tiled_convs);
+        cJSON_AddNumberToObject(model, "dense_mib", r->dense_mib);
+        cJSON_AddNumberToObject(model, "state_bytes_per_token", r->state_bytes_per_token);
+    }
+    if (prefill) {
+        const double tokens = (double)row->batch * row->L;
+        cJSON_AddNumberToObject(o, "prefill_s", r->prefill_s);
+        cJSON_AddNumberToObject(o, "prefill_tok_s", tokens / r->prefill_s);
+        cJSON_AddNumberToObject(o, "calls", r->n_calls);
+        cJSON_AddNumberToObject(o, "setup_s", r->setup_s);
+        cJSON *su = cJSON_AddObjectToObject(o, "startup");
+        cJSON_AddNumberToObject(su, "backend_s", r->startup.backend_s);
+        cJSON_AddNumberToObject(su, "plan_s", r->startup.plan_s);
+        cJSON_AddNumberToObject(su, "model_s", r->startup.model_s);
+        cJSON_AddNumberToObject(su, "session_s", r->startup.session_s);
+        cJSON_AddNumberToObject(o, "host_peak_mib", r->host_peak_mib);
+        cJSON_AddNumberToObject(o, "host_kib_per_prompt_token", r->host_peak_mib * 1024.0 / tokens);
+        cJSON_AddNumberToObject(o, "device_peak_mib", r->device_peak_mib);
+        cJSON_AddNumberToObject(o, "device_kib_per_prompt_token", r->device_peak_mib * 1024.0 / tokens);
+        cJSON_AddNumberToObject(o, "state_mib", r->state_mib);
+        cJSON_AddNumberToObject(o, "weight_mib", r->weight_mib);
+        char h[20];
+        snprintf(h, sizeof h, "%016llx", (unsigned long long)r->tokens_hash);
+        cJSON_AddStringToObject(o, "next_tokens_hash", h);
+        emit(f, o);
+        return;
     }
     const double steps = r->steps > 0 ? (double)r->steps : 1;
     cJSON_AddNumberToObject(o, "steps", (double)r->steps);
@@ -237,14 +346,21 @@ void bench_json_cell(FILE *f, const bench_machine *m, const bench_row *row, cons
     emit(f, o);
 }
 
-void bench_json_ratio(FILE *f, const bench_machine *m, const bench_row *row, const char *a, const char *b,
+void bench_json_ratio(FILE *f, const bench_machine *m, const bench_row *row, bench_side a, bench_side b,
                       const char *what, double speedup)
 {
     if (!f)
         return;
     cJSON *o = json_common(m, row, "ratio");
-    cJSON_AddStringToObject(o, "a", a);
-    cJSON_AddStringToObject(o, "b", b);
+    cJSON_AddStringToObject(o, "a", a.name);
+    cJSON_AddStringToObject(o, "b", b.name);
+    cJSON_AddStringToObject(o, "a_weights", bench_weights_name(a.weights));
+    cJSON_AddStringToObject(o, "b_weights", bench_weights_name(b.weights));
+    cJSON_AddBoolToObject(o, "modal_tiled", row->modal_tiled);
+    if (row->mode == BENCH_PREFILL) {
+        cJSON_AddNumberToObject(o, "a_chunk", a.chunk);
+        cJSON_AddNumberToObject(o, "b_chunk", b.chunk);
+    }
     cJSON_AddStringToObject(o, "what", what);
     cJSON_AddNumberToObject(o, "speedup", speedup);
     emit(f, o);

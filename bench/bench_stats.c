@@ -1,5 +1,7 @@
 #include "bench_stats.h"
 
+#include "bench_models.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,13 +87,17 @@ uint64_t bench_fnv1a(uint64_t h, const int32_t *tokens, size_t n)
 /*
  * The static model, from the 2-core CPU measurements of the README (D = 256 and
  * 768): dense layers run at about 5 GMAC/s (12 D^2 multiply-adds per layer and
- * token), the lazy mixer at about 1 GMAC/s over the history (memory-bound), eager
- * at twice that, flash's mixer at ~0.5 ns x log2(L)^2 per channel and step, and
+ * token: HyenaDNA's and the striped families' gated MLPs of 8/3 D alike), the
+ * lazy mixer at about 1 GMAC/s over the history (memory-bound), eager at twice
+ * that, flash's mixer at ~0.5 ns x log2(L)^2 per channel and step, modal
+ * recurrences and short FIR rings at ~16 ns per channel and step, and
  * recompute's forward over a prefix of t tokens at ~20 GMAC/s for its dense part
- * plus its FFT convolutions. A device is assumed 10x faster (reported, but not
- * used to skip: lcsm_bench.c runs a device's first length regardless). The grid
- * runs lengths in ascending order, so from the second length on the measured
- * times (bench_estimate_scaled) replace this guess.
+ * plus its FFT convolutions (a prefill cell is one such forward). Only the
+ * tiled convolutions of a model (bench_tiled_per_layer) cost lazy and eager
+ * their O(L^2). A device is assumed 10x faster (reported, but not used to skip:
+ * lcsm_bench.c runs a device's first length regardless). The grid runs lengths
+ * in ascending order, so from the second length on the measured times
+ * (bench_estimate_scaled) replace this guess.
  */
 double bench_estimate_static(const bench_cell *c, int d_model, int n_layer, int on_device)
 {
@@ -99,31 +105,42 @@ double bench_estimate_static(const bench_cell *c, int d_model, int n_layer, int 
         return 0; /* unknown shape: no estimate, the cell runs */
     const double B = c->batch, D = d_model, M = n_layer, L = c->L, P = c->prompt;
     const double steps = L - P, rows = B * D * M, lg = log2(L > 2 ? L : 2);
-    const double dense_step = B * 12 * D * D * M / 5e9;
-    const double history = rows * (L * L - P * P) / 2; /* multiply-adds of a direct mixer */
+    const double tiled = bench_tiled_per_layer(&c->model, c->algo, c->modal_tiled);
+    const double dense_step = B * 12 * D * D * M / 5e9, linear_mix = rows * 16e-9;
+    const double history = tiled * rows * (L * L - P * P) / 2; /* multiply-adds of a direct mixer */
+    if (c->mode == BENCH_PREFILL)
+        return (B * L * 12 * D * D * M / 2e10 + B * L * D * M * lg * 1e-8) * (on_device ? 0.1 : 1);
     double s = 0;
     switch (c->algo) {
-    case BENCH_LAZY: s = steps * dense_step + history / 1e9; break;
-    case BENCH_EAGER: s = steps * dense_step + history / 2e9; break;
-    case BENCH_FLASH: s = steps * (dense_step + rows * lg * lg * 0.5e-9); break;
+    case BENCH_LAZY: s = steps * (dense_step + linear_mix) + history / 1e9; break;
+    case BENCH_EAGER: s = steps * (dense_step + linear_mix) + history / 2e9; break;
+    case BENCH_FLASH:
+    case BENCH_MODAL: s = steps * (dense_step + linear_mix + tiled * rows * lg * lg * 0.5e-9); break;
     case BENCH_RECOMPUTE: s = (L * L - P * P) / 2 * B * (12 * D * D * M / 2e10 + D * M * lg * 1e-8); break;
     case BENCH_N_ALGOS: break;
     }
     return on_device ? s / 10 : s;
 }
 
-static double mixer_growth(bench_algo algo, double L)
+/* How the mixer's time over a whole cell grows with L. */
+static double mixer_growth(const bench_cell *c, double L)
 {
     double lg = log2(L > 2 ? L : 2);
-    return algo == BENCH_FLASH ? L * lg * lg : L * L;
+    if (c->mode == BENCH_PREFILL)
+        return L * lg;
+    if (c->algo == BENCH_RECOMPUTE)
+        return L * L;
+    if (bench_tiled_per_layer(&c->model, c->algo, c->modal_tiled) <= 0)
+        return L; /* recurrences and FIR rings: constant per step */
+    return c->algo == BENCH_FLASH || c->algo == BENCH_MODAL ? L * lg * lg : L * L;
 }
 
-double bench_estimate_scaled(bench_algo algo, double gen_s, double mixer_s, int L0, int L)
+double bench_estimate_scaled(const bench_cell *c, double gen_s, double mixer_s, int L0)
 {
     if (L0 <= 0)
         return 0;
-    const double g = mixer_growth(algo, L) / mixer_growth(algo, L0);
-    if (mixer_s < 0 || mixer_s > gen_s)
+    const double g = mixer_growth(c, c->L) / mixer_growth(c, L0);
+    if (mixer_s < 0 || mixer_s > gen_s || c->mode == BENCH_PREFILL)
         return gen_s * g;
-    return (gen_s - mixer_s) * ((double)L / L0) + mixer_s * g;
+    return (gen_s - mixer_s) * ((double)c->L / L0) + mixer_s * g;
 }

@@ -22,15 +22,18 @@ bench_latency bench_latency_summary(const double *ms, int n);
 #define BENCH_FNV_INIT 0xcbf29ce484222325ull
 uint64_t bench_fnv1a(uint64_t h, const int32_t *tokens, size_t n);
 
-/* Seconds one timed generation of `c` should take on `backend_kind` (0 CPU,
- * 1 device) when nothing of this shape has been measured yet: a coarse model of
- * dense work plus the algorithm's mixer work. Only used for --budget. */
+/* Seconds one timed generation (or prefill) of `c` should take on the CPU
+ * (on_device 0) or a device (1) when nothing of this shape has been measured
+ * yet: a coarse model of dense work plus the algorithm's mixer work. Only used
+ * for --budget. */
 double bench_estimate_static(const bench_cell *c, int d_model, int n_layer, int on_device);
 
-/* Scales a measured generation at length L0 to length L for `algo`: the dense
- * part grows with L, the mixer part as the algorithm does (L^2 for lazy, eager
- * and recompute, L log^2 L for flash). `mixer_s` may be negative when unknown:
- * then all of `gen_s` scales as the mixer does. */
-double bench_estimate_scaled(bench_algo algo, double gen_s, double mixer_s, int L0, int L);
+/* Scales a measured cell at length L0 to c->L: the dense part grows with L,
+ * the mixer part as the algorithm does on this model (L^2 for lazy, eager and
+ * recompute, L log^2 L for flash and modal, when the model has tiled
+ * convolutions; L when it has only recurrences and FIR rings); a prefill as
+ * L log L. `mixer_s` may be negative when unknown: then all of `gen_s` scales
+ * as the mixer does. */
+double bench_estimate_scaled(const bench_cell *c, double gen_s, double mixer_s, int L0);
 
 #endif /* LCSM_BENCH_STATS_H */

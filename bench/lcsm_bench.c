@@ -6,13 +6,17 @@
  * bench/RESULTS.md has the commands behind each published table.
  *
  * Order: for each model, batch and length (ascending), the lcsm algorithms
- * (lazy, eager, flash, recompute) on each backend, then the peers; a ratio line
- * closes each group. Every lcsm cell runs in its own child process
- * (bench_cell.c), so this process never creates a thread or loads a driver and
- * each cell's peak memory is its own.
+ * (lazy, eager, flash, modal, recompute), each with every weight type (f32
+ * first) on each backend, then the peers; ratio lines close each group. Then
+ * the prefill cells (--prefill-lens): for each model, batch and prompt length,
+ * every session algorithm, weight type, chunk size and backend, with their own
+ * ratio lines. Every lcsm cell runs in its own child process (bench_cell.c), so
+ * this process never creates a thread or loads a driver and each cell's peak
+ * memory is its own.
  */
 #include "bench.h"
 #include "bench_cell.h"
+#include "bench_models.h"
 #include "bench_options.h"
 #include "bench_peer.h"
 #include "bench_report.h"
@@ -26,7 +30,18 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const algo_names[BENCH_N_ALGOS] = {"lazy", "eager", "flash", "recompute"};
+static const char *const algo_names[BENCH_N_ALGOS] = {"lazy", "eager", "flash", "modal", "recompute"};
+static const char *const weights_names[BENCH_N_WEIGHTS] = {"f32", "bf16", "f16", "auto"};
+
+const char *bench_weights_name(bench_weights w) { return w >= 0 && w < BENCH_N_WEIGHTS ? weights_names[w] : "?"; }
+
+bench_weights bench_weights_from_name(const char *name)
+{
+    for (int w = 0; w < BENCH_N_WEIGHTS; w++)
+        if (!strcmp(name, weights_names[w]))
+            return (bench_weights)w;
+    return BENCH_N_WEIGHTS;
+}
 
 const char *bench_algo_name(bench_algo a) { return a >= 0 && a < BENCH_N_ALGOS ? algo_names[a] : "?"; }
 
@@ -60,28 +75,35 @@ enum { PEER_BASE = 100, MAX_HISTORY = 4096 };
 typedef struct history_entry {
     int model, batch, who, L;
     bench_algo algo;
+    bench_weights weights;
+    bench_mode mode;
+    int chunk;
     int ok;
-    double gen_s, mixer_s; /* mixer_s < 0: unknown */
+    double gen_s, mixer_s; /* prefill cells: the prefill time; mixer_s < 0: unknown */
 } history_entry;
 
 static history_entry history[MAX_HISTORY];
 static int n_history;
 
-static void remember(int model, int batch, int who, bench_algo algo, int L, const bench_result *r)
+static void remember(int model, const bench_cell *c, int who, const bench_result *r)
 {
     if (n_history == MAX_HISTORY)
         return;
-    history[n_history++] = (history_entry){model, batch, who, L, algo, r->ok, r->gen_s,
-                                           r->split[0] ? r->mixer_s : -1};
+    const int prefill = c->mode == BENCH_PREFILL;
+    history[n_history++] = (history_entry){model, c->batch, who, c->L, c->algo, c->weights, c->mode, c->chunk, r->ok,
+                                           prefill ? r->prefill_s : r->gen_s,
+                                           !prefill && r->split[0] ? r->mixer_s : -1};
 }
 
-/* The longest earlier cell of the same model, batch, runner and algorithm. */
-static const history_entry *previous(int model, int batch, int who, bench_algo algo, int L)
+/* The longest earlier cell of the same model, batch, runner, algorithm, weights
+ * and mode (and chunk). */
+static const history_entry *previous(int model, const bench_cell *c, int who)
 {
     const history_entry *best = NULL;
     for (int i = 0; i < n_history; i++) {
         const history_entry *h = &history[i];
-        if (h->model == model && h->batch == batch && h->who == who && h->algo == algo && h->L < L &&
+        if (h->model == model && h->batch == c->batch && h->who == who && h->algo == c->algo &&
+            h->weights == c->weights && h->mode == c->mode && h->chunk == c->chunk && h->L < c->L &&
             (!best || h->L > best->L))
             best = h;
     }
@@ -93,13 +115,13 @@ static const history_entry *previous(int model, int batch, int who, bench_algo a
 static int should_run(const bench_options *o, int model, const bench_cell *c, int who, int on_device, double runs,
                       double *estimate_s, char *why, size_t cap)
 {
-    const history_entry *h = previous(model, c->batch, who, c->algo, c->L);
+    const history_entry *h = previous(model, c, who);
     *estimate_s = 0;
     if (h && !h->ok) {
-        snprintf(why, cap, "it failed at L = %d", h->L);
+        snprintf(why, cap, "it failed at %s = %d", c->mode == BENCH_PREFILL ? "P" : "L", h->L);
         return 0;
     }
-    double one = h ? bench_estimate_scaled(c->algo, h->gen_s, h->mixer_s, h->L, c->L)
+    double one = h ? bench_estimate_scaled(c, h->gen_s, h->mixer_s, h->L)
                    : bench_estimate_static(c, o->models[model].d_model, o->models[model].n_layer, on_device);
     *estimate_s = one * runs;
     /* The static model is calibrated on a CPU: on a device (or a CUDA peer) the
@@ -116,25 +138,35 @@ static int should_run(const bench_options *o, int model, const bench_cell *c, in
 
 /* -------------------------------------------------------- cell groups */
 
-/* The results of one (model, batch, length): lcsm per backend and algorithm,
- * peers per peer and algorithm. */
+/* The results of one (model, batch, length): lcsm per backend, weight type and
+ * algorithm, peers per peer and algorithm. */
 typedef struct group {
-    bench_result lcsm[BENCH_MAX_LIST][BENCH_N_ALGOS];
+    bench_result lcsm[BENCH_MAX_LIST][BENCH_N_WEIGHTS][BENCH_N_ALGOS];
     bench_result peer[BENCH_MAX_PEERS][BENCH_N_ALGOS];
 } group;
 
-static group g_group; /* large: kept off the stack */
+/* The prefill cells of one (model, batch, prompt length), by backend, weight
+ * type, algorithm and chunk (the index into --prefill-chunk). */
+typedef struct prefill_group {
+    bench_result r[BENCH_MAX_LIST][BENCH_N_WEIGHTS][BENCH_N_ALGOS][BENCH_MAX_CHUNKS];
+} prefill_group;
+
+static group g_group;                 /* large: kept off the stack */
+static prefill_group g_prefill_group; /* likewise */
 
 static void group_clear(group *g)
 {
     for (int k = 0; k < BENCH_MAX_LIST; k++)
-        for (int a = 0; a < BENCH_N_ALGOS; a++)
-            bench_result_free(&g->lcsm[k][a]);
+        for (int w = 0; w < BENCH_N_WEIGHTS; w++)
+            for (int a = 0; a < BENCH_N_ALGOS; a++)
+                bench_result_free(&g->lcsm[k][w][a]);
     for (int p = 0; p < BENCH_MAX_PEERS; p++)
         for (int a = 0; a < BENCH_N_ALGOS; a++)
             bench_result_free(&g->peer[p][a]);
     memset(g, 0, sizeof *g);
 }
+
+static void prefill_group_clear(prefill_group *g) { memset(g, 0, sizeof *g); } /* prefill cells keep no step times */
 
 /* The per-step generation time: what every ratio compares. */
 static double per_tok(const bench_result *r) { return r->gen_s / (r->steps > 0 ? (double)r->steps : 1); }
@@ -154,53 +186,118 @@ typedef struct run_ctx {
     const bench_machine *m;
     FILE *json;
     group *g;
-    int shown_backend[BENCH_MAX_LIST], shown_peer[BENCH_MAX_PEERS];
+    prefill_group *pg;
+    int shown_backend[BENCH_MAX_LIST], shown_peer[BENCH_MAX_PEERS], shown_model[BENCH_MAX_LIST];
+    int shown_prefill_header;
 } run_ctx;
+
+static bench_cell make_cell(const bench_options *o, int mi, int batch, int L, bench_algo algo, bench_weights w, int k,
+                            bench_mode mode, int chunk)
+{
+    const int on_device = strcmp(o->backends[k], "cpu") != 0;
+    return (bench_cell){.model = o->models[mi],
+                        .batch = batch,
+                        .L = L,
+                        .prompt = mode == BENCH_PREFILL ? L : o->prompt,
+                        .algo = algo,
+                        .mode = mode,
+                        .chunk = chunk,
+                        .weights = w,
+                        .modal_tiled = o->modal_tiled,
+                        .state_size = o->state_size,
+                        .backend = o->backends[k],
+                        .device = o->device,
+                        .threads = o->threads,
+                        .warmup = o->warmup,
+                        .repeats = o->repeats,
+                        .temperature = o->temperature,
+                        .seed = o->seed,
+                        .profile = o->profile && on_device && mode == BENCH_DECODE};
+}
+
+static bench_row make_row(const bench_options *o, int mi, const bench_cell *c, const char *impl, const char *backend)
+{
+    return (bench_row){.model = &o->models[mi],
+                       .d_model = o->models[mi].d_model,
+                       .n_layer = o->models[mi].n_layer,
+                       .batch = c->batch,
+                       .L = c->L,
+                       .prompt = c->prompt,
+                       .impl = impl,
+                       .backend = backend,
+                       .algo = c->algo,
+                       .weights = c->weights,
+                       .modal_tiled = c->modal_tiled,
+                       .mode = c->mode,
+                       .chunk = c->chunk};
+}
+
+/* The model as the first cell that ran it found it (once per model). */
+static void show_model(run_ctx *x, int mi, const bench_result *r, bench_weights w)
+{
+    if (x->shown_model[mi]++)
+        return;
+    char label[64];
+    bench_model_label(&x->o->models[mi], label, sizeof label);
+    printf("  (model %s: %s, D %d, d_inner %d, %s, %d tiled conv%s, weights %.3g MiB as %s)\n", label, r->arch,
+           r->d_model, r->d_inner, r->layers, r->n_tiled_convs, r->n_tiled_convs == 1 ? "" : "s", r->dense_mib,
+           bench_weights_name(w));
+}
 
 static void run_lcsm_cells(run_ctx *x, int mi, int batch, int L)
 {
     const bench_options *o = x->o;
-    static const bench_algo order[] = {BENCH_LAZY, BENCH_EAGER, BENCH_FLASH, BENCH_RECOMPUTE};
+    static const bench_algo order[] = {BENCH_LAZY, BENCH_EAGER, BENCH_FLASH, BENCH_MODAL, BENCH_RECOMPUTE};
     for (size_t ai = 0; ai < sizeof order / sizeof order[0]; ai++) {
         const bench_algo algo = order[ai];
         if (!o->algos[algo])
             continue;
-        for (int k = 0; k < o->n_backends; k++) {
-            const int on_device = strcmp(o->backends[k], "cpu") != 0;
-            bench_cell c = {o->models[mi], batch, L, o->prompt, algo, o->backends[k], o->device, o->threads,
-                            o->warmup, o->repeats, o->temperature, o->seed, o->profile && on_device};
-            bench_row row = {&o->models[mi], o->models[mi].d_model, o->models[mi].n_layer, batch, L, o->prompt,
-                             "lcsm", o->backends[k], algo};
-            char why[256];
-            double est = 0;
-            /* A profiled pass on a device is one more generation. */
-            const double runs = o->repeats + (c.profile && algo != BENCH_RECOMPUTE ? 1 : 0);
-            if (!should_run(o, mi, &c, k, on_device, runs, &est, why, sizeof why)) {
-                bench_print_not_run(&row, "skipped", why);
-                bench_json_cell(x->json, x->m, &row, NULL, "skipped", why, est, 0);
-                continue;
+        for (int wi = 0; wi < o->n_weights; wi++) {
+            const bench_weights w = o->weights[wi];
+            for (int k = 0; k < o->n_backends; k++) {
+                const int on_device = strcmp(o->backends[k], "cpu") != 0;
+                bench_cell c = make_cell(o, mi, batch, L, algo, w, k, BENCH_DECODE, 0);
+                bench_row row = make_row(o, mi, &c, "lcsm", o->backends[k]);
+                char why[256];
+                double est = 0;
+                /* A profiled pass on a device is one more generation. */
+                const double runs = o->repeats + (c.profile && algo != BENCH_RECOMPUTE ? 1 : 0);
+                if (!should_run(o, mi, &c, k, on_device, runs, &est, why, sizeof why)) {
+                    bench_print_not_run(&row, "skipped", why);
+                    bench_json_cell(x->json, x->m, &row, NULL, "skipped", why, est, 0);
+                    continue;
+                }
+                bench_result *r = &x->g->lcsm[k][w][algo];
+                bench_run_cell(&c, r);
+                remember(mi, &c, k, r);
+                if (!r->ok) {
+                    bench_print_not_run(&row, "failed", r->err);
+                    bench_json_cell(x->json, x->m, &row, r, "failed", r->err, est, 0);
+                    continue;
+                }
+                if (!x->shown_backend[k]++)
+                    printf("  (backend %s: %s)\n", o->backends[k], r->device);
+                show_model(x, mi, r, w);
+                const bench_result *lazy = &x->g->lcsm[k][w][BENCH_LAZY], *f32 = &x->g->lcsm[k][BENCH_W_F32][algo];
+                double xl = 0, xm = 0, xf = 0;
+                if (algo != BENCH_LAZY && lazy->ok) {
+                    xl = per_tok(lazy) / per_tok(r);
+                    if (lazy->split[0] && r->split[0] && r->mixer_s > 0)
+                        xm = lazy->mixer_s / r->mixer_s;
+                }
+                if (w != BENCH_W_F32 && f32->ok)
+                    xf = per_tok(f32) / per_tok(r);
+                bench_print_row(&row, r, xl, xm, xf);
+                bench_json_cell(x->json, x->m, &row, r, "ok", NULL, est, o->latencies);
             }
-            bench_result *r = &x->g->lcsm[k][algo];
-            bench_run_cell(&c, r);
-            remember(mi, batch, k, algo, L, r);
-            if (!r->ok) {
-                bench_print_not_run(&row, "failed", r->err);
-                bench_json_cell(x->json, x->m, &row, r, "failed", r->err, est, 0);
-                continue;
-            }
-            if (!x->shown_backend[k]++)
-                printf("  (backend %s: %s)\n", o->backends[k], r->device);
-            const bench_result *lazy = &x->g->lcsm[k][BENCH_LAZY];
-            double xl = 0, xm = 0;
-            if (algo != BENCH_LAZY && lazy->ok) {
-                xl = per_tok(lazy) / per_tok(r);
-                if (lazy->split[0] && r->split[0] && r->mixer_s > 0)
-                    xm = lazy->mixer_s / r->mixer_s;
-            }
-            bench_print_row(&row, r, xl, xm);
-            bench_json_cell(x->json, x->m, &row, r, "ok", NULL, est, o->latencies);
         }
     }
+}
+
+/* The PyTorch peer implements HyenaDNA: other families are not given to it. */
+static int peer_can_run(const bench_model *m)
+{
+    return !m->preset && (!m->arch || !strcmp(m->arch, "hyenadna"));
 }
 
 static void run_peer_cells(run_ctx *x, int mi, int batch, int L)
@@ -221,19 +318,28 @@ static void run_peer_cells(run_ctx *x, int mi, int batch, int L)
             if (!o->peer_algos[algo])
                 continue;
             const bench_peer *peer = &o->peers[p];
-            bench_cell c = {*model, batch, L, o->prompt, algo, peer->name, NULL, o->threads, o->warmup,
-                            o->repeats, o->temperature, o->seed, 0};
-            bench_row row = {model, model->d_model, model->n_layer, batch, L, o->prompt, peer->name, peer->name, algo};
+            bench_cell c = make_cell(o, mi, batch, L, algo, BENCH_W_F32, 0, BENCH_DECODE, 0);
+            c.backend = peer->name;
+            c.device = NULL;
+            c.profile = 0;
+            c.modal_tiled = 0;
+            bench_row row = make_row(o, mi, &c, peer->name, peer->name);
             char why[256];
             double est = 0;
+            if (!peer_can_run(model)) {
+                snprintf(why, sizeof why, "the PyTorch peer implements HyenaDNA only (this model is %s)",
+                         model->preset ? model->preset->arch : model->arch);
+                bench_print_not_run(&row, "skipped", why);
+                bench_json_cell(x->json, x->m, &row, NULL, "skipped", why, 0, 0);
+                continue;
+            }
             if (!should_run(o, mi, &c, PEER_BASE + p, strcmp(peer->device, "cpu") != 0, 1, &est, why, sizeof why)) {
                 bench_print_not_run(&row, "skipped", why);
                 bench_json_cell(x->json, x->m, &row, NULL, "skipped", why, est, 0);
                 continue;
             }
             if (!have_dir && !*err) {
-                if (bench_peer_save_model(model->d_model, model->n_layer, L, o->seed, dir, sizeof dir, err,
-                                          sizeof err) == 0)
+                if (bench_peer_save_model(model, L, o->seed, dir, sizeof dir, err, sizeof err) == 0)
                     have_dir = 1;
             }
             bench_result *r = &x->g->peer[p][algo];
@@ -243,7 +349,7 @@ static void run_peer_cells(run_ctx *x, int mi, int batch, int L)
             } else {
                 bench_run_peer(&po, peer, dir, algo, batch, L, o->prompt, r);
             }
-            remember(mi, batch, PEER_BASE + p, algo, L, r);
+            remember(mi, &c, PEER_BASE + p, r);
             if (!r->ok) {
                 bench_print_not_run(&row, "failed", r->err);
                 bench_json_cell(x->json, x->m, &row, r, "failed", r->err, est, 0);
@@ -254,7 +360,7 @@ static void run_peer_cells(run_ctx *x, int mi, int batch, int L)
                        r->cuda_graphs ? ", CUDA graphs" : "");
             const bench_result *lazy = &x->g->peer[p][BENCH_LAZY];
             double xl = algo != BENCH_LAZY && lazy->ok ? per_tok(lazy) / per_tok(r) : 0;
-            bench_print_row(&row, r, xl, 0);
+            bench_print_row(&row, r, xl, 0, 0);
             bench_json_cell(x->json, x->m, &row, r, "ok", NULL, est, o->latencies);
         }
     if (saved && have_dir)
@@ -273,67 +379,139 @@ static void add_item(char *line, size_t cap, int *n_items, const char *fmt, ...)
     va_end(ap);
 }
 
+static void append(char *line, size_t cap, const char *fmt, ...)
+{
+    size_t len = strlen(line);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + len, cap - len, fmt, ap);
+    va_end(ap);
+}
+
+/* " bf16" after an algorithm's name when the grid has several weight types or not f32. */
+static const char *wsuffix(const bench_options *o, bench_weights w, char *buf, size_t cap)
+{
+    if (o->n_weights > 1 || w != BENCH_W_F32)
+        snprintf(buf, cap, " %s", bench_weights_name(w));
+    else
+        buf[0] = '\0';
+    return buf;
+}
+
+static bench_side side(const char *name, bench_weights w, int chunk) { return (bench_side){name, w, chunk}; }
+
 /* The ratio lines of a group, and their JSON objects. A ratio is "x N": the
  * first named is N times faster (per generated token, prefill excluded). */
 static void print_ratios(run_ctx *x, int mi, int batch, int L)
 {
     const bench_options *o = x->o;
     group *g = x->g;
-    char label[64], head[128], line[1024], a[96], b[96];
+    char label[64], head[128], line[1024], a[96], b[96], ws[16];
     bench_model_label(&o->models[mi], label, sizeof label);
     snprintf(head, sizeof head, "  = %s B=%d L=%d", label, batch, L);
-    bench_row row = {&o->models[mi], o->models[mi].d_model, o->models[mi].n_layer, batch, L, o->prompt, "lcsm", "", 0};
+    bench_cell rc = make_cell(o, mi, batch, L, BENCH_FLASH, BENCH_W_F32, 0, BENCH_DECODE, 0);
+    bench_row row = make_row(o, mi, &rc, "lcsm", "");
+    const bench_weights w0 = o->weights[0]; /* against other backends and the peers */
     static const bench_algo others[] = {BENCH_LAZY, BENCH_EAGER, BENCH_RECOMPUTE};
-    for (int k = 0; k < o->n_backends; k++) {
-        const bench_result *f = &g->lcsm[k][BENCH_FLASH];
-        if (!f->ok)
-            continue;
-        int n = 0;
-        line[0] = '\0';
-        snprintf(a, sizeof a, "lcsm %s flash", o->backends[k]);
-        for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
-            const bench_result *r = &g->lcsm[k][others[i]];
-            if (!r->ok)
+    for (int k = 0; k < o->n_backends; k++)
+        for (int wi = 0; wi < o->n_weights; wi++) {
+            const bench_weights w = o->weights[wi];
+            const bench_result *f = &g->lcsm[k][w][BENCH_FLASH];
+            if (!f->ok)
                 continue;
-            const double xr = per_tok(r) / per_tok(f);
-            add_item(line, sizeof line, &n, "x%.2f vs %s", xr, bench_algo_name(others[i]));
-            snprintf(b, sizeof b, "lcsm %s %s", o->backends[k], bench_algo_name(others[i]));
-            bench_json_ratio(x->json, x->m, &row, a, b, "gen", xr);
-            if (r->split[0] && f->split[0] && f->mixer_s > 0) {
-                const double xm = r->mixer_s / f->mixer_s;
-                size_t len = strlen(line);
-                snprintf(line + len, sizeof line - len, " (mixer x%.1f)", xm);
-                bench_json_ratio(x->json, x->m, &row, a, b, "mixer", xm);
+            int n = 0;
+            line[0] = '\0';
+            snprintf(a, sizeof a, "lcsm %s flash", o->backends[k]);
+            for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+                const bench_result *r = &g->lcsm[k][w][others[i]];
+                if (!r->ok)
+                    continue;
+                const double xr = per_tok(r) / per_tok(f);
+                add_item(line, sizeof line, &n, "x%.2f vs %s", xr, bench_algo_name(others[i]));
+                snprintf(b, sizeof b, "lcsm %s %s", o->backends[k], bench_algo_name(others[i]));
+                bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "gen", xr);
+                if (r->split[0] && f->split[0] && f->mixer_s > 0) {
+                    const double xm = r->mixer_s / f->mixer_s;
+                    append(line, sizeof line, " (mixer x%.1f)", xm);
+                    bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "mixer", xm);
+                }
+                if (others[i] == BENCH_LAZY && o->paper && w == w0 && n_paper_lines < 256)
+                    paper_lines[n_paper_lines++] = (paper_line){
+                        o->backends[k], batch, L,
+                        r->split[0] && f->split[0] && f->mixer_s > 0 ? r->mixer_s / f->mixer_s : 0,
+                        r->total_s / f->total_s};
             }
-            if (others[i] == BENCH_LAZY && o->paper && n_paper_lines < 256)
-                paper_lines[n_paper_lines++] = (paper_line){
-                    o->backends[k], batch, L,
-                    r->split[0] && f->split[0] && f->mixer_s > 0 ? r->mixer_s / f->mixer_s : 0,
-                    r->total_s / f->total_s};
+            if (n)
+                printf("%s  %s flash%s: %s\n", head, o->backends[k], wsuffix(o, w, ws, sizeof ws), line);
+            /* The modal recurrence against flash (the tiled modal filters with --modal-tiled). */
+            const bench_result *md = &g->lcsm[k][w][BENCH_MODAL];
+            if (md->ok) {
+                const double xr = per_tok(f) / per_tok(md);
+                snprintf(a, sizeof a, "lcsm %s modal", o->backends[k]);
+                snprintf(b, sizeof b, "lcsm %s flash", o->backends[k]);
+                line[0] = '\0';
+                append(line, sizeof line, "x%.2f vs flash%s", xr,
+                       !bench_model_has_modal(&o->models[mi]) ? " (no modal layers: the same schedule)"
+                       : o->modal_tiled                      ? " (its modal filters tiled)"
+                                                             : " (without --modal-tiled: the same recurrence)");
+                bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "gen", xr);
+                if (md->split[0] && f->split[0] && md->mixer_s > 0) {
+                    const double xm = f->mixer_s / md->mixer_s;
+                    append(line, sizeof line, " (mixer x%.1f)", xm);
+                    bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "mixer", xm);
+                }
+                printf("%s  %s modal%s: %s\n", head, o->backends[k], wsuffix(o, w, ws, sizeof ws), line);
+            }
         }
-        if (n)
-            printf("%s  %s flash: %s\n", head, o->backends[k], line);
-    }
-    /* Backend against backend, algorithm by algorithm: each against the first backend. */
-    for (int k = 1; k < o->n_backends; k++) {
-        int n = 0;
-        line[0] = '\0';
+    /* Each narrow weight type against f32, algorithm by algorithm. */
+    for (int k = 0; k < o->n_backends; k++)
         for (int al = 0; al < BENCH_N_ALGOS; al++) {
-            const bench_result *r0 = &g->lcsm[0][al], *r1 = &g->lcsm[k][al];
-            if (!r0->ok || !r1->ok)
+            const bench_result *ref = &g->lcsm[k][BENCH_W_F32][al];
+            if (!ref->ok)
                 continue;
-            const double xr = per_tok(r0) / per_tok(r1);
-            add_item(line, sizeof line, &n, "%s x%.2f", bench_algo_name((bench_algo)al), xr);
+            int n = 0;
+            line[0] = '\0';
             snprintf(a, sizeof a, "lcsm %s %s", o->backends[k], bench_algo_name((bench_algo)al));
-            snprintf(b, sizeof b, "lcsm %s %s", o->backends[0], bench_algo_name((bench_algo)al));
-            bench_json_ratio(x->json, x->m, &row, a, b, "gen", xr);
+            for (int wi = 0; wi < o->n_weights; wi++) {
+                const bench_weights w = o->weights[wi];
+                const bench_result *r = &g->lcsm[k][w][al];
+                if (w == BENCH_W_F32 || !r->ok)
+                    continue;
+                const double xr = per_tok(ref) / per_tok(r);
+                add_item(line, sizeof line, &n, "%s x%.2f vs f32", bench_weights_name(w), xr);
+                bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(a, BENCH_W_F32, -1), "gen", xr);
+                if (r->split[0] && ref->split[0] && r->dense_s > 0) {
+                    const double xd = ref->dense_s / r->dense_s;
+                    append(line, sizeof line, " (rest x%.2f)", xd);
+                    bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(a, BENCH_W_F32, -1), "dense", xd);
+                }
+            }
+            if (n)
+                printf("%s  %s %s weights: %s\n", head, o->backends[k], bench_algo_name((bench_algo)al), line);
         }
-        if (n)
-            printf("%s  %s vs %s: %s\n", head, o->backends[k], o->backends[0], line);
-    }
-    /* lcsm's flash against every peer algorithm. */
+    /* Backend against backend, algorithm by algorithm: each against the first backend. */
+    for (int k = 1; k < o->n_backends; k++)
+        for (int wi = 0; wi < o->n_weights; wi++) {
+            const bench_weights w = o->weights[wi];
+            int n = 0;
+            line[0] = '\0';
+            for (int al = 0; al < BENCH_N_ALGOS; al++) {
+                const bench_result *r0 = &g->lcsm[0][w][al], *r1 = &g->lcsm[k][w][al];
+                if (!r0->ok || !r1->ok)
+                    continue;
+                const double xr = per_tok(r0) / per_tok(r1);
+                add_item(line, sizeof line, &n, "%s x%.2f", bench_algo_name((bench_algo)al), xr);
+                snprintf(a, sizeof a, "lcsm %s %s", o->backends[k], bench_algo_name((bench_algo)al));
+                snprintf(b, sizeof b, "lcsm %s %s", o->backends[0], bench_algo_name((bench_algo)al));
+                bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "gen", xr);
+            }
+            if (n)
+                printf("%s  %s vs %s%s: %s\n", head, o->backends[k], o->backends[0], wsuffix(o, w, ws, sizeof ws),
+                       line);
+        }
+    /* lcsm's flash (the first weight type) against every peer algorithm (f32 weights). */
     for (int k = 0; k < o->n_backends; k++) {
-        const bench_result *f = &g->lcsm[k][BENCH_FLASH];
+        const bench_result *f = &g->lcsm[k][w0][BENCH_FLASH];
         if (!f->ok)
             continue;
         for (int p = 0; p < o->n_peers; p++) {
@@ -348,30 +526,168 @@ static void print_ratios(run_ctx *x, int mi, int batch, int L)
                 const double xr = per_tok(r) / per_tok(f);
                 add_item(line, sizeof line, &n, "x%.2f vs its %s", xr, bench_algo_name(peer_order[i]));
                 snprintf(b, sizeof b, "%s %s", o->peers[p].name, bench_algo_name(peer_order[i]));
-                bench_json_ratio(x->json, x->m, &row, a, b, "gen", xr);
+                bench_json_ratio(x->json, x->m, &row, side(a, w0, -1), side(b, BENCH_W_F32, -1), "gen", xr);
             }
             if (n)
-                printf("%s  lcsm %s flash vs %s: %s\n", head, o->backends[k], o->peers[p].name, line);
+                printf("%s  lcsm %s flash%s vs %s: %s\n", head, o->backends[k], wsuffix(o, w0, ws, sizeof ws),
+                       o->peers[p].name, line);
         }
     }
     /* Greedy decoding must not depend on the algorithm: compare the tokens. */
     if (o->temperature == 0)
-        for (int k = 0; k < o->n_backends; k++) {
+        for (int k = 0; k < o->n_backends; k++)
+            for (int wi = 0; wi < o->n_weights; wi++) {
+                const bench_weights w = o->weights[wi];
+                const bench_result *first = NULL;
+                int differ = 0;
+                for (int al = 0; al < BENCH_N_ALGOS; al++) {
+                    const bench_result *r = &g->lcsm[k][w][al];
+                    if (!r->ok || !r->has_tokens)
+                        continue;
+                    if (!first)
+                        first = r;
+                    else if (r->tokens_hash != first->tokens_hash)
+                        differ = 1;
+                }
+                if (differ)
+                    printf("%s  %s%s: NOTE greedy tokens differ between algorithms (fp32 near-ties can do this at "
+                           "long L; the tests check exactness)\n",
+                           head, o->backends[k], wsuffix(o, w, ws, sizeof ws));
+            }
+}
+
+/* ------------------------------------------------------------ prefill cells */
+
+static void run_prefill_cells(run_ctx *x, int mi, int batch, int P)
+{
+    const bench_options *o = x->o;
+    static const bench_algo order[] = {BENCH_LAZY, BENCH_EAGER, BENCH_FLASH, BENCH_MODAL};
+    if (!x->shown_prefill_header++) {
+        printf("\nprefill cells: the prompt alone (P tokens per sequence, session max_len P), whole or in chunks\n");
+        bench_print_prefill_header();
+    }
+    for (size_t ai = 0; ai < sizeof order / sizeof order[0]; ai++) {
+        const bench_algo algo = order[ai];
+        if (!o->algos[algo])
+            continue;
+        for (int wi = 0; wi < o->n_weights; wi++)
+            for (int ci = 0; ci < o->n_chunks; ci++)
+                for (int k = 0; k < o->n_backends; k++) {
+                    const bench_weights w = o->weights[wi];
+                    const int on_device = strcmp(o->backends[k], "cpu") != 0;
+                    bench_cell c = make_cell(o, mi, batch, P, algo, w, k, BENCH_PREFILL, o->chunks[ci]);
+                    bench_row row = make_row(o, mi, &c, "lcsm", o->backends[k]);
+                    char why[256];
+                    double est = 0;
+                    if (!should_run(o, mi, &c, k, on_device, o->repeats + o->warmup, &est, why, sizeof why)) {
+                        bench_print_not_run(&row, "skipped", why);
+                        bench_json_cell(x->json, x->m, &row, NULL, "skipped", why, est, 0);
+                        continue;
+                    }
+                    bench_result *r = &x->pg->r[k][w][algo][ci];
+                    bench_run_cell(&c, r);
+                    bench_result_free(r);
+                    remember(mi, &c, k, r);
+                    if (!r->ok) {
+                        bench_print_not_run(&row, "failed", r->err);
+                        bench_json_cell(x->json, x->m, &row, r, "failed", r->err, est, 0);
+                        continue;
+                    }
+                    if (!x->shown_backend[k]++)
+                        printf("  (backend %s: %s)\n", o->backends[k], r->device);
+                    show_model(x, mi, r, w);
+                    const bench_result *f32 = &x->pg->r[k][BENCH_W_F32][algo][ci], *whole = &x->pg->r[k][w][algo][0];
+                    const double xf = w != BENCH_W_F32 && f32->ok ? f32->prefill_s / r->prefill_s : 0;
+                    const double xw = ci > 0 && o->chunks[0] == 0 && whole->ok ? whole->prefill_s / r->prefill_s : 0;
+                    bench_print_prefill_row(&row, r, xf, xw);
+                    bench_json_cell(x->json, x->m, &row, r, "ok", NULL, est, 0);
+                }
+    }
+}
+
+static void print_prefill_ratios(run_ctx *x, int mi, int batch, int P)
+{
+    const bench_options *o = x->o;
+    prefill_group *g = x->pg;
+    char label[64], head[128], line[1024], a[96], b[96], ws[16];
+    bench_model_label(&o->models[mi], label, sizeof label);
+    snprintf(head, sizeof head, "  = %s B=%d P=%d", label, batch, P);
+    bench_cell rc = make_cell(o, mi, batch, P, BENCH_FLASH, BENCH_W_F32, 0, BENCH_PREFILL, 0);
+    bench_row row = make_row(o, mi, &rc, "lcsm", "");
+    for (int k = 0; k < o->n_backends; k++)
+        for (int al = 0; al < BENCH_N_ALGOS; al++)
+            for (int ci = 0; ci < o->n_chunks; ci++) {
+                const int chunk = o->chunks[ci];
+                snprintf(a, sizeof a, "lcsm %s %s", o->backends[k], bench_algo_name((bench_algo)al));
+                /* narrow weights against f32 */
+                const bench_result *ref = &g->r[k][BENCH_W_F32][al][ci];
+                int n = 0;
+                line[0] = '\0';
+                for (int wi = 0; wi < o->n_weights && ref->ok; wi++) {
+                    const bench_weights w = o->weights[wi];
+                    const bench_result *r = &g->r[k][w][al][ci];
+                    if (w == BENCH_W_F32 || !r->ok)
+                        continue;
+                    const double xr = ref->prefill_s / r->prefill_s;
+                    add_item(line, sizeof line, &n, "%s x%.2f vs f32", bench_weights_name(w), xr);
+                    bench_json_ratio(x->json, x->m, &row, side(a, w, chunk), side(a, BENCH_W_F32, chunk), "prefill",
+                                     xr);
+                }
+                if (n)
+                    printf("%s  %s %s chunk %d weights: %s\n", head, o->backends[k], bench_algo_name((bench_algo)al),
+                           chunk, line);
+            }
+    for (int k = 0; k < o->n_backends; k++)
+        for (int wi = 0; wi < o->n_weights; wi++) {
+            const bench_weights w = o->weights[wi];
+            for (int al = 0; al < BENCH_N_ALGOS; al++) {
+                /* chunked against one prefill call */
+                const bench_result *whole = o->chunks[0] == 0 ? &g->r[k][w][al][0] : NULL;
+                snprintf(a, sizeof a, "lcsm %s %s", o->backends[k], bench_algo_name((bench_algo)al));
+                int n = 0;
+                line[0] = '\0';
+                for (int ci = 1; ci < o->n_chunks && whole && whole->ok; ci++) {
+                    const bench_result *r = &g->r[k][w][al][ci];
+                    if (!r->ok)
+                        continue;
+                    const double xr = whole->prefill_s / r->prefill_s;
+                    add_item(line, sizeof line, &n, "chunk %d x%.2f vs whole", o->chunks[ci], xr);
+                    bench_json_ratio(x->json, x->m, &row, side(a, w, o->chunks[ci]), side(a, w, 0), "prefill", xr);
+                }
+                if (n)
+                    printf("%s  %s %s%s: %s\n", head, o->backends[k], bench_algo_name((bench_algo)al),
+                           wsuffix(o, w, ws, sizeof ws), line);
+            }
+            /* modal against flash, chunk by chunk */
+            for (int ci = 0; ci < o->n_chunks; ci++) {
+                const bench_result *f = &g->r[k][w][BENCH_FLASH][ci], *md = &g->r[k][w][BENCH_MODAL][ci];
+                if (!f->ok || !md->ok)
+                    continue;
+                const double xr = f->prefill_s / md->prefill_s;
+                snprintf(a, sizeof a, "lcsm %s modal", o->backends[k]);
+                snprintf(b, sizeof b, "lcsm %s flash", o->backends[k]);
+                bench_json_ratio(x->json, x->m, &row, side(a, w, o->chunks[ci]), side(b, w, o->chunks[ci]), "prefill",
+                                 xr);
+                printf("%s  %s modal%s chunk %d: x%.2f vs flash\n", head, o->backends[k], wsuffix(o, w, ws, sizeof ws),
+                       o->chunks[ci], xr);
+            }
+            /* every chunking and algorithm should pick the same greedy next token */
             const bench_result *first = NULL;
             int differ = 0;
-            for (int al = 0; al < BENCH_N_ALGOS; al++) {
-                const bench_result *r = &g->lcsm[k][al];
-                if (!r->ok || !r->has_tokens)
-                    continue;
-                if (!first)
-                    first = r;
-                else if (r->tokens_hash != first->tokens_hash)
-                    differ = 1;
-            }
+            for (int al = 0; al < BENCH_N_ALGOS; al++)
+                for (int ci = 0; ci < o->n_chunks; ci++) {
+                    const bench_result *r = &g->r[k][w][al][ci];
+                    if (!r->ok || !r->has_tokens)
+                        continue;
+                    if (!first)
+                        first = r;
+                    else if (r->tokens_hash != first->tokens_hash)
+                        differ = 1;
+                }
             if (differ)
-                printf("%s  %s: NOTE greedy tokens differ between algorithms (fp32 near-ties can do this at "
-                       "long L; the tests check exactness)\n",
-                       head, o->backends[k]);
+                printf("%s  %s%s: NOTE the greedy next tokens differ between chunkings or algorithms (fp32 "
+                       "near-ties can do this)\n",
+                       head, o->backends[k], wsuffix(o, w, ws, sizeof ws));
         }
 }
 
@@ -420,39 +736,86 @@ static void print_header(const bench_options *o, const bench_machine *m)
     printf("; L");
     for (int i = 0; i < o->n_lens; i++)
         printf("%s%d", i ? "," : " ", o->lens[i]);
+    if (!o->n_lens)
+        printf(" none");
     printf("; algos");
     for (int a = 0, n = 0; a < BENCH_N_ALGOS; a++)
         if (o->algos[a])
             printf("%s%s", n++ ? "," : " ", bench_algo_name((bench_algo)a));
+    printf("; weights");
+    for (int i = 0; i < o->n_weights; i++)
+        printf("%s%s", i ? "," : " ", bench_weights_name(o->weights[i]));
     printf("; backends");
     for (int i = 0; i < o->n_backends; i++)
         printf("%s%s", i ? "," : " ", o->backends[i]);
+    if (o->n_prefill_lens) {
+        printf("\n      prefill P");
+        for (int i = 0; i < o->n_prefill_lens; i++)
+            printf("%s%d", i ? "," : " ", o->prefill_lens[i]);
+        printf(", chunks");
+        for (int i = 0; i < o->n_chunks; i++)
+            printf("%s%d", i ? "," : " ", o->chunks[i]);
+        printf(" (0 = one prefill call)");
+    }
     printf("\n      prompt %d, %s, warm-up %d, repeats %d (medians), seed %llu, budget ", o->prompt,
            o->temperature == 0 ? "greedy" : "sampled", o->warmup, o->repeats, (unsigned long long)o->seed);
     if (o->budget > 0)
         printf("%.0f s per cell\n", o->budget);
     else
         printf("none\n");
+    if (o->modal_tiled)
+        printf("modal_tiled: modal filters materialised up to each cell's L and tiled by flash, lazy and eager "
+               "(algo '+t'); modal runs the recurrence\n");
+    for (int i = 0; i < o->n_models; i++) {
+        const bench_preset *p = o->models[i].preset;
+        if (!p)
+            continue;
+        char attn[128];
+        const int n = bench_preset_replaced(p, attn, sizeof attn);
+        printf("model %s: the shape of %s (%s; random weights, max_seqlen = L instead of %d)", p->name, p->title,
+               p->source, p->published_max_seqlen);
+        if (n) {
+            printf(";\n      NOT the published compute: its %d attention layers (%s) run as Hyena layers (", n, attn);
+            for (int l = 0, k = 0; l < p->layers; l++)
+                if (p->kinds[l] == 'A') {
+                    const char kind = bench_preset_kind(p, l);
+                    printf("%s%s", k++ ? "," : "",
+                           kind == 's' ? "hcs" : kind == 'm' ? "hcm" : kind == 'l' ? "hcl" : "hyena");
+                }
+            printf("): lcsm does not implement attention yet");
+        }
+        printf("\n");
+    }
     if (o->n_peers) {
         printf("peers:");
         for (int p = 0; p < o->n_peers; p++)
             printf(" %s", o->peers[p].name);
-        printf(" (%s %s%s)\n", o->python, o->peer_script, o->peer_graphs ? ", CUDA graphs" : "");
+        printf(" (%s %s%s; HyenaDNA models, f32 weights)\n", o->python, o->peer_script,
+               o->peer_graphs ? ", CUDA graphs" : "");
     }
     printf("\n");
-    bench_print_table_header();
+    if (o->n_lens)
+        bench_print_table_header();
 }
 
 static void print_legend(const bench_options *o)
 {
-    printf("\nms/tok: generation time per step (one token for each of the B sequences), prefill excluded;\n"
-           "tok/s = B x (L - prompt) / total; p50/p99/max: per-step latency; spikes: steps above 2x the median.\n"
-           "mixer/rest: per step, long + short convolutions and gating vs everything else (host times on the\n"
-           "CPU; device kernel times with --profile on a GPU backend; '-' when unknown). setup: backend + model +\n"
-           "session creation, outside the timed region. host MiB: the cell process's peak RSS; dev MiB: peak device\n"
-           "buffers. x lazy / x mixer: lazy's time / this row's, same backend and invocation. Ratio lines (=):\n"
-           "'x N vs A' means N times faster than A per generated token.\n");
-    (void)o;
+    if (o->n_lens)
+        printf("\nms/tok: generation time per step (one token for each of the B sequences), prefill excluded;\n"
+               "tok/s = B x (L - prompt) / total; p50/p99/max: per-step latency; spikes: steps above 2x the median.\n"
+               "mixer/rest: per step, long + short convolutions and gating vs everything else (host times on the\n"
+               "CPU; device kernel times with --profile on a GPU backend; '-' when unknown). setup: backend + model +\n"
+               "session creation, outside the timed region. host MiB: the cell process's peak RSS; dev MiB: peak\n"
+               "device buffers. wts: storage of the weight matrices; algo+t: a model loaded with modal_tiled. x lazy /\n"
+               "x mixer: lazy's time / this row's, same weights and backend; x f32: the f32 row's time / this row's,\n"
+               "same algorithm and backend. Ratio lines (=): 'x N vs A' means N times faster than A per generated\n"
+               "token.\n");
+    if (o->n_prefill_lens)
+        printf("\nprefill cells: prefill s = median time of the whole prompt (B x P tokens; chunk C: lcsm_session_prefill\n"
+               "of the first C, then lcsm_session_extend of C at a time; 0 = one call), tok/s = B x P / prefill s,\n"
+               "host MiB = the cell process's peak RSS (model, state, buffers, warm-up included), dev MiB = peak device\n"
+               "buffers, KiB/tok = that peak / (B x P), state MiB = the session's state for max_len P, weight MiB =\n"
+               "weights + filters + spectra. x f32 / x whole: the f32 / one-call cell's time / this row's.\n");
 }
 
 int main(int argc, char **argv)
@@ -474,8 +837,15 @@ int main(int argc, char **argv)
     }
     bench_machine m;
     bench_machine_describe(&m);
+    int width = 0;
+    for (int i = 0; i < o.n_models; i++) {
+        char label[64];
+        bench_model_label(&o.models[i], label, sizeof label);
+        width = (int)strlen(label) > width ? (int)strlen(label) : width;
+    }
+    bench_set_model_width(width);
     print_header(&o, &m);
-    run_ctx x = {&o, &m, json, &g_group, {0}, {0}};
+    run_ctx x = {.o = &o, .m = &m, .json = json, .g = &g_group, .pg = &g_prefill_group};
     for (int mi = 0; mi < o.n_models; mi++)
         for (int bi = 0; bi < o.n_batches; bi++)
             for (int li = 0; li < o.n_lens; li++) {
@@ -486,6 +856,13 @@ int main(int argc, char **argv)
                 print_ratios(&x, mi, o.batches[bi], o.lens[li]);
             }
     group_clear(&g_group);
+    for (int mi = 0; mi < o.n_models; mi++)
+        for (int bi = 0; bi < o.n_batches; bi++)
+            for (int pi = 0; pi < o.n_prefill_lens; pi++) {
+                prefill_group_clear(&g_prefill_group);
+                run_prefill_cells(&x, mi, o.batches[bi], o.prefill_lens[pi]);
+                print_prefill_ratios(&x, mi, o.batches[bi], o.prefill_lens[pi]);
+            }
     if (o.paper)
         print_paper_block(&o);
     print_legend(&o);

@@ -14,8 +14,10 @@ Needs matplotlib (Debian: apt-get install python3-matplotlib). Writes PNGs to DI
   compare_<model>_B<b>.png       ms per token for every runner (backends, peers) and
                                  algorithm, one group of bars per L
 
-A "runner" is lcsm on a backend (lcsm cpu, lcsm opencl) or a peer (torch:cuda);
-when the files come from several machines the host is added to its name.
+A "runner" is lcsm on a backend (lcsm cpu, lcsm opencl; with its weight type
+when not f32, and "tiled" for a model loaded with --modal-tiled) or a peer
+(torch:cuda); when the files come from several machines the host is added to
+its name. Prefill cells (kind "prefill") are not drawn.
 """
 import argparse
 import gzip
@@ -34,8 +36,8 @@ try:
 except ImportError:
     sys.exit("plot.py needs matplotlib: apt-get install python3-matplotlib (or pip install matplotlib)")
 
-ALGO_ORDER = ["recompute", "lazy", "eager", "flash"]
-ALGO_STYLE = {"recompute": ":", "lazy": "--", "eager": "-.", "flash": "-"}
+ALGO_ORDER = ["recompute", "lazy", "eager", "flash", "modal"]
+ALGO_STYLE = {"recompute": ":", "lazy": "--", "eager": "-.", "flash": "-", "modal": "-"}
 
 
 def load(paths):
@@ -58,6 +60,10 @@ def load(paths):
 
 def runner(o, several_hosts):
     name = f"lcsm {o['backend']}" if o["impl"] == "lcsm" else o["backend"]
+    if o.get("weights", "f32") != "f32":
+        name += f" {o['weights']}"
+    if o["impl"] == "lcsm" and o.get("modal_tiled"):
+        name += " tiled"
     return f"{name} @{o['machine']['host']}" if several_hosts else name
 
 
