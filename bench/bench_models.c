@@ -9,7 +9,7 @@
 
 /*
  * Published shapes (--models NAME). Every field comes from the published
- * config; what lcsm cannot run yet is replaced, and said so by the bench:
+ * config (attention layers included):
  *
  * evo2-1b: Evo 2 1B base, Zymrael/vortex configs/evo2-1b-8k.yml (model_name
  *   shc-evo2-1b-8k-2T-v2; read from a copy of that file in a public
@@ -54,15 +54,9 @@ const bench_preset *bench_preset_find(const char *name)
     return NULL;
 }
 
-char bench_preset_kind(const bench_preset *p, int l)
-{
-    const char k = p->kinds[l];
-    if (k != 'A')
-        return k;
-    return strcmp(p->arch, "evo2") ? 'h' : "sml"[l % 3];
-}
+char bench_preset_kind(const bench_preset *p, int l) { return p->kinds[l]; }
 
-int bench_preset_replaced(const bench_preset *p, char *buf, size_t cap)
+int bench_preset_attention(const bench_preset *p, char *buf, size_t cap)
 {
     int n = 0;
     size_t len = 0;
@@ -107,16 +101,17 @@ static int gcd(int a, int b)
 
 static int is_striped(const char *arch) { return !strcmp(arch, "stripedhyena") || !strcmp(arch, "evo2"); }
 
-/* The layer lists of a preset, after replacing its attention layers. */
+/* The layer lists of a preset. */
 static int add_layer_lists(cJSON *o, const bench_preset *p)
 {
     static const struct {
         char kind;
         const char *key;
-    } lists[] = {{'h', "hyena_layer_idxs"}, {'s', "hcs_layer_idxs"}, {'m', "hcm_layer_idxs"}, {'l', "hcl_layer_idxs"}};
+    } lists[] = {{'h', "hyena_layer_idxs"}, {'s', "hcs_layer_idxs"}, {'m', "hcm_layer_idxs"}, {'l', "hcl_layer_idxs"},
+                 {'A', "attn_layer_idxs"}};
     const int evo2 = !strcmp(p->arch, "evo2");
     for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++) {
-        if (evo2 == (lists[i].kind == 'h'))
+        if (lists[i].kind != 'A' && evo2 == (lists[i].kind == 'h'))
             continue;
         cJSON *a = cJSON_AddArrayToObject(o, lists[i].key);
         if (!a)
@@ -125,7 +120,7 @@ static int add_layer_lists(cJSON *o, const bench_preset *p)
             if (bench_preset_kind(p, l) == lists[i].kind && !cJSON_AddItemToArray(a, cJSON_CreateNumber(l)))
                 return -1;
     }
-    return cJSON_AddArrayToObject(o, "attn_layer_idxs") ? 0 : -1;
+    return 0;
 }
 
 char *bench_model_config_json(const bench_model *m, int L, int state_size)
@@ -180,11 +175,14 @@ double bench_tiled_per_layer(const bench_model *m, bench_algo algo, int modal_ti
         return 1;
     if (!modal_tiled || algo == BENCH_MODAL)
         return 0;
-    if (!strcmp(arch, "stripedhyena"))
-        return 1;
-    const int n = m->preset ? m->preset->layers : m->n_layer;
-    int hcl = 0;
+    /* the tiled layers: StripedHyena's Hyena layers, Evo 2's hcl; a random
+     * model has the library's stripes (attention at 8, 16, ... and Evo 2's
+     * hcs hcm hcl attention hcs hcm hcl) */
+    const int n = m->preset ? m->preset->layers : m->n_layer, sh = !strcmp(arch, "stripedhyena");
+    int tiled = 0;
     for (int l = 0; l < n; l++)
-        hcl += m->preset ? bench_preset_kind(m->preset, l) == 'l' : l % 3 == 2;
-    return n > 0 ? (double)hcl / n : 0;
+        tiled += m->preset ? bench_preset_kind(m->preset, l) == (sh ? 'h' : 'l')
+                 : sh      ? !(l > 0 && l % 8 == 0)
+                           : l % 7 == 2 || l % 7 == 6;
+    return n > 0 ? (double)tiled / n : 0;
 }

@@ -13,8 +13,7 @@
 
 /* A published shape. layers has one letter per layer: 'h' a (StripedHyena)
  * Hyena layer, 's' / 'm' / 'l' Evo 2's hcs / hcm / hcl, 'A' an attention layer
- * of the published model. lcsm does not run attention yet, so an 'A' runs as
- * the Hyena layer bench_preset_kind() gives it, and the output says so. */
+ * of the published model. */
 struct bench_preset {
     const char *name;   /* --models NAME */
     const char *arch;   /* model_type */
@@ -31,13 +30,12 @@ extern const int bench_n_presets;
 /* The preset called `name`, or NULL. */
 const bench_preset *bench_preset_find(const char *name);
 
-/* The letter layer l of a preset runs as ('A' replaced by the family's pattern:
- * Evo 2: hcs, hcm, hcl by l mod 3, as lcsm's random Evo 2 models; StripedHyena: 'h'). */
+/* The letter of layer l of a preset. */
 char bench_preset_kind(const bench_preset *p, int l);
 
-/* Attention layers of a preset that run as Hyena layers, as "3,10,17,24"
- * (empty when none); returns how many. */
-int bench_preset_replaced(const bench_preset *p, char *buf, size_t cap);
+/* The attention layers of a preset, as "3,10,17,24" (empty when none); returns
+ * how many. */
+int bench_preset_attention(const bench_preset *p, char *buf, size_t cap);
 
 /* The known families: 1 when lcsm_arch_name lists `arch`. */
 int bench_arch_known(const char *arch);

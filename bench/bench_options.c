@@ -427,13 +427,13 @@ static void print_usage(FILE *f)
         fprintf(f, "  %-24s %s\n", left, options[i].help);
     }
     fprintf(f, "  %-24s %s\n", "-h, --help", "print this help");
-    fprintf(f, "published shapes (--models NAME; random weights; attention layers run as Hyena layers):\n");
+    fprintf(f, "published shapes (--models NAME; random weights):\n");
     fprintf(f, "  %-8s %-12s %6s %6s %6s %5s %5s %6s  %s\n", "name", "family", "hidden", "layers", "inner", "heads",
-            "state", "vocab", "attention layers (of the published model)");
+            "state", "vocab", "attention layers");
     for (int i = 0; i < bench_n_presets; i++) {
         const bench_preset *p = &bench_presets[i];
         char attn[128];
-        bench_preset_replaced(p, attn, sizeof attn);
+        bench_preset_attention(p, attn, sizeof attn);
         fprintf(f, "  %-8s %-12s %6d %6d %6d %5d %5d %6d  %s\n", p->name, p->arch, p->hidden, p->layers, p->inner,
                 p->heads, p->state, p->vocab, attn);
     }

@@ -201,14 +201,10 @@ static cJSON *json_common(const bench_machine *m, const bench_row *row, const ch
         const bench_preset *p = row->model->preset;
         cJSON_AddStringToObject(model, "preset", p->name);
         cJSON_AddStringToObject(model, "preset_source", p->source);
-        /* the published model's attention layers, and the Hyena kind each runs as here */
-        cJSON *a = cJSON_AddArrayToObject(model, "attention_layers"), *k = cJSON_AddArrayToObject(model, "attention_run_as");
+        cJSON *a = cJSON_AddArrayToObject(model, "attention_layers");
         for (int l = 0; l < p->layers; l++)
-            if (p->kinds[l] == 'A') {
-                const char c = bench_preset_kind(p, l);
+            if (p->kinds[l] == 'A')
                 cJSON_AddItemToArray(a, cJSON_CreateNumber(l));
-                cJSON_AddItemToArray(k, cJSON_CreateString(c == 's' ? "hcs" : c == 'm' ? "hcm" : c == 'l' ? "hcl" : "hyena"));
-            }
     }
     cJSON_AddStringToObject(o, "mode", row->mode == BENCH_PREFILL ? "prefill" : "decode");
     cJSON_AddNumberToObject(o, "batch", row->batch);

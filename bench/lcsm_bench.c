@@ -771,19 +771,11 @@ static void print_header(const bench_options *o, const bench_machine *m)
         if (!p)
             continue;
         char attn[128];
-        const int n = bench_preset_replaced(p, attn, sizeof attn);
+        const int n = bench_preset_attention(p, attn, sizeof attn);
         printf("model %s: the shape of %s (%s; random weights, max_seqlen = L instead of %d)", p->name, p->title,
                p->source, p->published_max_seqlen);
-        if (n) {
-            printf(";\n      NOT the published compute: its %d attention layers (%s) run as Hyena layers (", n, attn);
-            for (int l = 0, k = 0; l < p->layers; l++)
-                if (p->kinds[l] == 'A') {
-                    const char kind = bench_preset_kind(p, l);
-                    printf("%s%s", k++ ? "," : "",
-                           kind == 's' ? "hcs" : kind == 'm' ? "hcm" : kind == 'l' ? "hcl" : "hyena");
-                }
-            printf("): lcsm does not implement attention yet");
-        }
+        if (n)
+            printf("; attention at layers %s", attn);
         printf("\n");
     }
     if (o->n_peers) {
