@@ -30,9 +30,9 @@ static float wg_sum(float v, __local float *red)
     __kernel void NAME(__global const WTYPE_##T *E, ulong eo, __global const int *ids, ulong io, int D,        \
                        __global float *out, ulong oo)                                                          \
     {                                                                                                        \
-        const int c = get_global_id(0), i = get_global_id(1);                                                \
-        if (c < D)                                                                                           \
-            out[oo + (size_t)i * D + c] = LOAD1_##T(E, eo + (size_t)ids[io + i] * D + c);                    \
+        const int c = get_global_id(0), i = get_global_id(1), id = ids[io + i];                              \
+        if (c < D) /* id -1: sample's mark of non-finite logits (a NaN row, never a read outside E) */      \
+            out[oo + (size_t)i * D + c] = id >= 0 ? LOAD1_##T(E, eo + (size_t)id * D + c) : NAN;             \
     }
 EMBED(embed, f32)
 EMBED(embed_f16, f16)

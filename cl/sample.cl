@@ -30,19 +30,31 @@ sample(__global const float *logits, ulong lo_off, int V, int lo, int hi, float 
     const int b = get_group_id(0), l = get_local_id(0);
     __global const float *x = logits + lo_off + (size_t)b * V;
 
-    /* the largest logit (ties: smallest id) */
+    /* the largest logit (ties: smallest id); a non-finite one makes the id -1 */
+    __local int bad;
+    if (l == 0)
+        bad = 0;
+    barrier(CLK_LOCAL_MEM_FENCE);
     float bv = -INFINITY;
-    int bi = INT_MAX;
+    int bi = INT_MAX, nonfinite = 0;
     for (int i = lo + l; i < hi; i += SAMPLE_WG) {
         const float v = x[i];
+        nonfinite |= !isfinite(v);
         if (v > bv || (v == bv && i < bi)) {
             bv = v;
             bi = i;
         }
     }
+    if (nonfinite)
+        atomic_or(&bad, 1);
     redv[l] = bv;
     redi[l] = bi;
     barrier(CLK_LOCAL_MEM_FENCE);
+    if (bad) {
+        if (l == 0)
+            ids[io + b] = -1;
+        return;
+    }
     for (int s = SAMPLE_WG / 2; s > 0; s >>= 1) {
         if (l < s && (redv[l + s] > redv[l] || (redv[l + s] == redv[l] && redi[l + s] < redi[l]))) {
             redv[l] = redv[l + s];

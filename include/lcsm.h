@@ -15,7 +15,9 @@
  *   - Every call returns an lcsm_status; LCSM_OK is 0. Nothing is printed, nothing
  *     calls exit(). lcsm_strerror() names a status; lcsm_last_error() gives the
  *     message of the last failure on the calling thread, and each handle keeps the
- *     message of the last failure of a call on it (lcsm_*_last_error()).
+ *     message of the last failure of a call on it (lcsm_*_last_error(), safe
+ *     while other threads fail on the same handle: they return a copy, valid on
+ *     the calling thread until its fourth next such call).
  *   - Destroy functions accept NULL and do nothing then.
  *   - A failed call leaves its handles as they were. Arguments are checked before
  *     any work starts (bad tokens, lengths, sizes change nothing). The exception
@@ -82,7 +84,9 @@ typedef enum lcsm_status {
     LCSM_ERR_LENGTH = 9,           /* a sequence longer than the session or l_max */
     LCSM_ERR_STATE = 10,           /* call out of order (e.g. prefill after a step) */
     LCSM_ERR_BACKEND = 11,         /* the backend failed (driver or library error) */
-    LCSM_ERR_NO_BACKEND = 12       /* unknown backend name, or not compiled in */
+    LCSM_ERR_NO_BACKEND = 12,      /* unknown backend name, or not compiled in */
+    LCSM_ERR_NUMERIC = 13          /* the arithmetic gave NaN or infinity (logits; the message names the
+                                      position); the session is failed until lcsm_session_reset() */
 } lcsm_status;
 
 /** Short English description of a status. Never NULL. */
@@ -230,10 +234,12 @@ typedef enum lcsm_weight_dtype {
 LCSM_API const char *lcsm_weight_dtype_name(lcsm_weight_dtype d);
 LCSM_API lcsm_status lcsm_weight_dtype_from_name(const char *name, lcsm_weight_dtype *out);
 
+#define LCSM_MAX_FILTER_SHIFT 1e6
+
 typedef struct lcsm_model_options {
     /* Added to the exponential modulation of the implicit filter:
      * h *= exp(-t*|delta|) + shift. 0.05 in the published inference code (default),
-     * 0.0 in the training code. */
+     * 0.0 in the training code. At most LCSM_MAX_FILTER_SHIFT in magnitude. */
     float filter_shift;
     /* 0 (default): the spectra of every flash tile size up to l_max are made at
      * load, so a session never waits for them. 1: make them when the first

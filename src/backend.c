@@ -93,7 +93,7 @@ void lcsm_backend_destroy(lcsm_backend *be)
 const char *lcsm_backend_name(const lcsm_backend *be) { return be ? be->name : ""; }
 const char *lcsm_backend_description(const lcsm_backend *be) { return be ? be->description : ""; }
 int lcsm_backend_fft_threshold(const lcsm_backend *be) { return be ? be->fft_threshold : 0; }
-const char *lcsm_backend_last_error(const lcsm_backend *be) { return be ? be->last_error : ""; }
+const char *lcsm_backend_last_error(const lcsm_backend *be) { return be ? lcsm__handle_error(be->last_error) : ""; }
 
 lcsm_status lcsm_backend_get_stats(const lcsm_backend *be, lcsm_backend_stats *stats)
 {

@@ -64,10 +64,11 @@ lcsm_status lcsm__hparams_check_shape(const lcsm_hparams *hp, char *err, size_t 
     if (hp->d_model < 1 || hp->d_model > LCSM_MAX_DMODEL || hp->n_layer < 1 || hp->n_layer > LCSM_MAX_LAYERS ||
         hp->d_inner < 1 || hp->d_inner > 4 * LCSM_MAX_DMODEL || hp->vocab_size < 1 ||
         hp->vocab_size > LCSM_MAX_VOCAB || hp->pad_vocab_size_multiple < 1 || hp->pad_vocab_size_multiple > 4096 ||
-        hp->l_max < 1 || hp->l_max > LCSM_MAX_LMAX || !(hp->norm_eps >= 0.0f && hp->norm_eps <= 1.0f))
+        hp->l_max < 1 || hp->l_max > LCSM_MAX_LMAX || !(hp->norm_eps > 0.0f && hp->norm_eps <= 1.0f))
         return ERR(LCSM_ERR_INVALID_ARGUMENT,
-                   "config: a size is out of range (d_model %d, n_layer %d, d_inner %d, vocab %d, l_max %d)",
-                   hp->d_model, hp->n_layer, hp->d_inner, hp->vocab_size, hp->l_max);
+                   "config: a size is out of range (d_model %d, n_layer %d, d_inner %d, vocab %d, l_max %d; "
+                   "norm eps %g must be in (0, 1]: 0 makes a constant row's norm 0/0)",
+                   hp->d_model, hp->n_layer, hp->d_inner, hp->vocab_size, hp->l_max, (double)hp->norm_eps);
     return LCSM_OK;
 }
 

@@ -144,6 +144,9 @@ static inline lcsm_status lcsm__block_mlp(lcsm_backend *be, const lcsm_model *m,
 lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tokens, int B, int len,
                               float *logits, int all_positions);
 
+/* What LCSM_ERR_NUMERIC's messages add. */
+#define LCSM_NUMERIC_HINT "the arithmetic overflowed f32 (weights or inputs too large?)"
+
 /* Checks ids against the model's vocabulary; writes a message to dst on failure. */
 lcsm_status lcsm__check_tokens(const lcsm_model *m, const int32_t *ids, size_t n, char *dst, size_t cap);
 

@@ -211,5 +211,13 @@ lcsm_status lcsm_model_forward(lcsm_model *m, const int32_t *tokens, int batch, 
     if (st != LCSM_OK)
         return st;
     st = lcsm__forward_seq(m, NULL, tokens, batch, len, logits, 1);
-    return st == LCSM_OK ? st : lcsm__relay(m->last_error, sizeof m->last_error, st, m->be->last_error);
+    if (st != LCSM_OK)
+        return lcsm__relay(m->last_error, sizeof m->last_error, st, lcsm_last_error());
+    const size_t V = (size_t)m->hp.n_vocab;
+    size_t i;
+    if (!lcsm__all_finite(logits, (size_t)batch * len * V, &i))
+        return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_NUMERIC,
+                          "lcsm_model_forward: logit %zu at position %zu of sequence %zu is %g: " LCSM_NUMERIC_HINT, i % V, i / V % (size_t)len,
+                          i / V / (size_t)len, (double)logits[i]);
+    return LCSM_OK;
 }

@@ -12,6 +12,8 @@
 
 /* 1 if the n bytes at p are all JSON whitespace (or n == 0). */
 int lcsm__only_space(const char *p, size_t n);
+/* 1 if x[0, n) are all finite; else 0 and *first the first that is not. */
+int lcsm__all_finite(const float *x, size_t n, size_t *first);
 
 /* A block of the (input, output) square (src/backend.h): checks it against the
  * geometry, then runs it as an FFT tile when it is one of at least the backend's

@@ -5,6 +5,7 @@
 #include "weights.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,8 +361,7 @@ lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w, const lc
         st = make_filters(m);
     if (st == LCSM_OK && m->filters && !m->opt.defer_spectra)
         st = be->ops->filters_prepare(be, m->filters, lcsm_schedule_max_tile(0, m->hp.l_max));
-    if (st != LCSM_OK) {
-        lcsm__relay(NULL, 0, st, be->last_error);
+    if (st != LCSM_OK) { /* the failing step set this thread's message */
         lcsm_model_destroy(m);
         return st;
     }
@@ -387,8 +387,10 @@ static lcsm_status weight_dt(lcsm_backend *be, const lcsm_model_options *opt, lc
 
 static lcsm_status check_options(lcsm_backend *be, const lcsm_model_options *opt)
 {
-    if (opt && !(opt->filter_shift == opt->filter_shift)) /* NaN */
-        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "model options: filter_shift is NaN");
+    /* beyond this the filters' values overflow f32 long before they mean anything */
+    if (opt && !(fabsf(opt->filter_shift) <= LCSM_MAX_FILTER_SHIFT)) /* NaN fails too */
+        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "model options: filter_shift %g is not in [-%g, %g]",
+                            (double)opt->filter_shift, LCSM_MAX_FILTER_SHIFT, LCSM_MAX_FILTER_SHIFT);
     return LCSM_OK;
 }
 
@@ -401,28 +403,30 @@ lcsm_status lcsm_model_load(lcsm_backend *be, const char *dir, const lcsm_model_
                           LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_load: NULL argument");
     lcsm_dtype dt = LCSM_DT_F32;
     int keep_disk = 0;
-    char path[4096], st_path[4096];
+    char path[4096], st_path[4096], err[512] = "";
     lcsm_status st = check_options(be, opt);
     if (st == LCSM_OK)
         st = weight_dt(be, opt, &dt, &keep_disk);
-    if (st == LCSM_OK)
-        st = lcsm__path_join(path, sizeof path, dir, "config.json", be->last_error, sizeof be->last_error);
-    if (st == LCSM_OK)
-        st = lcsm__path_join(st_path, sizeof st_path, dir, "model.safetensors", be->last_error,
-                             sizeof be->last_error);
     if (st != LCSM_OK)
-        return lcsm__relay(NULL, 0, st, be->last_error);
+        return st; /* the message is set */
+    /* Messages of the steps below go through err: the backend's buffer is
+     * written only by lcsm__fail (under its lock), as other threads may fail
+     * on the same backend meanwhile. */
+    st = lcsm__path_join(path, sizeof path, dir, "config.json", err, sizeof err);
+    if (st == LCSM_OK)
+        st = lcsm__path_join(st_path, sizeof st_path, dir, "model.safetensors", err, sizeof err);
     lcsm_hparams hp;
-    st = lcsm__config_read(path, &hp, be->last_error, sizeof be->last_error);
+    if (st == LCSM_OK)
+        st = lcsm__config_read(path, &hp, err, sizeof err);
     if (st != LCSM_OK)
-        return lcsm__relay(NULL, 0, st, be->last_error);
+        return lcsm__relay(be->last_error, sizeof be->last_error, st, err);
     lcsm_weights *w = lcsm__weights_alloc(&hp, dt);
     if (!w)
         return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "%s: weights of this config do not fit in memory", dir);
-    st = lcsm__weights_load(w, st_path, keep_disk, be->last_error, sizeof be->last_error);
+    st = lcsm__weights_load(w, st_path, keep_disk, err, sizeof err);
     if (st != LCSM_OK) {
         lcsm__weights_free(w);
-        return lcsm__relay(NULL, 0, st, be->last_error);
+        return lcsm__relay(be->last_error, sizeof be->last_error, st, err);
     }
     return lcsm__model_from_weights(be, w, opt, out);
 }
@@ -436,7 +440,7 @@ static lcsm_status create_random(lcsm_backend *be, const lcsm_hparams *hp, uint6
     if (st == LCSM_OK)
         st = weight_dt(be, opt, &dt, &keep_disk);
     if (st != LCSM_OK)
-        return lcsm__relay(NULL, 0, st, be->last_error);
+        return st; /* the message is set */
     lcsm_weights *w = lcsm__weights_alloc(hp, dt);
     if (!w)
         return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "weights of this config do not fit in memory");
@@ -453,9 +457,10 @@ lcsm_status lcsm_model_create_random(lcsm_backend *be, const lcsm_model_config *
         return lcsm__fail(be ? be->last_error : NULL, be ? sizeof be->last_error : 0,
                           LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_create_random: NULL argument");
     lcsm_hparams hp;
-    lcsm_status st = lcsm__hparams_from_config(cfg, &hp, be->last_error, sizeof be->last_error);
+    char err[512] = "";
+    lcsm_status st = lcsm__hparams_from_config(cfg, &hp, err, sizeof err);
     if (st != LCSM_OK)
-        return lcsm__relay(NULL, 0, st, be->last_error);
+        return lcsm__relay(be->last_error, sizeof be->last_error, st, err);
     return create_random(be, &hp, seed, opt, out);
 }
 
@@ -468,10 +473,10 @@ lcsm_status lcsm_model_create_random_config(lcsm_backend *be, const char *config
         return lcsm__fail(be ? be->last_error : NULL, be ? sizeof be->last_error : 0,
                           LCSM_ERR_INVALID_ARGUMENT, "lcsm_model_create_random_config: NULL argument");
     lcsm_hparams hp;
-    lcsm_status st = lcsm__config_parse(config_json, strlen(config_json), 0, &hp, be->last_error,
-                                        sizeof be->last_error);
+    char err[512] = "";
+    lcsm_status st = lcsm__config_parse(config_json, strlen(config_json), 0, &hp, err, sizeof err);
     if (st != LCSM_OK)
-        return lcsm__relay(NULL, 0, st, be->last_error);
+        return lcsm__relay(be->last_error, sizeof be->last_error, st, err);
     return create_random(be, &hp, seed, opt, out);
 }
 
@@ -488,18 +493,18 @@ lcsm_status lcsm_model_save(lcsm_model *m, const char *dir)
         return lcsm__fail(m ? m->last_error : NULL, m ? sizeof m->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
                           "lcsm_model_save: NULL argument");
     char path[4096], st_path[4096];
-    lcsm_status st = lcsm__path_join(path, sizeof path, dir, "config.json", m->last_error, sizeof m->last_error);
+    char err[512] = "";
+    lcsm_status st = lcsm__path_join(path, sizeof path, dir, "config.json", err, sizeof err);
     if (st == LCSM_OK)
-        st = lcsm__path_join(st_path, sizeof st_path, dir, "model.safetensors", m->last_error,
-                             sizeof m->last_error);
+        st = lcsm__path_join(st_path, sizeof st_path, dir, "model.safetensors", err, sizeof err);
     if (st != LCSM_OK)
-        return lcsm__relay(NULL, 0, st, m->last_error);
+        return lcsm__relay(m->last_error, sizeof m->last_error, st, err);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_IO, "%s: %s", dir, strerror(errno));
-    st = lcsm__config_write(path, &m->hp, m->last_error, sizeof m->last_error);
+    st = lcsm__config_write(path, &m->hp, err, sizeof err);
     if (st == LCSM_OK)
-        st = lcsm__weights_save(m->host, st_path, m->last_error, sizeof m->last_error);
-    return st == LCSM_OK ? st : lcsm__relay(NULL, 0, st, m->last_error);
+        st = lcsm__weights_save(m->host, st_path, err, sizeof err);
+    return st == LCSM_OK ? st : lcsm__relay(m->last_error, sizeof m->last_error, st, err);
 }
 
 void lcsm_model_destroy(lcsm_model *m)
@@ -606,4 +611,4 @@ const char *lcsm_arch_name(int i)
     return i >= 0 && i < n ? lcsm__archs[i]->name : NULL;
 }
 
-const char *lcsm_model_last_error(const lcsm_model *m) { return m ? m->last_error : ""; }
+const char *lcsm_model_last_error(const lcsm_model *m) { return m ? lcsm__handle_error(m->last_error) : ""; }

@@ -14,7 +14,22 @@
 #include <string.h>
 
 #define FAIL(s, st, ...) lcsm__fail((s)->last_error, sizeof (s)->last_error, st, __VA_ARGS__)
-#define RELAY(s, st) lcsm__relay((s)->last_error, sizeof (s)->last_error, st, (s)->be->last_error)
+/* A failed backend call's message (the thread's: the backend's buffer may hold
+ * another thread's by now) into the session. */
+#define RELAY(s, st) lcsm__relay((s)->last_error, sizeof (s)->last_error, st, lcsm_last_error())
+
+/* LCSM_ERR_NUMERIC for the first non-finite value of logits [B][V] at position
+ * pos; the session is failed then (its state holds the values that made it). */
+static lcsm_status check_finite(lcsm_session *s, const float *logits, int pos, const char *what)
+{
+    const size_t V = (size_t)s->model->hp.n_vocab, n = (size_t)s->opt.batch * V;
+    size_t i;
+    if (lcsm__all_finite(logits, n, &i))
+        return LCSM_OK;
+    s->broken = 1;
+    return FAIL(s, LCSM_ERR_NUMERIC, "%s at position %d: logit %zu of sequence %zu is %g: " LCSM_NUMERIC_HINT
+                "; reset the session", what, pos, i % V, i / V, (double)logits[i]);
+}
 
 void lcsm_session_options_default(lcsm_session_options *opt)
 {
@@ -270,7 +285,7 @@ void lcsm_session_destroy(lcsm_session *s)
     lcsm__free(s);
 }
 
-const char *lcsm_session_last_error(const lcsm_session *s) { return s ? s->last_error : ""; }
+const char *lcsm_session_last_error(const lcsm_session *s) { return s ? lcsm__handle_error(s->last_error) : ""; }
 
 int lcsm_session_position(const lcsm_session *s) { return s ? s->pos : 0; }
 
@@ -366,6 +381,8 @@ static lcsm_status extend(lcsm_session *s, const int32_t *tokens, int len, float
         s->broken = 1;
         return RELAY(s, st);
     }
+    if (logits && (st = check_finite(s, logits, s->pos + len - 1, what)) != LCSM_OK)
+        return st;
     s->pos += len;
     s->origin = s->pos; /* the flash schedule restarts after the prompt */
     return LCSM_OK;
@@ -503,6 +520,8 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
             s->draws++;
     } else {
         TRY(op->read(be, s->logits, logits ? logits : s->logits_host, (size_t)B * V));
+        if ((st = check_finite(s, logits ? logits : s->logits_host, t, "step")) != LCSM_OK)
+            return st;
         if (next)
             sample_on_host(s, next);
     }
@@ -544,7 +563,15 @@ lcsm_status lcsm_session_step_sample(lcsm_session *s, const int32_t *tokens, int
         return lcsm__fail(s ? s->last_error : NULL, s ? sizeof s->last_error : 0, LCSM_ERR_INVALID_ARGUMENT,
                           "lcsm_session_step_sample: NULL output");
     lcsm_status st = check_step(s, tokens);
-    return st != LCSM_OK ? st : step(s, tokens, NULL, next, 1);
+    if (st == LCSM_OK)
+        st = step(s, tokens, NULL, next, 1);
+    for (int b = 0; st == LCSM_OK && b < s->opt.batch; b++)
+        if (next[b] < 0) { /* the device sampler's mark of non-finite logits */
+            s->broken = 1;
+            st = FAIL(s, LCSM_ERR_NUMERIC, "step at position %d: non-finite logits in sequence %d: " LCSM_NUMERIC_HINT
+                      "; reset the session", s->pos - 1, b);
+        }
+    return st;
 }
 
 lcsm_status lcsm_generate(lcsm_session *s, const int32_t *prompt, int prompt_len, int n_new, int32_t *out)
@@ -574,6 +601,17 @@ lcsm_status lcsm_generate(lcsm_session *s, const int32_t *prompt, int prompt_len
     }
     if (on_device && st != LCSM_OK)
         s->be->ops->finish(s->be); /* no copy may still target ids once it is freed */
+    /* the device marks a row of non-finite logits with id -1 (its later steps
+     * then run on NaN and are not reported separately) */
+    for (int i = 1; on_device && st == LCSM_OK && i < n_new; i++)
+        for (int b = 0; b < B; b++)
+            if (ids[(size_t)i * B + b] < 0) {
+                s->broken = 1;
+                st = FAIL(s, LCSM_ERR_NUMERIC, "generate at position %d: non-finite logits in sequence %d: "
+                          LCSM_NUMERIC_HINT "; reset the session",
+                          s->pos - n_new + i, b);
+                break;
+            }
     for (int b = 0; st == LCSM_OK && b < B; b++)
         for (int i = 0; i < n_new; i++)
             out[(size_t)b * n_new + i] = ids[(size_t)i * B + b];

@@ -21,8 +21,12 @@
 lcsm_status lcsm__fail(char *dst, size_t cap, lcsm_status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define LCSM_FAIL_BE(be, st, ...) lcsm__fail((be)->last_error, sizeof (be)->last_error, st, __VA_ARGS__)
-/* Copies a backend's message into another handle's buffer and the thread-local one. */
+/* Copies a message (a local one or a handle's buffer) into another handle's
+ * buffer and the thread-local one. */
 lcsm_status lcsm__relay(char *dst, size_t cap, lcsm_status st, const char *from);
+/* A handle's message, copied under the lock that its writers take into a
+ * buffer of the calling thread (valid for its next three calls of this). */
+const char *lcsm__handle_error(const char *buf);
 
 /* ---- host memory (alloc.c): every allocation of the library goes through
  * these, so tests can count live blocks and inject failures. */

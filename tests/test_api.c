@@ -89,8 +89,8 @@ static int argmax_range(const float *x, int lo, int hi)
 
 static void test_status_version(void)
 {
-    const char *seen[LCSM_ERR_NO_BACKEND + 1];
-    for (int s = LCSM_OK; s <= LCSM_ERR_NO_BACKEND; s++) {
+    const char *seen[LCSM_ERR_NUMERIC + 1];
+    for (int s = LCSM_OK; s <= LCSM_ERR_NUMERIC; s++) {
         const char *t = lcsm_strerror((lcsm_status)s);
         seen[s] = t;
         CHECK(t && *t, "strerror(%d) empty", s);
@@ -98,7 +98,7 @@ static void test_status_version(void)
         for (int k = 0; k < s && t; k++)
             CHECK(strcmp(seen[k], t), "strerror(%d) == strerror(%d) == '%s'", s, k, t);
     }
-    const int unknown[] = {LCSM_ERR_NO_BACKEND + 1, -1, 1000, 0x7fffffff};
+    const int unknown[] = {LCSM_ERR_NUMERIC + 1, -1, 1000, 0x7fffffff};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *t = lcsm_strerror((lcsm_status)unknown[i]);
         CHECK(t && !strcmp(t, "unknown status"), "strerror(%d) = '%s'", unknown[i], t ? t : "(null)");

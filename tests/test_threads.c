@@ -2,7 +2,10 @@
  * One model shared by sessions on several threads gives the same logits as the
  * same sessions run one after another (bitwise: every backend operation is
  * deterministic, and concurrent sessions only share read-only model data and the
- * backend's serialised pool). Run it under the tsan preset to check for races.
+ * backend's serialised pool). And calls that fail at once on several threads
+ * (refused sessions, forwards and loads on one model and backend) each return
+ * their own status and message, while others read the handles' messages. Run
+ * it under the tsan preset to check for races.
  */
 #include "testutil.h"
 
@@ -43,6 +46,56 @@ static void *run(void *arg)
     free(buf);
     lcsm_session_destroy(s);
     return NULL;
+}
+
+/* Failing calls on a shared model and backend, and readers of their messages. */
+typedef struct fail_job {
+    lcsm_backend *be;
+    lcsm_model *m;
+    int kind, ok;
+} fail_job;
+
+static void *fail_run(void *arg)
+{
+    fail_job *j = arg;
+    j->ok = 1;
+    for (int it = 0; it < 200; it++) {
+        lcsm_status st, want;
+        const char *needle;
+        if (j->kind == 0) { /* a session longer than l_max */
+            lcsm_session_options so;
+            lcsm_session_options_default(&so);
+            so.max_len = 1 << 30;
+            lcsm_session *s = NULL;
+            st = lcsm_session_create(j->m, &so, &s), want = LCSM_ERR_LENGTH, needle = "max_len";
+        } else if (j->kind == 1) { /* a forward of an id outside the vocabulary */
+            int32_t ids[2] = {1, 1 << 20};
+            float lg[2 * 16 * 4];
+            st = lcsm_model_forward(j->m, ids, 1, 2, lg), want = LCSM_ERR_TOKEN_RANGE, needle = "token id";
+        } else if (j->kind == 2) { /* a load of a directory that does not exist */
+            lcsm_model *m = NULL;
+            st = lcsm_model_load(j->be, "/nonexistent/lcsm-test", NULL, &m), want = LCSM_ERR_IO, needle = "nonexistent";
+        } else { /* reading the handles' messages meanwhile */
+            st = want = LCSM_OK, needle = NULL;
+            j->ok &= strlen(lcsm_model_last_error(j->m)) < 512 && strlen(lcsm_backend_last_error(j->be)) < 512;
+        }
+        j->ok &= st == want && (!needle || strstr(lcsm_last_error(), needle) != NULL);
+    }
+    return NULL;
+}
+
+static void check_concurrent_failures(lcsm_backend *be, lcsm_model *m)
+{
+    fail_job jobs[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (fail_job){be, m, i, 0};
+        CHECK(pthread_create(&th[i], NULL, fail_run, &jobs[i]) == 0, "pthread_create");
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(jobs[i].ok, "concurrent failures, kind %d: a wrong status or message", i);
+    }
 }
 
 int main(void)
@@ -98,6 +151,8 @@ int main(void)
             free(tok[i]);
         }
         printf("%s: %d sessions on %d threads, logits bitwise equal to serial runs\n", backends[bi], N_SESS, N_SESS);
+        if (m)
+            check_concurrent_failures(be, m);
         lcsm_model_destroy(m);
         lcsm_backend_destroy(be);
     }

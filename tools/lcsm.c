@@ -88,7 +88,6 @@ typedef struct opt_def {
 
 /* For options without a range; -FLT_MAX..FLT_MAX keeps a float finite. */
 #define NO_RANGE 0, 0, false
-#define ANY_FLOAT -FLT_MAX, FLT_MAX, false
 
 static const opt_def generate_opts[] = {
     {"-m", "--model", OPT_STR, FIELD(model_dir), NO_RANGE, "DIR",
@@ -110,7 +109,8 @@ static const opt_def generate_opts[] = {
      "session length (default prompt + N - 1, what generation needs; at most the model's l_max)"},
     {NULL, "--all-tokens", OPT_FLAG, FIELD(all_tokens), NO_RANGE, NULL,
      "sample from the whole vocabulary, not only A C G T"},
-    {NULL, "--shift", OPT_FLOAT, FIELD(shift), ANY_FLOAT, "F", "filter_shift of the implicit filters (default 0.05)"},
+    {NULL, "--shift", OPT_FLOAT, FIELD(shift), -LCSM_MAX_FILTER_SHIFT, LCSM_MAX_FILTER_SHIFT, false, "F",
+     "filter_shift of the implicit filters (default 0.05)"},
     {NULL, "--weights", OPT_WEIGHTS, FIELD(weights), NO_RANGE, "DT",
      "f32 | f16 | bf16 | auto (as the file stores them): weight storage on the device (default f32)"},
 };

@@ -108,6 +108,12 @@ class NoBackendError(Error, LookupError):
     status = 12
 
 
+class NumericError(Error, ArithmeticError):
+    """LCSM_ERR_NUMERIC: the arithmetic gave NaN or infinity (the message names the position)."""
+
+    status = 13
+
+
 _BY_STATUS = {
     cls.status: cls
     for cls in (
@@ -123,6 +129,7 @@ _BY_STATUS = {
         StateError,
         BackendError,
         NoBackendError,
+        NumericError,
     )
 }
 
