@@ -320,24 +320,11 @@ static void cl_destroy(lcsm_backend *be)
     lcsm__free(cb);
 }
 
-/* Every op of the table, every variant the engine names. */
 static int cl_supports(const lcsm_backend *be, lcsm_op op, int v)
 {
     (void)be;
-    switch (op) {
-    case LCSM_OP_NORM: return v >= 0 && v < LCSM_NORM_COUNT;
-    case LCSM_OP_ACT: return v >= 0 && v < LCSM_ACT_COUNT;
-    case LCSM_OP_WEIGHTS: return v == LCSM_DT_F32 || v == LCSM_DT_F16 || v == LCSM_DT_BF16;
-    case LCSM_OP_GLU: return 1;
-    case LCSM_OP_SHORT_CONV: return v >= 1 && v <= LCSM_MAX_SHORT;
-    case LCSM_OP_HYENA: return v >= 1 && v <= LCSM_MAX_STAGES;
-    case LCSM_OP_MODAL: return 1;
-    case LCSM_OP_FIR: return v >= 1 && v <= LCSM_MAX_FIR;
-    case LCSM_OP_ATTN: return v == LCSM_DT_F32 || v == LCSM_DT_F16 || v == LCSM_DT_BF16;
-    case LCSM_OP_ATTN_HEAD: return v >= 2 && v <= CL_ATTN_MAX_HD && v % 2 == 0;
-    case LCSM_OP_LINATTN: return v >= 1 && v <= CL_LINATTN_MAX_F;
-    default: return 0;
-    }
+    static const lcsm_op_limits lim = {CL_ATTN_MAX_HD, CL_LINATTN_MAX_F};
+    return lcsm_supports_all(&lim, op, v);
 }
 
 static const lcsm_backend_ops cl_ops = {

@@ -414,20 +414,6 @@ static lcsm_status program_binary(cl_program p, cl_device_id dev, unsigned char 
     return st;
 }
 
-/* mkdir -p: creates each missing component; failures are left for the write
- * to discover (the cache is best-effort). */
-static void make_dirs(char *dir)
-{
-    for (char *c = dir + 1; *c; c++) {
-        if (*c != '/')
-            continue;
-        *c = '\0';
-        mkdir(dir, 0755);
-        *c = '/';
-    }
-    mkdir(dir, 0755);
-}
-
 static int write_full(int fd, const void *buf, size_t n)
 {
     const unsigned char *p = buf;
@@ -477,7 +463,7 @@ static lcsm_status publish(const char *path, const char *dir, const clc_key *key
         lcsm__free(d);
         return no_memory(err, errlen, "cache file name");
     }
-    make_dirs(strcpy(d, dir));
+    lcsm__mkdir_p(strcpy(d, dir), 0755);
     snprintf(tmp, cap, "%s.tmp.%ld.%lu", path, (long)getpid(), (unsigned long)atomic_fetch_add(&counter, 1));
     if (write_tmp(tmp, key, bin, size) == 0 && rename(tmp, path) != 0)
         unlink(tmp);

@@ -4,6 +4,7 @@
  * buffers are host memory.
  */
 #include "cpu.h"
+#include "../src/file_io.h"
 
 #include <cblas.h>
 #include <stdio.h>
@@ -73,20 +74,8 @@ static lcsm_status cpu_zero(lcsm_backend *be, lcsm_ref dst, size_t n)
 static int cpu_supports(const lcsm_backend *be, lcsm_op op, int v)
 {
     (void)be;
-    switch (op) {
-    case LCSM_OP_NORM: return v >= 0 && v < LCSM_NORM_COUNT;
-    case LCSM_OP_ACT: return v >= 0 && v < LCSM_ACT_COUNT;
-    case LCSM_OP_WEIGHTS: return v == LCSM_DT_F32 || v == LCSM_DT_F16 || v == LCSM_DT_BF16;
-    case LCSM_OP_GLU: return 1;
-    case LCSM_OP_SHORT_CONV: return v >= 1 && v <= LCSM_MAX_SHORT;
-    case LCSM_OP_HYENA: return v >= 1 && v <= LCSM_MAX_STAGES;
-    case LCSM_OP_MODAL: return 1;
-    case LCSM_OP_FIR: return v >= 1 && v <= LCSM_MAX_FIR;
-    case LCSM_OP_ATTN: return v == LCSM_DT_F32 || v == LCSM_DT_F16 || v == LCSM_DT_BF16;
-    case LCSM_OP_ATTN_HEAD: return v >= 2 && v <= CPU_ATTN_MAX_HD && v % 2 == 0;
-    case LCSM_OP_LINATTN: return v >= 1 && v <= CPU_LINATTN_MAX_F;
-    default: return 0;
-    }
+    static const lcsm_op_limits lim = {CPU_ATTN_MAX_HD, CPU_LINATTN_MAX_F};
+    return lcsm_supports_all(&lim, op, v);
 }
 
 static void cpu_destroy(lcsm_backend *be)
@@ -194,17 +183,7 @@ lcsm_status lcsm_cpu_list_devices(lcsm_device_info *out, int cap, int *count)
         return LCSM_OK;
     memset(out, 0, sizeof *out);
     snprintf(out->platform_name, sizeof out->platform_name, "lcsm cpu (FFTW %s, OpenBLAS)", fftwf_version);
-    snprintf(out->name, sizeof out->name, "host CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[256];
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-            snprintf(out->name, sizeof out->name, "%s", strchr(line, ':') + 2);
-            out->name[strcspn(out->name, "\n")] = '\0';
-            break;
-        }
-    if (f)
-        fclose(f);
+    lcsm__cpu_model_name(out->name, sizeof out->name);
     snprintf(out->type, sizeof out->type, "cpu");
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE), n = sysconf(_SC_NPROCESSORS_ONLN);
     out->global_mem_bytes = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;

@@ -180,15 +180,8 @@ void cpu_wisdom_load(cpu_backend *cb, const char *dir)
     cb->wisdom_path = NULL;
     if (!dir || !*dir)
         return;
-    char model[256] = "unknown", line[512];
-    FILE *fp = fopen("/proc/cpuinfo", "r");
-    while (fp && fgets(line, sizeof line, fp))
-        if (!strncmp(line, "model name", 10)) {
-            snprintf(model, sizeof model, "%.200s", line);
-            break;
-        }
-    if (fp)
-        fclose(fp);
+    char model[256];
+    lcsm__cpu_model_name(model, sizeof model);
     cb->wisdom_path = lcsm__path_printf("%s/fftwf-wisdom-%08lx-%08lx-w%d", dir, hash_str(model) & 0xffffffffUL,
                                         hash_str(fftwf_version) & 0xffffffffUL, CPU_FFT_W);
     if (!cb->wisdom_path)
@@ -207,28 +200,16 @@ void cpu_wisdom_load(cpu_backend *cb, const char *dir)
     lcsm__free(text);
 }
 
-/* mkdir -p of the directory part of `path` (modified and restored). */
-static void mkdir_parents(char *path)
-{
-    char *slash = strrchr(path, '/');
-    if (!slash || slash == path)
-        return;
-    *slash = 0;
-    for (char *p = path + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(path, 0777);
-            *p = '/';
-        }
-    mkdir(path, 0777);
-    *slash = '/';
-}
-
 void cpu_wisdom_save(cpu_backend *cb)
 {
     if (!cb->wisdom_dirty || !cb->wisdom_path)
         return;
-    mkdir_parents(cb->wisdom_path);
+    char *slash = strrchr(cb->wisdom_path, '/');
+    if (slash && slash != cb->wisdom_path) { /* the directory holding it */
+        *slash = '\0';
+        lcsm__mkdir_p(cb->wisdom_path, 0777);
+        *slash = '/';
+    }
     /* Write then rename: a reader never sees half a file. */
     char *tmp = lcsm__path_printf("%s.%ld.tmp", cb->wisdom_path, (long)getpid());
     if (!tmp)

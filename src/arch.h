@@ -180,6 +180,18 @@ typedef struct lcsm_weights {
  * Returns it, or NULL when out of memory (weights_alloc then fails). */
 lcsm_tensor *lcsm__tensor_add(lcsm_weights *w, int layer, int role, int ndim, const int64_t *shape, unsigned flags,
                               int init, const char *fmt, ...) __attribute__((format(printf, 8, 9)));
+/* In a family's tensors(): SHAPE(dims...) then ADD(layer, role, flags, init,
+ * name format, ...) appends the tensor and leaves it in `t` (an lcsm_tensor *
+ * the function declares) for setting row0, map, ...; out of memory returns
+ * LCSM_ERR_OUT_OF_MEMORY from the function. */
+#define SHAPE(...) const int64_t shp[] = {__VA_ARGS__}
+#define ADD(layer, role, flags, init, ...)                                                                   \
+    do {                                                                                                     \
+        if (!(t = lcsm__tensor_add(w, layer, role, (int)(sizeof shp / sizeof shp[0]), shp, flags, init,      \
+                                   __VA_ARGS__)))                                                            \
+            return LCSM_ERR_OUT_OF_MEMORY;                                                                   \
+    } while (0)
+
 /* The first tensor of (layer, role) (layer -1 for globals), or NULL. */
 const lcsm_tensor *lcsm__tensor_get(const lcsm_weights *w, int layer, int role);
 /* A tensor's values as the device holds them (f32): t->data, or for a mapped

@@ -166,13 +166,6 @@ static void layers(const lcsm_hparams *hp, lcsm_layer_spec *spec)
     }
 }
 
-#define ADD(layer, role, flags, init, ...)                                                                   \
-    do {                                                                                                     \
-        if (!(t = lcsm__tensor_add(w, layer, role, (int)(sizeof shp / sizeof shp[0]), shp, flags, init,      \
-                                   __VA_ARGS__)))                                                            \
-            return LCSM_ERR_OUT_OF_MEMORY;                                                                   \
-    } while (0)
-#define SHAPE(...) const int64_t shp[] = {__VA_ARGS__}
 
 /* A Hedgehog mixer's tensors: q, k, v stacked into one projection, out_proj,
  * the two feature maps [H][hd][F]. */

@@ -235,19 +235,44 @@ static void layers(const lcsm_hparams *hp, lcsm_layer_spec *spec)
         spec[l] = lcsm__hyenadna_layer(hp);
 }
 
-#define ADD(layer, role, flags, init, ...)                                                                   \
-    do {                                                                                                     \
-        if (!lcsm__tensor_add(w, layer, role, (int)(sizeof shp / sizeof shp[0]), shp, flags, init, __VA_ARGS__)) \
-            return LCSM_ERR_OUT_OF_MEMORY;                                                                   \
-    } while (0)
-#define SHAPE(...) const int64_t shp[] = {__VA_ARGS__}
+
+lcsm_status lcsm__safari_mlp_tensors(lcsm_weights *w, int l)
+{
+    const int64_t D = w->hp.d_model, DI = w->hp.d_inner;
+    lcsm_tensor *t;
+#define P "backbone.layers.%d."
+    {
+        SHAPE(D);
+        ADD(l, LCSM_R_NORM2_W, 0, LCSM_I_NORM_W, P "norm2.weight", l);
+        ADD(l, LCSM_R_NORM2_B, 0, LCSM_I_NORM_B, P "norm2.bias", l);
+    }
+    {
+        SHAPE(DI, D);
+        ADD(l, LCSM_R_UP_W, LCSM_T_MATRIX, LCSM_I_LINEAR, P "mlp.fc1.weight", l);
+    }
+    {
+        SHAPE(DI);
+        ADD(l, LCSM_R_UP_B, 0, LCSM_I_BIAS, P "mlp.fc1.bias", l);
+    }
+    {
+        SHAPE(D, DI);
+        ADD(l, LCSM_R_DOWN_W, LCSM_T_MATRIX, LCSM_I_LINEAR, P "mlp.fc2.weight", l);
+    }
+    {
+        SHAPE(D);
+        ADD(l, LCSM_R_DOWN_B, 0, LCSM_I_BIAS, P "mlp.fc2.bias", l);
+    }
+#undef P
+    return LCSM_OK;
+}
 
 /* In this order (the random initialisation seeds tensors by their index). */
 lcsm_status lcsm__hyenadna_tensors(lcsm_weights *w, lcsm_status (*other)(lcsm_weights *w, int l))
 {
     const lcsm_hparams *hp = &w->hp;
-    const int64_t D = hp->d_model, DI = hp->d_inner, V = hp->n_vocab, F = hp->filter_order, E = hp->emb_dim,
+    const int64_t D = hp->d_model, V = hp->n_vocab, F = hp->filter_order, E = hp->emb_dim,
                   L = hp->l_max;
+    lcsm_tensor *t;
     {
         SHAPE(V, D);
         ADD(-1, LCSM_G_EMB, LCSM_T_MATRIX, LCSM_I_EMB, "backbone.embeddings.word_embeddings.weight");
@@ -312,27 +337,9 @@ lcsm_status lcsm__hyenadna_tensors(lcsm_weights *w, lcsm_status (*other)(lcsm_we
                 ADD(l, H_DELTAS, 0, I_DELTAS, P "mixer.filter_fn.modulation.deltas", l);
             }
         }
-        {
-            SHAPE(D);
-            ADD(l, LCSM_R_NORM2_W, 0, LCSM_I_NORM_W, P "norm2.weight", l);
-            ADD(l, LCSM_R_NORM2_B, 0, LCSM_I_NORM_B, P "norm2.bias", l);
-        }
-        {
-            SHAPE(DI, D);
-            ADD(l, LCSM_R_UP_W, LCSM_T_MATRIX, LCSM_I_LINEAR, P "mlp.fc1.weight", l);
-        }
-        {
-            SHAPE(DI);
-            ADD(l, LCSM_R_UP_B, 0, LCSM_I_BIAS, P "mlp.fc1.bias", l);
-        }
-        {
-            SHAPE(D, DI);
-            ADD(l, LCSM_R_DOWN_W, LCSM_T_MATRIX, LCSM_I_LINEAR, P "mlp.fc2.weight", l);
-        }
-        {
-            SHAPE(D);
-            ADD(l, LCSM_R_DOWN_B, 0, LCSM_I_BIAS, P "mlp.fc2.bias", l);
-        }
+        lcsm_status st = lcsm__safari_mlp_tensors(w, l);
+        if (st != LCSM_OK)
+            return st;
         /* The filter MLP: Linear(E, F) Sin [Linear(F, F) Sin]*n Linear(F, D, no bias). */
         const int n_lin = hyena ? hp->num_inner_mlps + 2 : 0;
         for (int j = 0; j < n_lin; j++) {

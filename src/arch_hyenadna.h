@@ -19,6 +19,9 @@ lcsm_layer_spec lcsm__hyenadna_layer(const lcsm_hparams *hp);
 /* Every tensor in checkpoint order; a layer whose hp->layer_kind is not 0 gets
  * `other`'s mixer tensors instead of the Hyena mixer's (other NULL: all Hyena). */
 lcsm_status lcsm__hyenadna_tensors(lcsm_weights *w, lcsm_status (*other)(lcsm_weights *w, int l));
+/* The safari LM block's second half of layer l (HyenaDNA, long convolutions):
+ * norm2 and the fc1, fc2 MLP, in checkpoint order. */
+lcsm_status lcsm__safari_mlp_tensors(lcsm_weights *w, int l);
 void lcsm__hyenadna_init(const lcsm_hparams *hp, const lcsm_tensor *t, uint64_t *rng, float *out);
 lcsm_status lcsm__hyenadna_filter(const lcsm_weights *w, const lcsm_model_options *opt, int l, int stage, int lh,
                                   float *h, float *dbias);

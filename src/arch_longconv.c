@@ -16,7 +16,7 @@
  * filter of a shorter sequence is the prefix (safari's forward truncates
  * differently and then wraps around; an autoregressive engine must be causal).
  */
-#include "internal.h"
+#include "arch_hyenadna.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -160,18 +160,11 @@ static void layers(const lcsm_hparams *hp, lcsm_layer_spec *spec)
         };
 }
 
-#define ADD(layer, role, flags, init, ...)                                                                   \
-    do {                                                                                                     \
-        if (!(t = lcsm__tensor_add(w, layer, role, (int)(sizeof shp / sizeof shp[0]), shp, flags, init,      \
-                                   __VA_ARGS__)))                                                            \
-            return LCSM_ERR_OUT_OF_MEMORY;                                                                   \
-    } while (0)
-#define SHAPE(...) const int64_t shp[] = {__VA_ARGS__}
 
 static lcsm_status tensors(lcsm_weights *w)
 {
     const lcsm_hparams *hp = &w->hp;
-    const int64_t D = hp->d_model, DI = hp->d_inner, V = hp->n_vocab, L = hp->l_max;
+    const int64_t D = hp->d_model, V = hp->n_vocab, L = hp->l_max;
     lcsm_tensor *t;
     {
         SHAPE(V, D);
@@ -231,25 +224,10 @@ static lcsm_status tensors(lcsm_weights *w)
         {
             SHAPE(D);
             ADD(l, LCSM_R_OUT_B, 0, LCSM_I_BIAS, P "mixer.output_linear.bias", l);
-            ADD(l, LCSM_R_NORM2_W, 0, LCSM_I_NORM_W, P "norm2.weight", l);
-            ADD(l, LCSM_R_NORM2_B, 0, LCSM_I_NORM_B, P "norm2.bias", l);
         }
-        {
-            SHAPE(DI, D);
-            ADD(l, LCSM_R_UP_W, LCSM_T_MATRIX, LCSM_I_LINEAR, P "mlp.fc1.weight", l);
-        }
-        {
-            SHAPE(DI);
-            ADD(l, LCSM_R_UP_B, 0, LCSM_I_BIAS, P "mlp.fc1.bias", l);
-        }
-        {
-            SHAPE(D, DI);
-            ADD(l, LCSM_R_DOWN_W, LCSM_T_MATRIX, LCSM_I_LINEAR, P "mlp.fc2.weight", l);
-        }
-        {
-            SHAPE(D);
-            ADD(l, LCSM_R_DOWN_B, 0, LCSM_I_BIAS, P "mlp.fc2.bias", l);
-        }
+        lcsm_status st = lcsm__safari_mlp_tensors(w, l);
+        if (st != LCSM_OK)
+            return st;
 #undef P
     }
     return LCSM_OK;

@@ -276,13 +276,6 @@ lcsm_layer_spec lcsm__striped_attn_spec(const lcsm_hparams *hp, int l)
     };
 }
 
-#define ADD(layer, role, flags, init, ...)                                                                   \
-    do {                                                                                                     \
-        if (!(t = lcsm__tensor_add(w, layer, role, (int)(sizeof shp / sizeof shp[0]), shp, flags, init,      \
-                                   __VA_ARGS__)))                                                            \
-            return LCSM_ERR_OUT_OF_MEMORY;                                                                   \
-    } while (0)
-#define SHAPE(...) const int64_t shp[] = {__VA_ARGS__}
 
 lcsm_status lcsm__striped_globals(lcsm_weights *w)
 {

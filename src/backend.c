@@ -180,3 +180,21 @@ lcsm_status lcsm__check_ref(lcsm_backend *be, lcsm_ref r, size_t n, size_t buf_b
     *bytes = n * es;
     return LCSM_OK;
 }
+
+int lcsm_supports_all(const lcsm_op_limits *lim, lcsm_op op, int v)
+{
+    switch (op) {
+    case LCSM_OP_NORM: return v >= 0 && v < LCSM_NORM_COUNT;
+    case LCSM_OP_ACT: return v >= 0 && v < LCSM_ACT_COUNT;
+    case LCSM_OP_WEIGHTS:
+    case LCSM_OP_ATTN: return v == LCSM_DT_F32 || v == LCSM_DT_F16 || v == LCSM_DT_BF16; /* weights, caches */
+    case LCSM_OP_GLU:
+    case LCSM_OP_MODAL: return 1;
+    case LCSM_OP_SHORT_CONV: return v >= 1 && v <= LCSM_MAX_SHORT;
+    case LCSM_OP_HYENA: return v >= 1 && v <= LCSM_MAX_STAGES;
+    case LCSM_OP_FIR: return v >= 1 && v <= LCSM_MAX_FIR;
+    case LCSM_OP_ATTN_HEAD: return v >= 2 && v <= lim->attn_max_head && v % 2 == 0;
+    case LCSM_OP_LINATTN: return v >= 1 && v <= lim->linattn_max_features;
+    default: return 0;
+    }
+}

@@ -268,6 +268,14 @@ typedef enum lcsm_op {
     LCSM_OP_COUNT
 } lcsm_op;
 
+/* The limits of a backend that runs the whole op set (cpu, opencl): supports()
+ * is lcsm_supports_all with these. */
+typedef struct lcsm_op_limits {
+    int attn_max_head;        /* widest attention head (even widths only) */
+    int linattn_max_features; /* most features per sign of linear attention */
+} lcsm_op_limits;
+int lcsm_supports_all(const lcsm_op_limits *lim, lcsm_op op, int variant);
+
 typedef struct lcsm_backend_ops {
     const char *name;
     void (*destroy)(lcsm_backend *be);

@@ -145,3 +145,32 @@ char *lcsm__path_printf(const char *fmt, ...)
     va_end(ap);
     return p;
 }
+
+void lcsm__mkdir_p(char *dir, mode_t mode)
+{
+    for (char *c = dir + 1; *c; c++) {
+        if (*c != '/')
+            continue;
+        *c = '\0';
+        mkdir(dir, mode);
+        *c = '/';
+    }
+    mkdir(dir, mode);
+}
+
+void lcsm__cpu_model_name(char *out, size_t cap)
+{
+    snprintf(out, cap, "unknown");
+    char line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            const char *v = strchr(line, ':') + 1;
+            v += *v == ' ';
+            snprintf(out, cap, "%s", v);
+            out[strcspn(out, "\n")] = '\0';
+            break;
+        }
+    if (f)
+        fclose(f);
+}

@@ -53,4 +53,13 @@ lcsm_status lcsm__path_join(char *buf, size_t cap, const char *dir, const char *
  * lcsm__free), for names of any length; NULL when out of memory. */
 char *lcsm__path_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* mkdir -p of the directory `dir` (modified and restored while it runs); best
+ * effort: a failure is left for the write that follows to report. */
+void lcsm__mkdir_p(char *dir, mode_t mode);
+
+/* ---- the host */
+
+/* The CPU's model name from /proc/cpuinfo ("unknown" when there is none). */
+void lcsm__cpu_model_name(char *out, size_t cap);
+
 #endif
