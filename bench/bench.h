@@ -21,7 +21,16 @@
  * LCSM_ALGO_MODAL (modal layers by their recurrence, tiled convolutions as
  * flash). RECOMPUTE is the cache-less baseline: the whole parallel forward over
  * the prefix for every token. */
-typedef enum bench_algo { BENCH_LAZY, BENCH_EAGER, BENCH_FLASH, BENCH_MODAL, BENCH_RECOMPUTE, BENCH_N_ALGOS } bench_algo;
+/* flash: the library's lagged flash (--lag, default its auto lag); plain: flash with lag 1 */
+typedef enum bench_algo {
+    BENCH_LAZY,
+    BENCH_EAGER,
+    BENCH_FLASH,
+    BENCH_MODAL,
+    BENCH_RECOMPUTE,
+    BENCH_PLAIN,
+    BENCH_N_ALGOS
+} bench_algo;
 
 const char *bench_algo_name(bench_algo a);
 /* BENCH_N_ALGOS for an unknown name. */
@@ -62,6 +71,7 @@ typedef struct bench_cell {
     int chunk;             /* prefill cells: tokens per lcsm_session_extend call; 0 = one prefill */
     bench_weights weights; /* storage of the weight matrices */
     int modal_tiled;       /* lcsm_model_options.modal_tiled */
+    int lag;               /* lcsm_model_options.lag of flash and modal cells (plain: 1) */
     int state_size;        /* random StripedHyena / Evo 2 models: 0 = the family's default */
     const char *backend; /* "cpu", "opencl" */
     const char *device;  /* NULL: the backend's default */
@@ -100,6 +110,7 @@ typedef struct bench_result {
     char arch[32];                        /* its family (lcsm_model_info.arch) */
     char layers[192];                     /* its layers in short: "2 fir(7), 2 fir(128), 2 modal-real(16); gated MLP" */
     int n_tiled_convs;                    /* lcsm_model_info.n_tiled_convs */
+    int lag;                              /* lcsm_model_info.lag */
     double dense_mib;                     /* lcsm_model_info.dense_bytes: the weights as stored */
     double state_bytes_per_token;         /* lcsm_model_info.state_bytes_per_token */
     long long steps;                      /* tokens fed per sequence after the prompt: L - prompt */

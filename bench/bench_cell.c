@@ -116,6 +116,7 @@ static lcsm_status make_model(const bench_cell *c, lcsm_backend *be, lcsm_model 
     lcsm_model_options_default(&mo);
     mo.weight_dtype = dtype_of[c->weights];
     mo.modal_tiled = c->modal_tiled;
+    mo.lag = c->lag;
     if (c->model.dir)
         return lcsm_model_load(be, c->model.dir, &mo, out);
     char *json = bench_model_config_json(&c->model, c->L, c->state_size);
@@ -156,6 +157,7 @@ static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, b
     snprintf(r->arch, sizeof r->arch, "%s", mi.arch);
     describe_layers(s->model, mi.config.n_layer, r->layers, sizeof r->layers);
     r->n_tiled_convs = mi.n_tiled_convs;
+    r->lag = mi.lag;
     r->dense_mib = mib(mi.dense_bytes);
     r->state_bytes_per_token = (double)mi.state_bytes_per_token;
     *n_vocab = mi.n_vocab;
@@ -166,7 +168,8 @@ static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, b
 
     if (c->algo != BENCH_RECOMPUTE) {
         static const lcsm_algo algo_of[] = {[BENCH_LAZY] = LCSM_ALGO_LAZY, [BENCH_EAGER] = LCSM_ALGO_EAGER,
-                                            [BENCH_FLASH] = LCSM_ALGO_FLASH, [BENCH_MODAL] = LCSM_ALGO_MODAL};
+                                            [BENCH_FLASH] = LCSM_ALGO_FLASH, [BENCH_MODAL] = LCSM_ALGO_MODAL,
+                                            [BENCH_PLAIN] = LCSM_ALGO_FLASH};
         lcsm_session_options so;
         lcsm_session_options_default(&so);
         so.batch = c->batch;

@@ -127,7 +127,7 @@ static int parse_algo_set(const char *s, int *flags, int peer)
         memset(flags, 0, sizeof(int) * BENCH_N_ALGOS);
     for (int i = 0; i < n && !bad; i++) {
         bench_algo a = bench_algo_from_name(items[i]);
-        if (a == BENCH_N_ALGOS || (peer && (a == BENCH_EAGER || a == BENCH_MODAL)))
+        if (a == BENCH_N_ALGOS || (peer && (a == BENCH_EAGER || a == BENCH_MODAL || a == BENCH_PLAIN)))
             bad = 1;
         else
             flags[a] = 1;
@@ -359,6 +359,15 @@ static int opt_profile(bench_options *o, const char *v) { return (void)v, o->pro
 static int opt_peer_graphs(bench_options *o, const char *v) { return (void)v, o->peer_graphs = 1, 0; }
 static int opt_paper(bench_options *o, const char *v) { return (void)v, o->paper = 1, 0; }
 static int opt_modal_tiled(bench_options *o, const char *v) { return (void)v, o->modal_tiled = 1, 0; }
+static int opt_lag(bench_options *o, const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < 0 || n > LCSM_MAX_LAG)
+        return -1;
+    o->lag = (int)n;
+    return 0;
+}
 
 typedef struct opt_def {
     const char *name, *metavar, *help;
@@ -377,12 +386,17 @@ static const opt_def options[] = {
     {"--lens", "L,...", "total sequence lengths, prompt included (default 1024,4096; none with only --prefill-lens)",
      opt_lens},
     {"--batches", "B,...", "batch sizes (default 1)", opt_batches},
-    {"--algos", "A,...", "lazy, eager, flash, modal, recompute (default lazy, eager, flash, recompute)", opt_algos},
+    {"--algos", "A,...",
+     "lazy, eager, flash (lagged: --lag), plain (flash with lag 1), modal, recompute (default lazy, eager, flash, "
+     "recompute)",
+     opt_algos},
     {"--weights", "W,...", "weight storage: f32, bf16, f16, auto (a checkpoint's own); each a grid dimension "
                            "(default f32)",
      opt_weights},
     {"--modal-tiled", NULL, "load with modal_tiled: flash, lazy, eager tile the modal filters (modal does not)",
      opt_modal_tiled},
+    {"--lag", "N", "lagged flash's lag for flash and modal cells (0 = the library's auto, the default; algo plain "
+     "runs lag 1 next to it)", opt_lag},
     {"--prefill-lens", "P,...", "also time prompts alone: P tokens per sequence, session max_len P", opt_prefill_lens},
     {"--prefill-chunk", "C,...", "prefill cells feed the prompt by lcsm_session_extend in chunks of C; 0 = one "
                                  "prefill call (default 0)",
@@ -454,7 +468,7 @@ static void set_defaults(bench_options *o)
     o->batches[0] = 1;
     o->n_batches = 1;
     for (int a = 0; a < BENCH_N_ALGOS; a++)
-        o->algos[a] = a != BENCH_MODAL;
+        o->algos[a] = a != BENCH_MODAL && a != BENCH_PLAIN;
     o->backends[0] = "cpu";
     o->n_backends = 1;
     o->seed = 1234;

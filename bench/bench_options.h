@@ -18,6 +18,7 @@ typedef struct bench_options {
     bench_weights weights[BENCH_N_WEIGHTS]; /* f32 first when present, then as given */
     int n_weights;
     int modal_tiled; /* load with lcsm_model_options.modal_tiled = 1 */
+    int lag;         /* lagged flash's lag (0: the library's auto) */
     int state_size;  /* random StripedHyena / Evo 2 DxN models; 0 = the family's */
     int prefill_lens[BENCH_MAX_LIST], n_prefill_lens; /* ascending */
     int chunks[BENCH_MAX_CHUNKS], n_chunks;           /* prefill chunk sizes; 0 = one lcsm_session_prefill */

@@ -269,6 +269,7 @@ void bench_json_cell(FILE *f, const bench_machine *m, const bench_row *row, cons
         cJSON_ReplaceItemInObject(model, "arch", cJSON_CreateString(r->arch));
         cJSON_AddStringToObject(model, "layers", r->layers);
         cJSON_AddNumberToObject(model, "n_tiled_convs", r->n_tiled_convs);
+        cJSON_AddNumberToObject(model, "lag", r->lag);
         cJSON_AddNumberToObject(model, "dense_mib", r->dense_mib);
         cJSON_AddNumberToObject(model, "state_bytes_per_token", r->state_bytes_per_token);
     }

@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const algo_names[BENCH_N_ALGOS] = {"lazy", "eager", "flash", "modal", "recompute"};
+static const char *const algo_names[BENCH_N_ALGOS] = {"lazy", "eager", "flash", "modal", "recompute", "plain"};
 static const char *const weights_names[BENCH_N_WEIGHTS] = {"f32", "bf16", "f16", "auto"};
 
 const char *bench_weights_name(bench_weights w) { return w >= 0 && w < BENCH_N_WEIGHTS ? weights_names[w] : "?"; }
@@ -204,6 +204,7 @@ static bench_cell make_cell(const bench_options *o, int mi, int batch, int L, be
                         .chunk = chunk,
                         .weights = w,
                         .modal_tiled = o->modal_tiled,
+                        .lag = algo == BENCH_PLAIN ? 1 : o->lag,
                         .state_size = o->state_size,
                         .backend = o->backends[k],
                         .device = o->device,
@@ -247,7 +248,7 @@ static void show_model(run_ctx *x, int mi, const bench_result *r, bench_weights 
 static void run_lcsm_cells(run_ctx *x, int mi, int batch, int L)
 {
     const bench_options *o = x->o;
-    static const bench_algo order[] = {BENCH_LAZY, BENCH_EAGER, BENCH_FLASH, BENCH_MODAL, BENCH_RECOMPUTE};
+    static const bench_algo order[] = {BENCH_LAZY, BENCH_EAGER, BENCH_PLAIN, BENCH_FLASH, BENCH_MODAL, BENCH_RECOMPUTE};
     for (size_t ai = 0; ai < sizeof order / sizeof order[0]; ai++) {
         const bench_algo algo = order[ai];
         if (!o->algos[algo])
@@ -461,6 +462,19 @@ static void print_ratios(run_ctx *x, int mi, int batch, int L)
                     bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "mixer", xm);
                 }
                 printf("%s  %s modal%s: %s\n", head, o->backends[k], wsuffix(o, w, ws, sizeof ws), line);
+            }
+            /* Lagged flash against the plain schedule: the worst and p99 step, each over its own median. */
+            const bench_result *pl = &g->lcsm[k][w][BENCH_PLAIN];
+            if (pl->ok && f->lat.p50_ms > 0 && pl->lat.p50_ms > 0) {
+                const double fw = f->lat.max_ms / f->lat.p50_ms, pw = pl->lat.max_ms / pl->lat.p50_ms;
+                printf("%s  %s flash (lag %d)%s: worst step x%.2f of its median (plain x%.2f), p99 x%.2f (plain "
+                       "x%.2f); x%.2f vs plain\n",
+                       head, o->backends[k], f->lag, wsuffix(o, w, ws, sizeof ws), fw, pw,
+                       f->lat.p99_ms / f->lat.p50_ms, pl->lat.p99_ms / pl->lat.p50_ms, per_tok(pl) / per_tok(f));
+                snprintf(a, sizeof a, "lcsm %s flash", o->backends[k]);
+                snprintf(b, sizeof b, "lcsm %s plain", o->backends[k]);
+                bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "worst_over_median", fw / pw);
+                bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "gen", per_tok(pl) / per_tok(f));
             }
         }
     /* Each narrow weight type against f32, algorithm by algorithm. */

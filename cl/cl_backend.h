@@ -89,6 +89,7 @@ typedef struct cl_tile_spec {
 
 struct lcsm_filters {
     int G, D, lh;
+    int lag; /* tile spectra start at tap lag (src/backend.h) */
     cl_mem hT;    /* time-major [lh][G*D] */
     cl_mem dbias; /* [G*D] */
     cl_mem h0d;   /* [G*D] h[0] + dbias */
@@ -187,16 +188,17 @@ lcsm_status cl_finish(lcsm_backend *be);
 int cl_lazy_max_splits(const cl_backend *cb, int cols);
 
 /* cl_conv.c */
-lcsm_status cl_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh,
+lcsm_status cl_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh, int lag,
                               lcsm_filters **out);
 lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile);
-lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom, int max_tile);
+lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom, int max_tile,
+                               int spread_from);
 void cl_filters_destroy(lcsm_backend *be, lcsm_filters *f);
 size_t cl_filters_bytes(const lcsm_filters *f);
 lcsm_status cl_tile_fft(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                        lcsm_ref acc, int in0, int U, int out0, int n_out);
+                        lcsm_ref acc, int in0, int U, int out0, int n_out, const lcsm_rows *part);
 lcsm_status cl_block_direct(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                            lcsm_ref acc, int in0, int n_in, int out0, int n_out);
+                            lcsm_ref acc, int in0, int n_in, int out0, int n_out, const lcsm_rows *part);
 lcsm_status cl_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref a_tm,
                          size_t a_stride, lcsm_ref y_tm, size_t y_stride, lcsm_ref acc, int acc_len);
 

@@ -22,7 +22,7 @@ static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
 /* ---- filters */
 
-lcsm_status cl_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh,
+lcsm_status cl_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh, int lag,
                               lcsm_filters **out)
 {
     cl_backend *cb = (cl_backend *)be;
@@ -38,6 +38,7 @@ lcsm_status cl_filters_create(lcsm_backend *be, const float *h, const float *dbi
     f->G = G;
     f->D = D;
     f->lh = lh;
+    f->lag = lag;
     lcsm__filters_to_time_major(h, dbias, GD, (size_t)lh, hT, h0d);
     if ((st = clb_mem(cb, n * sizeof(float), "filters", &f->hT)) != LCSM_OK ||
         (st = clb_mem(cb, GD * sizeof(float), "filter skip terms", &f->dbias)) != LCSM_OK ||
@@ -79,8 +80,9 @@ size_t cl_filters_bytes(const lcsm_filters *f) { return f->bytes; }
 /* ---- the generic blocked FFT convolution */
 
 typedef struct fft_conv {
-    /* rows: gb in [gb_begin, gb_begin + n_gb), channels [0, D); filter (g0 + gb/B)*D + c */
-    int gb_begin, n_gb, B, D, g0;
+    /* rows: gb in [gb_begin, gb_begin + n_gb), channels [c_begin, c_end) ([0, D) unless
+     * a part of a tile); filter (g0 + gb/B)*D + c */
+    int gb_begin, n_gb, B, D, g0, c_begin, c_end;
     /* input: time-major, times [in0, in0 + n_in), valid only in [t_lo, t_hi) */
     cl_mem src;
     size_t src_off, src_stride;
@@ -197,15 +199,18 @@ static void chunk_shape(int plan_rows, int D, int *ngb_per, int *cw)
     }
 }
 
+/* Channels of each group c covers. */
+static int conv_width(const fft_conv *c) { return c->c_end > c->c_begin ? c->c_end - c->c_begin : c->D; }
+
 static int plan_rows_for(const cl_backend *cb, const fft_conv *c, int extra_k)
 {
-    const int P = (c->n_in + c->S - 1) / c->S, Q = (c->n_out + c->S - 1) / c->S;
-    int total = c->n_gb * c->D;
+    const int P = (c->n_in + c->S - 1) / c->S, Q = (c->n_out + c->S - 1) / c->S, Dw = conv_width(c);
+    int total = c->n_gb * Dw;
     int r = chunk_rows(cb, c->S, P, !(P == 1 && Q == 1), extra_k, total);
     int ngb, cw;
-    chunk_shape(r, c->D, &ngb, &cw);
-    if (cw == c->D)
-        return (ngb < c->n_gb ? ngb : c->n_gb) * c->D;
+    chunk_shape(r, Dw, &ngb, &cw);
+    if (cw == Dw)
+        return (ngb < c->n_gb ? ngb : c->n_gb) * Dw;
     return cw;
 }
 
@@ -240,11 +245,12 @@ static lcsm_status each_chunk(cl_backend *cb, fft_conv *c, int extra_k, chunk_fn
     int plan_rows, ngb_per, cw;
     clfft_plan *plan;
     lcsm_status st = fft_conv_setup(cb, c, extra_k, &plan, &plan_rows);
-    chunk_shape(plan_rows, c->D, &ngb_per, &cw);
+    const int c_lo = c->c_end > c->c_begin ? c->c_begin : 0, c_hi = c->c_end > c->c_begin ? c->c_end : c->D;
+    chunk_shape(plan_rows, c_hi - c_lo, &ngb_per, &cw);
     for (int gb = 0; st == LCSM_OK && gb < c->n_gb; gb += ngb_per)
-        for (int c0 = 0; st == LCSM_OK && c0 < c->D; c0 += cw) {
+        for (int c0 = c_lo; st == LCSM_OK && c0 < c_hi; c0 += cw) {
             int ngb = c->n_gb - gb < ngb_per ? c->n_gb - gb : ngb_per;
-            int w = c->D - c0 < cw ? c->D - c0 : cw;
+            int w = c_hi - c0 < cw ? c_hi - c0 : cw;
             st = fn(cb, c, plan, plan_rows, c->gb_begin + gb, ngb, c0, w, ctx);
         }
     return st;
@@ -301,8 +307,9 @@ static lcsm_status tile_spec_chunk(cl_backend *cb, fft_conv *c, clfft_plan *plan
     (void)plan_rows;
     const tile_spec_job *j = ctx;
     const int GD = j->f->G * j->f->D;
-    return segment_spectra(cb, j->f, j->U, c->S, -(j->P - 1), j->P - 1, gb0, ngb, c0, cw, plan, j->mem, GD,
-                           gb0 * j->f->D + c0);
+    /* tap U + lag - 1 ends segment 0: the tile's outputs start lag - 1 after its inputs */
+    return segment_spectra(cb, j->f, j->U + j->f->lag - 1, c->S, -(j->P - 1), j->P - 1, gb0, ngb, c0, cw, plan,
+                           j->mem, GD, gb0 * j->f->D + c0);
 }
 
 lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
@@ -341,12 +348,19 @@ lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
     return st;
 }
 
+/* One group's channels [c0, c1): a part of a tile. */
+typedef struct cl_part {
+    int gb, c0, c1;
+} cl_part;
+
 static void tile_conv_init(fft_conv *c, const lcsm_filters *f, const lcsm_conv_geom *g, const cl_tile_spec *ts,
-                           lcsm_ref hist, lcsm_ref acc, int in0, int U, int out0, int n_out)
+                           lcsm_ref hist, lcsm_ref acc, int in0, int U, int out0, int n_out, const cl_part *part)
 {
     memset(c, 0, sizeof *c);
-    c->gb_begin = 0;
-    c->n_gb = g->G * g->B;
+    c->gb_begin = part ? part->gb : 0;
+    c->n_gb = part ? 1 : g->G * g->B;
+    c->c_begin = part ? part->c0 : 0;
+    c->c_end = part ? part->c1 : g->D;
     c->B = g->B;
     c->D = g->D;
     c->src = hist.buf->mem;
@@ -373,7 +387,8 @@ static void tile_conv_init(fft_conv *c, const lcsm_filters *f, const lcsm_conv_g
 
 /* Plans and scratch for every tile size a session of this shape runs, and the
  * lazy mixer's partial sums, now: a step allocates nothing. */
-lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, int max_tile)
+lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, int max_tile,
+                               int spread_from)
 {
     cl_backend *cb = (cl_backend *)be;
     lcsm_buf dummy = {cb->dummy, 0};
@@ -390,10 +405,20 @@ lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lc
             break;
         }
         fft_conv c;
-        tile_conv_init(&c, f, g, ts, r, r, 0, U, U, U);
         int plan_rows;
         clfft_plan *plan;
+        tile_conv_init(&c, f, g, ts, r, r, 0, U, U, U, NULL);
         st = fft_conv_setup(cb, &c, 0, &plan, &plan_rows);
+        /* a spread tile also runs in parts of LCSM_SPREAD_ROWS channels, and the rest of D */
+        const int widths[2] = {g->D < LCSM_SPREAD_ROWS ? g->D : LCSM_SPREAD_ROWS,
+                               g->D > LCSM_SPREAD_ROWS ? g->D % LCSM_SPREAD_ROWS : 0};
+        for (int k = 0; st == LCSM_OK && spread_from && U >= spread_from && k < 2; k++) {
+            if (!widths[k])
+                continue;
+            const cl_part part = {0, 0, widths[k]};
+            tile_conv_init(&c, f, g, ts, r, r, 0, U, U, U, &part);
+            st = fft_conv_setup(cb, &c, 0, &plan, &plan_rows);
+        }
     }
     pthread_mutex_unlock(&cb->lock);
     return st;
@@ -402,28 +427,48 @@ lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lc
 /* ---- flash tiles and eager pushes */
 
 lcsm_status cl_tile_fft(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                        lcsm_ref acc, int in0, int U, int out0, int n_out)
+                        lcsm_ref acc, int in0, int U, int out0, int n_out, const lcsm_rows *part)
 {
     cl_backend *cb = (cl_backend *)be;
     const cl_tile_spec *ts = &f->spec[lcsm_ilog2((unsigned)U)];
     if (!ts->mem)
         return LCSM_FAIL_BE(be, LCSM_ERR_STATE, "opencl: tile size %d was not prepared", U);
     fft_conv c;
-    tile_conv_init(&c, f, g, ts, hist, acc, in0, U, out0, n_out);
     pthread_mutex_lock(&cb->lock);
-    lcsm_status st = fft_conv_run(cb, &c, 0);
+    lcsm_status st = LCSM_OK;
+    if (!part) {
+        tile_conv_init(&c, f, g, ts, hist, acc, in0, U, out0, n_out, NULL);
+        st = fft_conv_run(cb, &c, 0);
+    }
+    /* a part: unit by unit, each one group's LCSM_SPREAD_ROWS channels (the plans
+     * session_prepare made for that width) */
+    const int per = lcsm_units_per_group(g->D);
+    for (int u = part ? part->u0 : 0; part && u < part->u1 && st == LCSM_OK; u++) {
+        const int c0 = (u % per) * LCSM_SPREAD_ROWS;
+        const cl_part p = {u / per, c0, c0 + LCSM_SPREAD_ROWS < g->D ? c0 + LCSM_SPREAD_ROWS : g->D};
+        tile_conv_init(&c, f, g, ts, hist, acc, in0, U, out0, n_out, &p);
+        st = fft_conv_run(cb, &c, 0);
+    }
     pthread_mutex_unlock(&cb->lock);
     return st;
 }
 
 lcsm_status cl_block_direct(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                            lcsm_ref acc, int in0, int n_in, int out0, int n_out)
+                            lcsm_ref acc, int in0, int n_in, int out0, int n_out, const lcsm_rows *part)
 {
     cl_backend *cb = (cl_backend *)be;
-    size_t rows = (size_t)g->G * g->B * g->D;
+    size_t rows = (size_t)g->G * g->B * g->D, r0 = 0;
+    if (part) { /* units u0 .. u1: contiguous rows from the first's first channel to the last's last */
+        const int per = lcsm_units_per_group(g->D), last = part->u1 - 1;
+        const size_t end = (size_t)(last / per) * g->D +
+                           (last % per == per - 1 ? (size_t)g->D : (size_t)(last % per + 1) * LCSM_SPREAD_ROWS);
+        r0 = (size_t)(part->u0 / per) * g->D + (size_t)(part->u0 % per) * LCSM_SPREAD_ROWS;
+        rows = end - r0;
+    }
     size_t gs[2] = {round_up(rows, 64), (size_t)n_out}, ls[2] = {64, 1};
     cl_arg a[] = {A_REF(hist), A_REF(acc), A_MEM(f->hT), A_I32(f->lh), A_I32(g->G), A_I32(g->B),
-                  A_I32(g->D), A_I32(in0), A_I32(n_in),  A_I32(out0),  A_I32(n_out)};
+                  A_I32(g->D), A_I32(in0), A_I32(n_in),  A_I32(out0),  A_I32(n_out), A_U64(r0),
+                  A_U64(rows)};
     pthread_mutex_lock(&cb->lock);
     lcsm_status st = clb_launch(cb, K_BLOCK_DIRECT, 2, gs, ls, a, N_ARGS(a));
     pthread_mutex_unlock(&cb->lock);

@@ -239,8 +239,10 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
     lcsm_status st = LCSM_OK;
     int n_split = 0;
     pthread_mutex_lock(&cb->lock);
-    if (args->mode == LCSM_MIX_LAZY) {
-        n_split = lazy_splits(cb, args->t, B * D);
+    /* the sum over history the cache lacks: all of it (lazy) or the band */
+    const int s_lo = args->mode == LCSM_MIX_LAZY ? 0 : args->t - args->band;
+    if (s_lo < args->t) {
+        n_split = lazy_splits(cb, args->t - s_lo, B * D);
         /* reserved by cl_session_prepare: this never allocates */
         st = clb_scratch(cb, &cb->lazy_part, (size_t)n_stage * n_split * B * D * sizeof(float), "lazy partial sums");
         for (int i = 0; st == LCSM_OK && i < n_stage; i++) {
@@ -248,7 +250,7 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
                 continue;
             size_t g[2] = {round_up((size_t)B * D, 64), (size_t)n_split}, l[2] = {64, 1};
             cl_arg a[] = {A_REF(args->hist),  A_MEM(f->hT),  A_U64((size_t)G * D),     A_I32(args->stage[i].group),
-                          A_I32(B),           A_I32(D),      A_I32(args->t),           A_I32(n_split),
+                          A_I32(B),           A_I32(D),      A_I32(args->t),           A_I32(s_lo), A_I32(n_split),
                           A_MEM(cb->lazy_part.mem), A_U64((size_t)i * n_split * B * D)};
             st = clb_launch(cb, K_LAZY_PARTIAL, 2, g, l, a, N_ARGS(a));
         }
@@ -303,6 +305,7 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
                       A_MEM(f ? f->h0d : cb->dummy),
                       A_MEM(part),
                       A_I32(n_split),
+                      A_I32(args->mode == LCSM_MIX_CACHED),
                       A_I32(n_stage),
                       A_STAGE(0),
                       A_STAGE(1),

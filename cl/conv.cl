@@ -17,12 +17,12 @@
 /* acc[out0+j][r] += sum_m h[out0+j-in0-m][filter(r)] hist[in0+m][r]. Item (r, j). */
 __kernel void block_direct(__global const float *hist, ulong ho, __global float *acc, ulong ao,
                            __global const float *hT, int lh, int G, int B, int D, int in0, int n_in, int out0,
-                           int n_out)
+                           int n_out, ulong r0, ulong n_rows)
 {
-    const size_t r = get_global_id(0);
+    const size_t r = r0 + get_global_id(0); /* rows r0 .. r0 + n_rows: all, or a part */
     const int j = get_global_id(1);
     const size_t rows = (size_t)G * B * D, GD = (size_t)G * D;
-    if (r >= rows || j >= n_out)
+    if (get_global_id(0) >= n_rows || j >= n_out)
         return;
     const size_t f = (r / ((size_t)B * D)) * D + r % D;
     float sum = 0.0f;

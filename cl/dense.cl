@@ -393,13 +393,14 @@ __kernel void gate_seq(__global const float *y, ulong yo, ulong yst, ulong ysb, 
 /* Lazy mixer, first pass: part[po + p*B*D + col] = sum over s in chunk p of
  * [0, t) of h[t-s][filter] * hist[s][row]; col = b*D + c of group g. Item (col, p). */
 __kernel void lazy_partial(__global const float *hist, ulong ho, __global const float *hT, ulong GD, int g, int B,
-                           int D, int t, int n_split, __global float *part, ulong po)
+                           int D, int t, int s_lo, int n_split, __global float *part, ulong po)
 {
     const int col = get_global_id(0), p = get_global_id(1);
     if (col >= B * D)
         return;
     const size_t rows = GD * B, row = (size_t)g * B * D + col, f = (size_t)g * D + col % D;
-    const int s0 = (int)((long)t * p / n_split), s1 = (int)((long)t * (p + 1) / n_split);
+    const int n = t - s_lo; /* inputs s_lo .. t-1: all (lazy) or lagged flash's band */
+    const int s0 = s_lo + (int)((long)n * p / n_split), s1 = s_lo + (int)((long)n * (p + 1) / n_split);
     float sum = 0.0f;
     for (int s = s0; s < s1; s++)
         sum += hT[(size_t)(t - s) * GD + f] * hist[ho + (size_t)s * rows + row];
@@ -524,7 +525,7 @@ static float fir_update(float a, __global const float *taps, float skip, __globa
 __kernel void hyena_step(__global const float *u, ulong uo, int S, __global const float *w, ulong wo,
                          __global const float *cb, ulong cbo, int has_b, int K, __global float *st, ulong so,
                          __global float *hist, ulong ho, __global const float *acc, ulong aco,
-                         __global const float *h0d, __global const float *part, int n_split, int n_stage,
+                         __global const float *h0d, __global const float *part, int n_split, int cached, int n_stage,
                          STAGE_ARGS(0), STAGE_ARGS(1), __global float *y, ulong yo, int G, int B, int D, int t)
 {
     const int c = get_global_id(0), b = get_global_id(1);
@@ -572,13 +573,9 @@ __kernel void hyena_step(__global const float *u, ulong uo, int S, __global cons
 #undef PICK
         const size_t idx = row_t + (size_t)g * B * D + col;
         hist[ho + idx] = a;
-        float past = 0.0f;
-        if (n_split == 0) {
-            past = acc[aco + idx];
-        } else {
-            for (int p = 0; p < n_split; p++)
-                past += part[((size_t)i * n_split + p) * B * D + col];
-        }
+        float past = cached ? acc[aco + idx] : 0.0f; /* plus the band's or the lazy sum's partials */
+        for (int p = 0; p < n_split; p++)
+            past += part[((size_t)i * n_split + p) * B * D + col];
         s = past + h0d[(size_t)g * D + c] * a;
     }
     y[yo + col] = v[0] * s;

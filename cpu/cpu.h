@@ -40,6 +40,7 @@ static inline void cpu_ffree(void *p)
 /* Columns an FFT job handles at once: FFTW transforms them as one vector-major
  * batch (stride W, distance 1), so time-major data needs no transposition. */
 #define CPU_FFT_W 16
+_Static_assert(CPU_FFT_W == LCSM_SPREAD_ROWS, "a unit of rows (src/backend.h) is one FFT column block");
 
 /* Plans for one transform size over CPU_FFT_W interleaved columns. */
 typedef struct cpu_plan {
@@ -72,10 +73,11 @@ typedef struct cpu_backend {
 
 struct lcsm_filters {
     int G, D, lh;
+    int lag;      /* the tile spectra start at tap lag (src/backend.h) */
     float *hT;    /* time-major [lh][G*D] */
     float *dbias; /* [G*D] */
     float *h0d;   /* [G*D]: h[0] + dbias, the diagonal of a decode step */
-    /* Spectra of the flash tile segments h[1 .. 2U-1] (zero-padded to 2U, scaled
+    /* Spectra of the flash tile segments h[lag .. lag+2U-2] (zero-padded to 2U, scaled
      * by 1/(2U)), frequency-major [U+1][G*D] complex, for U = 2^k >= threshold. */
     fftwf_complex *spec[CPU_MAX_LOG2 + 1];
     const cpu_plan *plan[CPU_MAX_LOG2 + 1]; /* the backend's plan of size 2U, looked up once */
@@ -100,20 +102,20 @@ int cpu_calibrate_threshold(cpu_backend *cb);
 
 /* cpu_conv.c internals used by the calibration */
 lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
-                         float *acc, int in0, int U, int out0, int n_out);
+                         float *acc, int in0, int U, int out0, int n_out, const lcsm_rows *rows);
 void cpu_block_direct(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
-                      float *acc, int in0, int n_in, int out0, int n_out);
+                      float *acc, int in0, int n_in, int out0, int n_out, const lcsm_rows *rows);
 
 /* cpu_conv.c: the long-convolution operations of the table */
 lcsm_status cpu_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh,
-                               lcsm_filters **out);
+                               int lag, lcsm_filters **out);
 lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile);
 void cpu_filters_destroy(lcsm_backend *be, lcsm_filters *f);
 size_t cpu_filters_bytes(const lcsm_filters *f);
 lcsm_status cpu_tile_fft_op(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                            lcsm_ref acc, int in0, int U, int out0, int n_out);
+                            lcsm_ref acc, int in0, int U, int out0, int n_out, const lcsm_rows *rows);
 lcsm_status cpu_block_direct_op(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                                lcsm_ref acc, int in0, int n_in, int out0, int n_out);
+                                lcsm_ref acc, int in0, int n_in, int out0, int n_out, const lcsm_rows *rows);
 lcsm_status cpu_long_conv(lcsm_backend *be, const lcsm_filters *f, int g, int B, int len, lcsm_ref a_tm,
                           size_t a_stride, lcsm_ref y_tm, size_t y_stride, lcsm_ref acc, int acc_len);
 

@@ -26,7 +26,7 @@ static int tasks_for(const cpu_backend *cb, double work, int max_tasks)
 /* ---- filters */
 
 lcsm_status cpu_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh,
-                               lcsm_filters **out)
+                               int lag, lcsm_filters **out)
 {
     size_t GD = (size_t)G * D, n;
     lcsm_filters *f = lcsm__calloc(1, sizeof *f);
@@ -38,6 +38,7 @@ lcsm_status cpu_filters_create(lcsm_backend *be, const float *h, const float *db
     f->G = G;
     f->D = D;
     f->lh = lh;
+    f->lag = lag;
     lcsm__filters_to_time_major(h, dbias, GD, (size_t)lh, f->hT, f->h0d);
     memcpy(f->dbias, dbias, GD * sizeof *dbias);
     *out = f;
@@ -70,7 +71,7 @@ typedef struct spec_job {
     int U;
 } spec_job;
 
-/* Spectrum of h[1 .. 2U-1] for W filters: one column block. */
+/* Spectrum of h[lag .. lag+2U-2] for W filters: one column block. */
 static void spec_task(void *ctx, int task, int thread)
 {
     const spec_job *j = ctx;
@@ -79,8 +80,8 @@ static void spec_task(void *ctx, int task, int thread)
     float *X = j->cb->scratch[thread];
     fftwf_complex *Xf = (fftwf_complex *)(X + (size_t)2 * U * W);
     memset(X, 0, (size_t)2 * U * W * sizeof *X);
-    for (int m = 0; m < 2 * U - 1 && 1 + m < f->lh; m++)
-        memcpy(X + (size_t)m * W, f->hT + (size_t)(1 + m) * GD + f0, (size_t)wmax * sizeof *X);
+    for (int m = 0; m < 2 * U - 1 && f->lag + m < f->lh; m++)
+        memcpy(X + (size_t)m * W, f->hT + (size_t)(f->lag + m) * GD + f0, (size_t)wmax * sizeof *X);
     fftwf_execute_dft_r2c(j->plan->fwd, X, Xf);
     const float scale = 1.0f / (float)(2 * U); /* FFTW's inverse is unnormalised */
     for (int k = 0; k <= U; k++)
@@ -127,6 +128,7 @@ typedef struct direct_job {
     const float *hist;
     float *acc;
     int in0, n_in, out0, n_out, n_tasks;
+    int u0, u1; /* the rows: units of LCSM_SPREAD_ROWS channels (src/backend.h) */
 } direct_job;
 
 static void direct_task(void *ctx, int task, int thread)
@@ -135,6 +137,7 @@ static void direct_task(void *ctx, int task, int thread)
     const direct_job *j = ctx;
     const int G = j->g->G, B = j->g->B, D = j->g->D;
     const size_t rows = (size_t)G * B * D, GD = (size_t)G * D;
+    (void)G;
     int j0 = (int)((long long)j->n_out * task / j->n_tasks), j1 = (int)((long long)j->n_out * (task + 1) / j->n_tasks);
     for (int jj = j0; jj < j1; jj++) {
         float *arow = j->acc + (size_t)(j->out0 + jj) * rows;
@@ -143,22 +146,27 @@ static void direct_task(void *ctx, int task, int thread)
             if (k >= j->f->lh)
                 continue;
             const float *hrow = j->f->hT + (size_t)k * GD, *xrow = j->hist + (size_t)(j->in0 + m) * rows;
-            for (int gi = 0; gi < G; gi++)
-                for (int b = 0; b < B; b++) {
-                    const float *h = hrow + (size_t)gi * D, *x = xrow + ((size_t)gi * B + b) * D;
-                    float *a = arow + ((size_t)gi * B + b) * D;
-                    for (int c = 0; c < D; c++)
-                        a[c] += h[c] * x[c];
-                }
+            const int per = lcsm_units_per_group(D);
+            for (int u = j->u0; u < j->u1;) { /* the units of one group at a time */
+                const int gb = u / per, u_end = (gb + 1) * per < j->u1 ? (gb + 1) * per : j->u1;
+                const int c0 = (u % per) * LCSM_SPREAD_ROWS, c1 = u_end == (gb + 1) * per ? D : (u_end % per) * LCSM_SPREAD_ROWS;
+                const float *h = hrow + (size_t)(gb / B) * D, *x = xrow + (size_t)gb * D;
+                float *a = arow + (size_t)gb * D;
+                for (int c = c0; c < c1; c++)
+                    a[c] += h[c] * x[c];
+                u = u_end;
+            }
         }
     }
 }
 
 void cpu_block_direct(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
-                      float *acc, int in0, int n_in, int out0, int n_out)
+                      float *acc, int in0, int n_in, int out0, int n_out, const lcsm_rows *rows)
 {
-    direct_job j = {f, g, hist, acc, in0, n_in, out0, n_out, 1};
-    j.n_tasks = tasks_for(cb, (double)n_in * n_out * g->G * g->B * g->D, n_out);
+    direct_job j = {f, g, hist, acc, in0, n_in, out0, n_out, 1, 0, g->G * g->B * lcsm_units_per_group(g->D)};
+    if (rows)
+        j.u0 = rows->u0, j.u1 = rows->u1;
+    j.n_tasks = tasks_for(cb, (double)n_in * n_out * (j.u1 - j.u0) * LCSM_SPREAD_ROWS, n_out);
     lcsm_pool_run(cb->pool, j.n_tasks, direct_task, &j);
 }
 
@@ -173,6 +181,7 @@ typedef struct tile_job {
     const float *hist;
     float *acc;
     int in0, U, out0, n_out;
+    int blk0; /* task k: column block blk0 + k of W channels (blocks of a group in a row) */
 } tile_job;
 
 static void tile_task(void *ctx, int task, int thread)
@@ -180,7 +189,8 @@ static void tile_task(void *ctx, int task, int thread)
     const tile_job *j = ctx;
     const int B = j->g->B, D = j->g->D, U = j->U, bpg = (D + W - 1) / W;
     const size_t rows = (size_t)j->g->G * B * D, GD = (size_t)j->g->G * D;
-    const int gb = task / bpg, c0 = (task % bpg) * W, gi = gb / B, wmax = D - c0 < W ? D - c0 : W;
+    const int blk = j->blk0 + task, gb = blk / bpg, c0 = (blk % bpg) * W, gi = gb / B;
+    const int wmax = D - c0 < W ? D - c0 : W;
     const size_t col0 = (size_t)gb * D + c0, fcol0 = (size_t)gi * D + c0;
     float *X = j->cb->scratch[thread];
     fftwf_complex *Xf = (fftwf_complex *)(X + (size_t)2 * U * W);
@@ -213,27 +223,28 @@ static void tile_task(void *ctx, int task, int thread)
 }
 
 lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
-                         float *acc, int in0, int U, int out0, int n_out)
+                         float *acc, int in0, int U, int out0, int n_out, const lcsm_rows *rows)
 {
     int k = lcsm_ilog2((unsigned)U);
     if (!f->spec[k] || cb->scratch_floats < (size_t)(4 * U + 2) * W)
         return LCSM_FAIL_BE(&cb->base, LCSM_ERR_STATE, "cpu: tile size %d was not prepared", U);
-    /* Plan and spectrum were made at prepare time: a step takes no lock. */
-    tile_job j = {cb, f, g, f->plan[k], f->spec[k], hist, acc, in0, U, out0, n_out};
-    lcsm_pool_run(cb->pool, g->G * g->B * ((g->D + W - 1) / W), tile_task, &j);
+    /* Plan and spectrum were made at prepare time: a step takes no lock. A unit
+     * of rows is one column block (W == LCSM_SPREAD_ROWS). */
+    tile_job j = {cb, f, g, f->plan[k], f->spec[k], hist, acc, in0, U, out0, n_out, rows ? rows->u0 : 0};
+    lcsm_pool_run(cb->pool, rows ? rows->u1 - rows->u0 : g->G * g->B * ((g->D + W - 1) / W), tile_task, &j);
     return LCSM_OK;
 }
 
 lcsm_status cpu_tile_fft_op(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                            lcsm_ref acc, int in0, int U, int out0, int n_out)
+                            lcsm_ref acc, int in0, int U, int out0, int n_out, const lcsm_rows *rows)
 {
-    return cpu_tile_fft((cpu_backend *)be, f, g, cpu_ptr(hist), cpu_ptr(acc), in0, U, out0, n_out);
+    return cpu_tile_fft((cpu_backend *)be, f, g, cpu_ptr(hist), cpu_ptr(acc), in0, U, out0, n_out, rows);
 }
 
 lcsm_status cpu_block_direct_op(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                                lcsm_ref acc, int in0, int n_in, int out0, int n_out)
+                                lcsm_ref acc, int in0, int n_in, int out0, int n_out, const lcsm_rows *rows)
 {
-    cpu_block_direct((cpu_backend *)be, f, g, cpu_ptr(hist), cpu_ptr(acc), in0, n_in, out0, n_out);
+    cpu_block_direct((cpu_backend *)be, f, g, cpu_ptr(hist), cpu_ptr(acc), in0, n_in, out0, n_out, rows);
     return LCSM_OK;
 }
 

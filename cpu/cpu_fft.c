@@ -246,9 +246,9 @@ static double time_tile(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_
     for (int rep = 0; rep < 3; rep++) {
         double t0 = lcsm__now();
         if (fft)
-            cpu_tile_fft(cb, f, g, hist, acc, 0, U, U, U);
+            cpu_tile_fft(cb, f, g, hist, acc, 0, U, U, U, NULL);
         else
-            cpu_block_direct(cb, f, g, hist, acc, 0, U, U, U);
+            cpu_block_direct(cb, f, g, hist, acc, 0, U, U, U, NULL);
         double dt = lcsm__now() - t0;
         best = dt < best ? dt : best;
     }
@@ -270,7 +270,7 @@ int cpu_calibrate_threshold(cpu_backend *cb)
     for (size_t i = 0; i < (size_t)lh * D; i++)
         hist[i] = (float)((i * 40503u) % 1000) * 1e-3f;
     cb->base.fft_threshold = 4;
-    if (cpu_filters_create(&cb->base, h, dbias, 1, D, lh, &f) != LCSM_OK ||
+    if (cpu_filters_create(&cb->base, h, dbias, 1, D, lh, 1, &f) != LCSM_OK ||
         cpu_filters_prepare(&cb->base, f, UMAX) != LCSM_OK)
         goto done;
     lcsm_conv_geom g = {1, 1, D, lh};

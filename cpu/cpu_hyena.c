@@ -224,9 +224,10 @@ typedef struct lazy_job {
     size_t rows;  /* G*B*D: hist row stride */
     size_t hrows; /* G*D: hT row stride */
     int g, B, D, t, n_tasks;
+    int s_lo; /* the first input summed (lazy: 0; lagged flash's band: t - band) */
 } lazy_job;
 
-/* y[b][c] = sum_{s<t} h[t-s][g*D+c] * hist[s][(g*B+b)*D+c], split over column chunks
+/* y[b][c] = sum_{s_lo<=s<t} h[t-s][g*D+c] * hist[s][(g*B+b)*D+c], split over column chunks
  * so every task streams contiguous rows of the history and of the filter. */
 static void lazy_task(void *ctx, int task, int thread)
 {
@@ -241,7 +242,7 @@ static void lazy_task(void *ctx, int task, int thread)
         const float *hcol = j->hT + (size_t)j->g * j->D + c;
         const float *xcol = j->hist + ((size_t)j->g * j->B + b) * j->D + c;
         memset(y, 0, (size_t)n * sizeof *y);
-        for (int s = 0; s < j->t; s++) {
+        for (int s = j->s_lo; s < j->t; s++) {
             const float *h = hcol + (size_t)(j->t - s) * j->hrows, *x = xcol + (size_t)s * j->rows;
             for (int i = 0; i < n; i++)
                 y[i] += h[i] * x[i];
@@ -349,19 +350,19 @@ lcsm_status cpu_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_c
                 size_t k = (size_t)b * D + c;
                 hist_t[k] = mult >= 0 ? y[k] * u[(size_t)b * C + (size_t)mult * D + c] : y[k];
             }
-        const float *past;
-        if (a->mode == LCSM_MIX_CACHED) {
-            past = cpu_ptr(a->acc) + (size_t)t * rows + (size_t)g * B * D;
-        } else { /* lazy: the whole past now */
-            lazy_job j = {cpu_ptr(a->hist), f->hT, work, rows, (size_t)G * D, g, B, D, t, 1};
-            j.n_tasks = n_tasks_for(cb, (double)t * B * D, (B * D + 63) / 64);
+        const float *acc = a->mode == LCSM_MIX_CACHED ? cpu_ptr(a->acc) + (size_t)t * rows + (size_t)g * B * D : NULL;
+        /* the sum over history the cache lacks: all of it (lazy) or the band */
+        const int s_lo = a->mode == LCSM_MIX_CACHED ? t - a->band : 0;
+        if (s_lo < t) {
+            lazy_job j = {cpu_ptr(a->hist), f->hT, work, rows, (size_t)G * D, g, B, D, t, 1, s_lo};
+            j.n_tasks = n_tasks_for(cb, (double)(t - s_lo) * B * D, (B * D + 63) / 64);
             lcsm_pool_run(cb->pool, j.n_tasks, lazy_task, &j);
-            past = work;
         }
         for (int b = 0; b < B; b++)
             for (int c = 0; c < D; c++) {
                 size_t k = (size_t)b * D + c;
-                y[k] = past[k] + h0d[c] * hist_t[k];
+                const float past = acc ? (s_lo < t ? acc[k] + work[k] : acc[k]) : s_lo < t ? work[k] : 0.0f;
+                y[k] = past + h0d[c] * hist_t[k];
             }
     }
     for (int b = 0; b < B; b++)

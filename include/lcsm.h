@@ -236,6 +236,12 @@ LCSM_API lcsm_status lcsm_weight_dtype_from_name(const char *name, lcsm_weight_d
 
 #define LCSM_MAX_FILTER_SHIFT 1e6
 
+/** Progress of long work: `stage` ("filters", "spectra", "generate"), `done`
+ *  of `total` units of it (layers, tile sizes, tokens). Called on the thread
+ *  that made the call, at most every stage step (and about every 1/4 s while
+ *  generating); it must not call back into the library on the same handle. */
+typedef void (*lcsm_progress_fn)(void *user, const char *stage, long long done, long long total);
+
 typedef struct lcsm_model_options {
     /* Added to the exponential modulation of the implicit filter:
      * h *= exp(-t*|delta|) + shift. 0.05 in the published inference code (default),
@@ -254,7 +260,23 @@ typedef struct lcsm_model_options {
      * modal recurrence against the tiling). 0 (default): modal layers always run
      * their O(states) recurrence and need no filter. */
     int modal_tiled;
+    /* Lagged flash (flash and modal sessions; DESIGN.md section 7): a step adds
+     * the last `lag` filter taps directly from the history, and the tiles take
+     * the taps from `lag` on, so each tile has `lag` steps until its first output
+     * is read and a large one is spread over them: the worst step stays near the
+     * median instead of growing with the length. Exact either way. 1: the plain
+     * schedule (a tile's whole work in the step after its last input);
+     * LCSM_LAG_AUTO (0, the default): 1 below l_max 4096, else l_max / 256
+     * between 16 and 1024; at most LCSM_MAX_LAG. Fixed at load (the tile
+     * spectra depend on it); lcsm_model_info.lag says what was chosen. */
+    int lag;
+    /* Called as the filters and tile spectra of a load are made (NULL: none). */
+    lcsm_progress_fn progress;
+    void *progress_user;
 } lcsm_model_options;
+
+#define LCSM_LAG_AUTO 0
+#define LCSM_MAX_LAG 4096
 
 /** Fills `opt` with the defaults (filter_shift 0.05, defer_spectra 0, f32 weights). */
 LCSM_API void lcsm_model_options_default(lcsm_model_options *opt);
@@ -313,6 +335,7 @@ typedef struct lcsm_model_info {
     size_t dense_bytes;       /* device bytes of the weights alone, as stored */
     size_t dense_bytes_f32;   /* the same with f32 matrices, and */
     size_t dense_bytes_f16;   /* with f16 or bf16 matrices */
+    int lag;                  /* lagged flash's lag (lcsm_model_options.lag; 1 = plain) */
     size_t state_bytes_per_token; /* session state per position of one sequence
                                      (history + accumulator of every tiled conv,
                                      attention's K and V at kv_dtype auto) */
@@ -404,6 +427,9 @@ typedef struct lcsm_session_options {
      * token; scores and sums stay f32), or LCSM_WEIGHTS_F32/F16/BF16 for all.
      * lcsm_model_forward keeps f32 caches. */
     lcsm_weight_dtype kv_dtype;
+    /* Called by lcsm_generate as tokens are done (NULL: none). */
+    lcsm_progress_fn progress;
+    void *progress_user;
 } lcsm_session_options;
 
 LCSM_API void lcsm_session_options_default(lcsm_session_options *opt);

@@ -146,17 +146,21 @@ lcsm_status lcsm__fft_threshold(const lcsm_backend_options *opt, int *out)
 }
 
 lcsm_status lcsm__block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                             lcsm_ref acc, int in0, int n_in, int out0, int n_out)
+                             lcsm_ref acc, int in0, int n_in, int out0, int n_out, int lag, const lcsm_rows *rows)
 {
     if (in0 < 0 || n_in < 1 || n_out < 0 || out0 < in0 + n_in || out0 + n_out > g->L)
         return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "block [%d, +%d) -> [%d, +%d) outside length %d", in0,
                             n_in, out0, n_out, g->L);
     if (n_out == 0)
         return LCSM_OK;
-    const int is_tile = !(n_in & (n_in - 1)) && out0 == in0 + n_in && n_out <= n_in;
+    if (rows && (rows->u0 < 0 || rows->u0 >= rows->u1 || rows->u1 > g->G * g->B * lcsm_units_per_group(g->D)))
+        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "block rows: units [%d, %d) outside %d", rows->u0,
+                            rows->u1, g->G * g->B * lcsm_units_per_group(g->D));
+    /* a tile of the filters' spectra: its outputs start lag - 1 after its inputs end */
+    const int is_tile = !(n_in & (n_in - 1)) && out0 == in0 + n_in + lag - 1 && n_out <= n_in;
     if (is_tile && n_in >= be->fft_threshold)
-        return be->ops->tile_fft(be, f, g, hist, acc, in0, n_in, out0, n_out);
-    return be->ops->block_direct(be, f, g, hist, acc, in0, n_in, out0, n_out);
+        return be->ops->tile_fft(be, f, g, hist, acc, in0, n_in, out0, n_out, rows);
+    return be->ops->block_direct(be, f, g, hist, acc, in0, n_in, out0, n_out, rows);
 }
 
 void lcsm__filters_to_time_major(const float *h, const float *dbias, size_t rows, size_t lh, float *hT, float *h0d)

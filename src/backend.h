@@ -130,6 +130,20 @@ typedef struct lcsm_conv_geom {
     int L; /* length of the time axis of history and accumulator buffers */
 } lcsm_conv_geom;
 
+/* A part of the rows of a block (tile_fft, block_direct), in units of
+ * LCSM_SPREAD_ROWS channels: units [u0, u1), unit u being channels
+ * [(u % per) * LCSM_SPREAD_ROWS, ...) (up to D) of row group gb = u / per
+ * (= g * B + b), per = lcsm_units_per_group(D). NULL: every row. Lagged flash
+ * spreads a large tile's units over several steps (src/session.c). */
+typedef struct lcsm_rows {
+    int u0, u1;
+} lcsm_rows;
+
+/* 16 channels a unit: the finer, the more evenly a large tile spreads; the
+ * CPU backend's FFT columns come in blocks of 16. */
+#define LCSM_SPREAD_ROWS 16
+static inline int lcsm_units_per_group(int D) { return (D + LCSM_SPREAD_ROWS - 1) / LCSM_SPREAD_ROWS; }
+
 /* Activations, applied elementwise (linear's flags, glu). */
 typedef enum lcsm_act {
     LCSM_ACT_NONE = 0,
@@ -221,6 +235,8 @@ typedef struct lcsm_hyena_step_args {
     lcsm_ref work;   /* [B][D] scratch the op may overwrite */
     int t;           /* position */
     lcsm_mix_mode mode;
+    int band;        /* CACHED: also sum_{k=1..band} h_k hist[t-k] directly (lagged flash: acc holds
+                        the taps from band + 1 on); 0 for plain flash and eager */
 } lcsm_hyena_step_args;
 
 /* Causal softmax attention over rows of one chunk (decode: len 1) at positions
@@ -347,32 +363,37 @@ typedef struct lcsm_backend_ops {
     /* ---- Hyena operator, one decode step */
     lcsm_status (*hyena_step)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                               const lcsm_hyena_step_args *args);
-    /* A block of the (input, output) square for every row (all groups at once):
+    /* A block of the (input, output) square for the rows `rows` (NULL: every
+     * row, all groups at once):
      *   acc[out0 + j] += sum_{m < n_in} h[out0 + j - in0 - m] hist[in0 + m],  j < n_out
      * with out0 >= in0 + n_in, 1 <= n_out, inside the geometry (the engine's
      * lcsm__block_conv checks and picks the op). block_direct sums directly (eager
      * pushes, small tiles); tile_fft computes a flash tile (n_in = U a power of two
-     * >= fft_threshold, out0 = in0 + U, n_out <= U) with the spectra made by
-     * filters_prepare. */
+     * >= fft_threshold, out0 = in0 + U + lag - 1 for the filters' lag, n_out <= U)
+     * with the spectra made by filters_prepare. */
     lcsm_status (*block_direct)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
-                                lcsm_ref hist, lcsm_ref acc, int in0, int n_in, int out0, int n_out);
+                                lcsm_ref hist, lcsm_ref acc, int in0, int n_in, int out0, int n_out,
+                                const lcsm_rows *rows);
     lcsm_status (*tile_fft)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
-                            lcsm_ref hist, lcsm_ref acc, int in0, int U, int out0, int n_out);
+                            lcsm_ref hist, lcsm_ref acc, int in0, int U, int out0, int n_out, const lcsm_rows *rows);
 
     /* ---- filters */
-    /* h is host [G*D][lh] (row-major), dbias host [G*D]. */
+    /* h is host [G*D][lh] (row-major), dbias host [G*D]. lag >= 1: the tile
+     * spectra are of the taps lag .. lag + 2U - 2 (lagged flash; 1: taps 1 ..
+     * 2U - 1, the plain schedule). */
     lcsm_status (*filters_create)(lcsm_backend *be, const float *h, const float *dbias, int G,
-                                  int D, int lh, lcsm_filters **out);
+                                  int D, int lh, int lag, lcsm_filters **out);
     /* Makes sure the spectra for FFT tiles up to size max_tile exist and that
      * tile_fft on them needs no allocation. The engine calls it under the
      * model's lock (several sessions of one model may be created at once). */
     lcsm_status (*filters_prepare)(lcsm_backend *be, lcsm_filters *f, int max_tile);
     /* Optional (NULL = nothing to do): makes what a session of this geometry needs
-     * (FFT plans and scratch for tiles up to max_tile, 0 when it runs none; the
-     * mixer's scratch), so no step allocates. Called for every session, after
-     * filters_prepare, under the model's lock. */
+     * (FFT plans and scratch for tiles up to max_tile, 0 when it runs none; for
+     * tiles from spread_from on also for row parts of LCSM_SPREAD_ROWS channels,
+     * 0 when none; the mixer's scratch), so no step allocates. Called for every
+     * session, after filters_prepare, under the model's lock. */
     lcsm_status (*session_prepare)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
-                                   int max_tile);
+                                   int max_tile, int spread_from);
     void (*filters_destroy)(lcsm_backend *be, lcsm_filters *f);
     size_t (*filters_bytes)(const lcsm_filters *f);
 

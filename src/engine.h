@@ -4,6 +4,11 @@
 #define LCSM_ENGINE_H
 
 #include "internal.h"
+#include "schedule.h"
+
+/* Spread tiles in flight at most: ceil(lag / 2U) of each size U from
+ * lcsm_spread_from(lag) on, at most 16 + 24 for 2^24 positions. */
+#define LCSM_MAX_PENDING 64
 
 struct lcsm_session {
     lcsm_model *model;
@@ -13,6 +18,14 @@ struct lcsm_session {
     int pos;             /* next position */
     int origin;          /* where the flash schedule started (prompt length) */
     int broken;          /* a backend op failed mid-step: only reset helps */
+    /* Lagged flash: the band's taps (1: plain flash; lazy and eager ignore it),
+     * tiles from spread_from on are spread over the steps up to their deadline
+     * (0: none is), and the spread tiles not finished yet. */
+    int lag, spread_from, n_pending;
+    struct lcsm_pending {
+        lcsm_tile tile;
+        int done, total, deadline; /* units (row parts) done, in all, the step that must finish it */
+    } pending[LCSM_MAX_PENDING];
     /* device state */
     /* hist, acc (not lazy), and the per-layer states + activations: three
      * allocations, so that long sessions stay within a device's largest single

@@ -17,9 +17,10 @@ int lcsm__all_finite(const float *x, size_t n, size_t *first);
 
 /* A block of the (input, output) square (src/backend.h): checks it against the
  * geometry, then runs it as an FFT tile when it is one of at least the backend's
- * threshold, else directly. The one place that decides, for every backend. */
+ * threshold, else directly (lag: the filters' lag; rows: NULL or a part). The
+ * one place that decides, for every backend. */
 lcsm_status lcsm__block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,
-                             lcsm_ref acc, int in0, int n_in, int out0, int n_out);
+                             lcsm_ref acc, int in0, int n_in, int out0, int n_out, int lag, const lcsm_rows *rows);
 
 /* ---- the model */
 
@@ -37,6 +38,7 @@ struct lcsm_model {
     int n_tiled_base;      /* of them, those that are not modal (groups 0 .. n_tiled_base - 1, then the
                             * modal ones of a model loaded with modal_tiled) */
     lcsm_filters *filters; /* NULL when n_tiled is 0 */
+    int lag;               /* lagged flash (lcsm_model_options.lag, resolved): the filters' spectra start there */
     lcsm_weights *host;    /* every tensor on the host, for lcsm_model_save and tests */
     pthread_mutex_t lock;  /* guards filters_prepare */
     char last_error[512];

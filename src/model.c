@@ -209,7 +209,9 @@ typedef struct filter_job {
     const int (*groups)[2]; /* [n_tiled]: (layer, stage) */
     float *h, *dbias;
     atomic_int next;   /* the next group to take */
+    atomic_int done;   /* groups made */
     atomic_int status; /* the first failure, else LCSM_OK */
+    pthread_t caller;  /* reports progress (lcsm_model_options.progress) */
 } filter_job;
 
 /* A modal stage's filter h[c][k] = Re sum_n R p^k (k < lh) and skip, from its
@@ -262,6 +264,9 @@ static void *filter_worker(void *arg)
             int ok = LCSM_OK;
             atomic_compare_exchange_strong(&j->status, &ok, (int)st);
         }
+        const int done = atomic_fetch_add(&j->done, 1) + 1;
+        if (j->m->opt.progress && pthread_equal(pthread_self(), j->caller))
+            j->m->opt.progress(j->m->opt.progress_user, "filters", done, j->m->n_tiled);
     }
     return NULL;
 }
@@ -285,8 +290,9 @@ static lcsm_status make_filters(lcsm_model *m)
                     groups[m->spec[l].stage[s].group][0] = l;
                     groups[m->spec[l].stage[s].group][1] = s;
                 }
-        filter_job job = {.m = m, .groups = (const int(*)[2])groups, .h = h, .dbias = dbias};
+        filter_job job = {.m = m, .groups = (const int(*)[2])groups, .h = h, .dbias = dbias, .caller = pthread_self()};
         atomic_init(&job.next, 0);
+        atomic_init(&job.done, 0);
         atomic_init(&job.status, LCSM_OK);
         /* Always threaded (a thread costs ~50 us), so every test that loads a
          * model of 2+ convolutions runs this path; a helper that cannot be
@@ -303,9 +309,11 @@ static lcsm_status make_filters(lcsm_model *m)
         for (int i = 0; i < started; i++)
             pthread_join(tid[i], NULL);
         st = (lcsm_status)atomic_load(&job.status);
+        if (st == LCSM_OK && m->opt.progress) /* the helpers may have made the last ones */
+            m->opt.progress(m->opt.progress_user, "filters", m->n_tiled, m->n_tiled);
     }
     if (st == LCSM_OK)
-        st = m->be->ops->filters_create(m->be, h, dbias, m->n_tiled, hp->d_model, hp->l_max, &m->filters);
+        st = m->be->ops->filters_create(m->be, h, dbias, m->n_tiled, hp->d_model, hp->l_max, m->lag, &m->filters);
     else
         LCSM_FAIL_BE(m->be, st, "filters of %zu floats: out of host memory", n);
     lcsm__free(h);
@@ -334,6 +342,11 @@ lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w, const lc
     else
         lcsm_model_options_default(&m->opt);
     m->host = w;
+    /* LCSM_LAG_AUTO: l_max / 256 for long models (their largest tile spread over
+     * as many steps costs about what the direct band adds), none for short ones */
+    m->lag = m->opt.lag != LCSM_LAG_AUTO ? m->opt.lag : m->hp.l_max < 4096 ? 1 : m->hp.l_max / 256;
+    if (m->opt.lag == LCSM_LAG_AUTO)
+        m->lag = m->lag < 1 ? 1 : m->lag > 1024 ? 1024 : m->lag;
     pthread_mutex_init(&m->lock, NULL);
     m->hp.arch->layers(&m->hp, m->spec);
     /* Tiled groups: the implicit and explicit filters first, then (modal_tiled)
@@ -359,8 +372,18 @@ lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w, const lc
         st = upload(m);
     if (st == LCSM_OK)
         st = make_filters(m);
-    if (st == LCSM_OK && m->filters && !m->opt.defer_spectra)
-        st = be->ops->filters_prepare(be, m->filters, lcsm_schedule_max_tile(0, m->hp.l_max));
+    if (st == LCSM_OK && m->filters && !m->opt.defer_spectra) {
+        /* size by size, so that a long load reports its progress */
+        const int max_tile = lcsm_schedule_max_tile(0, m->hp.l_max), thr = be->fft_threshold;
+        int n = 0, k = 0;
+        for (int U = thr; U <= max_tile; U *= 2)
+            n++;
+        for (int U = thr; st == LCSM_OK && U <= max_tile; U *= 2) {
+            st = be->ops->filters_prepare(be, m->filters, U);
+            if (st == LCSM_OK && m->opt.progress)
+                m->opt.progress(m->opt.progress_user, "spectra", ++k, n);
+        }
+    }
     if (st != LCSM_OK) { /* the failing step set this thread's message */
         lcsm_model_destroy(m);
         return st;
@@ -391,6 +414,9 @@ static lcsm_status check_options(lcsm_backend *be, const lcsm_model_options *opt
     if (opt && !(fabsf(opt->filter_shift) <= LCSM_MAX_FILTER_SHIFT)) /* NaN fails too */
         return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "model options: filter_shift %g is not in [-%g, %g]",
                             (double)opt->filter_shift, LCSM_MAX_FILTER_SHIFT, LCSM_MAX_FILTER_SHIFT);
+    if (opt && (opt->lag < 0 || opt->lag > LCSM_MAX_LAG))
+        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "model options: lag %d is not in [0, %d] (0: auto)", opt->lag,
+                            LCSM_MAX_LAG);
     return LCSM_OK;
 }
 
@@ -543,6 +569,7 @@ lcsm_status lcsm_model_get_info(const lcsm_model *m, lcsm_model_info *info)
     m->hp.arch->public_config(&m->hp, &info->config);
     snprintf(info->arch, sizeof info->arch, "%s", m->hp.arch->name);
     info->n_vocab = m->hp.n_vocab;
+    info->lag = m->lag;
     info->n_params = m->n_params;
     info->weight_bytes = m->wbuf_bytes + (m->filters ? m->be->ops->filters_bytes(m->filters) : 0);
     info->n_tiled_convs = m->n_tiled;

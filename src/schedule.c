@@ -25,3 +25,24 @@ int lcsm_schedule_max_tile(int origin, int L)
         ;
     return U;
 }
+
+int lcsm_schedule_tile_lag(int t, int origin, int L, int lag, lcsm_tile *tile)
+{
+    /* the plain schedule in time shifted by lag - 1: its outputs t+1 .. are ours t+lag .. */
+    int work = lcsm_schedule_tile(t, origin, L - (lag - 1) > t + 1 ? L - (lag - 1) : t + 1, tile);
+    tile->out0 += lag - 1;
+    return work && tile->n_out > 0;
+}
+
+int lcsm_spread_units(int remaining, int step, int deadline)
+{
+    const int steps = deadline - step + 1;
+    return steps <= 1 ? remaining : (remaining + steps - 1) / steps;
+}
+
+int lcsm_spread_from(int lag)
+{
+    if (lag <= 1)
+        return 0;
+    return lag / 16 > 16 ? lag / 16 : 16;
+}

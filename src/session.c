@@ -245,13 +245,15 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     }
     /* Spectra for every tile size this session can run and the backend's plans
      * and scratch, made now, not per step. */
+    const int flash = opt.algo == LCSM_ALGO_FLASH || opt.algo == LCSM_ALGO_MODAL;
+    s->lag = flash ? m->lag : 1;
+    s->spread_from = lcsm_spread_from(s->lag); /* such tiles are spread over lag steps */
     if (m->filters) {
         pthread_mutex_lock(&m->lock);
-        const int flash = opt.algo == LCSM_ALGO_FLASH || opt.algo == LCSM_ALGO_MODAL;
         const int max_tile = flash && G ? lcsm_schedule_max_tile(0, L) : 0;
         st = max_tile ? s->be->ops->filters_prepare(s->be, m->filters, max_tile) : LCSM_OK;
         if (st == LCSM_OK && s->be->ops->session_prepare)
-            st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, max_tile);
+            st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, max_tile, s->spread_from);
         pthread_mutex_unlock(&m->lock);
         if (st != LCSM_OK) {
             RELAY(s, st);
@@ -306,6 +308,7 @@ lcsm_status lcsm_session_reset(lcsm_session *s)
         return RELAY(s, st);
     s->pos = 0;
     s->origin = 0;
+    s->n_pending = 0;
     s->broken = 0;
     memset(&s->stats, 0, sizeof s->stats);
     s->stats.state_bytes = s->state_bytes;
@@ -384,7 +387,8 @@ static lcsm_status extend(lcsm_session *s, const int32_t *tokens, int len, float
     if (logits && (st = check_finite(s, logits, s->pos + len - 1, what)) != LCSM_OK)
         return st;
     s->pos += len;
-    s->origin = s->pos; /* the flash schedule restarts after the prompt */
+    s->origin = s->pos; /* the flash schedule restarts after the prompt (which pushed every earlier input) */
+    s->n_pending = 0;
     return LCSM_OK;
 }
 
@@ -401,6 +405,11 @@ lcsm_status lcsm_session_extend(lcsm_session *s, const int32_t *tokens, int len,
 }
 
 /* The step's long-convolution work for all layers at once. */
+
+/* The tile work after the step that processed position t. Flash and modal: the
+ * (lagged) schedule's tile, at once when small, else spread over the steps up
+ * to its deadline with the other spread tiles in flight; eager: the push of
+ * input t into every later output. */
 static lcsm_status schedule_work(lcsm_session *s, int t)
 {
     lcsm_filters *f = s->model->filters;
@@ -408,12 +417,33 @@ static lcsm_status schedule_work(lcsm_session *s, int t)
         return LCSM_OK;
     if (s->opt.algo == LCSM_ALGO_FLASH || s->opt.algo == LCSM_ALGO_MODAL) {
         lcsm_tile tile;
-        if (!lcsm_schedule_tile(t, s->origin, s->geom.L, &tile))
-            return LCSM_OK;
-        return lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, tile.in0, tile.U, tile.out0, tile.n_out);
+        lcsm_status st = LCSM_OK;
+        if (lcsm_schedule_tile_lag(t, s->origin, s->geom.L, s->lag, &tile)) {
+            if (s->spread_from && tile.U >= s->spread_from && s->n_pending < LCSM_MAX_PENDING) {
+                s->pending[s->n_pending++] = (struct lcsm_pending){
+                    tile, 0, s->geom.G * s->geom.B * lcsm_units_per_group(s->geom.D), t + s->lag - 1};
+            } else {
+                st = lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, tile.in0, tile.U, tile.out0, tile.n_out,
+                                      s->lag, NULL);
+            }
+        }
+        for (int i = 0; i < s->n_pending && st == LCSM_OK;) {
+            struct lcsm_pending *p = &s->pending[i];
+            const int n = lcsm_spread_units(p->total - p->done, t, p->deadline);
+            const lcsm_rows part = {p->done, p->done + n};
+            st = lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, p->tile.in0, p->tile.U, p->tile.out0,
+                                  p->tile.n_out, s->lag, &part);
+            p->done += n;
+            if (p->done == p->total)
+                *p = s->pending[--s->n_pending]; /* finished: the last one takes its place */
+            else
+                i++;
+        }
+        return st;
     }
     if (s->opt.algo == LCSM_ALGO_EAGER && t + 1 < s->geom.L)
-        return lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, t, 1, t + 1, s->geom.L - t - 1);
+        return lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, t, 1, t + 1, s->geom.L - t - 1, s->model->lag,
+                                NULL);
     return LCSM_OK;
 }
 
@@ -501,6 +531,9 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
             .work = s->work,
             .t = t,
             .mode = s->opt.algo == LCSM_ALGO_LAZY ? LCSM_MIX_LAZY : LCSM_MIX_CACHED,
+            /* lagged flash: the band's taps past the diagonal, over inputs of the schedule (the prompt's
+             * contribution is in the accumulator whole) */
+            .band = s->lag - 1 < t - s->origin ? s->lag - 1 : t - s->origin,
         };
         for (int i = 0; i < sp->n_stage; i++)
             a.stage[i] = lcsm__stage_args(m, l, i, s->geom.G, s->stage_state[l][i]);
@@ -595,9 +628,17 @@ lcsm_status lcsm_generate(lcsm_session *s, const int32_t *prompt, int prompt_len
         return FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "lcsm_generate: token buffer");
     sample_on_host(s, ids);
     const int on_device = samples_on_device(s);
+    const lcsm_progress_fn progress = s->opt.progress;
+    double last = progress ? lcsm__now() : 0;
+    if (progress)
+        progress(s->opt.progress_user, "generate", 1, n_new);
     for (int i = 1; i < n_new && st == LCSM_OK; i++) {
         const int32_t *in = on_device && i > 1 ? NULL : ids + (size_t)(i - 1) * B;
         st = step(s, in, NULL, ids + (size_t)i * B, i == n_new - 1);
+        if (progress && st == LCSM_OK && (i == n_new - 1 || lcsm__now() - last >= 0.25)) {
+            last = lcsm__now(); /* with a device sampler: steps queued (the queue keeps close) */
+            progress(s->opt.progress_user, "generate", i + 1, n_new);
+        }
     }
     if (on_device && st != LCSM_OK)
         s->be->ops->finish(s->be); /* no copy may still target ids once it is freed */

@@ -8,7 +8,9 @@
  * before position t is written, the accumulator acc[t] must hold exactly
  * sum_{s<t} h[t-s] a[s] (everything but the diagonal). With a prompt of P
  * positions, long_conv must return y[t] = sum_{s<=t} h[t-s] a[s] for t < P and
- * push the prompt's part of every later output.
+ * push the prompt's part of every later output. Lagged flash (lag > 1): acc[t]
+ * lacks the band, the inputs P <= s and t - lag < s < t, and its tiles may run
+ * in row parts of LCSM_SPREAD_ROWS channels.
  *
  * Bound: 1e-5 relative to the largest output. fp32 FFT convolution errors grow
  * like eps * log2(N) * (sum |h||a|) / |y|; with these inputs that is ~1e-6.
@@ -22,12 +24,14 @@
 typedef struct conv_case {
     int G, B, D, L, P;
     lcsm_algo algo; /* FLASH or EAGER */
+    int lag;        /* flash: 0 or 1 plain, else lagged */
+    int parts;      /* flash: tiles in row parts */
 } conv_case;
 
 static double run(lcsm_backend *be, const conv_case *c, uint64_t *rng)
 {
     const lcsm_backend_ops *op = be->ops;
-    const int G = c->G, B = c->B, D = c->D, L = c->L, P = c->P;
+    const int G = c->G, B = c->B, D = c->D, L = c->L, P = c->P, lag = c->lag > 1 ? c->lag : 1;
     const size_t rows = (size_t)G * B * D, GD = (size_t)G * D;
     float *h = malloc(sizeof *h * GD * L), *dbias = calloc(GD, sizeof *dbias);
     float *a = malloc(sizeof *a * rows * L), *row = malloc(sizeof *row * rows);
@@ -48,6 +52,8 @@ static double run(lcsm_backend *be, const conv_case *c, uint64_t *rng)
                     for (int u = 0; u < t; u++)
                         s += (double)h[f * L + t - u] * a[(size_t)u * rows + r];
                     ref[(size_t)t * rows + r] = s;
+                    for (int u = t - lag + 1 > P ? t - lag + 1 : P; u < t; u++) /* the band: the step's own */
+                        ref[(size_t)t * rows + r] -= (double)h[f * L + t - u] * a[(size_t)u * rows + r];
                 }
     double ymax = 0, err = 0;
     for (size_t i = 0; i < rows * L; i++)
@@ -56,7 +62,7 @@ static double run(lcsm_backend *be, const conv_case *c, uint64_t *rng)
     lcsm_filters *flt = NULL;
     lcsm_buf *hist = NULL, *acc = NULL, *ybuf = NULL;
     lcsm_conv_geom geom = {G, B, D, L};
-    CHECK_OK(op->filters_create(be, h, dbias, G, D, L, &flt));
+    CHECK_OK(op->filters_create(be, h, dbias, G, D, L, lag, &flt));
     CHECK_OK(op->filters_prepare(be, flt, lcsm_schedule_max_tile(P, L)));
     CHECK_OK(op->alloc(be, sizeof(float) * rows * L, &hist));
     CHECK_OK(op->alloc(be, sizeof(float) * rows * L, &acc));
@@ -73,7 +79,9 @@ static double run(lcsm_backend *be, const conv_case *c, uint64_t *rng)
             for (int t = 0; t < P; t++)
                 for (size_t i = 0; i < (size_t)B * D; i++) {
                     size_t r = (size_t)gi * B * D + i, f = (size_t)gi * D + i % D;
-                    double want = ref[(size_t)t * rows + r] + (double)h[f * L] * a[(size_t)t * rows + r];
+                    double want = (double)h[f * L] * a[(size_t)t * rows + r]; /* inside the prompt: no band */
+                    for (int u = 0; u < t; u++)
+                        want += (double)h[f * L + t - u] * a[(size_t)u * rows + r];
                     double e = fabs(y[(size_t)t * B * D + i] - want) / ymax;
                     err = e > err ? e : err;
                 }
@@ -88,10 +96,22 @@ static double run(lcsm_backend *be, const conv_case *c, uint64_t *rng)
         }
         if (c->algo == LCSM_ALGO_FLASH) {
             lcsm_tile tl;
-            if (lcsm_schedule_tile(t, P, L, &tl))
-                CHECK_OK(lcsm__block_conv(be, flt, &geom, H, A, tl.in0, tl.U, tl.out0, tl.n_out));
+            if (!lcsm_schedule_tile_lag(t, P, L, lag, &tl))
+                continue;
+            if (!c->parts) {
+                CHECK_OK(lcsm__block_conv(be, flt, &geom, H, A, tl.in0, tl.U, tl.out0, tl.n_out, lag, NULL));
+                continue;
+            }
+            /* the parts lagged flash spreads over its steps: unit ranges of 1 to 5 units */
+            const int n_units = G * B * lcsm_units_per_group(D);
+            for (int u = 0; u < n_units;) {
+                const int n = 1 + (int)(tu_next(rng) % 5), u1 = u + n < n_units ? u + n : n_units;
+                const lcsm_rows part = {u, u1};
+                CHECK_OK(lcsm__block_conv(be, flt, &geom, H, A, tl.in0, tl.U, tl.out0, tl.n_out, lag, &part));
+                u = u1;
+            }
         } else if (t + 1 < L) {
-            CHECK_OK(lcsm__block_conv(be, flt, &geom, H, A, t, 1, t + 1, L - t - 1));
+            CHECK_OK(lcsm__block_conv(be, flt, &geom, H, A, t, 1, t + 1, L - t - 1, 1, NULL));
         }
     }
     op->release(be, hist);
@@ -113,19 +133,23 @@ int main(void)
     const char *backends[8];
     int nb = tu_backends(backends);
     const conv_case cases[] = {
-        {1, 1, 1, 1, 0, LCSM_ALGO_FLASH},    {1, 1, 3, 2, 0, LCSM_ALGO_FLASH},
-        {2, 1, 5, 7, 0, LCSM_ALGO_FLASH},    {2, 3, 16, 64, 0, LCSM_ALGO_FLASH},
-        {2, 3, 20, 100, 0, LCSM_ALGO_FLASH}, {1, 2, 17, 257, 0, LCSM_ALGO_FLASH},
-        {2, 1, 8, 1000, 0, LCSM_ALGO_FLASH}, {1, 1, 33, 1500, 0, LCSM_ALGO_FLASH},
-        {2, 3, 16, 300, 7, LCSM_ALGO_FLASH}, {1, 2, 20, 513, 100, LCSM_ALGO_FLASH},
-        {2, 1, 16, 1024, 1, LCSM_ALGO_FLASH}, {1, 1, 4, 96, 95, LCSM_ALGO_FLASH},
-        {2, 3, 16, 200, 0, LCSM_ALGO_EAGER}, {1, 2, 20, 333, 50, LCSM_ALGO_EAGER},
+        {1, 1, 1, 1, 0, LCSM_ALGO_FLASH, 0, 0},    {1, 1, 3, 2, 0, LCSM_ALGO_FLASH, 0, 0},
+        {2, 1, 5, 7, 0, LCSM_ALGO_FLASH, 0, 0},    {2, 3, 16, 64, 0, LCSM_ALGO_FLASH, 0, 0},
+        {2, 3, 20, 100, 0, LCSM_ALGO_FLASH, 0, 0}, {1, 2, 17, 257, 0, LCSM_ALGO_FLASH, 0, 0},
+        {2, 1, 8, 1000, 0, LCSM_ALGO_FLASH, 0, 0}, {1, 1, 33, 1500, 0, LCSM_ALGO_FLASH, 0, 0},
+        {2, 3, 16, 300, 7, LCSM_ALGO_FLASH, 0, 0}, {1, 2, 20, 513, 100, LCSM_ALGO_FLASH, 0, 0},
+        {2, 1, 16, 1024, 1, LCSM_ALGO_FLASH, 0, 0}, {1, 1, 4, 96, 95, LCSM_ALGO_FLASH, 0, 0},
+        {2, 3, 16, 200, 0, LCSM_ALGO_EAGER, 0, 0}, {1, 2, 20, 333, 50, LCSM_ALGO_EAGER, 0, 0},
+        /* lagged flash: lag 2, 5, 33, 64; tiles in row parts (D past one part); a lag past the length */
+        {2, 3, 16, 300, 7, LCSM_ALGO_FLASH, 2, 0}, {2, 1, 100, 300, 0, LCSM_ALGO_FLASH, 5, 1},
+        {1, 2, 70, 513, 100, LCSM_ALGO_FLASH, 33, 1}, {1, 1, 130, 1000, 0, LCSM_ALGO_FLASH, 64, 1},
+        {2, 1, 8, 40, 3, LCSM_ALGO_FLASH, 64, 0},
     };
     /* LCSM_TEST_QUICK: small cases with FFT tiles from size 2 (every tile an
      * FFT), a prompt push and eager pushes. */
     const conv_case quick_cases[] = {
-        {2, 1, 5, 7, 0, LCSM_ALGO_FLASH}, {2, 3, 4, 40, 0, LCSM_ALGO_FLASH}, {1, 2, 4, 33, 20, LCSM_ALGO_FLASH},
-        {1, 2, 3, 24, 5, LCSM_ALGO_EAGER},
+        {2, 1, 5, 7, 0, LCSM_ALGO_FLASH, 0, 0}, {2, 3, 4, 40, 0, LCSM_ALGO_FLASH, 0, 0}, {1, 2, 4, 33, 20, LCSM_ALGO_FLASH, 0, 0},
+        {1, 2, 3, 24, 5, LCSM_ALGO_EAGER, 0, 0}, {1, 1, 70, 40, 3, LCSM_ALGO_FLASH, 4, 1},
     };
     const int quick = tu_quick();
     const conv_case *run_cases = quick ? quick_cases : cases;
@@ -142,10 +166,12 @@ int main(void)
             for (size_t i = 0; i < n_cases; i++) {
                 const conv_case *c = &run_cases[i];
                 double e = run(be, c, &rng);
-                CHECK(e <= TOL, "%s thr=%d %s G=%d B=%d D=%d L=%d P=%d: rel err %.3g", backends[bi],
-                      be->fft_threshold, lcsm_algo_name(c->algo), c->G, c->B, c->D, c->L, c->P, e);
-                printf("  %s thr=%-3d %-5s G=%d B=%d D=%-2d L=%-4d P=%-3d rel err %.2e\n", backends[bi],
-                       be->fft_threshold, lcsm_algo_name(c->algo), c->G, c->B, c->D, c->L, c->P, e);
+                CHECK(e <= TOL, "%s thr=%d %s G=%d B=%d D=%d L=%d P=%d lag %d%s: rel err %.3g", backends[bi],
+                      be->fft_threshold, lcsm_algo_name(c->algo), c->G, c->B, c->D, c->L, c->P, c->lag,
+                      c->parts ? " in parts" : "", e);
+                printf("  %s thr=%-3d %-5s G=%d B=%d D=%-3d L=%-4d P=%-3d lag %-2d%-9s rel err %.2e\n", backends[bi],
+                       be->fft_threshold, lcsm_algo_name(c->algo), c->G, c->B, c->D, c->L, c->P, c->lag > 1 ? c->lag : 1,
+                       c->parts ? " in parts" : "", e);
             }
             lcsm_backend_destroy(be);
         }

@@ -4,7 +4,7 @@
  * teacher-forced decoding at every position, batch 1 and 3, with and without a
  * prompt, lengths that are not powers of two, f32 and half-precision weights
  * (the reference computes with the same rounded values: storage is the only
- * change). Then: a half-precision model saved and loaded as f32 gives the same
+ * change), lagged flash (lag 5 and 64). Then: a half-precision model saved and loaded as f32 gives the same
  * logits, --weights auto keeps a checkpoint's type, and a layer kind the
  * backend lacks is refused at load, naming the op.
  *
@@ -229,24 +229,30 @@ int main(void)
                 break;
             printf("backend %s: %s\n", backends[bi], lcsm_backend_description(be));
             for (size_t f = 0; f < TU_N_FAMILIES; f++) {
+                /* f32, bf16, f16; modal filters tiled (for the others: the same model); lagged flash with
+                 * lag 5 (tiles from 5 inputs spread in row parts), and 64 at the backend's threshold */
                 const lcsm_weight_dtype dts[] = {LCSM_WEIGHTS_F32, LCSM_WEIGHTS_BF16, LCSM_WEIGHTS_F16,
-                                                 LCSM_WEIGHTS_F32};
-                for (int d = 0; d < (ti == 0 ? 4 : 1); d++) {
+                                                 LCSM_WEIGHTS_F32, LCSM_WEIGHTS_F32};
+                for (int d = 0; d < (ti == 0 ? 5 : 2); d++) {
+                    const int v = ti == 0 ? d : d * 4; /* the backend's threshold: f32, then lag 64 */
                     lcsm_model_options mo;
                     lcsm_model_options_default(&mo);
-                    mo.weight_dtype = dts[d];
-                    mo.modal_tiled = d == 3; /* modal filters tiled (for the others: the same model) */
+                    mo.weight_dtype = dts[v];
+                    mo.modal_tiled = v == 3;
+                    mo.lag = v == 4 ? (ti == 0 ? 5 : 64) : 1;
                     lcsm_model *m = NULL;
                     CHECK_OK(lcsm_model_create_random_config(be, tu_families[f].config, tu_next(&rng), &mo, &m));
                     if (!m)
                         continue;
                     /* the caches follow the weights; at the backend's threshold f16 ones for f32 weights */
                     const lcsm_weight_dtype kv = ti == 1 ? LCSM_WEIGHTS_F16 : LCSM_WEIGHTS_AUTO;
-                    char tag[96];
-                    snprintf(tag, sizeof tag, "%s %s thr=%d %s%s%s", backends[bi], tu_families[f].name,
-                             lcsm_backend_fft_threshold(be), lcsm_weight_dtype_name(dts[d]),
-                             mo.modal_tiled ? " tiled" : "", ti == 1 ? " kv f16" : "");
-                    check_model(m, tag, kv, dts[d] != LCSM_WEIGHTS_F32, &rng);
+                    char tag[96], lagged[16] = "";
+                    if (mo.lag > 1)
+                        snprintf(lagged, sizeof lagged, " lag %d", mo.lag);
+                    snprintf(tag, sizeof tag, "%s %s thr=%d %s%s%s%s", backends[bi], tu_families[f].name,
+                             lcsm_backend_fft_threshold(be), lcsm_weight_dtype_name(dts[v]),
+                             mo.modal_tiled ? " tiled" : "", lagged, ti == 1 ? " kv f16" : "");
+                    check_model(m, tag, kv, dts[v] != LCSM_WEIGHTS_F32, &rng);
                     lcsm_model_destroy(m);
                 }
                 if (ti == 0) {

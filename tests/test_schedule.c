@@ -15,57 +15,101 @@
  * decides every L <= 2^20 for outputs below L; we still run many L directly,
  * all L up to 2048 and with origins, because the clipping is part of the code.
  */
+#include "engine.h" /* LCSM_MAX_PENDING */
 #include "schedule.h"
 #include "testutil.h"
 
-static int check(int L, int origin)
+/* Lagged flash (lag >= 1) adds: the tile after step i feeds outputs from
+ * i + lag on, so its inputs reach outputs t >= s + lag only, cov[t] ends at
+ * max(origin, t - lag + 1) (the band of step t takes the rest), and a tile
+ * of lcsm_spread_from(lag) inputs or more is spread over the steps i .. i + lag - 1
+ * in units (lcsm_spread_units) and done
+ * before step i + lag reads its first output; at most LCSM_MAX_PENDING (the
+ * engine's capacity) spread tiles are in flight. */
+static int check_lag(int L, int origin, int lag)
 {
     int *cov = malloc(sizeof *cov * (size_t)(L > 0 ? L : 1));
     int ok = 1, max_u = 0;
+    enum { CAP = LCSM_MAX_PENDING, UNITS = 37 }; /* spread tiles: U >= lcsm_spread_from(lag); units each */
+    struct {
+        int done, deadline;
+    } pend[CAP];
+    int n_pend = 0, max_pend = 0;
     for (int t = 0; t < L; t++)
         cov[t] = origin;
     for (int i = origin; i < L && ok; i++) {
         lcsm_tile tl;
-        int work = lcsm_schedule_tile(i, origin, L, &tl);
+        int work = lcsm_schedule_tile_lag(i, origin, L, lag, &tl);
         if (!work) {
             /* No work is only right when every output of the tile is past L. */
-            if (i + 1 < L) {
-                fprintf(stderr, "L=%d origin=%d step %d: no tile but outputs remain\n", L, origin, i);
+            if (i + lag < L && lcsm_schedule_tile_lag(i, origin, L + lag, lag, &tl) && tl.out0 < L) {
+                fprintf(stderr, "L=%d origin=%d lag %d step %d: no tile but outputs remain\n", L, origin, lag, i);
                 ok = 0;
             }
-            continue;
-        }
-        max_u = tl.U > max_u ? tl.U : max_u;
-        if (tl.in0 < origin || tl.in0 + tl.U - 1 != i || tl.out0 != i + 1 || tl.n_out < 1 || tl.n_out > tl.U ||
-            tl.out0 + tl.n_out > L || (tl.U & (tl.U - 1))) {
-            fprintf(stderr, "L=%d origin=%d step %d: malformed tile U=%d in0=%d out0=%d n_out=%d\n", L, origin, i,
-                    tl.U, tl.in0, tl.out0, tl.n_out);
-            ok = 0;
-            break;
-        }
-        for (int t = tl.out0; t < tl.out0 + tl.n_out; t++) {
-            if (cov[t] != tl.in0 || i >= t) {
-                fprintf(stderr, "L=%d origin=%d step %d: output %d expects input %d, tile starts at %d\n", L,
-                        origin, i, t, cov[t], tl.in0);
+        } else {
+            max_u = tl.U > max_u ? tl.U : max_u;
+            if (tl.in0 < origin || tl.in0 + tl.U - 1 != i || tl.out0 != i + lag || tl.n_out < 1 || tl.n_out > tl.U ||
+                tl.out0 + tl.n_out > L || (tl.U & (tl.U - 1))) {
+                fprintf(stderr, "L=%d origin=%d lag %d step %d: malformed tile U=%d in0=%d out0=%d n_out=%d\n", L,
+                        origin, lag, i, tl.U, tl.in0, tl.out0, tl.n_out);
                 ok = 0;
                 break;
             }
-            cov[t] = tl.in0 + tl.U;
+            for (int t = tl.out0; t < tl.out0 + tl.n_out; t++) {
+                if (cov[t] != tl.in0 || i + lag - 1 >= t) {
+                    fprintf(stderr, "L=%d origin=%d lag %d step %d: output %d expects input %d, tile starts at %d\n",
+                            L, origin, lag, i, t, cov[t], tl.in0);
+                    ok = 0;
+                    break;
+                }
+                cov[t] = tl.in0 + tl.U;
+            }
+            if (lcsm_spread_from(lag) && tl.U >= lcsm_spread_from(lag)) {
+                if (n_pend == CAP) {
+                    fprintf(stderr, "L=%d lag %d step %d: more than %d spread tiles in flight\n", L, lag, i, CAP);
+                    ok = 0;
+                    break;
+                }
+                pend[n_pend].done = 0;
+                pend[n_pend++].deadline = i + lag - 1;
+            }
+        }
+        max_pend = n_pend > max_pend ? n_pend : max_pend;
+        for (int k = 0; k < n_pend;) {
+            const int n = lcsm_spread_units(UNITS - pend[k].done, i, pend[k].deadline);
+            if (n < 1 || pend[k].done + n > UNITS || (i == pend[k].deadline && pend[k].done + n != UNITS)) {
+                fprintf(stderr, "L=%d lag %d step %d: spread share %d of %d left, deadline %d\n", L, lag, i, n,
+                        UNITS - pend[k].done, pend[k].deadline);
+                ok = 0;
+                break;
+            }
+            pend[k].done += n;
+            if (pend[k].done == UNITS)
+                pend[k] = pend[--n_pend];
+            else
+                k++;
         }
     }
     for (int t = origin; t < L && ok; t++)
-        if (cov[t] != t) {
-            fprintf(stderr, "L=%d origin=%d: output %d covered only up to input %d\n", L, origin, t, cov[t]);
+        if (cov[t] != (t - lag + 1 > origin ? t - lag + 1 : origin)) {
+            fprintf(stderr, "L=%d origin=%d lag %d: output %d covered up to input %d\n", L, origin, lag, t, cov[t]);
             ok = 0;
         }
-    if (ok && max_u != lcsm_schedule_max_tile(origin, L)) {
+    if (ok && lag == 1 && max_u != lcsm_schedule_max_tile(origin, L)) {
         fprintf(stderr, "L=%d origin=%d: largest tile %d, lcsm_schedule_max_tile says %d\n", L, origin, max_u,
+                lcsm_schedule_max_tile(origin, L));
+        ok = 0;
+    }
+    if (ok && max_u > lcsm_schedule_max_tile(origin, L)) {
+        fprintf(stderr, "L=%d lag %d: a tile of %d past the prepared %d\n", L, lag, max_u,
                 lcsm_schedule_max_tile(origin, L));
         ok = 0;
     }
     free(cov);
     return ok;
 }
+
+static int check(int L, int origin) { return check_lag(L, origin, 1); }
 
 int main(void)
 {
@@ -87,6 +131,25 @@ int main(void)
         int P = (int)(tu_next(&rng) % (unsigned)L);
         CHECK(check(L, P), "random L=%d origin=%d", L, P);
     }
+    /* Lagged flash: lags 1 .. 64 at L = 2^20 (which decides every shorter L:
+     * clipping only drops outputs), all lags at short lengths with origins. */
+    bad = 0;
+    for (int lag = 1; lag <= 64; lag++)
+        bad += !check_lag(1 << 20, 0, lag);
+    CHECK(bad == 0, "%d lags at L = 2^20 failed", bad);
+    bad = 0;
+    for (int lag = 2; lag <= 64; lag++)
+        for (int L = 1; L <= 300; L += 1 + lag % 7)
+            for (int P = 0; P < L; P += 1 + L / 5)
+                bad += !check_lag(L, P, lag);
+    CHECK(bad == 0, "%d (L, origin, lag) triples failed", bad);
+    for (int k = 0; k < 8; k++) {
+        int L = 2 + (int)(tu_next(&rng) % (1 << 20)), P = (int)(tu_next(&rng) % (unsigned)L);
+        int lag = 2 + (int)(tu_next(&rng) % 1023);
+        CHECK(check_lag(L, P, lag), "random L=%d origin=%d lag %d", L, P, lag);
+    }
+    CHECK(lcsm_spread_units(10, 5, 5) == 10 && lcsm_spread_units(10, 5, 9) == 2 && lcsm_spread_units(9, 0, 3) == 3,
+          "spread shares");
     /* The tile of a step depends only on lowbit(j + 1). */
     lcsm_tile tl;
     lcsm_schedule_tile(11, 0, 100, &tl); /* j + 1 = 12 -> U = 4 */

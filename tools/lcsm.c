@@ -62,6 +62,8 @@ typedef struct cli_args {
     int threads;
     int max_len; /* 0: what generate needs, prompt + n_predict - 1 */
     bool all_tokens;
+    int lag;                /* generate: lagged flash (0 = the library's auto) */
+    bool progress, quiet;   /* generate: progress on stderr (default: when stderr is a terminal) */
     lcsm_weight_dtype weights; /* generate, info, score; make-model: how the file stores them */
     /* make-model; 0 means "keep the family's default" */
     const char *out_dir;
@@ -113,6 +115,11 @@ static const opt_def generate_opts[] = {
      "filter_shift of the implicit filters (default 0.05)"},
     {NULL, "--weights", OPT_WEIGHTS, FIELD(weights), NO_RANGE, "DT",
      "f32 | f16 | bf16 | auto (as the file stores them): weight storage on the device (default f32)"},
+    {NULL, "--lag", OPT_INT, FIELD(lag), 0, LCSM_MAX_LAG, false, "N",
+     "lagged flash: the taps a step adds directly, 1 = the plain schedule (default 0: auto, l_max / 256)"},
+    {NULL, "--progress", OPT_FLAG, FIELD(progress), NO_RANGE, NULL,
+     "show load and generation progress on stderr (default when stderr is a terminal)"},
+    {NULL, "--quiet", OPT_FLAG, FIELD(quiet), NO_RANGE, NULL, "no progress and no timing report on stderr"},
 };
 
 static const opt_def score_opts[] = {
@@ -480,14 +487,52 @@ static void print_profile(lcsm_backend *be)
 }
 
 /* -m DIR, or the built-in model when there is no -m. */
-static lcsm_status open_model(lcsm_backend *be, const char *dir, float shift, lcsm_weight_dtype weights,
-                              lcsm_model **out)
+/* Progress lines on stderr (lcsm_progress_fn): one line per stage, redrawn. */
+typedef struct progress_state {
+    char stage[16];
+    double t0;
+    long long last; /* done at the last report of this stage */
+} progress_state;
+
+static void show_progress(void *user, const char *stage, long long done, long long total)
+{
+    progress_state *p = user;
+    const double now = now_s();
+    if (strcmp(p->stage, stage)) {
+        snprintf(p->stage, sizeof p->stage, "%s", stage);
+        p->t0 = now;
+    } else if (done == p->last) {
+        return; /* said already */
+    }
+    p->last = done;
+    const double el = now - p->t0, rate = el > 0 ? (double)done / el : 0;
+    if (!strcmp(stage, "generate") && rate > 0 && done < total) {
+        const double eta = (double)(total - done) / rate;
+        fprintf(stderr, "\rlcsm: generate %lld/%lld tokens, %.0f steps/s, ETA %dm%02ds   ", done, total, rate,
+                (int)(eta / 60), (int)eta % 60);
+    } else {
+        fprintf(stderr, "\rlcsm: %-8s %lld/%lld, %.1f s   ", stage, done, total, el);
+    }
+    if (done >= total)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static progress_state g_progress;
+
+static lcsm_status open_model_opts(lcsm_backend *be, const char *dir, float shift, lcsm_weight_dtype weights,
+                                   int lag, bool progress, lcsm_model **out)
 {
     lcsm_model_options mo;
     lcsm_model_options_default(&mo);
-    const bool defaults = shift == mo.filter_shift && weights == mo.weight_dtype;
+    const bool defaults = shift == mo.filter_shift && weights == mo.weight_dtype && lag == mo.lag && !progress;
     mo.filter_shift = shift;
     mo.weight_dtype = weights;
+    mo.lag = lag;
+    if (progress) {
+        mo.progress = show_progress;
+        mo.progress_user = &g_progress;
+    }
     if (dir)
         return lcsm_model_load(be, dir, &mo, out);
     if (defaults)
@@ -497,6 +542,12 @@ static lcsm_status open_model(lcsm_backend *be, const char *dir, float shift, lc
     lcsm_model_config cfg;
     lcsm_model_config_default(&cfg);
     return lcsm_model_create_random(be, &cfg, DEFAULT_MODEL_SEED, &mo, out);
+}
+
+static lcsm_status open_model(lcsm_backend *be, const char *dir, float shift, lcsm_weight_dtype weights,
+                              lcsm_model **out)
+{
+    return open_model_opts(be, dir, shift, weights, LCSM_LAG_AUTO, false, out);
 }
 
 /* Tokenizes `text` with the model's tokenizer into a new array; NULL or ""
@@ -562,7 +613,9 @@ static void print_generate_summary(const cli_args *a, const lcsm_backend *be, co
     fprintf(stderr, "lcsm: model      %s: %s, d_model %d, n_layer %d, d_inner %d, l_max %d, n_vocab %d, %s weights\n",
             a->model_dir ? a->model_dir : "(built-in)", mi->arch, c->d_model, c->n_layer, c->d_inner, c->l_max,
             mi->n_vocab, lcsm_weight_dtype_name(a->weights));
-    fprintf(stderr, "lcsm: session    algo %s, batch %d, max_len %d\n", lcsm_algo_name(a->algo), a->batch, max_len);
+    fprintf(stderr, "lcsm: session    algo %s%s, batch %d, max_len %d\n", lcsm_algo_name(a->algo),
+            a->algo == LCSM_ALGO_FLASH || a->algo == LCSM_ALGO_MODAL ? (mi->lag > 1 ? " (lagged)" : " (plain)") : "",
+            a->batch, max_len);
     fprintf(stderr, "lcsm: tokens     prompt %d, generated %d x %d\n", prompt_len, a->n_predict, a->batch);
     fprintf(stderr, "lcsm: load       %10.2f ms (backend + model)\n", 1e3 * load_s);
     fprintf(stderr, "lcsm: prefill    %10.2f ms\n", 1e3 * st->prefill_s);
@@ -591,7 +644,8 @@ static int cmd_generate(const cli_args *a)
         goto done;
     }
     const double backend_s = now_s() - t_load;
-    if ((st = open_model(be, a->model_dir, a->shift, a->weights, &model)) != LCSM_OK) {
+    const bool progress = !a->quiet && (a->progress || isatty(STDERR_FILENO));
+    if ((st = open_model_opts(be, a->model_dir, a->shift, a->weights, a->lag, progress, &model)) != LCSM_OK) {
         rc = lib_error(st);
         goto done;
     }
@@ -627,6 +681,10 @@ static int cmd_generate(const cli_args *a)
     so.batch = a->batch;
     so.max_len = max_len;
     so.algo = a->algo;
+    if (progress) {
+        so.progress = show_progress;
+        so.progress_user = &g_progress;
+    }
     lcsm_sampler_params sp;
     lcsm_sampler_params_default(&sp);
     sp.temperature = a->temp;
@@ -673,16 +731,18 @@ static int cmd_generate(const cli_args *a)
         rc = lib_error(st);
         goto done;
     }
-    print_generate_summary(a, be, &mi, plen, max_len, load_s, total_s, &stats);
-    /* Start-up split: backend (device, kernel build or cache), model (weights,
-     * filters, tile spectra and their FFT plans), session (state, plans). */
-    lcsm_backend_stats bs;
-    lcsm_backend_get_stats(be, &bs);
-    fprintf(stderr, "lcsm: start-up   %10.2f ms (backend %.2f, model %.2f, session %.2f; of it kernels %.2f%s, "
-            "FFT plans %.2f)\n",
-            1e3 * (load_s + session_s), 1e3 * backend_s, 1e3 * (load_s - backend_s), 1e3 * session_s,
-            1e3 * bs.kernel_build_s, bs.kernels_from_cache ? " from cache" : "", 1e3 * bs.plan_s);
-    print_profile(be);
+    if (!a->quiet) {
+        print_generate_summary(a, be, &mi, plen, max_len, load_s, total_s, &stats);
+        /* Start-up split: backend (device, kernel build or cache), model (weights,
+         * filters, tile spectra and their FFT plans), session (state, plans). */
+        lcsm_backend_stats bs;
+        lcsm_backend_get_stats(be, &bs);
+        fprintf(stderr, "lcsm: start-up   %10.2f ms (backend %.2f, model %.2f, session %.2f; of it kernels %.2f%s, "
+                "FFT plans %.2f)\n",
+                1e3 * (load_s + session_s), 1e3 * backend_s, 1e3 * (load_s - backend_s), 1e3 * session_s,
+                1e3 * bs.kernel_build_s, bs.kernels_from_cache ? " from cache" : "", 1e3 * bs.plan_s);
+        print_profile(be);
+    }
 
 done:
     /* Sessions before their model, models before their backend (lcsm.h). */

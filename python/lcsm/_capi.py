@@ -170,6 +170,9 @@ _MODEL_OPTIONS_FIELDS = [
     ("defer_spectra", c_int),
     ("weight_dtype", c_int),
     ("modal_tiled", c_int),
+    ("lag", c_int),
+    ("progress", c_void_p),
+    ("progress_user", c_void_p),
 ]
 
 
@@ -187,6 +190,7 @@ _MODEL_INFO_FIELDS = [
     ("dense_bytes", c_size_t),
     ("dense_bytes_f32", c_size_t),
     ("dense_bytes_f16", c_size_t),
+    ("lag", c_int),
     ("state_bytes_per_token", c_size_t),
 ]
 
@@ -213,7 +217,8 @@ class LayerInfo(Structure):
     _fields_ = _padded(_LAYER_INFO_FIELDS)
 
 
-_SESSION_OPTIONS_FIELDS = [("batch", c_int), ("max_len", c_int), ("algo", c_int), ("kv_dtype", c_int)]
+_SESSION_OPTIONS_FIELDS = [("batch", c_int), ("max_len", c_int), ("algo", c_int), ("kv_dtype", c_int),
+                           ("progress", c_void_p), ("progress_user", c_void_p)]
 
 
 class SessionOptions(Structure):

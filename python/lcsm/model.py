@@ -67,7 +67,7 @@ def _weight_dtype(weights, new_model: bool, arg: str = "weights") -> int:
 
 
 def _model_options(weights, filter_shift, defer_spectra, new_model: bool = False,
-                   modal_tiled: bool = False) -> "_capi.ModelOptions":
+                   modal_tiled: bool = False, lag: int = 0) -> "_capi.ModelOptions":
     code = _weight_dtype(weights, new_model)
     opt = _capi.ModelOptions()
     _capi.lcsm_model_options_default(ctypes.byref(opt))
@@ -76,6 +76,7 @@ def _model_options(weights, filter_shift, defer_spectra, new_model: bool = False
         opt.filter_shift = float(filter_shift)
     opt.defer_spectra = 1 if defer_spectra else 0
     opt.modal_tiled = 1 if modal_tiled else 0
+    opt.lag = _cint(lag, "lag")
     return opt
 
 
@@ -128,8 +129,9 @@ class ModelInfo:
             in the types they are stored in.
         dense_bytes_f32: the same with f32 matrices, and
         dense_bytes_f16: with f16 or bf16 matrices.
+        lag: lagged flash's lag (1: the plain schedule).
         state_bytes_per_token: session state per position of one sequence (the
-            history and accumulator of every tiled convolution).
+            history and accumulator of every tiled convolution, attention's K and V).
     """
 
     arch: str
@@ -141,6 +143,7 @@ class ModelInfo:
     dense_bytes: int
     dense_bytes_f32: int
     dense_bytes_f16: int
+    lag: int
     state_bytes_per_token: int
 
     def __getattr__(self, name):  # info.d_model as a shortcut for info.config.d_model
@@ -308,7 +311,8 @@ class Model(Handle):
 
     @classmethod
     def load(cls, path, backend="cpu", device=None, weights: str = "f32", threads: int = 0, *,
-             filter_shift=None, defer_spectra: bool = False, modal_tiled: bool = False) -> "Model":
+             filter_shift=None, defer_spectra: bool = False, modal_tiled: bool = False,
+             lag: int = 0) -> "Model":
         """Loads `path`/config.json + `path`/model.safetensors (lcsm_model_load).
 
         Args:
@@ -332,11 +336,14 @@ class Model(Handle):
             modal_tiled: also materialise the filters of modal layers (StripedHyena,
                 Evo 2's hcl), so flash/lazy/eager sessions tile them; by default
                 they run their recurrence in every session.
+            lag: lagged flash (flash and modal sessions): the filter taps a step adds
+                directly, so that large tiles spread over that many steps; 1 = the
+                plain schedule, 0 = the library's choice (l_max / 256, 1 below 4096).
 
         Raises FileError, FormatError, MissingTensorError, ShapeError, ... with the
         library's message naming the file, tensor or field.
         """
-        opt = _model_options(weights, filter_shift, defer_spectra, modal_tiled=modal_tiled)
+        opt = _model_options(weights, filter_shift, defer_spectra, modal_tiled=modal_tiled, lag=lag)
         raw = os.fsencode(path)
         return cls._open(backend, device, threads,
                          lambda bp, out: _capi.lcsm_model_load(bp, raw, ctypes.byref(opt), out))
@@ -355,6 +362,7 @@ class Model(Handle):
     @classmethod
     def random(cls, arch: str = "hyenadna", seed: int = 0, backend="cpu", device=None, threads: int = 0,
                weights: str = "f32", *, filter_shift=None, defer_spectra: bool = False, modal_tiled: bool = False,
+               lag: int = 0,
                **shape) -> "Model":
         """A model of family `arch` with deterministic random weights from `seed`.
 
@@ -381,7 +389,7 @@ class Model(Handle):
         An unknown key raises TypeError, an unknown `arch` UnsupportedError.
         `weights`: "f32", "f16" or "bf16" ("auto" is for :meth:`load`: a new
         model has no checkpoint types to keep, InvalidArgumentError).
-        `filter_shift`, `defer_spectra` and `modal_tiled` as for :meth:`load`.
+        `filter_shift`, `defer_spectra`, `modal_tiled` and `lag` as for :meth:`load`.
         """
         if not isinstance(arch, str) or arch not in archs():
             raise UnsupportedError("arch=%r is not a model family of this lcsm library (%s)"
@@ -391,7 +399,8 @@ class Model(Handle):
             raise InvalidArgumentError("seed=%d must be in [0, 2**64)" % seed)
         if arch != "hyenadna":
             text = _family_json(arch, shape).encode()
-            opt = _model_options(weights, filter_shift, defer_spectra, new_model=True, modal_tiled=modal_tiled)
+            opt = _model_options(weights, filter_shift, defer_spectra, new_model=True, modal_tiled=modal_tiled,
+                                 lag=lag)
             return cls._open(
                 backend, device, threads,
                 lambda bp, out: _capi.lcsm_model_create_random_config(bp, text, seed, ctypes.byref(opt), out),
@@ -409,7 +418,8 @@ class Model(Handle):
                 setattr(cfg, k, float(v))
             else:
                 setattr(cfg, k, _cint(v, k))
-        opt = _model_options(weights, filter_shift, defer_spectra, new_model=True, modal_tiled=modal_tiled)
+        opt = _model_options(weights, filter_shift, defer_spectra, new_model=True, modal_tiled=modal_tiled,
+                                 lag=lag)
         return cls._open(
             backend, device, threads,
             lambda bp, out: _capi.lcsm_model_create_random(bp, ctypes.byref(cfg), seed, ctypes.byref(opt), out),
@@ -434,7 +444,7 @@ class Model(Handle):
         return ModelInfo(arch=i.arch.decode("utf-8", "replace"), config=cfg, n_vocab=i.n_vocab,
                          n_params=i.n_params, weight_bytes=i.weight_bytes, n_tiled_convs=i.n_tiled_convs,
                          dense_bytes=i.dense_bytes, dense_bytes_f32=i.dense_bytes_f32,
-                         dense_bytes_f16=i.dense_bytes_f16, state_bytes_per_token=i.state_bytes_per_token)
+                         dense_bytes_f16=i.dense_bytes_f16, lag=i.lag, state_bytes_per_token=i.state_bytes_per_token)
 
     @property
     def info(self) -> ModelInfo:
