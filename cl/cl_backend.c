@@ -32,6 +32,9 @@ static const char *const kernel_names[K_PROF_COUNT] = {
     [K_GEMM] = "gemm",
     [K_GEMM_F16] = "gemm_f16",
     [K_GEMM_BF16] = "gemm_bf16",
+    [K_GEMV_NORM] = "gemv_norm",
+    [K_GEMV_NORM_F16] = "gemv_norm_f16",
+    [K_GEMV_NORM_BF16] = "gemv_norm_bf16",
     [K_NORM] = "norm",
     [K_GLU] = "glu",
     [K_SHORTCONV_SEQ] = "shortconv_seq",
@@ -343,6 +346,7 @@ static const lcsm_backend_ops cl_ops = {
     .embed = cl_embed,
     .norm = cl_norm,
     .linear = cl_linear,
+    .norm_linear = cl_norm_linear,
     .glu = cl_glu,
     .shortconv_seq = cl_shortconv_seq,
     .mul_seq = cl_mul_seq,
@@ -614,6 +618,11 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
                                 "LCSM_CL_FFT_MAX=%s is not a power of two in [4, %d]", cap, CL_FFT_MAX_N);
         cb->fft_max_n = v;
     }
+    /* decode's norms folded into the projections after them: on GPUs (on a CPU
+     * device the fused kernel measured slower); LCSM_CL_FUSE_NORM=0 or 1 decides
+     * (A/B in bench/RESULTS.md; the tests run both) */
+    const char *fuse = getenv("LCSM_CL_FUSE_NORM");
+    cb->fuse_norm = fuse && *fuse ? strcmp(fuse, "0") != 0 : !cb->is_cpu_device;
     /* a decode step's attention splits its positions in spans of at least this
      * many (a CPU device has few cores and runs unsplit) */
     cb->attn_min_span = cb->is_cpu_device ? INT_MAX : 512;

@@ -24,6 +24,7 @@ static inline size_t clb_elems(lcsm_ref r) { return r.off / lcsm_dtype_size(r.dt
 typedef enum clk_id {
     /* per weight type: f32, f16, bf16 in this order (clb_wkernel) */
     K_EMBED, K_EMBED_F16, K_EMBED_BF16, K_GEMV, K_GEMV_F16, K_GEMV_BF16, K_GEMM, K_GEMM_F16, K_GEMM_BF16,
+    K_GEMV_NORM, K_GEMV_NORM_F16, K_GEMV_NORM_BF16,
     K_NORM, K_GLU, K_SHORTCONV_SEQ, K_CONV_STATE_SEQ, K_MUL_SEQ, K_GATE_SEQ, K_LAZY_PARTIAL, K_MODAL_SEQ, K_FIR_SEQ,
     K_FIR_RING_SEQ,
     K_HYENA_STEP, K_BLOCK_DIRECT, K_LONG_DIRECT, K_FFT_GATHER, K_FFT_MAC, K_FFT_SCATTER, K_SAMPLE,
@@ -61,6 +62,7 @@ typedef struct cl_backend {
     size_t fft_budget;  /* bytes of FFT scratch one convolution may use */
     int fft_max_n;      /* largest FFT (CL_FFT_MAX_N, or less for tests) */
     int attn_min_span;  /* positions per split of a decode step's attention (cl_attn.c) */
+    int fuse_norm;      /* decode's norms folded into the projections after them (LCSM_CL_FUSE_NORM) */
     pthread_mutex_t lock; /* kernels' arguments, scratch and plans: one op at a time */
     cl_mem dummy;         /* bound where an optional buffer is absent */
     cl_mem ids;           /* token ids of embed */
@@ -108,7 +110,7 @@ struct lcsm_filters {
 /* A ref whose kernel reads floats (complex as pairs): the offset in floats. */
 #define A_FREF(r) A_MEM((r).buf->mem), A_U64((r).off / sizeof(float))
 
-/* The kernel of `k` (K_EMBED, K_GEMV or K_GEMM) for weights of type dt. */
+/* The kernel of `k` (K_EMBED, K_GEMV, K_GEMM or K_GEMV_NORM) for weights of type dt. */
 static inline clk_id clb_wkernel(clk_id k, lcsm_dtype dt)
 {
     return (clk_id)(k + (dt == LCSM_DT_F16 ? 1 : dt == LCSM_DT_BF16 ? 2 : 0));
@@ -153,6 +155,8 @@ lcsm_status cl_embed_dev(lcsm_backend *be, lcsm_ref E, lcsm_ref ids, int n, int 
 lcsm_status cl_norm(lcsm_backend *be, lcsm_norm_kind kind, lcsm_ref x, lcsm_ref w, lcsm_ref b, lcsm_ref out, int rows,
                     int D, float eps);
 lcsm_status cl_glu(lcsm_backend *be, lcsm_ref h, lcsm_ref out, int rows, int n, lcsm_act act);
+lcsm_status cl_norm_linear(lcsm_backend *be, lcsm_norm_kind kind, lcsm_ref x, lcsm_ref w, lcsm_ref b, float eps,
+                           lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int D, int n_out, int flags);
 /* Projections of up to this many rows run as gemv_vec (8 rows per work-group,
  * each block of 8 reading the weights again), more as the tiled gemm: the
  * crossover measured by lcsm-gemv-vs-clblast (bench/RESULTS.md). */

@@ -317,6 +317,11 @@ typedef struct lcsm_backend_ops {
      * activation (LCSM_LINEAR_ACT), not both. */
     lcsm_status (*linear)(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int n_in,
                           int n_out, int flags);
+    /* Optional: linear(norm(x)) in one (the normalised x is not written).
+     * LCSM_ERR_UNSUPPORTED, with no message, for a shape it leaves to norm and
+     * linear (the engine then runs those). */
+    lcsm_status (*norm_linear)(lcsm_backend *be, lcsm_norm_kind kind, lcsm_ref x, lcsm_ref w, lcsm_ref b, float eps,
+                               lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int D, int n_out, int flags);
     /* out[r][i] = act(h[r][i]) * h[r][n + i]: the gate of a gated MLP, h [rows][2n],
      * out [rows][n] (not overlapping h). */
     lcsm_status (*glu)(lcsm_backend *be, lcsm_ref h, lcsm_ref out, int rows, int n, lcsm_act act);

@@ -115,13 +115,18 @@ static inline lcsm_hyena_stage lcsm__stage_args(const lcsm_model *m, int l, int 
     return a;
 }
 
-/* out = linear(norm(x)) through the scratch xn: the pre-norm pattern of every
- * block, in the step and the parallel forward alike. (Folding the two into one
- * OpenCL kernel was measured slower; bench/RESULTS.md.) */
+/* out = linear(norm(x)): the pre-norm pattern of every block, in the step and
+ * the parallel forward alike; one op where the backend has it, else through the
+ * scratch xn. */
 static inline lcsm_status lcsm__norm_linear(lcsm_backend *be, const lcsm_layer_spec *s, float eps, lcsm_ref x,
                                             lcsm_ref norm_w, lcsm_ref norm_b, lcsm_ref xn, lcsm_ref W, lcsm_ref bias,
                                             lcsm_ref out, int rows, int D, int n_out, int flags)
 {
+    if (be->ops->norm_linear) {
+        lcsm_status st = be->ops->norm_linear(be, s->norm, x, norm_w, norm_b, eps, W, bias, out, rows, D, n_out, flags);
+        if (st != LCSM_ERR_UNSUPPORTED)
+            return st;
+    }
     lcsm_status st = be->ops->norm(be, s->norm, x, norm_w, norm_b, xn, rows, D, eps);
     return st != LCSM_OK ? st : be->ops->linear(be, xn, W, bias, out, rows, D, n_out, flags);
 }
