@@ -4,7 +4,8 @@
 # (see ../shared/device/opencl-on-gpu.sh), build with the OpenCL backend, run the
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
-#   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast]...
+#   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast|
+#               families|peers|million]...
 # (default: all; each target is a run_<name> function below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +17,9 @@ sed -i "s|\"/usr/|\"$LCSM_SYSROOT/usr/|g" "$LCSM_SYSROOT"/usr/lib/x86_64-linux-g
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/gpu.txt" 2>&1
 export LCSM_CACHE_DIR=$PWD/build-gpu/cache
 build() {
-  cmake -S . -B build-gpu -DLCSM_OPENCL=ON -DCMAKE_BUILD_TYPE=Release > "$out/configure.txt" 2>&1 &&
+  local py; py=$(find_torch_python) # the PyTorch references of the suite need a torch
+  cmake -S . -B build-gpu -DLCSM_OPENCL=ON -DCMAKE_BUILD_TYPE=Release ${py:+-DLCSM_PYTHON=$py} \
+    > "$out/configure.txt" 2>&1 &&
     cmake --build build-gpu -j16 ${BUILD_TARGETS:+--target $BUILD_TARGETS} > "$out/build.txt" 2>&1 || { tail -n 40 "$out/configure.txt" "$out/build.txt"; exit 1; }
 }
 run_tests() {
@@ -96,6 +99,47 @@ run_paper128() { # 2^17, one algorithm per call (PAPER_ALGO: flash, or lazy, whi
 }
 run_clblast() { # our projections against CLBlast's SGEMV / SGEMM (needs the libclblast .debs in .debs/)
   ./build-gpu/bench/lcsm-gemv-vs-clblast --d-model 768 | tee "$out/gemv-vs-clblast.txt"
+}
+
+# ---- the families round (issues 11-15): one call each
+# families: the suite on the GPU (every family, attention, Hedgehog, lagged flash), the CLI, then
+# A/B cells: the fused norm + projection, f32 against bf16 and f16 weights (256x8, 768x12 and the
+# 4096x4 bandwidth case), lagged flash against the plain schedule at 16K
+run_families() {
+  timeout 300 bash -c "$(declare -f run_tests); out=$out; run_tests"
+  run_cli
+  for f in 0 1; do
+    LCSM_CL_FUSE_NORM=$f timeout 60 $B --backends opencl --models 768x12 --batches 1,8 --lens 4096 --algos flash \
+      --budget 60 --json "$out/fuse$f.json" > "$out/fuse$f.txt" 2>&1
+    echo "== LCSM_CL_FUSE_NORM=$f"; grep -E "^768x12|= " "$out/fuse$f.txt"
+  done
+  timeout 90 $B --backends opencl --models 256x8,768x12,4096x4 --batches 1 --lens 4096 --algos flash \
+    --weights f32,bf16,f16 --budget 60 --json "$out/weights.json" > "$out/weights.txt" 2>&1
+  grep -E "^[0-9]+x|= " "$out/weights.txt"
+  timeout 90 $B --backends opencl --models 256x8 --batches 1,8 --lens 16384 --algos plain,flash --latencies \
+    --budget 60 --json "$out/lag16k.json" > "$out/lag16k.txt" 2>&1
+  grep -E "^256x8|= " "$out/lag16k.txt"
+}
+# peers: lcsm against PyTorch with CUDA graphs (and eager), 768x12 at 4K and 16K, batch 1 and 8;
+# then an Evo 2 7B shape (bf16, its attention layers) at 8K, batch 1 and 8
+run_peers() {
+  local py; py=$(find_torch_python)
+  for g in --peer-graphs ""; do
+    timeout 200 $B --backends opencl --models 768x12 --batches 1,8 --lens 4096,16384 --algos lazy,flash \
+      --budget 100 ${py:+--peers torch:cuda --python $py --peer-timeout 100 --peer-algos lazy,flash $g} \
+      --json "$out/peers${g:+-graphs}.json" > "$out/peers${g:+-graphs}.txt" 2>&1
+    echo "== peers ${g:-eager}"; grep -E "^768x12|= " "$out/peers${g:+-graphs}.txt"
+  done
+  timeout 220 $B --backends opencl --models evo2-7b --batches 1,8 --lens 8192 --prompt 4096 --algos flash \
+    --weights bf16 --warmup 0 --budget 200 --json "$out/evo2-7b.json" > "$out/evo2-7b.txt" 2>&1
+  grep -vE "^$" "$out/evo2-7b.txt" | tail -n 12
+}
+# million: HyenaDNA-1M's shape (256 x 8), l_max 2^20: every position generated with lagged flash in
+# one session (start-up, total, per-step latency, peak device memory)
+run_million() {
+  timeout 580 $B --backends opencl --models 256x8 --batches 1 --lens 1048576 --prompt 1 --algos flash \
+    --warmup 0 --budget 0 --latencies --json "$out/million.json" > "$out/million.txt" 2>&1
+  echo "rc $?"; grep -vE "^$" "$out/million.txt" | tail -n 14
 }
 
 build

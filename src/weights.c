@@ -9,9 +9,12 @@
 #include "safetensors.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ERR(st, ...) (snprintf(err, cap, __VA_ARGS__), (st))
 
@@ -203,10 +206,38 @@ static void init_tensor(const lcsm_hparams *hp, lcsm_tensor *t, uint64_t seed)
     }
 }
 
+typedef struct random_job {
+    lcsm_weights *w;
+    uint64_t seed;
+    atomic_int next; /* the next tensor to fill */
+} random_job;
+
+static void *random_worker(void *arg)
+{
+    random_job *j = arg;
+    for (int i; (i = atomic_fetch_add(&j->next, 1)) < j->w->n;)
+        init_tensor(&j->w->hp, &j->w->t[i], j->seed * 0x100000001B3ull + (uint64_t)i * 0x9E3779B97F4A7C15ull);
+    return NULL;
+}
+
+/* Each tensor has its own generator (seeded by its index), so they are filled
+ * on every processor at once with the same values as one after another: a
+ * model of billions of weights starts in seconds. */
 void lcsm__weights_randomise(lcsm_weights *w, uint64_t seed)
 {
-    for (int i = 0; i < w->n; i++)
-        init_tensor(&w->hp, &w->t[i], seed * 0x100000001B3ull + (uint64_t)i * 0x9E3779B97F4A7C15ull);
+    random_job job = {.w = w, .seed = seed};
+    atomic_init(&job.next, 0);
+    enum { MAX_HELPERS = 63 };
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n_help = (int)(cpus < (long)w->n ? cpus : (long)w->n) - 1;
+    n_help = n_help < 0 ? 0 : n_help > MAX_HELPERS ? MAX_HELPERS : n_help;
+    pthread_t tid[MAX_HELPERS];
+    int started = 0;
+    while (started < n_help && pthread_create(&tid[started], NULL, random_worker, &job) == 0)
+        started++;
+    random_worker(&job);
+    for (int i = 0; i < started; i++)
+        pthread_join(tid[i], NULL);
     lcsm__weights_round(w);
 }
 
