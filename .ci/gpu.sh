@@ -130,9 +130,12 @@ run_peers() {
       --json "$out/peers${g:+-graphs}.json" > "$out/peers${g:+-graphs}.txt" 2>&1
     echo "== peers ${g:-eager}"; grep -E "^768x12|= " "$out/peers${g:+-graphs}.txt"
   done
-  timeout 220 $B --backends opencl --models evo2-7b --batches 1,8 --lens 8192 --prompt 4096 --algos flash \
+  timeout 200 $B --backends opencl --models evo2-7b --batches 1,8 --lens 8192 --prompt 4096 --algos flash \
     --weights bf16 --warmup 0 --budget 200 --json "$out/evo2-7b.json" > "$out/evo2-7b.txt" 2>&1
   grep -vE "^$" "$out/evo2-7b.txt" | tail -n 12
+  timeout 70 $B --backends opencl --models 256x8 --batches 1,8 --lens 16384 --algos plain,flash --latencies \
+    --budget 60 --json "$out/lag16k-b.json" > "$out/lag16k-b.txt" 2>&1
+  grep -E "^256x8|= " "$out/lag16k-b.txt"
 }
 # million: HyenaDNA-1M's shape (256 x 8), l_max 2^20: every position generated with lagged flash in
 # one session (start-up, total, per-step latency, peak device memory)

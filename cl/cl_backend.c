@@ -618,6 +618,11 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
                                 "LCSM_CL_FFT_MAX=%s is not a power of two in [4, %d]", cap, CL_FFT_MAX_N);
         cb->fft_max_n = v;
     }
+    /* lagged flash: spread tiles in parts of 64 channels (one FFT batch); on a
+     * GPU only tiles of 1024 and more, smaller ones cost less whole than as
+     * several launches */
+    cb->base.spread_unit = 64;
+    cb->base.spread_min = cb->is_cpu_device ? 16 : 1024;
     /* decode's norms folded into the projections after them: on GPUs (on a CPU
      * device the fused kernel measured slower); LCSM_CL_FUSE_NORM=0 or 1 decides
      * (A/B in bench/RESULTS.md; the tests run both) */

@@ -409,10 +409,10 @@ lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lc
         clfft_plan *plan;
         tile_conv_init(&c, f, g, ts, r, r, 0, U, U, U, NULL);
         st = fft_conv_setup(cb, &c, 0, &plan, &plan_rows);
-        /* a spread tile also runs in parts of LCSM_SPREAD_ROWS channels, and the rest of D */
-        const int widths[2] = {g->D < LCSM_SPREAD_ROWS ? g->D : LCSM_SPREAD_ROWS,
-                               g->D > LCSM_SPREAD_ROWS ? g->D % LCSM_SPREAD_ROWS : 0};
-        for (int k = 0; st == LCSM_OK && spread_from && U >= spread_from && k < 2; k++) {
+        /* a spread tile also runs in parts of one group: a unit of channels, the rest of D, all of D */
+        const int unit = be->spread_unit;
+        const int widths[3] = {g->D < unit ? g->D : unit, g->D > unit ? g->D % unit : 0, g->D > unit ? g->D : 0};
+        for (int k = 0; st == LCSM_OK && spread_from && U >= spread_from && k < 3; k++) {
             if (!widths[k])
                 continue;
             const cl_part part = {0, 0, widths[k]};
@@ -440,14 +440,21 @@ lcsm_status cl_tile_fft(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv
         tile_conv_init(&c, f, g, ts, hist, acc, in0, U, out0, n_out, NULL);
         st = fft_conv_run(cb, &c, 0);
     }
-    /* a part: unit by unit, each one group's LCSM_SPREAD_ROWS channels (the plans
-     * session_prepare made for that width) */
-    const int per = lcsm_units_per_group(g->D);
-    for (int u = part ? part->u0 : 0; part && u < part->u1 && st == LCSM_OK; u++) {
-        const int c0 = (u % per) * LCSM_SPREAD_ROWS;
-        const cl_part p = {u / per, c0, c0 + LCSM_SPREAD_ROWS < g->D ? c0 + LCSM_SPREAD_ROWS : g->D};
-        tile_conv_init(&c, f, g, ts, hist, acc, in0, U, out0, n_out, &p);
-        st = fft_conv_run(cb, &c, 0);
+    /* a part: one group at a time, its channels in the range as one piece (the
+     * widths session_prepare made plans for: a unit, the rest of D, all of D) */
+    const int unit = be->spread_unit, per = lcsm_units_per_group(unit, g->D);
+    for (int u = part ? part->u0 : 0; part && u < part->u1 && st == LCSM_OK;) {
+        const int gb = u / per, u_end = (gb + 1) * per < part->u1 ? (gb + 1) * per : part->u1;
+        for (int v = u; v < u_end && st == LCSM_OK;) {
+            /* whole units of a group: all of D at once, else unit by unit */
+            const int whole = v % per == 0 && u_end == (gb + 1) * per;
+            const int c0 = (v % per) * unit, c1 = whole || c0 + unit > g->D ? g->D : c0 + unit;
+            const cl_part p = {gb, c0, c1};
+            tile_conv_init(&c, f, g, ts, hist, acc, in0, U, out0, n_out, &p);
+            st = fft_conv_run(cb, &c, 0);
+            v = whole ? u_end : v + 1;
+        }
+        u = u_end;
     }
     pthread_mutex_unlock(&cb->lock);
     return st;
@@ -459,10 +466,10 @@ lcsm_status cl_block_direct(lcsm_backend *be, const lcsm_filters *f, const lcsm_
     cl_backend *cb = (cl_backend *)be;
     size_t rows = (size_t)g->G * g->B * g->D, r0 = 0;
     if (part) { /* units u0 .. u1: contiguous rows from the first's first channel to the last's last */
-        const int per = lcsm_units_per_group(g->D), last = part->u1 - 1;
+        const int unit = be->spread_unit, per = lcsm_units_per_group(unit, g->D), last = part->u1 - 1;
         const size_t end = (size_t)(last / per) * g->D +
-                           (last % per == per - 1 ? (size_t)g->D : (size_t)(last % per + 1) * LCSM_SPREAD_ROWS);
-        r0 = (size_t)(part->u0 / per) * g->D + (size_t)(part->u0 % per) * LCSM_SPREAD_ROWS;
+                           (last % per == per - 1 ? (size_t)g->D : (size_t)(last % per + 1) * unit);
+        r0 = (size_t)(part->u0 / per) * g->D + (size_t)(part->u0 % per) * unit;
         rows = end - r0;
     }
     size_t gs[2] = {round_up(rows, 64), (size_t)n_out}, ls[2] = {64, 1};

@@ -127,7 +127,7 @@ lcsm_status cl_norm_linear(lcsm_backend *be, lcsm_norm_kind kind, lcsm_ref x, lc
                            lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int D, int n_out, int flags)
 {
     cl_backend *cb = (cl_backend *)be;
-    if (!cb->fuse_norm || rows > GEMV_R) /* decode only: one block of rows */
+    if (!cb->fuse_norm || rows > 1) /* batch 1 decode: at batch 8 the fused kernel measured slower */
         return LCSM_ERR_UNSUPPORTED;
     lcsm_buf none = {cb->dummy, 0};
     const int has_bias = bias.buf != NULL, has_beta = b.buf != NULL;
@@ -240,6 +240,9 @@ int cl_lazy_max_splits(const cl_backend *cb, int cols)
 
 /* Splits of the lazy sum at position t: enough work-items to fill a GPU, each
  * summing at least a few hundred products. */
+/* Lagged flash's band up to this many taps runs in the step kernel. */
+#define CL_INLINE_BAND 64
+
 static int lazy_splits(const cl_backend *cb, int t, int cols)
 {
     int n = t / 256, max = cl_lazy_max_splits(cb, cols);
@@ -254,9 +257,11 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
     lcsm_status st = LCSM_OK;
     int n_split = 0;
     pthread_mutex_lock(&cb->lock);
-    /* the sum over history the cache lacks: all of it (lazy) or the band */
+    /* the sum over history the cache lacks: all of it (lazy) or the band, a
+     * short band in the step kernel itself */
     const int s_lo = args->mode == LCSM_MIX_LAZY ? 0 : args->t - args->band;
-    if (s_lo < args->t) {
+    const int inline_band = args->mode == LCSM_MIX_CACHED && args->band <= CL_INLINE_BAND ? args->band : 0;
+    if (s_lo < args->t && !inline_band) {
         n_split = lazy_splits(cb, args->t - s_lo, B * D);
         /* reserved by cl_session_prepare: this never allocates */
         st = clb_scratch(cb, &cb->lazy_part, (size_t)n_stage * n_split * B * D * sizeof(float), "lazy partial sums");
@@ -321,6 +326,8 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
                       A_MEM(part),
                       A_I32(n_split),
                       A_I32(args->mode == LCSM_MIX_CACHED),
+                      A_MEM(f ? f->hT : cb->dummy),
+                      A_I32(inline_band),
                       A_I32(n_stage),
                       A_STAGE(0),
                       A_STAGE(1),

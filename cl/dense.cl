@@ -617,8 +617,9 @@ static float fir_update(float a, __global const float *taps, float skip, __globa
 __kernel void hyena_step(__global const float *u, ulong uo, int S, __global const float *w, ulong wo,
                          __global const float *cb, ulong cbo, int has_b, int K, __global float *st, ulong so,
                          __global float *hist, ulong ho, __global const float *acc, ulong aco,
-                         __global const float *h0d, __global const float *part, int n_split, int cached, int n_stage,
-                         STAGE_ARGS(0), STAGE_ARGS(1), __global float *y, ulong yo, int G, int B, int D, int t)
+                         __global const float *h0d, __global const float *part, int n_split, int cached,
+                         __global const float *hT, int band, int n_stage, STAGE_ARGS(0), STAGE_ARGS(1),
+                         __global float *y, ulong yo, int G, int B, int D, int t)
 {
     const int c = get_global_id(0), b = get_global_id(1);
     if (c >= D)
@@ -668,6 +669,10 @@ __kernel void hyena_step(__global const float *u, ulong uo, int S, __global cons
         float past = cached ? acc[aco + idx] : 0.0f; /* plus the band's or the lazy sum's partials */
         for (int p = 0; p < n_split; p++)
             past += part[((size_t)i * n_split + p) * B * D + col];
+        /* a short band (lagged flash) here, saving a launch: taps 1 .. band of the history */
+        const size_t GD = (size_t)G * D, rows = GD * B;
+        for (int k = 1; k <= band; k++)
+            past += hT[(size_t)k * GD + (size_t)g * D + c] * hist[ho + idx - (size_t)k * rows];
         s = past + h0d[(size_t)g * D + c] * a;
     }
     y[yo + col] = v[0] * s;

@@ -40,7 +40,7 @@ static inline void cpu_ffree(void *p)
 /* Columns an FFT job handles at once: FFTW transforms them as one vector-major
  * batch (stride W, distance 1), so time-major data needs no transposition. */
 #define CPU_FFT_W 16
-_Static_assert(CPU_FFT_W == LCSM_SPREAD_ROWS, "a unit of rows (src/backend.h) is one FFT column block");
+
 
 /* Plans for one transform size over CPU_FFT_W interleaved columns. */
 typedef struct cpu_plan {

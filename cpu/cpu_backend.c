@@ -129,6 +129,8 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
         return lcsm__fail(NULL, 0, LCSM_ERR_OUT_OF_MEMORY, "cpu backend handle");
     cb->base.ops = &cpu_ops;
     snprintf(cb->base.name, sizeof cb->base.name, "cpu");
+    cb->base.spread_unit = CPU_FFT_W; /* one FFT column block: a task of tile_fft */
+    cb->base.spread_min = 16;
     pthread_mutex_init(&cb->lock, NULL);
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     cb->n_threads = opt->n_threads > 0 ? opt->n_threads : (online > 0 ? (int)online : 1);

@@ -128,7 +128,7 @@ typedef struct direct_job {
     const float *hist;
     float *acc;
     int in0, n_in, out0, n_out, n_tasks;
-    int u0, u1; /* the rows: units of LCSM_SPREAD_ROWS channels (src/backend.h) */
+    int u0, u1; /* the rows: units of W channels (src/backend.h, lcsm_rows) */
 } direct_job;
 
 static void direct_task(void *ctx, int task, int thread)
@@ -146,10 +146,10 @@ static void direct_task(void *ctx, int task, int thread)
             if (k >= j->f->lh)
                 continue;
             const float *hrow = j->f->hT + (size_t)k * GD, *xrow = j->hist + (size_t)(j->in0 + m) * rows;
-            const int per = lcsm_units_per_group(D);
+            const int per = lcsm_units_per_group(W, D); /* a unit of rows is W channels (cpu_backend.c) */
             for (int u = j->u0; u < j->u1;) { /* the units of one group at a time */
                 const int gb = u / per, u_end = (gb + 1) * per < j->u1 ? (gb + 1) * per : j->u1;
-                const int c0 = (u % per) * LCSM_SPREAD_ROWS, c1 = u_end == (gb + 1) * per ? D : (u_end % per) * LCSM_SPREAD_ROWS;
+                const int c0 = (u % per) * W, c1 = u_end == (gb + 1) * per ? D : (u_end % per) * W;
                 const float *h = hrow + (size_t)(gb / B) * D, *x = xrow + (size_t)gb * D;
                 float *a = arow + (size_t)gb * D;
                 for (int c = c0; c < c1; c++)
@@ -163,10 +163,10 @@ static void direct_task(void *ctx, int task, int thread)
 void cpu_block_direct(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
                       float *acc, int in0, int n_in, int out0, int n_out, const lcsm_rows *rows)
 {
-    direct_job j = {f, g, hist, acc, in0, n_in, out0, n_out, 1, 0, g->G * g->B * lcsm_units_per_group(g->D)};
+    direct_job j = {f, g, hist, acc, in0, n_in, out0, n_out, 1, 0, g->G * g->B * lcsm_units_per_group(W, g->D)};
     if (rows)
         j.u0 = rows->u0, j.u1 = rows->u1;
-    j.n_tasks = tasks_for(cb, (double)n_in * n_out * (j.u1 - j.u0) * LCSM_SPREAD_ROWS, n_out);
+    j.n_tasks = tasks_for(cb, (double)n_in * n_out * (j.u1 - j.u0) * W, n_out);
     lcsm_pool_run(cb->pool, j.n_tasks, direct_task, &j);
 }
 
@@ -229,7 +229,7 @@ lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv
     if (!f->spec[k] || cb->scratch_floats < (size_t)(4 * U + 2) * W)
         return LCSM_FAIL_BE(&cb->base, LCSM_ERR_STATE, "cpu: tile size %d was not prepared", U);
     /* Plan and spectrum were made at prepare time: a step takes no lock. A unit
-     * of rows is one column block (W == LCSM_SPREAD_ROWS). */
+     * of rows is one column block (spread_unit = W, cpu_backend.c). */
     tile_job j = {cb, f, g, f->plan[k], f->spec[k], hist, acc, in0, U, out0, n_out, rows ? rows->u0 : 0};
     lcsm_pool_run(cb->pool, rows ? rows->u1 - rows->u0 : g->G * g->B * ((g->D + W - 1) / W), tile_task, &j);
     return LCSM_OK;

@@ -153,9 +153,10 @@ lcsm_status lcsm__block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm
                             n_in, out0, n_out, g->L);
     if (n_out == 0)
         return LCSM_OK;
-    if (rows && (rows->u0 < 0 || rows->u0 >= rows->u1 || rows->u1 > g->G * g->B * lcsm_units_per_group(g->D)))
+    const int n_units = g->G * g->B * lcsm_units_per_group(be->spread_unit, g->D);
+    if (rows && (rows->u0 < 0 || rows->u0 >= rows->u1 || rows->u1 > n_units))
         return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "block rows: units [%d, %d) outside %d", rows->u0,
-                            rows->u1, g->G * g->B * lcsm_units_per_group(g->D));
+                            rows->u1, n_units);
     /* a tile of the filters' spectra: its outputs start lag - 1 after its inputs end */
     const int is_tile = !(n_in & (n_in - 1)) && out0 == in0 + n_in + lag - 1 && n_out <= n_in;
     if (is_tile && n_in >= be->fft_threshold)

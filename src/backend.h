@@ -130,19 +130,16 @@ typedef struct lcsm_conv_geom {
     int L; /* length of the time axis of history and accumulator buffers */
 } lcsm_conv_geom;
 
-/* A part of the rows of a block (tile_fft, block_direct), in units of
- * LCSM_SPREAD_ROWS channels: units [u0, u1), unit u being channels
- * [(u % per) * LCSM_SPREAD_ROWS, ...) (up to D) of row group gb = u / per
- * (= g * B + b), per = lcsm_units_per_group(D). NULL: every row. Lagged flash
- * spreads a large tile's units over several steps (src/session.c). */
+/* A part of the rows of a block (tile_fft, block_direct), in units of the
+ * backend's spread_unit channels: units [u0, u1), unit u being channels
+ * [(u % per) * unit, ...) (up to D) of row group gb = u / per (= g * B + b),
+ * per = lcsm_units_per_group(unit, D). NULL: every row. Lagged flash spreads a
+ * large tile's units over several steps (src/session.c). */
 typedef struct lcsm_rows {
     int u0, u1;
 } lcsm_rows;
 
-/* 16 channels a unit: the finer, the more evenly a large tile spreads; the
- * CPU backend's FFT columns come in blocks of 16. */
-#define LCSM_SPREAD_ROWS 16
-static inline int lcsm_units_per_group(int D) { return (D + LCSM_SPREAD_ROWS - 1) / LCSM_SPREAD_ROWS; }
+static inline int lcsm_units_per_group(int unit, int D) { return (D + unit - 1) / unit; }
 
 /* Activations, applied elementwise (linear's flags, glu). */
 typedef enum lcsm_act {
@@ -394,7 +391,7 @@ typedef struct lcsm_backend_ops {
     lcsm_status (*filters_prepare)(lcsm_backend *be, lcsm_filters *f, int max_tile);
     /* Optional (NULL = nothing to do): makes what a session of this geometry needs
      * (FFT plans and scratch for tiles up to max_tile, 0 when it runs none; for
-     * tiles from spread_from on also for row parts of LCSM_SPREAD_ROWS channels,
+     * tiles from spread_from on also for row parts (lcsm_rows) of one group,
      * 0 when none; the mixer's scratch), so no step allocates. Called for every
      * session, after filters_prepare, under the model's lock. */
     lcsm_status (*session_prepare)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
@@ -433,6 +430,10 @@ struct lcsm_backend {
     char description[256];
     int fft_threshold;
     int sample_max; /* candidates the device sampler handles at temperature > 0 */
+    /* Lagged flash's parts of a spread tile: channels per unit (a multiple of
+     * 16, lcsm_rows) and the smallest tile worth spreading (a GPU runs small
+     * tiles faster whole than as many launches). Set at creation. */
+    int spread_unit, spread_min;
     lcsm_backend_stats stats; /* kept up to date by the backend */
     char last_error[512];
 };

@@ -247,7 +247,10 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
      * and scratch, made now, not per step. */
     const int flash = opt.algo == LCSM_ALGO_FLASH || opt.algo == LCSM_ALGO_MODAL;
     s->lag = flash ? m->lag : 1;
-    s->spread_from = lcsm_spread_from(s->lag); /* such tiles are spread over lag steps */
+    /* such tiles are spread over lag steps: lcsm_spread_from's, or what the backend finds worth it */
+    s->spread_from = lcsm_spread_from(s->lag);
+    if (s->spread_from && s->spread_from < m->be->spread_min)
+        s->spread_from = m->be->spread_min;
     if (m->filters) {
         pthread_mutex_lock(&m->lock);
         const int max_tile = flash && G ? lcsm_schedule_max_tile(0, L) : 0;
@@ -421,7 +424,8 @@ static lcsm_status schedule_work(lcsm_session *s, int t)
         if (lcsm_schedule_tile_lag(t, s->origin, s->geom.L, s->lag, &tile)) {
             if (s->spread_from && tile.U >= s->spread_from && s->n_pending < LCSM_MAX_PENDING) {
                 s->pending[s->n_pending++] = (struct lcsm_pending){
-                    tile, 0, s->geom.G * s->geom.B * lcsm_units_per_group(s->geom.D), t + s->lag - 1};
+                    tile, 0, s->geom.G * s->geom.B * lcsm_units_per_group(s->be->spread_unit, s->geom.D),
+                    t + s->lag - 1};
             } else {
                 st = lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, tile.in0, tile.U, tile.out0, tile.n_out,
                                       s->lag, NULL);

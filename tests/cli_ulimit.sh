@@ -16,7 +16,15 @@
 # Before the fix (cpu/cpu_blas.c, tools/lcsm.c), most levels between 100 and
 # 500 MiB hung: OpenBLAS retried a failed 128 MiB work-buffer allocation
 # forever, inside a projection or in its worker thread, which exit() waited for.
+#
+# On a machine with many processors OpenBLAS's own initialisation, which runs
+# when the library is loaded and so before main() (where the CLI keeps OpenBLAS
+# single-threaded), starts a thread per processor and aborts when the limit
+# leaves no room for their stacks (seen on a 16-core host at 100..800 MiB).
+# That is not lcsm's to catch; the runs here set OPENBLAS_NUM_THREADS=1, as the
+# README asks of programs that run under tight limits.
 set -u
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 exe=${1:?usage: cli_ulimit.sh LCSM_EXE [LEVELS_MIB...]}
 shift
 levels=${*:-${LCSM_ULIMIT_LEVELS:-100 150 200 250 300 350 400 450 500 600 800 1200}}

@@ -10,7 +10,7 @@
  * positions, long_conv must return y[t] = sum_{s<=t} h[t-s] a[s] for t < P and
  * push the prompt's part of every later output. Lagged flash (lag > 1): acc[t]
  * lacks the band, the inputs P <= s and t - lag < s < t, and its tiles may run
- * in row parts of LCSM_SPREAD_ROWS channels.
+ * in row parts (units of the backend's spread_unit channels).
  *
  * Bound: 1e-5 relative to the largest output. fp32 FFT convolution errors grow
  * like eps * log2(N) * (sum |h||a|) / |y|; with these inputs that is ~1e-6.
@@ -103,7 +103,7 @@ static double run(lcsm_backend *be, const conv_case *c, uint64_t *rng)
                 continue;
             }
             /* the parts lagged flash spreads over its steps: unit ranges of 1 to 5 units */
-            const int n_units = G * B * lcsm_units_per_group(D);
+            const int n_units = G * B * lcsm_units_per_group(be->spread_unit, D);
             for (int u = 0; u < n_units;) {
                 const int n = 1 + (int)(tu_next(rng) % 5), u1 = u + n < n_units ? u + n : n_units;
                 const lcsm_rows part = {u, u1};
