@@ -14,6 +14,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define CPU_HALF_X86 1
 #endif
@@ -134,8 +135,11 @@ void cpu_half_init(cpu_backend *cb)
     cb->half_to_f32 = half_to_f32_c;
     cb->half_fused = 0;
 #ifdef CPU_HALF_X86
+    /* F16C from CPUID itself: Clang 14's __builtin_cpu_supports does not know "f16c". */
+    unsigned a, b, c, d;
+    int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma")) {
+    if (f16c && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         cb->half_to_f32 = half_to_f32_avx2;
         cb->half_fused = 1;
     }
