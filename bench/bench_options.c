@@ -416,7 +416,7 @@ static const opt_def options[] = {
      opt_profile},
     {"--json", "FILE", "also write one JSON object per cell (and per ratio) to FILE", opt_json},
     {"--latencies", NULL, "put every step's time into the JSON (for bench/plot.py)", opt_latencies},
-    {"--peers", "P,...", "also run PyTorch peers: torch, torch:cuda, torch:cpu", opt_peers},
+    {"--peers", "P,...", "also run PyTorch peers: torch, torch:cuda, torch:cpu; +graphs (torch:cuda+graphs) under CUDA graphs", opt_peers},
     {"--peer-algos", "A,...", "peer algorithms: recompute, lazy, flash (default all three)", opt_peer_algos},
     {"--peer-graphs", NULL, "run the CUDA peers under CUDA graphs", opt_peer_graphs},
     {"--peer-script", "PATH", "the peer (default: bench/peers/torch_peer.py of the source tree)", opt_peer_script},

@@ -22,10 +22,19 @@ int bench_peer_parse(const char *spec, bench_peer *p)
     if (strlen(spec) >= sizeof p->name)
         return -1;
     snprintf(p->name, sizeof p->name, "%s", spec);
-    if (!strcmp(spec, "torch"))
+    char base[32];
+    snprintf(base, sizeof base, "%s", spec);
+    char *plus = strchr(base, '+');
+    if (plus) {
+        if (strcmp(plus, "+graphs") != 0)
+            return -1;
+        *plus = 0;
+        p->graphs = 1;
+    }
+    if (!strcmp(base, "torch"))
         return 0;
-    if (!strcmp(spec, "torch:cuda") || !strcmp(spec, "torch:cpu")) {
-        snprintf(p->device, sizeof p->device, "%s", spec + 6);
+    if (!strcmp(base, "torch:cuda") || (!strcmp(base, "torch:cpu") && !p->graphs)) {
+        snprintf(p->device, sizeof p->device, "%s", strcmp(base, "torch:cpu") ? "cuda" : "cpu");
         return 0;
     }
     return -1;
@@ -254,7 +263,7 @@ void bench_run_peer(const bench_peer_opts *o, const bench_peer *p, const char *m
         argv[n++] = "--threads";
         argv[n++] = st;
     }
-    if (o->cuda_graphs && strcmp(p->device, "cpu") != 0) /* graphs are CUDA's */
+    if ((o->cuda_graphs || p->graphs) && strcmp(p->device, "cpu") != 0) /* graphs are CUDA's */
         argv[n++] = "--cuda-graphs";
     if (o->latencies)
         argv[n++] = "--latencies";

@@ -20,10 +20,12 @@
 #include "bench.h"
 
 /* One --peers entry: "torch" (the peer picks CUDA when present), "torch:cuda",
- * "torch:cpu". */
+ * "torch:cpu"; "torch:cuda+graphs" runs that peer under CUDA graphs (so one
+ * invocation can list the peer with and without them). */
 typedef struct bench_peer {
     char name[32];      /* as given, for the table */
     char device[16];    /* "" (peer's choice), "cuda" or "cpu" */
+    int graphs;         /* "+graphs": CUDA graphs for this peer (as --peer-graphs for all) */
 } bench_peer;
 
 /* Parses one --peers entry; 0 on success. */

@@ -133,7 +133,7 @@ lcsm_status cl_norm_linear(lcsm_backend *be, lcsm_norm_kind kind, lcsm_ref x, lc
     const int has_bias = bias.buf != NULL, has_beta = b.buf != NULL;
     cl_arg a[] = {A_REF(x),    A_REF(W),   A_REF(has_bias ? bias : lcsm_f32(&none, 0)), A_I32(has_bias),
                   A_REF(w),    A_REF(has_beta ? b : lcsm_f32(&none, 0)), A_I32(has_beta), A_I32(kind),
-                  A_F32(eps),  A_REF(out), A_I32(rows), A_I32(D), A_I32(n_out), A_I32(flags)};
+                  A_F32(eps),  A_REF(out), A_I32(D),    A_I32(n_out), A_I32(flags)};
     size_t g[3] = {GV_LANES, round_up((size_t)n_out, GV_ROWS), 1}, l[3] = {GV_LANES, GV_ROWS, 1};
     return locked(cb, clb_wkernel(K_GEMV_NORM, W.dt), 3, g, l, a, N_ARGS(a));
 }

@@ -260,81 +260,62 @@ gemv_vec(__global const float *x, ulong xo, __global const float *W, ulong wo, _
 GEMV_HALF(gemv_vec_f16, f16)
 GEMV_HALF(gemv_vec_bf16, bf16)
 
-/* A norm and the projection after it in one pass (decode): out[r][n] =
- * W[n] . norm(x[r]) + bias[n], the norm's statistics summed while x is read
- * for the product, so there is no prologue and no normalised copy of x:
+/* A norm and the projection after it in one pass (batch-1 decode): out[n] =
+ * W[n] . norm(x) + bias[n], the norm's statistics summed while x is read for
+ * the product, so there is no prologue and no normalised copy of x:
  *   W[n] . (g * (x - mu) rstd + beta) = rstd (A - mu' C) + E
  * with A = sum w g (x - x0), C = sum w g, E = sum w beta and mu' = mean(x) - x0
  * (x0 = x[0], a shift that keeps the one-pass variance from cancelling when
  * the mean is large); the RMS kinds use A = sum w g x and sum x^2. Work-group
- * layout as gemv_vec; each item also keeps its part of the row statistics. */
+ * layout as gemv_vec, one row of x (the host sends larger batches to the
+ * unfused pair); each item also keeps its part of the row statistics. */
 #define GEMV_NORM(NAME, T)                                                                                    \
     __kernel __attribute__((reqd_work_group_size(GV_LANES, GV_ROWS, 1))) void NAME(                          \
         __global const float *x, ulong xo, __global const WTYPE_##T *W, ulong wo, __global const float *bias,   \
         ulong bo, int has_bias, __global const float *gam, ulong go, __global const float *bet, ulong beo,     \
-        int has_beta, int kind, float eps, __global float *out, ulong oo, int rows, int n_in, int n_out,       \
-        int flags)                                                                                            \
+        int has_beta, int kind, float eps, __global float *out, ulong oo, int n_in, int n_out, int flags)      \
     {                                                                                                         \
-        __local float red[GV_ROWS][3 * GEMV_R + 2][GV_LANES + 1];                                             \
+        __local float red[GV_ROWS][5][GV_LANES + 1];                                                          \
         const int l = get_local_id(0), j = get_local_id(1);                                                   \
-        const int n = get_group_id(1) * GV_ROWS + j;                                                          \
-        const size_t r0 = (size_t)get_group_id(2) * GEMV_R;                                                   \
-        xo += r0 * n_in;                                                                                      \
-        oo += r0 * n_out;                                                                                     \
-        rows -= (int)r0;                                                                                      \
-        const int nr = rows < GEMV_R ? rows : GEMV_R, layer = kind == NORM_LAYER;                             \
+        const int n = get_group_id(1) * GV_ROWS + j, layer = kind == NORM_LAYER;                              \
         __global const float *xr = x + xo, *g = gam + go, *be = bet + beo;                                    \
-        float A[GEMV_R], S1[GEMV_R], S2[GEMV_R], x0[GEMV_R], C = 0.0f, E = 0.0f;                              \
-        for (int r = 0; r < GEMV_R; r++) {                                                                    \
-            A[r] = S1[r] = S2[r] = 0.0f;                                                                      \
-            x0[r] = layer && r < nr ? xr[(size_t)r * n_in] : 0.0f;                                            \
-        }                                                                                                     \
+        const float x0 = layer ? xr[0] : 0.0f;                                                                \
+        float A = 0.0f, S1 = 0.0f, S2 = 0.0f, C = 0.0f, E = 0.0f;                                             \
         const int nn = n < n_out ? n : n_out - 1; /* items past n_out read a valid row, write nothing */       \
         __global const WTYPE_##T *w = W + wo + (size_t)nn * n_in;                                             \
         const int k4 = n_in & ~3, step = 4 * GV_LANES;                                                        \
         for (int k = 4 * l; k < k4; k += step) {                                                              \
-            const float4 wv = LOAD4_##T(w, k), gv = vload4(0, g + k), wg = wv * gv;                           \
+            const float4 wv = LOAD4_##T(w, k), wg = wv * vload4(0, g + k), xv = vload4(0, xr + k) - x0;      \
             C += wg.x + wg.y + wg.z + wg.w;                                                                   \
             if (has_beta)                                                                                     \
                 E += dot(wv, vload4(0, be + k));                                                              \
-            for (int r = 0; r < GEMV_R; r++)                                                                  \
-                if (r < nr) {                                                                                 \
-                    const float4 xv = vload4(0, xr + (size_t)r * n_in + k) - x0[r];                           \
-                    A[r] += dot(wg, xv);                                                                      \
-                    S1[r] += xv.x + xv.y + xv.z + xv.w;                                                       \
-                    S2[r] += dot(xv, xv);                                                                     \
-                }                                                                                             \
+            A += dot(wg, xv);                                                                                 \
+            S1 += xv.x + xv.y + xv.z + xv.w;                                                                  \
+            S2 += dot(xv, xv);                                                                                \
         }                                                                                                     \
         for (int k = k4 + l; k < n_in; k += GV_LANES) {                                                       \
-            const float wv = LOAD1_##T(w, k), wg = wv * g[k];                                                 \
+            const float wv = LOAD1_##T(w, k), wg = wv * g[k], xv = xr[k] - x0;                                \
             C += wg;                                                                                          \
             if (has_beta)                                                                                     \
                 E += wv * be[k];                                                                              \
-            for (int r = 0; r < nr; r++) {                                                                    \
-                const float xv = xr[(size_t)r * n_in + k] - x0[r];                                            \
-                A[r] += wg * xv;                                                                              \
-                S1[r] += xv;                                                                                  \
-                S2[r] += xv * xv;                                                                             \
-            }                                                                                                 \
+            A += wg * xv;                                                                                     \
+            S1 += xv;                                                                                         \
+            S2 += xv * xv;                                                                                    \
         }                                                                                                     \
-        for (int r = 0; r < GEMV_R; r++) {                                                                    \
-            red[j][r][l] = A[r];                                                                              \
-            red[j][GEMV_R + r][l] = S1[r];                                                                    \
-            red[j][2 * GEMV_R + r][l] = S2[r];                                                                \
-        }                                                                                                     \
-        red[j][3 * GEMV_R][l] = C;                                                                            \
-        red[j][3 * GEMV_R + 1][l] = E;                                                                        \
+        red[j][0][l] = A;                                                                                     \
+        red[j][1][l] = S1;                                                                                    \
+        red[j][2][l] = S2;                                                                                    \
+        red[j][3][l] = C;                                                                                     \
+        red[j][4][l] = E;                                                                                     \
         barrier(CLK_LOCAL_MEM_FENCE);                                                                         \
-        const int p = j * GV_LANES + l, jn = p / GEMV_R, r = p % GEMV_R;                                      \
-        const int no = get_group_id(1) * GV_ROWS + jn;                                                        \
-        if (p < GV_ROWS * GEMV_R && r < nr && no < n_out) {                                                   \
+        if (l == 0 && n < n_out) {                                                                            \
             float a = 0.0f, s1 = 0.0f, s2 = 0.0f, c = 0.0f, e = 0.0f;                                         \
             for (int i = 0; i < GV_LANES; i++) {                                                              \
-                a += red[jn][r][i];                                                                           \
-                s1 += red[jn][GEMV_R + r][i];                                                                 \
-                s2 += red[jn][2 * GEMV_R + r][i];                                                             \
-                c += red[jn][3 * GEMV_R][i];                                                                  \
-                e += red[jn][3 * GEMV_R + 1][i];                                                              \
+                a += red[j][0][i];                                                                            \
+                s1 += red[j][1][i];                                                                           \
+                s2 += red[j][2][i];                                                                           \
+                c += red[j][3][i];                                                                            \
+                e += red[j][4][i];                                                                            \
             }                                                                                                 \
             float v;                                                                                          \
             if (layer) {                                                                                      \
@@ -344,8 +325,8 @@ GEMV_HALF(gemv_vec_bf16, bf16)
                 v = a * (kind == NORM_RMS ? 1.0f / sqrt(s2 / (float)n_in + eps)                               \
                                           : 1.0f / (sqrt(s2) / sqrt((float)n_in) + eps)) + e;                 \
             }                                                                                                 \
-            __global float *o = out + oo + (size_t)r * n_out + no;                                            \
-            *o = epilogue(v, bias + bo, has_bias, no, flags, o);                                              \
+            __global float *o = out + oo + n;                                                                 \
+            *o = epilogue(v, bias + bo, has_bias, n, flags, o);                                               \
         }                                                                                                     \
     }
 GEMV_NORM(gemv_norm, f32)
