@@ -147,7 +147,7 @@ static const opt_def devices_opts[] = {
 
 static const opt_def make_model_opts[] = {
     {NULL, "--arch", OPT_STR, FIELD(arch), NO_RANGE, "NAME",
-     "model family: hyenadna | longconv | stripedhyena | evo2 (default hyenadna)"},
+     "model family: hyenadna | longconv | stripedhyena | evo2 | hedgehog (default hyenadna)"},
     {NULL, "--d-model", OPT_INT, FIELD(d_model), 1, 65536, false, "D", "model width (default: the family's; 128)"},
     {NULL, "--n-layer", OPT_INT, FIELD(n_layer), 1, 4096, false, "N", "layers (default 2)"},
     {NULL, "--l-max", OPT_INT, FIELD(l_max), 1, INT_MAX, false, "L", "longest sequence (default: 16384; 1024)"},
@@ -907,6 +907,7 @@ static int cmd_make_model(const cli_args *a)
     lcsm_model_options mo;
     lcsm_model_options_default(&mo);
     mo.weight_dtype = a->weights;
+    mo.defer_spectra = 1; /* no session: the tile spectra would only cost time and memory */
     lcsm_model_info mi;
     if ((st = open_backend("cpu", NULL, 0, &be)) != LCSM_OK ||
         (st = lcsm_model_create_random_config(be, json, a->seed, &mo, &model)) != LCSM_OK ||
