@@ -121,6 +121,8 @@ static void lin_task(void *ctx, int task, int thread)
         const float *W = (const float *)j->W + (size_t)o0 * j->n_in;
         if (j->rows == 1)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, m, j->n_in, 1.0f, W, j->n_in, j->x, 1, beta, j->out + o0, 1);
+        else if (j->rows <= CPU_SMALL_GEMM_ROWS && j->cb->small_gemm)
+            j->cb->small_gemm(j->x, (const float *)j->W, j->out, j->rows, j->n_in, j->n_out, o0, o1, beta != 0.0f);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->rows, m, j->n_in, 1.0f, j->x, j->n_in, W,
                         j->n_in, beta, j->out + o0, j->n_out);
@@ -134,8 +136,7 @@ static void lin_task(void *ctx, int task, int thread)
             for (int i = o0; i < o1; i++)
                 o[i] += j->bias[i];
         if (act != LCSM_ACT_NONE)
-            for (int i = o0; i < o1; i++)
-                o[i] = cpu_act(act, o[i]);
+            cpu_act_row(j->cb, act, o + o0, o1 - o0);
     }
 }
 

@@ -3,9 +3,10 @@
  * linear (lcsm__norm_linear, the engine's pre-norm pattern) against a
  * double-precision reference, on fresh random data.
  *
- * Rows run from 1 (decode at batch 1) across the OpenCL backend's kernel
- * choices: gemv_vec blocks of 8 rows (9, 17: a partial last block), its last
- * size (128, CL_GEMV_MAX_ROWS) and the tiled gemm beyond (129, 200). Widths
+ * Rows run from 1 (decode at batch 1) across the CPU's small-batch kernel
+ * (2 to 32 rows, then sgemm) and the OpenCL backend's kernel choices:
+ * gemv_vec blocks of 8 rows (9, 17: a partial last block), its last size
+ * (128, CL_GEMV_MAX_ROWS) and the tiled gemm beyond (129, 200). Widths
  * include ones that are not multiples of 4 (the unaligned loads) and offsets
  * into buffers that are not 16-byte aligned.
  *
@@ -26,6 +27,7 @@ typedef struct dense_case {
 } dense_case;
 
 static double gelu_tanh(double x) { return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))); }
+static double silu(double x) { return x / (1.0 + exp(-x)); }
 
 static const lcsm_layer_spec layernorm = {.norm = LCSM_NORM_LAYER, .norm_bias = 1};
 
@@ -75,8 +77,10 @@ static double run(lcsm_backend *be, const dense_case *c, uint64_t *rng)
             double v = c->bias ? bias[n] : 0.0;
             for (int k = 0; k < K; k++)
                 v += (double)w[(size_t)n * K + k] * xn[k];
-            if (c->flags & LCSM_LINEAR_GELU)
+            if (LCSM_LINEAR_ACT_OF(c->flags) == LCSM_ACT_GELU_TANH)
                 v = gelu_tanh(v);
+            else if (LCSM_LINEAR_ACT_OF(c->flags) == LCSM_ACT_SILU)
+                v = silu(v);
             if (c->flags & LCSM_LINEAR_ACCUMULATE)
                 v += out[(size_t)r * N + n];
             ref[(size_t)r * N + n] = v;
@@ -127,14 +131,14 @@ static int run_backend(const char *name)
     lcsm_backend *be = tu_backend_open(name, 0, &skip);
     if (!be)
         return skip ? 77 : 1;
-    const int rows[] = {1, 2, 8, 9, 17, 128, 129, 200};
-    const int G = LCSM_LINEAR_GELU, A = LCSM_LINEAR_ACCUMULATE;
+    const int rows[] = {1, 2, 8, 9, 17, 32, 33, 128, 129, 200}; /* 32: the CPU's small-batch kernel's last */
+    const int G = LCSM_LINEAR_GELU, A = LCSM_LINEAR_ACCUMULATE, S = LCSM_LINEAR_ACT(LCSM_ACT_SILU);
     /* rows x {n_in, n_out, flags, bias, ln, off}: D = 128 as in a model, 520 -> 130 as an MLP's
      * second projection, odd widths for the unaligned paths */
     const dense_case shapes[] = {
         {0, 128, 384, 0, 1, 1, 0}, {0, 128, 128, A, 1, 0, 0}, {0, 128, 520, G, 1, 1, 0},
         {0, 520, 130, A, 1, 0, 0}, {0, 128, 300, 0, 0, 1, 0}, {0, 37, 23, G, 1, 1, 0}, {0, 37, 23, A, 0, 1, 2},
-        {0, 64, 96, 0, 1, 1, 3},   {0, 6, 5, 0, 0, 1, 1},
+        {0, 64, 96, 0, 1, 1, 3},   {0, 100, 77, S, 1, 0, 0}, {0, 6, 5, 0, 0, 1, 1},
     };
     /* LCSM_TEST_QUICK: the small shapes (the last four) at 1 row, a partial
      * gemv_vec block and the gemm, every kernel path with little work. */
