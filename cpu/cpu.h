@@ -69,7 +69,7 @@ typedef struct cpu_backend {
     /* half -> f32 conversion of n values: the best this CPU has (cpu_half.c). */
     void (*half_to_f32)(const uint16_t *src, size_t n, int bf16, float *dst);
     int half_fused; /* the fused AVX2 half-precision GEMV runs here */
-    /* f32 linear for 2..CPU_SMALL_GEMM_ROWS rows (cpu_gemm_small.c); NULL: sgemm */
+    /* f32 linear for 2..CPU_SMALL_GEMM_ROWS rows, W from row o0 (cpu_gemm_small.c); NULL: sgemm */
     void (*small_gemm)(const float *x, const float *W, float *out, int rows, int n_in, int n_out, int o0, int o1,
                        int acc);
 } cpu_backend;
@@ -148,7 +148,8 @@ lcsm_status cpu_linattn(lcsm_backend *be, const lcsm_linattn_args *a);
 lcsm_status cpu_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int pos0, int B, int len, int D, lcsm_seq a,
                         lcsm_seq y);
 
-/* cpu_gemm_small.c: out[rows][o0..o1) = (out +) x W[o0..o1)^T for small batches,
+/* cpu_gemm_small.c: out[rows][o0..o1) = (out +) x W[o0..o1)^T for small batches
+ * (W points at row o0; f32, or half weights converted in blocks by cpu_half.c),
  * each weight row read once per four rows of x; picks the kernel for this CPU
  * (LCSM_CPU_SMALL_GEMM=0: none, sgemm for every batch). */
 #define CPU_SMALL_GEMM_ROWS 32

@@ -122,7 +122,7 @@ static void lin_task(void *ctx, int task, int thread)
         if (j->rows == 1)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, m, j->n_in, 1.0f, W, j->n_in, j->x, 1, beta, j->out + o0, 1);
         else if (j->rows <= CPU_SMALL_GEMM_ROWS && j->cb->small_gemm)
-            j->cb->small_gemm(j->x, (const float *)j->W, j->out, j->rows, j->n_in, j->n_out, o0, o1, beta != 0.0f);
+            j->cb->small_gemm(j->x, W, j->out, j->rows, j->n_in, j->n_out, o0, o1, beta != 0.0f);
         else
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->rows, m, j->n_in, 1.0f, j->x, j->n_in, W,
                         j->n_in, beta, j->out + o0, j->n_out);

@@ -1,5 +1,5 @@
 /*
- * Small batches on f32 weights: out[rows][o0..o1) (op)= x W[o0..o1)^T for
+ * Small batches: out[rows][o0..o1) (op)= x W[o0..o1)^T (W given from row o0) for
  * 2 <= rows <= CPU_SMALL_GEMM_ROWS, each pair of weight rows read once for
  * four rows of x at a time (held in registers), where OpenBLAS's sgemm, made
  * for large products, packs and pays for it. x stays in L1 (32 rows of at most
@@ -24,7 +24,7 @@
         const int kv = n_in - n_in % VW;                                                                      \
         for (int n = o0; n < o1; n += 2) {                                                                    \
             const int two = n + 1 < o1;                                                                       \
-            const float *w0 = W + (size_t)n * n_in, *w1 = two ? w0 + n_in : w0;                               \
+            const float *w0 = W + (size_t)(n - o0) * n_in, *w1 = two ? w0 + n_in : w0;                        \
             for (int r0 = 0; r0 < rows; r0 += 4) {                                                            \
                 const int nr = rows - r0 < 4 ? rows - r0 : 4;                                                 \
                 const float *xr[4];                                                                           \

@@ -175,8 +175,11 @@ void cpu_wblock_free(cpu_backend *cb)
 void cpu_linear_half(cpu_backend *cb, const float *x, const uint16_t *W, int bf16, int rows, int n_in, int n_out,
                      int o0, int o1, float beta, float *out, int thread)
 {
+    /* Small batches: blocks of rows converted, then the small-batch kernel
+     * (measured faster than the fused GEMV from 2 rows on). */
+    const int small = cb->small_gemm && rows >= 2 && rows <= CPU_SMALL_GEMM_ROWS && n_in <= CPU_WBLOCK_FLOATS;
 #ifdef CPU_HALF_X86
-    if (cb->half_fused && rows <= 2 * CPU_HALF_ROWS) {
+    if (!small && cb->half_fused && rows <= 2 * CPU_HALF_ROWS) {
         gemv_half_avx2(x, W, bf16, rows, n_in, n_out, o0, o1, beta, out);
         return;
     }
@@ -194,7 +197,9 @@ void cpu_linear_half(cpu_backend *cb, const float *x, const uint16_t *W, int bf1
             const float b = k0 ? 1.0f : beta;
             for (int r = 0; r < m; r++)
                 cb->half_to_f32(W + (size_t)(o + r) * n_in + k0, (size_t)kw, bf16, blk + (size_t)r * kw);
-            if (rows == 1)
+            if (small) /* kw == n_in here */
+                cb->small_gemm(x, blk, out, rows, n_in, n_out, o, o + m, b != 0.0f);
+            else if (rows == 1)
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, m, kw, 1.0f, blk, kw, x + k0, 1, b, out + o, 1);
             else
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, m, kw, 1.0f, x + k0, n_in, blk, kw, b,
