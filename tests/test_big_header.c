@@ -26,29 +26,12 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static unsigned char *read_file(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    *n = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc(*n);
-    if (b && fread(b, 1, *n, fp) != *n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(fp);
-    return b;
-}
-
 /* Rewrites dir/model.safetensors with N_IGNORED empty entries before the
  * model's own (the JSON object's members, textually: "{" + ours + "," + theirs). */
 static int add_ignored_entries(const char *path)
 {
     size_t n;
-    unsigned char *old = read_file(path, &n);
+    unsigned char *old = tu_read_file(path, &n);
     if (!old || n < 8)
         return -1;
     uint64_t hlen = 0;
@@ -90,13 +73,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-    lcsm_backend_options bo;
-    lcsm_backend_options_default(&bo);
-    bo.n_threads = 1;
-    bo.fft_threshold = 16;
-    bo.cache_dir = "";
-    lcsm_backend *be = NULL;
-    CHECK_OK(lcsm_backend_create("cpu", &bo, &be));
+    lcsm_backend *be = tu_cpu_backend("");
     lcsm_model_config cfg;
     lcsm_model_config_default(&cfg);
     cfg.d_model = 2;

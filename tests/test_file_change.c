@@ -28,18 +28,6 @@ static char g_dir[128], g_model[256], g_st[300];
 static unsigned char *g_good; /* the good model.safetensors */
 static size_t g_good_n, g_data_off;
 
-static lcsm_backend *open_cpu(void)
-{
-    lcsm_backend_options bo;
-    lcsm_backend_options_default(&bo);
-    bo.n_threads = 1;
-    bo.fft_threshold = 16;
-    bo.cache_dir = "";
-    lcsm_backend *be = NULL;
-    CHECK_OK(lcsm_backend_create("cpu", &bo, &be));
-    return be;
-}
-
 /* Writes the good file and dates it a day back. */
 static void restore(void)
 {
@@ -65,7 +53,7 @@ static void restore(void)
 
 static int save_model(void)
 {
-    lcsm_backend *be = open_cpu();
+    lcsm_backend *be = tu_cpu_backend("");
     lcsm_model_config cfg;
     lcsm_model_config_default(&cfg);
     cfg.d_model = 32;
@@ -227,7 +215,7 @@ static int racing(void)
 {
     enum { LOADS = 40 };
     g_rng = tu_seed();
-    lcsm_backend *be = open_cpu();
+    lcsm_backend *be = tu_cpu_backend("");
     if (!be)
         return 1;
     pthread_t th;

@@ -28,18 +28,6 @@ static void run_case(const char *label, int (*fn)(void))
 /* In a child: a check failure prints and makes the child's exit status 1. */
 static int child_result(void) { return tu_failures ? 1 : 0; }
 
-static lcsm_backend *open_cpu(const char *cache_dir)
-{
-    lcsm_backend_options bo;
-    lcsm_backend_options_default(&bo);
-    bo.n_threads = 1;
-    bo.fft_threshold = 16;
-    bo.cache_dir = cache_dir;
-    lcsm_backend *be = NULL;
-    CHECK_OK(lcsm_backend_create("cpu", &bo, &be));
-    return be;
-}
-
 static char g_model[256], g_other[256];
 
 static void path_in(char *out, size_t cap, const char *dir, const char *name)
@@ -90,7 +78,7 @@ static const char *g_name, *g_kind;
 
 static int load_variant(void)
 {
-    lcsm_backend *be = open_cpu("");
+    lcsm_backend *be = tu_cpu_backend("");
     if (!be)
         return 1;
     lcsm_model *m = NULL;
@@ -112,7 +100,7 @@ static int load_variant(void)
 
 static int save_good_model(void)
 {
-    lcsm_backend *be = open_cpu("");
+    lcsm_backend *be = tu_cpu_backend("");
     lcsm_model_config cfg;
     lcsm_model_config_default(&cfg);
     cfg.d_model = 16;

@@ -99,25 +99,6 @@ static void write_file(const char *path, const void *p, size_t n)
         fclose(fp);
 }
 
-static unsigned char *read_file(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    *n = (size_t)ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *b = malloc(*n + 1);
-    if (b && fread(b, 1, *n, fp) != *n) {
-        free(b);
-        b = NULL;
-    }
-    if (b)
-        b[*n] = 0;
-    fclose(fp);
-    return b;
-}
-
 /* s with the first `from` replaced by `to`, allocated; NULL if absent. */
 static char *replace(const char *s, const char *from, const char *to)
 {
@@ -189,12 +170,7 @@ static void header_case(const char *label, const char *from, const char *to, lcs
 
 static void test_loading(void)
 {
-    lcsm_backend_options bo;
-    lcsm_backend_options_default(&bo);
-    bo.n_threads = 1;
-    bo.fft_threshold = 16;
-    bo.cache_dir = "";
-    CHECK_OK(lcsm_backend_create("cpu", &bo, &g_be));
+    g_be = tu_cpu_backend("");
     lcsm_model_config cfg;
     lcsm_model_config_default(&cfg);
     cfg.d_model = 16;
@@ -206,8 +182,8 @@ static void test_loading(void)
     CHECK_OK(lcsm_model_save(m, g_dir));
     lcsm_model_destroy(m);
     size_t n;
-    g_cfg_text = (char *)read_file(g_cfg, &n);
-    g_st_bytes = read_file(g_st, &g_st_n);
+    g_cfg_text = (char *)tu_read_file(g_cfg, &n);
+    g_st_bytes = tu_read_file(g_st, &g_st_n);
     if (!g_cfg_text || !g_st_bytes)
         return;
     expect("the saved model", LCSM_OK, NULL, NULL);

@@ -265,4 +265,42 @@ static inline lcsm_backend *tu_backend_open(const char *name, int thr, int *skip
     return be;
 }
 
+/* A quiet CPU backend for file and loader tests: one thread, FFT tiles from
+ * 16, FFTW wisdom in `cache_dir` ("" = none). NULL (a failed check) if it
+ * cannot be made. */
+static inline lcsm_backend *tu_cpu_backend(const char *cache_dir)
+{
+    lcsm_backend_options bo;
+    lcsm_backend_options_default(&bo);
+    bo.n_threads = 1;
+    bo.fft_threshold = 16;
+    bo.cache_dir = cache_dir;
+    lcsm_backend *be = NULL;
+    CHECK_OK(lcsm_backend_create("cpu", &bo, &be));
+    return be;
+}
+
+/* The whole of a file, NUL-terminated (n excludes the NUL); NULL if it cannot
+ * be read. Free with free(). */
+static inline unsigned char *tu_read_file(const char *path, size_t *n)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    fseek(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *b = len >= 0 ? malloc((size_t)len + 1) : NULL;
+    if (b && fread(b, 1, (size_t)len, fp) != (size_t)len) {
+        free(b);
+        b = NULL;
+    }
+    if (b) {
+        b[len] = 0;
+        *n = (size_t)len;
+    }
+    fclose(fp);
+    return b;
+}
+
 #endif
