@@ -401,6 +401,22 @@ static const char *wsuffix(const bench_options *o, bench_weights w, char *buf, s
 
 static bench_side side(const char *name, bench_weights w, int chunk) { return (bench_side){name, w, chunk}; }
 
+/* 1 if two of the n results that ran and kept their tokens sampled different
+ * greedy tokens. */
+static int tokens_differ(const bench_result *r, int n)
+{
+    const bench_result *first = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!r[i].ok || !r[i].has_tokens)
+            continue;
+        if (!first)
+            first = &r[i];
+        else if (r[i].tokens_hash != first->tokens_hash)
+            return 1;
+    }
+    return 0;
+}
+
 /* The ratio lines of a group, and their JSON objects. A ratio is "x N": the
  * first named is N times faster (per generated token, prefill excluded). */
 static void print_ratios(run_ctx *x, int mi, int batch, int L)
@@ -552,18 +568,7 @@ static void print_ratios(run_ctx *x, int mi, int batch, int L)
         for (int k = 0; k < o->n_backends; k++)
             for (int wi = 0; wi < o->n_weights; wi++) {
                 const bench_weights w = o->weights[wi];
-                const bench_result *first = NULL;
-                int differ = 0;
-                for (int al = 0; al < BENCH_N_ALGOS; al++) {
-                    const bench_result *r = &g->lcsm[k][w][al];
-                    if (!r->ok || !r->has_tokens)
-                        continue;
-                    if (!first)
-                        first = r;
-                    else if (r->tokens_hash != first->tokens_hash)
-                        differ = 1;
-                }
-                if (differ)
+                if (tokens_differ(g->lcsm[k][w], BENCH_N_ALGOS))
                     printf("%s  %s%s: NOTE greedy tokens differ between algorithms (fp32 near-ties can do this at "
                            "long L; the tests check exactness)\n",
                            head, o->backends[k], wsuffix(o, w, ws, sizeof ws));
@@ -686,19 +691,7 @@ static void print_prefill_ratios(run_ctx *x, int mi, int batch, int P)
                        o->chunks[ci], xr);
             }
             /* every chunking and algorithm should pick the same greedy next token */
-            const bench_result *first = NULL;
-            int differ = 0;
-            for (int al = 0; al < BENCH_N_ALGOS; al++)
-                for (int ci = 0; ci < o->n_chunks; ci++) {
-                    const bench_result *r = &g->r[k][w][al][ci];
-                    if (!r->ok || !r->has_tokens)
-                        continue;
-                    if (!first)
-                        first = r;
-                    else if (r->tokens_hash != first->tokens_hash)
-                        differ = 1;
-                }
-            if (differ)
+            if (tokens_differ(g->r[k][w][0], BENCH_N_ALGOS * BENCH_MAX_CHUNKS)) /* unused chunks: not ok */
                 printf("%s  %s%s: NOTE the greedy next tokens differ between chunkings or algorithms (fp32 "
                        "near-ties can do this)\n",
                        head, o->backends[k], wsuffix(o, w, ws, sizeof ws));
