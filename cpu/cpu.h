@@ -72,6 +72,7 @@ typedef struct cpu_backend {
     /* f32 linear for 2..CPU_SMALL_GEMM_ROWS rows, W from row o0 (cpu_gemm_small.c); NULL: sgemm */
     void (*small_gemm)(const float *x, const float *W, float *out, int rows, int n_in, int n_out, int o0, int o1,
                        int acc);
+    int act_avx2; /* cpu_act_row's vector path runs here (cpu_act.c) */
 } cpu_backend;
 
 struct lcsm_filters {
@@ -129,7 +130,11 @@ lcsm_status cpu_norm(lcsm_backend *be, lcsm_norm_kind kind, lcsm_ref x, lcsm_ref
 lcsm_status cpu_linear(lcsm_backend *be, lcsm_ref x, lcsm_ref W, lcsm_ref bias, lcsm_ref out, int rows, int n_in,
                        int n_out, int flags);
 lcsm_status cpu_glu(lcsm_backend *be, lcsm_ref h, lcsm_ref out, int rows, int n, lcsm_act act);
+/* cpu_act.c: act(v); o[0..n) = act(o[0..n)), GELU and SiLU vectorised where
+ * cpu_act_init found AVX2 + FMA (LCSM_CPU_SMALL_GEMM=0: scalar, for A/B runs). */
 float cpu_act(lcsm_act act, float v);
+void cpu_act_row(const cpu_backend *cb, lcsm_act act, float *o, int n);
+void cpu_act_init(cpu_backend *cb);
 
 /* cpu_hyena.c: the Hyena operator, whole sequences and one decode step */
 lcsm_status cpu_shortconv_seq(lcsm_backend *be, lcsm_ref u, lcsm_ref conv_w, lcsm_ref conv_b, int K, int B,
@@ -154,8 +159,7 @@ lcsm_status cpu_fir_seq(lcsm_backend *be, const lcsm_fir *fir, int pos0, int B, 
  * (LCSM_CPU_SMALL_GEMM=0: none, sgemm for every batch). */
 #define CPU_SMALL_GEMM_ROWS 32
 void cpu_small_gemm_init(cpu_backend *cb);
-/* o[0..n) = act(o[0..n)): vectorised GELU (tanh form) and SiLU where small_gemm runs. */
-void cpu_act_row(const cpu_backend *cb, lcsm_act act, float *o, int n);
+
 
 /* cpu_half.c: half-precision weights */
 /* f16 -> f32 without F16C: rebias the exponent; subnormals through a float

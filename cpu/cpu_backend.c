@@ -153,6 +153,7 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
     }
     cpu_half_init(cb);
     cpu_small_gemm_init(cb);
+    cpu_act_init(cb);
 
     /* Tile plans: FFTW_MEASURE by default (they are reused for every step and kept
      * as wisdom); LCSM_FFTW_EFFORT=estimate trades speed for start-up time. */

@@ -82,16 +82,6 @@ lcsm_status cpu_norm(lcsm_backend *be, lcsm_norm_kind kind, lcsm_ref x, lcsm_ref
 
 /* ---- linear: out (op)= act(x W^T + b), split over output columns */
 
-float cpu_act(lcsm_act act, float v)
-{
-    switch (act) {
-    case LCSM_ACT_GELU_TANH: return 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
-    case LCSM_ACT_GELU: return 0.5f * v * (1.0f + erff(v * 0.7071067811865476f));
-    case LCSM_ACT_SILU: return v / (1.0f + expf(-v));
-    default: return v;
-    }
-}
-
 typedef struct lin_job {
     cpu_backend *cb;
     const float *x, *bias;
