@@ -22,6 +22,9 @@
 #define LCSM_MAX_LAYERS (1 << 12)
 #define LCSM_MAX_VOCAB (1 << 20)
 #define LCSM_MAX_INNER_MLPS 6
+/* The smallest norm eps a config file may give (a normal float): 0 makes a constant
+ * row's norm 0/0, so the readers refuse it as a format error naming the field. */
+#define LCSM_MIN_NORM_EPS 0x1p-126
 
 typedef struct lcsm_arch lcsm_arch;
 

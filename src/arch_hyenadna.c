@@ -164,7 +164,7 @@ lcsm_status lcsm__hyenadna_read(const cJSON *root, int strict, lcsm_hparams *hp,
                               1e6, &hp->activation_freq, err, cap);
     if (st == LCSM_OK)
         st = lcsm__json_float(cJSON_GetObjectItemCaseSensitive(root, "layer_norm_epsilon"), "layer_norm_epsilon", 0,
-                              0.0, 1.0, &hp->norm_eps, err, cap);
+                              LCSM_MIN_NORM_EPS, 1.0, &hp->norm_eps, err, cap);
     if (st != LCSM_OK)
         return st;
     if (!hp->d_inner)

@@ -79,8 +79,8 @@ static lcsm_status read_config(const cJSON *root, int strict, lcsm_hparams *hp, 
         (st = lcsm__json_int(TOP("pad_vocab_size_multiple"), "pad_vocab_size_multiple", 0, 1, 4096,
                              &hp->pad_vocab_size_multiple, err, cap)) ||
         (st = lcsm__json_int(lmax, "max_seq_len", strict, 1, LCSM_MAX_LMAX, &hp->l_max, err, cap)) ||
-        (st = lcsm__json_float(TOP("layer_norm_epsilon"), "layer_norm_epsilon", 0, 0.0, 1.0, &hp->norm_eps, err,
-                               cap)) ||
+        (st = lcsm__json_float(TOP("layer_norm_epsilon"), "layer_norm_epsilon", 0, LCSM_MIN_NORM_EPS, 1.0,
+                               &hp->norm_eps, err, cap)) ||
         (st = lcsm__json_float(LAYER("lam"), "layer.lam", strict, 0.0, 1e6, &hp->lam, err, cap)) ||
         (st = lcsm__json_int(LAYER("head_dim"), "layer.head_dim", 0, 1, LCSM_MAX_DMODEL, &head_dim, err, cap)) ||
         (st = lcsm__json_int(LAYER("channels"), "layer.channels", 0, 1, 64, &channels, err, cap)) ||

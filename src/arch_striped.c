@@ -91,7 +91,7 @@ lcsm_status lcsm__striped_read(const cJSON *root, int strict, int evo2, lcsm_hpa
         (st = lcsm__json_int(KEY("max_seqlen"), "max_seqlen", 0, 1, LCSM_MAX_LMAX, &hp->l_max, err, cap)) ||
         (st = lcsm__json_int(KEY("hyena_filter_groups"), "hyena_filter_groups", 0, 1, LCSM_MAX_DMODEL,
                              &filter_groups, err, cap)) ||
-        (st = lcsm__json_float(KEY("eps"), "eps", strict, 0.0, 1.0, &hp->norm_eps, err, cap)) ||
+        (st = lcsm__json_float(KEY("eps"), "eps", strict, LCSM_MIN_NORM_EPS, 1.0, &hp->norm_eps, err, cap)) ||
         (st = lcsm__json_float(KEY("rotary_emb_base"), "rotary_emb_base", 0, 1.0, 1e12, &hp->rope_base, err, cap)) ||
         (st = lcsm__json_float(KEY("rotary_emb_scaling_factor"), "rotary_emb_scaling_factor", 0, 1e-6, 1e9,
                                &hp->rope_scale, err, cap)) ||

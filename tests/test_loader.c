@@ -473,6 +473,7 @@ static void test_config(void)
         {"emb_dim 1e400", "emb_dim", "1e400", "emb_dim", LCSM_ERR_FORMAT},
         {"layer_norm_epsilon 1e400", "layer_norm_epsilon", "1e400", "layer_norm_epsilon", LCSM_ERR_FORMAT},
         {"layer_norm_epsilon -1", "layer_norm_epsilon", "-1", "layer_norm_epsilon", LCSM_ERR_FORMAT},
+        {"layer_norm_epsilon 0", "layer_norm_epsilon", "0", "layer_norm_epsilon", LCSM_ERR_FORMAT},
         {"layer_norm_epsilon \"x\"", "layer_norm_epsilon", "\"x\"", "layer_norm_epsilon", LCSM_ERR_FORMAT},
         {"activation_freq -1e400", "activation_freq", "-1e400", "activation_freq", LCSM_ERR_FORMAT},
         {"activation_freq 1e7", "activation_freq", "1e7", "activation_freq", LCSM_ERR_FORMAT},
