@@ -192,7 +192,7 @@ lcsm_status cl_finish(lcsm_backend *be);
 int cl_lazy_max_splits(const cl_backend *cb, int cols);
 
 /* cl_conv.c */
-lcsm_status cl_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh, int lag,
+lcsm_status cl_filters_create(lcsm_backend *be, float *hT, const float *dbias, int G, int D, int lh, int lag,
                               lcsm_filters **out);
 lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile);
 lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom, int max_tile,

@@ -22,24 +22,23 @@ static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
 /* ---- filters */
 
-lcsm_status cl_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh, int lag,
+lcsm_status cl_filters_create(lcsm_backend *be, float *hT, const float *dbias, int G, int D, int lh, int lag,
                               lcsm_filters **out)
 {
     cl_backend *cb = (cl_backend *)be;
-    size_t GD = (size_t)G * D, n;
+    size_t GD = (size_t)G * D, n = GD * (size_t)lh; /* the caller's buffer holds n */
     lcsm_filters *f = lcsm__calloc(1, sizeof *f);
-    float *hT = NULL, *h0d = NULL;
+    float *h0d = NULL;
     lcsm_status st = LCSM_OK;
-    if (!f || lcsm__mul_overflows(GD, (size_t)lh, &n) || !(hT = lcsm__malloc(n * sizeof(float))) ||
-        !(h0d = lcsm__malloc(GD * sizeof(float)))) {
-        st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "opencl: host copy of filters %zu x %d", GD, lh);
+    if (!f || !(h0d = lcsm__malloc(GD * sizeof(float)))) {
+        st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "opencl: filters of %zu x %d floats", GD, lh);
         goto done;
     }
     f->G = G;
     f->D = D;
     f->lh = lh;
     f->lag = lag;
-    lcsm__filters_to_time_major(h, dbias, GD, (size_t)lh, hT, h0d);
+    lcsm__filters_diagonal(hT, dbias, GD, h0d);
     if ((st = clb_mem(cb, n * sizeof(float), "filters", &f->hT)) != LCSM_OK ||
         (st = clb_mem(cb, GD * sizeof(float), "filter skip terms", &f->dbias)) != LCSM_OK ||
         (st = clb_mem(cb, GD * sizeof(float), "filter diagonals", &f->h0d)) != LCSM_OK)

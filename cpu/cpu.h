@@ -111,7 +111,7 @@ void cpu_block_direct(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_ge
                       float *acc, int in0, int n_in, int out0, int n_out, const lcsm_rows *rows);
 
 /* cpu_conv.c: the long-convolution operations of the table */
-lcsm_status cpu_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh,
+lcsm_status cpu_filters_create(lcsm_backend *be, float *hT, const float *dbias, int G, int D, int lh,
                                int lag, lcsm_filters **out);
 lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile);
 void cpu_filters_destroy(lcsm_backend *be, lcsm_filters *f);

@@ -25,13 +25,16 @@ static int tasks_for(const cpu_backend *cb, double work, int max_tasks)
 
 /* ---- filters */
 
-lcsm_status cpu_filters_create(lcsm_backend *be, const float *h, const float *dbias, int G, int D, int lh,
-                               int lag, lcsm_filters **out)
+lcsm_status cpu_filters_create(lcsm_backend *be, float *hT, const float *dbias, int G, int D, int lh, int lag,
+                               lcsm_filters **out)
 {
-    size_t GD = (size_t)G * D, n;
+    size_t GD = (size_t)G * D;
     lcsm_filters *f = lcsm__calloc(1, sizeof *f);
-    if (!f || lcsm__mul_overflows(GD, (size_t)lh, &n) || !(f->hT = lcsm__calloc(n, sizeof(float))) ||
-        !(f->dbias = lcsm__calloc(GD, sizeof(float))) || !(f->h0d = lcsm__calloc(GD, sizeof(float)))) {
+    if (f)
+        f->hT = hT; /* kept: the filters are the caller's time-major buffer */
+    else
+        lcsm__free(hT);
+    if (!f || !(f->dbias = lcsm__calloc(GD, sizeof(float))) || !(f->h0d = lcsm__calloc(GD, sizeof(float)))) {
         cpu_filters_destroy(be, f);
         return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: filters of %zu x %d floats", GD, lh);
     }
@@ -39,7 +42,7 @@ lcsm_status cpu_filters_create(lcsm_backend *be, const float *h, const float *db
     f->D = D;
     f->lh = lh;
     f->lag = lag;
-    lcsm__filters_to_time_major(h, dbias, GD, (size_t)lh, f->hT, f->h0d);
+    lcsm__filters_diagonal(hT, dbias, GD, f->h0d);
     memcpy(f->dbias, dbias, GD * sizeof *dbias);
     *out = f;
     return LCSM_OK;

@@ -265,12 +265,14 @@ int cpu_calibrate_threshold(cpu_backend *cb)
     int thr = FALLBACK;
     if (!h || !dbias || !hist || !acc)
         goto done;
-    for (size_t i = 0; i < (size_t)D * lh; i++)
+    for (size_t i = 0; i < (size_t)D * lh; i++) /* time-major, like every filter */
         h[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
     for (size_t i = 0; i < (size_t)lh * D; i++)
         hist[i] = (float)((i * 40503u) % 1000) * 1e-3f;
     cb->base.fft_threshold = 4;
-    if (cpu_filters_create(&cb->base, h, dbias, 1, D, lh, 1, &f) != LCSM_OK ||
+    float *hT = h;
+    h = NULL; /* the filters' from here on */
+    if (cpu_filters_create(&cb->base, hT, dbias, 1, D, lh, 1, &f) != LCSM_OK ||
         cpu_filters_prepare(&cb->base, f, UMAX) != LCSM_OK)
         goto done;
     lcsm_conv_geom g = {1, 1, D, lh};

@@ -250,7 +250,9 @@ typedef struct lcsm_model_options {
     /* 0 (default): the spectra of every flash tile size up to l_max are made at
      * load, so a session never waits for them. 1: make them when the first
      * session that needs a size is created (less memory when sessions are much
-     * shorter than l_max). Never per step either way. */
+     * shorter than l_max). 2: also materialise the long filters themselves only
+     * when the first session or lcsm_model_forward needs them (for programs
+     * that only inspect or save a model: lcsm make-model). Never per step. */
     int defer_spectra;
     /* Storage of weight matrices and embeddings (default LCSM_WEIGHTS_F32). */
     lcsm_weight_dtype weight_dtype;

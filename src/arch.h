@@ -225,10 +225,13 @@ struct lcsm_arch {
     lcsm_status (*tensors)(lcsm_weights *w);
     /* Random values for the family's own init rules (>= LCSM_I_FAMILY). */
     void (*init)(const lcsm_hparams *hp, const lcsm_tensor *t, uint64_t *rng, float *out);
-    /* The long filter of stage `stage` of layer `layer`: h host [D][lh] (tap k
-     * of channel c at c*lh + k) and its skip term dbias [D]. Thread-safe. */
-    lcsm_status (*filter)(const lcsm_weights *w, const lcsm_model_options *opt, int layer, int stage, int lh,
-                          float *h, float *dbias);
+    /* Taps k0 .. k1-1 of the long filter of stage `stage` of layer `layer`,
+     * time-major: tap k of channel c at hT[(k - k0) * ld + c] (every one
+     * written); and, when dbias is not NULL, its skip term dbias [D]. Any range
+     * gives the taps of the whole filter's computation (the engine splits a
+     * long filter into ranges across threads). Thread-safe. */
+    lcsm_status (*filter)(const lcsm_weights *w, const lcsm_model_options *opt, int layer, int stage, int k0, int k1,
+                          float *hT, size_t ld, float *dbias);
     /* The device form of a mapped tensor (t->map != 0): dev_numel f32 values
      * (rows permuted at load, filters expanded or transformed) from t->data. */
     void (*device_form)(const lcsm_weights *w, const lcsm_tensor *t, float *out);

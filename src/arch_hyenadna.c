@@ -392,8 +392,8 @@ void lcsm__hyenadna_init(const lcsm_hparams *hp, const lcsm_tensor *t, uint64_t 
     }
 }
 
-lcsm_status lcsm__hyenadna_filter(const lcsm_weights *w, const lcsm_model_options *opt, int l, int stage, int lh,
-                                  float *h, float *dbias)
+lcsm_status lcsm__hyenadna_filter(const lcsm_weights *w, const lcsm_model_options *opt, int l, int stage, int k0,
+                                  int k1, float *hT, size_t ld, float *dbias)
 {
     (void)stage; /* one stage per layer */
     const lcsm_hparams *hp = &w->hp;
@@ -412,8 +412,9 @@ lcsm_status lcsm__hyenadna_filter(const lcsm_weights *w, const lcsm_model_option
         const lcsm_tensor *b = lcsm__tensor_get(w, l, H_FLIN + 2 * j + 1);
         p.b[j] = j <= hp->num_inner_mlps && b ? b->data : NULL;
     }
-    memcpy(dbias, lcsm__tensor_get(w, l, H_FBIAS)->data, (size_t)hp->d_model * sizeof *dbias);
-    return lcsm__filter_materialise(&p, opt->filter_shift, lh, h);
+    if (dbias)
+        memcpy(dbias, lcsm__tensor_get(w, l, H_FBIAS)->data, (size_t)hp->d_model * sizeof *dbias);
+    return lcsm__filter_materialise(&p, opt->filter_shift, k0, k1, hT, ld);
 }
 
 static int tokenizer(const lcsm_hparams *hp)

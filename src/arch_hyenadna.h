@@ -23,7 +23,7 @@ lcsm_status lcsm__hyenadna_tensors(lcsm_weights *w, lcsm_status (*other)(lcsm_we
  * norm2 and the fc1, fc2 MLP, in checkpoint order. */
 lcsm_status lcsm__safari_mlp_tensors(lcsm_weights *w, int l);
 void lcsm__hyenadna_init(const lcsm_hparams *hp, const lcsm_tensor *t, uint64_t *rng, float *out);
-lcsm_status lcsm__hyenadna_filter(const lcsm_weights *w, const lcsm_model_options *opt, int l, int stage, int lh,
-                                  float *h, float *dbias);
+lcsm_status lcsm__hyenadna_filter(const lcsm_weights *w, const lcsm_model_options *opt, int l, int stage, int k0,
+                                  int k1, float *hT, size_t ld, float *dbias);
 
 #endif

@@ -248,19 +248,20 @@ static void init(const lcsm_hparams *hp, const lcsm_tensor *t, uint64_t *rng, fl
 }
 
 /* LongConvKernel at inference: moving average (when configured), then the soft
- * threshold. h [D][lh] is the prefix of the l_max filter. */
-static lcsm_status filter(const lcsm_weights *w, const lcsm_model_options *opt, int l, int stage, int lh, float *h,
-                          float *dbias)
+ * threshold, for taps k0 .. k1-1 of the l_max filter. */
+static lcsm_status filter(const lcsm_weights *w, const lcsm_model_options *opt, int l, int stage, int k0, int k1,
+                          float *hT, size_t ld, float *dbias)
 {
     (void)opt;
     const lcsm_hparams *hp = &w->hp;
     const int D = hp->d_model, L = hp->l_max, win = hp->ma_window, half = win / 2;
     const float *raw = lcsm__tensor_get(w, l, stage ? H_KERNEL1 : H_KERNEL0)->data;
-    memcpy(dbias, lcsm__tensor_get(w, l, stage ? H_SKIP1 : H_SKIP0)->data, (size_t)D * sizeof *dbias);
+    if (dbias)
+        memcpy(dbias, lcsm__tensor_get(w, l, stage ? H_SKIP1 : H_SKIP0)->data, (size_t)D * sizeof *dbias);
     const float lam = hp->lam;
     for (int c = 0; c < D; c++) {
         const float *k = raw + (size_t)c * L;
-        for (int t = 0; t < lh; t++) {
+        for (int t = k0; t < k1; t++) {
             float v = k[t];
             if (win > 1) { /* zero-padded average of the taps t-half .. t+half */
                 float s = 0.0f;
@@ -270,7 +271,7 @@ static lcsm_status filter(const lcsm_weights *w, const lcsm_model_options *opt, 
                 v = s / (float)win;
             }
             const float mag = fabsf(v) - lam;
-            h[(size_t)c * lh + t] = mag > 0.0f ? copysignf(mag, v) : 0.0f;
+            hT[(size_t)(t - k0) * ld + c] = mag > 0.0f ? copysignf(mag, v) : 0.0f;
         }
     }
     return LCSM_OK;

@@ -481,9 +481,9 @@ int lcsm__striped_tokenizer(const lcsm_hparams *hp)
     return hp->vocab_size >= 256 && hp->vocab_size <= 512 ? LCSM_TOKENIZER_BYTE : LCSM_TOKENIZER_NONE;
 }
 
-lcsm_status lcsm__striped_no_filter(const lcsm_weights *w, const lcsm_model_options *opt, int layer, int stage, int lh,
-                                    float *h, float *dbias)
+lcsm_status lcsm__striped_no_filter(const lcsm_weights *w, const lcsm_model_options *opt, int layer, int stage, int k0, int k1,
+                                    float *hT, size_t ld, float *dbias)
 {
-    (void)w, (void)opt, (void)layer, (void)stage, (void)lh, (void)h, (void)dbias;
+    (void)w, (void)opt, (void)layer, (void)stage, (void)k0, (void)k1, (void)hT, (void)ld, (void)dbias;
     return LCSM_ERR_UNSUPPORTED; /* modal filters are materialised by the engine; FIR ones never */
 }

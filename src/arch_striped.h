@@ -67,7 +67,7 @@ void lcsm__striped_public_config(const lcsm_hparams *hp, lcsm_model_config *c);
 int lcsm__striped_tokenizer(const lcsm_hparams *hp);
 /* No family of these materialises filters in its own code (modal ones are
  * generic): refuses. */
-lcsm_status lcsm__striped_no_filter(const lcsm_weights *w, const lcsm_model_options *opt, int layer, int stage, int lh,
-                                    float *h, float *dbias);
+lcsm_status lcsm__striped_no_filter(const lcsm_weights *w, const lcsm_model_options *opt, int layer, int stage, int k0, int k1,
+                                    float *hT, size_t ld, float *dbias);
 
 #endif

@@ -164,15 +164,10 @@ lcsm_status lcsm__block_conv(lcsm_backend *be, const lcsm_filters *f, const lcsm
     return be->ops->block_direct(be, f, g, hist, acc, in0, n_in, out0, n_out, rows);
 }
 
-void lcsm__filters_to_time_major(const float *h, const float *dbias, size_t rows, size_t lh, float *hT, float *h0d)
+void lcsm__filters_diagonal(const float *hT, const float *dbias, size_t rows, float *h0d)
 {
-    for (size_t r0 = 0; r0 < rows; r0 += 64) /* tiles of 64 x 64 stay in cache both ways */
-        for (size_t k0 = 0; k0 < lh; k0 += 64)
-            for (size_t r = r0; r < r0 + 64 && r < rows; r++)
-                for (size_t k = k0; k < k0 + 64 && k < lh; k++)
-                    hT[k * rows + r] = h[r * lh + k];
-    for (size_t r = 0; h0d && r < rows; r++)
-        h0d[r] = h[r * lh] + dbias[r];
+    for (size_t r = 0; r < rows; r++)
+        h0d[r] = hT[r] + dbias[r];
 }
 
 lcsm_status lcsm__check_ref(lcsm_backend *be, lcsm_ref r, size_t n, size_t buf_bytes, const char *what,

@@ -380,11 +380,14 @@ typedef struct lcsm_backend_ops {
                             lcsm_ref hist, lcsm_ref acc, int in0, int U, int out0, int n_out, const lcsm_rows *rows);
 
     /* ---- filters */
-    /* h is host [G*D][lh] (row-major), dbias host [G*D]. lag >= 1: the tile
+    /* hT is host [lh][G*D] (time-major: tap k of filter row r at k*G*D + r),
+     * allocated with lcsm__malloc; the backend owns it from the call on, also
+     * when the call fails (it keeps it or frees it: no second copy of the
+     * largest buffer of a long model). dbias is host [G*D]. lag >= 1: the tile
      * spectra are of the taps lag .. lag + 2U - 2 (lagged flash; 1: taps 1 ..
      * 2U - 1, the plain schedule). */
-    lcsm_status (*filters_create)(lcsm_backend *be, const float *h, const float *dbias, int G,
-                                  int D, int lh, int lag, lcsm_filters **out);
+    lcsm_status (*filters_create)(lcsm_backend *be, float *hT, const float *dbias, int G, int D, int lh,
+                                  int lag, lcsm_filters **out);
     /* Makes sure the spectra for FFT tiles up to size max_tile exist and that
      * tile_fft on them needs no allocation. The engine calls it under the
      * model's lock (several sessions of one model may be created at once). */

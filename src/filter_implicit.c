@@ -5,8 +5,9 @@
  *   h[k][c] *= exp(-t[k] * |deltas[c]|) + shift
  *
  * with Sin(x) = sin(freq * x) and one freq shared by every Sin. Output is
- * channel-major h[c][k] (the layout the backends take). Plain C: this runs once
- * per model load, in blocks of positions so the working set stays in cache.
+ * time-major (the layout the backends take), for a range of positions: the
+ * engine runs ranges on several threads. Plain C: this runs once per model
+ * load, in blocks of positions so the working set stays in cache.
  */
 #include "filter_implicit.h"
 #include "internal.h"
@@ -35,7 +36,7 @@ static void linear_block(const float *in, int rows, int n_in, const float *WT, c
     }
 }
 
-lcsm_status lcsm__filter_materialise(const lcsm_filter_params *p, float shift, int len, float *h)
+lcsm_status lcsm__filter_materialise(const lcsm_filter_params *p, float shift, int k0, int k1, float *hT, size_t ld)
 {
     int F = p->order, E = p->emb_dim, D = p->D, n_lin = p->n_inner + 2;
     int widest = F > D ? F : D;
@@ -66,9 +67,9 @@ lcsm_status lcsm__filter_materialise(const lcsm_filter_params *p, float shift, i
                 WT[j][(size_t)i * out + o] = p->w[j][(size_t)o * in + i];
         off += (size_t)in * out;
     }
-    for (int k0 = 0; k0 < len; k0 += BLOCK) {
-        int rows = len - k0 < BLOCK ? len - k0 : BLOCK;
-        memcpy(x, p->z + (size_t)k0 * E, (size_t)rows * E * sizeof *x);
+    for (int b0 = k0; b0 < k1; b0 += BLOCK) {
+        int rows = k1 - b0 < BLOCK ? k1 - b0 : BLOCK;
+        memcpy(x, p->z + (size_t)b0 * E, (size_t)rows * E * sizeof *x);
         for (int j = 0; j < n_lin; j++) {
             int in = j == 0 ? E : F, out = j == n_lin - 1 ? D : F;
             linear_block(x, rows, in, WT[j], j < n_lin - 1 ? p->b[j] : NULL, out, y);
@@ -80,12 +81,13 @@ lcsm_status lcsm__filter_materialise(const lcsm_filter_params *p, float shift, i
             x = y;
             y = tmp;
         }
-        /* x holds [rows][D]: modulate and store channel-major. */
+        /* x holds [rows][D]: modulate and store, row by row. */
         for (int n = 0; n < rows; n++) {
-            float t = p->t[k0 + n];
+            const float t = p->t[b0 + n];
+            float *out = hT + (size_t)(b0 - k0 + n) * ld;
             for (int c = 0; c < D; c++) {
                 float decay = expf(-t * fabsf(p->deltas[c])) + shift;
-                h[(size_t)c * len + k0 + n] = x[(size_t)n * D + c] * decay;
+                out[c] = x[(size_t)n * D + c] * decay;
             }
         }
     }

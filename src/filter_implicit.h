@@ -17,7 +17,8 @@ typedef struct lcsm_filter_params {
     int emb_dim, order, D;
 } lcsm_filter_params;
 
-/* h[c][k] for c < D, k < len (len <= l_max): the materialised filter. */
-lcsm_status lcsm__filter_materialise(const lcsm_filter_params *p, float shift, int len, float *h);
+/* Taps k0 <= k < k1 (<= l_max) of the materialised filter, time-major: tap k
+ * of channel c < D at hT[(k - k0) * ld + c]. */
+lcsm_status lcsm__filter_materialise(const lcsm_filter_params *p, float shift, int k0, int k1, float *hT, size_t ld);
 
 #endif

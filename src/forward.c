@@ -210,6 +210,8 @@ lcsm_status lcsm_model_forward(lcsm_model *m, const int32_t *tokens, int batch, 
     lcsm_status st = lcsm__check_tokens(m, tokens, (size_t)batch * len, m->last_error, sizeof m->last_error);
     if (st != LCSM_OK)
         return st;
+    if (m->n_tiled && (st = lcsm__model_filters(m)) != LCSM_OK)
+        return lcsm__relay(m->last_error, sizeof m->last_error, st, lcsm_last_error());
     st = lcsm__forward_seq(m, NULL, tokens, batch, len, logits, 1);
     if (st != LCSM_OK)
         return lcsm__relay(m->last_error, sizeof m->last_error, st, lcsm_last_error());

@@ -48,6 +48,10 @@ struct lcsm_model {
 lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w, const lcsm_model_options *opt,
                                      lcsm_model **out);
 
+/* Makes the tiled convolutions' filters if they are not made yet (a model loaded
+ * with defer_spectra 2), under the model's lock. */
+lcsm_status lcsm__model_filters(lcsm_model *m);
+
 /* ---- tokenizer constants */
 enum { LCSM_TOK_CLS = 0, LCSM_TOK_SEP = 1, LCSM_TOK_BOS = 2, LCSM_TOK_MASK = 3, LCSM_TOK_PAD = 4,
        LCSM_TOK_RESERVED = 5, LCSM_TOK_UNK = 6, LCSM_TOK_A = 7, LCSM_TOK_C = 8, LCSM_TOK_G = 9,

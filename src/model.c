@@ -200,51 +200,83 @@ static lcsm_status upload(lcsm_model *m)
     return st;
 }
 
-/* ---- filters of the tiled convolutions, materialised on the host (one
- * thread per convolution, up to the processors online: the implicit filter
- * MLP at every position of l_max is seconds to minutes for long models) */
+/* ---- filters of the tiled convolutions, materialised on the host, time-major,
+ * in ranges of positions taken by threads (up to the processors online): the
+ * implicit filter MLP at every position of l_max is seconds to minutes for long
+ * models on one thread */
+
+enum { FILTER_CHUNK = 8192 }; /* positions per task */
 
 typedef struct filter_job {
     const lcsm_model *m;
     const int (*groups)[2]; /* [n_tiled]: (layer, stage) */
-    float *h, *dbias;
-    atomic_int next;   /* the next group to take */
-    atomic_int done;   /* groups made */
-    atomic_int status; /* the first failure, else LCSM_OK */
-    pthread_t caller;  /* reports progress (lcsm_model_options.progress) */
+    float *hT, *dbias;      /* [l_max][n_tiled * D], [n_tiled * D] */
+    int n_chunks;           /* per group */
+    atomic_int next;        /* the next task to take */
+    atomic_int done;        /* tasks done */
+    atomic_int status;      /* the first failure, else LCSM_OK */
+    pthread_t caller;       /* reports progress (lcsm_model_options.progress) */
 } filter_job;
 
-/* A modal stage's filter h[c][k] = Re sum_n R p^k (k < lh) and skip, from its
- * device-form tensors (poles already p, not log p). */
-static lcsm_status modal_filter(const lcsm_model *m, int l, int i, int lh, float *h, float *dbias)
+/* z = p^k for a complex p, by squaring (in double: a few roundings, not k) */
+static void complex_pow(double pr, double pi, long k, double *zr, double *zi)
+{
+    double rr = 1, ri = 0;
+    while (k) {
+        if (k & 1) {
+            const double t = rr * pr - ri * pi;
+            ri = rr * pi + ri * pr;
+            rr = t;
+        }
+        const double t = pr * pr - pi * pi;
+        pi = 2 * pr * pi;
+        pr = t;
+        k >>= 1;
+    }
+    *zr = rr;
+    *zi = ri;
+}
+
+/* Taps k0 .. k1-1 of a modal stage's filter h[k][c] = Re sum_n R p^k, and (dbias
+ * not NULL) its skip term, from its device-form tensors (poles already p, not
+ * log p). */
+static lcsm_status modal_filter(const lcsm_model *m, int l, int i, int k0, int k1, float *hT, size_t ld,
+                                float *dbias)
 {
     const lcsm_weights *w = m->host;
     const lcsm_tensor *tp = lcsm__tensor_get(w, l, LCSM_R_STAGE(i, LCSM_RS_POLES)),
                       *tr = lcsm__tensor_get(w, l, LCSM_R_STAGE(i, LCSM_RS_RESIDUES)),
                       *ts = lcsm__tensor_get(w, l, LCSM_R_STAGE(i, LCSM_RS_SKIP));
     float *p = lcsm__tensor_device_form(w, tp), *R = lcsm__tensor_device_form(w, tr),
-          *skip = lcsm__tensor_device_form(w, ts);
-    lcsm_status st = p && R && skip ? LCSM_OK : LCSM_ERR_OUT_OF_MEMORY;
+          *skip = dbias ? lcsm__tensor_device_form(w, ts) : NULL;
+    double *acc = lcsm__malloc((size_t)(k1 - k0) * sizeof *acc);
+    lcsm_status st = p && R && acc && (skip || !dbias) ? LCSM_OK : LCSM_ERR_OUT_OF_MEMORY;
     const int D = m->hp.d_model, N = m->spec[l].stage[i].n_modes, cx = tp->dt == LCSM_DT_C64;
     for (int c = 0; st == LCSM_OK && c < D; c++) {
-        dbias[c] = skip[c];
+        if (dbias)
+            dbias[c] = skip[c];
+        memset(acc, 0, (size_t)(k1 - k0) * sizeof *acc);
         for (int n = 0; n < N; n++) {
-            const size_t k0 = ((size_t)c * N + n) * (cx ? 2 : 1);
-            const double pr = p[k0], pi = cx ? p[k0 + 1] : 0, rr = R[k0], ri = cx ? R[k0 + 1] : 0;
-            double zr = 1, zi = 0; /* p^k */
-            for (int k = 0; k < lh; k++) {
-                h[(size_t)c * lh + k] += (float)(rr * zr - ri * zi);
+            const size_t q = ((size_t)c * N + n) * (cx ? 2 : 1);
+            const double pr = p[q], pi = cx ? p[q + 1] : 0, rr = R[q], ri = cx ? R[q + 1] : 0;
+            double zr, zi; /* p^k */
+            complex_pow(pr, pi, k0, &zr, &zi);
+            for (int k = k0; k < k1; k++) {
+                acc[k - k0] += rr * zr - ri * zi;
                 const double nr = zr * pr - zi * pi;
                 zi = zr * pi + zi * pr;
                 zr = nr;
             }
         }
+        for (int k = k0; k < k1; k++)
+            hT[(size_t)(k - k0) * ld + c] = (float)acc[k - k0];
     }
+    lcsm__free(acc);
     if (p != tp->data)
         lcsm__free(p);
     if (R != tr->data)
         lcsm__free(R);
-    if (skip != ts->data)
+    if (skip && skip != ts->data)
         lcsm__free(skip);
     return st;
 }
@@ -253,20 +285,22 @@ static void *filter_worker(void *arg)
 {
     filter_job *j = arg;
     const lcsm_hparams *hp = &j->m->hp;
-    const size_t D = (size_t)hp->d_model, DL = D * (size_t)hp->l_max;
-    for (int g; (g = atomic_fetch_add(&j->next, 1)) < j->m->n_tiled && atomic_load(&j->status) == LCSM_OK;) {
-        const int l = j->groups[g][0], i = j->groups[g][1];
-        float *h = j->h + (size_t)g * DL, *dbias = j->dbias + (size_t)g * D;
+    const int n_tasks = j->m->n_tiled * j->n_chunks;
+    const size_t D = (size_t)hp->d_model, ld = D * (size_t)j->m->n_tiled;
+    for (int t; (t = atomic_fetch_add(&j->next, 1)) < n_tasks && atomic_load(&j->status) == LCSM_OK;) {
+        const int g = t / j->n_chunks, c = t % j->n_chunks, l = j->groups[g][0], i = j->groups[g][1];
+        const int k0 = c * FILTER_CHUNK, k1 = k0 + FILTER_CHUNK < hp->l_max ? k0 + FILTER_CHUNK : hp->l_max;
+        float *hT = j->hT + (size_t)k0 * ld + (size_t)g * D, *dbias = c == 0 ? j->dbias + (size_t)g * D : NULL;
         lcsm_status st = lcsm_filter_is_modal(j->m->spec[l].stage[i].filter)
-                             ? modal_filter(j->m, l, i, hp->l_max, h, dbias)
-                             : hp->arch->filter(j->m->host, &j->m->opt, l, i, hp->l_max, h, dbias);
+                             ? modal_filter(j->m, l, i, k0, k1, hT, ld, dbias)
+                             : hp->arch->filter(j->m->host, &j->m->opt, l, i, k0, k1, hT, ld, dbias);
         if (st != LCSM_OK) {
             int ok = LCSM_OK;
             atomic_compare_exchange_strong(&j->status, &ok, (int)st);
         }
         const int done = atomic_fetch_add(&j->done, 1) + 1;
         if (j->m->opt.progress && pthread_equal(pthread_self(), j->caller))
-            j->m->opt.progress(j->m->opt.progress_user, "filters", done, j->m->n_tiled);
+            j->m->opt.progress(j->m->opt.progress_user, "filters", done, n_tasks);
     }
     return NULL;
 }
@@ -274,15 +308,15 @@ static void *filter_worker(void *arg)
 static lcsm_status make_filters(lcsm_model *m)
 {
     const lcsm_hparams *hp = &m->hp;
-    if (m->n_tiled == 0)
+    if (m->n_tiled == 0 || m->filters)
         return LCSM_OK;
     size_t D = (size_t)hp->d_model, G = (size_t)m->n_tiled, L = (size_t)hp->l_max, n;
-    if (lcsm__mul_overflows(G * D, L, &n))
+    if (lcsm__mul_overflows(G * D, L, &n) || n > SIZE_MAX / sizeof(float))
         return LCSM_FAIL_BE(m->be, LCSM_ERR_OUT_OF_MEMORY, "filters of %zu x %zu x %zu floats overflow", G, D, L);
-    float *h = lcsm__calloc(n, sizeof *h);
+    float *hT = lcsm__malloc(n * sizeof *hT); /* every element is written by one task */
     float *dbias = lcsm__calloc(G * D, sizeof *dbias);
     int (*groups)[2] = lcsm__calloc(G, sizeof *groups);
-    lcsm_status st = h && dbias && groups ? LCSM_OK : LCSM_ERR_OUT_OF_MEMORY;
+    lcsm_status st = hT && dbias && groups ? LCSM_OK : LCSM_ERR_OUT_OF_MEMORY;
     if (st == LCSM_OK) {
         for (int l = 0; l < hp->n_layer; l++)
             for (int s = 0; s < m->spec[l].n_stage; s++)
@@ -290,16 +324,21 @@ static lcsm_status make_filters(lcsm_model *m)
                     groups[m->spec[l].stage[s].group][0] = l;
                     groups[m->spec[l].stage[s].group][1] = s;
                 }
-        filter_job job = {.m = m, .groups = (const int(*)[2])groups, .h = h, .dbias = dbias, .caller = pthread_self()};
+        filter_job job = {.m = m,
+                          .groups = (const int(*)[2])groups,
+                          .hT = hT,
+                          .dbias = dbias,
+                          .n_chunks = (int)((L + FILTER_CHUNK - 1) / FILTER_CHUNK),
+                          .caller = pthread_self()};
         atomic_init(&job.next, 0);
         atomic_init(&job.done, 0);
         atomic_init(&job.status, LCSM_OK);
         /* Always threaded (a thread costs ~50 us), so every test that loads a
          * model of 2+ convolutions runs this path; a helper that cannot be
-         * started leaves its convolutions to the others. */
+         * started leaves its tasks to the others. */
         enum { MAX_HELPERS = 63 };
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        int n_help = (int)(cpus < (long)G ? cpus : (long)G) - 1;
+        const long cpus = sysconf(_SC_NPROCESSORS_ONLN), n_tasks = (long)G * job.n_chunks;
+        int n_help = (int)(cpus < n_tasks ? cpus : n_tasks) - 1;
         n_help = n_help < 0 ? 0 : n_help > MAX_HELPERS ? MAX_HELPERS : n_help;
         pthread_t tid[MAX_HELPERS];
         int started = 0;
@@ -310,15 +349,25 @@ static lcsm_status make_filters(lcsm_model *m)
             pthread_join(tid[i], NULL);
         st = (lcsm_status)atomic_load(&job.status);
         if (st == LCSM_OK && m->opt.progress) /* the helpers may have made the last ones */
-            m->opt.progress(m->opt.progress_user, "filters", m->n_tiled, m->n_tiled);
+            m->opt.progress(m->opt.progress_user, "filters", n_tasks, n_tasks);
     }
-    if (st == LCSM_OK)
-        st = m->be->ops->filters_create(m->be, h, dbias, m->n_tiled, hp->d_model, hp->l_max, m->lag, &m->filters);
-    else
+    if (st == LCSM_OK) {
+        st = m->be->ops->filters_create(m->be, hT, dbias, m->n_tiled, hp->d_model, hp->l_max, m->lag, &m->filters);
+        hT = NULL; /* the backend's now */
+    } else {
         LCSM_FAIL_BE(m->be, st, "filters of %zu floats: out of host memory", n);
-    lcsm__free(h);
+    }
+    lcsm__free(hT);
     lcsm__free(dbias);
     lcsm__free(groups);
+    return st;
+}
+
+lcsm_status lcsm__model_filters(lcsm_model *m)
+{
+    pthread_mutex_lock(&m->lock);
+    const lcsm_status st = make_filters(m);
+    pthread_mutex_unlock(&m->lock);
     return st;
 }
 
@@ -370,7 +419,7 @@ lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w, const lc
     lcsm_status st = check_supported(m);
     if (st == LCSM_OK)
         st = upload(m);
-    if (st == LCSM_OK)
+    if (st == LCSM_OK && m->opt.defer_spectra < 2)
         st = make_filters(m);
     if (st == LCSM_OK && m->filters && !m->opt.defer_spectra) {
         /* size by size, so that a long load reports its progress */
@@ -414,6 +463,9 @@ static lcsm_status check_options(lcsm_backend *be, const lcsm_model_options *opt
     if (opt && !(fabsf(opt->filter_shift) <= LCSM_MAX_FILTER_SHIFT)) /* NaN fails too */
         return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "model options: filter_shift %g is not in [-%g, %g]",
                             (double)opt->filter_shift, LCSM_MAX_FILTER_SHIFT, LCSM_MAX_FILTER_SHIFT);
+    if (opt && (opt->defer_spectra < 0 || opt->defer_spectra > 2))
+        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "model options: defer_spectra %d is not 0, 1 or 2",
+                            opt->defer_spectra);
     if (opt && (opt->lag < 0 || opt->lag > LCSM_MAX_LAG))
         return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "model options: lag %d is not in [0, %d] (0: auto)", opt->lag,
                             LCSM_MAX_LAG);

@@ -251,6 +251,10 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     s->spread_from = lcsm_spread_from(s->lag);
     if (s->spread_from && s->spread_from < m->be->spread_min)
         s->spread_from = m->be->spread_min;
+    if (m->n_tiled && (st = lcsm__model_filters(m)) != LCSM_OK) {
+        RELAY(s, st);
+        goto fail;
+    }
     if (m->filters) {
         pthread_mutex_lock(&m->lock);
         const int max_tile = flash && G ? lcsm_schedule_max_tile(0, L) : 0;

@@ -79,7 +79,9 @@ lcsm_status lcsm__check_ref(lcsm_backend *be, lcsm_ref r, size_t n, size_t buf_b
 /* Transposes h [rows][lh] (filter-major) into hT [lh][rows] (time-major) in
  * cache-sized tiles, and writes the diagonal of a decode step, h0d[r] =
  * h[r][0] + dbias[r] (h0d may be NULL). */
-void lcsm__filters_to_time_major(const float *h, const float *dbias, size_t rows, size_t lh, float *hT, float *h0d);
+/* h0d[r] = hT[r] + dbias[r]: a filter's tap 0 plus its skip term, the diagonal
+ * of a step (hT time-major, its first row). */
+void lcsm__filters_diagonal(const float *hT, const float *dbias, size_t rows, float *h0d);
 
 /* ---- half precision (weights.c) */
 

@@ -121,8 +121,15 @@ static int stage_filter(const lcsm_model *m, int l, int i, int T, float *h, floa
     const lcsm_weights *w = m->host;
     const lcsm_stage_spec *sg = &m->spec[l].stage[i];
     const int D = m->hp.d_model;
-    if (sg->filter == LCSM_FILTER_IMPLICIT || sg->filter == LCSM_FILTER_EXPLICIT)
-        return m->hp.arch->filter(w, &m->opt, l, i, T, h, db) == LCSM_OK;
+    if (sg->filter == LCSM_FILTER_IMPLICIT || sg->filter == LCSM_FILTER_EXPLICIT) { /* time-major from the family */
+        float *hT = malloc((size_t)T * D * sizeof *hT);
+        const int ok = hT && m->hp.arch->filter(w, &m->opt, l, i, 0, T, hT, (size_t)D, db) == LCSM_OK;
+        for (int c = 0; ok && c < D; c++)
+            for (int k = 0; k < T; k++)
+                h[(size_t)c * T + k] = hT[(size_t)k * D + c];
+        free(hT);
+        return ok;
+    }
     double *skip = role(w, l, LCSM_R_STAGE(i, LCSM_RS_SKIP), NULL);
     for (int c = 0; c < D; c++)
         db[c] = skip ? (float)skip[c] : 0.0f;

@@ -62,7 +62,12 @@ static double run(lcsm_backend *be, const conv_case *c, uint64_t *rng)
     lcsm_filters *flt = NULL;
     lcsm_buf *hist = NULL, *acc = NULL, *ybuf = NULL;
     lcsm_conv_geom geom = {G, B, D, L};
-    CHECK_OK(op->filters_create(be, h, dbias, G, D, L, lag, &flt));
+    float *hT = lcsm__malloc(sizeof *hT * GD * L); /* time-major, the backend's from the call on */
+    for (size_t f = 0; hT && f < GD; f++)
+        for (int k = 0; k < L; k++)
+            hT[(size_t)k * GD + f] = h[f * L + k];
+    CHECK(hT != NULL, "time-major filters");
+    CHECK_OK(op->filters_create(be, hT, dbias, G, D, L, lag, &flt));
     CHECK_OK(op->filters_prepare(be, flt, lcsm_schedule_max_tile(P, L)));
     CHECK_OK(op->alloc(be, sizeof(float) * rows * L, &hist));
     CHECK_OK(op->alloc(be, sizeof(float) * rows * L, &acc));

@@ -907,7 +907,7 @@ static int cmd_make_model(const cli_args *a)
     lcsm_model_options mo;
     lcsm_model_options_default(&mo);
     mo.weight_dtype = a->weights;
-    mo.defer_spectra = 1; /* no session: the tile spectra would only cost time and memory */
+    mo.defer_spectra = 2; /* no session: the filters and their spectra would only cost time and memory */
     lcsm_model_info mi;
     if ((st = open_backend("cpu", NULL, 0, &be)) != LCSM_OK ||
         (st = lcsm_model_create_random_config(be, json, a->seed, &mo, &model)) != LCSM_OK ||
