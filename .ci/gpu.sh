@@ -5,7 +5,7 @@
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
 #   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast|
-#               families|hybrids|million]...
+#               families|hybrids|million|millionbench|published|striped]...
 # (default: all; each target is a run_<name> function below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -166,6 +166,54 @@ run_hybrids() {
     ${py:+--peers torch:cuda+graphs,torch:cuda --python $py --peer-timeout 40} --peer-algos flash --latencies
   million_cli
 }
+# published: the published 7B shapes at last (bf16, random weights): Evo 2 7B decoding at 8K context
+# (a 7680-token prompt, then 512 steps) at batch 1 and 8, StripedHyena-7B (modal against flash on the
+# tiled filters), then the Evo 2 1B cells the hybrids call lost to its deadline (64K prefill, modal B=8)
+run_published() {
+  bench evo2-7b-b1 110 --models evo2-7b --batches 1 --lens 8192 --prompt 7680 --algos modal --weights bf16 \
+    --warmup 0 --budget 0 --latencies
+  bench evo2-7b-b8 230 --models evo2-7b --batches 8 --lens 8192 --prompt 7680 --algos modal --weights bf16 \
+    --warmup 0 --budget 0
+  bench sh-7b 90 --models sh-7b --batches 1 --lens 1280 --prompt 1024 --algos modal,flash --modal-tiled \
+    --weights bf16 --warmup 0 --budget 0
+  bench evo2-1b-64k 100 --models evo2-1b --batches 1 --prefill-lens 65536 --algos modal --weights bf16 \
+    --warmup 0 --budget 0
+  bench evo2-1b-b8 40 --models evo2-1b --batches 8 --lens 2048 --prompt 1024 --algos modal --weights bf16 \
+    --warmup 0 --budget 0
+}
+# striped: what the published call left: StripedHyena-7B's modal cell, Evo 2 1B's Hyena layers alone
+# (decode at batch 1 and 8; prefill of 8K, 64K and 256K prompts with peak memory), the CLI's rate on
+# a 2^20 model, and a per-kernel profile of Evo 2 1B's Hyena layers' decode step
+run_striped() {
+  bench sh-7b-modal 100 --models sh-7b --batches 1 --lens 1280 --prompt 1024 --algos modal --weights bf16 \
+    --warmup 0 --budget 0
+  bench evo2-1b-hyena 70 --models evo2-1b-hyena --batches 1,8 --lens 2048 --prompt 1024 --algos modal \
+    --weights bf16 --warmup 0 --budget 0
+  million_probe 60
+  bench evo2-1b-hyena-prefill 200 --models evo2-1b-hyena --batches 1 --prefill-lens 8192,65536,262144 \
+    --algos modal --weights bf16 --warmup 0 --budget 0
+  local t m=/tmp/e1b L=./build-gpu/tools/lcsm
+  t=$(tmo 60) || return
+  $L make-model $m --arch evo2 --d-model 1920 --n-layer 25 --d-inner 5120 --l-max 2048 --weights bf16 \
+    --attn-layers none > /dev/null &&
+    LCSM_PROFILE=1 timeout "$t" $L generate -m $m --backend opencl --weights bf16 -n 256 --temp 0 > /dev/null \
+      2> "$out/evo2-1b-prof.txt"
+  echo "== evo2-1b profile (rc $?)"; tail -n 30 "$out/evo2-1b-prof.txt"
+}
+# million_probe SECONDS: the CLI generating a 2^20 model of 256 x 8 with progress for SECONDS (its rate)
+million_probe() {
+  local t m=/tmp/m1m L=./build-gpu/tools/lcsm
+  t=$(tmo "$1") || return
+  $L make-model $m --d-model 256 --n-layer 8 --l-max 1048576 > /dev/null &&
+    timeout "$t" $L generate -m $m --backend opencl -n 1048575 --progress > /dev/null 2> "$out/million-probe.txt"
+  echo "== million probe (rc $?, limit $t s)"; tr '\r' '\n' < "$out/million-probe.txt" | grep -v '^ *$' | tail -n 4
+  rm -rf $m
+}
+# millionbench: the million cell for 180 s only (its set-up line and its first progress lines)
+run_millionbench() {
+  bench million 180 --models 256x8 --batches 1 --lens 1048576 --prompt 1 --algos flash --warmup 0 --budget 0
+  grep -E "set up|step" "$out/million.txt"
+}
 # million_cli: make a 256x8 model of l_max 2^20, then generate every position with progress until the
 # deadline (the progress lines give the rate and the ETA even when it is stopped)
 million_cli() {
@@ -179,12 +227,21 @@ million_cli() {
   timeout "$t" $L generate -m $m --backend opencl -n 1048575 --progress > /dev/null 2> "$out/million-gen.txt"
   echo "generate rc $? (limit $t s)"; tr '\r' '\n' < "$out/million-gen.txt" | grep -v '^ *$' | tail -n 8
 }
-# million: HyenaDNA-1M's shape (256 x 8), l_max 2^20: every position generated with lagged flash in
-# one session (start-up, total, per-step latency, peak device memory)
+# million: HyenaDNA-1M's shape (256 x 8), l_max 2^20: the model made and loaded by the CLI (start-up),
+# then every position generated with lagged flash in one lcsm-bench session (total, per-step latency,
+# peak device memory; a progress line every 65536 steps)
 run_million() {
-  bench million 560 --models 256x8 --batches 1 --lens 1048576 --prompt 1 --algos flash --warmup 0 --budget 0 \
+  local t m=/tmp/m1m L=./build-gpu/tools/lcsm T=
+  [ -x /usr/bin/time ] && T="/usr/bin/time -f %es,%MKiB"
+  $T $L make-model $m --d-model 256 --n-layer 8 --l-max 1048576 > "$out/million-make.txt" 2>&1
+  echo "== make-model"; tail -n 2 "$out/million-make.txt"
+  t=$(tmo 120) || return
+  $T timeout "$t" $L generate -m $m --backend opencl -n 8 --progress > /dev/null 2> "$out/million-load.txt"
+  echo "== load (rc $?)"; tr '\r' '\n' < "$out/million-load.txt" | grep -v '^ *$' | tail -n 6
+  rm -rf $m
+  bench million 100000 --models 256x8 --batches 1 --lens 1048576 --prompt 1 --algos flash --warmup 0 --budget 0 \
     --latencies
-  grep -vE "^$" "$out/million.txt" | tail -n 14
+  grep -vE "^$" "$out/million.txt" | tail -n 24
 }
 
 build

@@ -191,6 +191,9 @@ static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, b
     r->startup.kernels_from_cache = bs.kernels_from_cache;
     r->startup.plan_s = bs.plan_s;
     r->setup_s = r->startup.backend_s + r->startup.model_s + r->startup.session_s;
+    if (c->L > 2 * BENCH_PROGRESS_STEPS) /* a long cell: what came before its progress lines */
+        fprintf(stderr, "  (set up in %.1f s: backend %.1f, model %.1f, session %.1f)\n", r->setup_s,
+                r->startup.backend_s, r->startup.model_s, r->startup.session_s);
     return LCSM_OK;
 }
 

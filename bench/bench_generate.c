@@ -4,6 +4,7 @@
 #include "bench_stats.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,12 +71,21 @@ lcsm_status bench_generate_session(lcsm_session *s, bench_gen *g)
     if (g->profiled && (st = lcsm_backend_get_profile(g->profiled, NULL, 0, &n_kernels, 1)) != LCSM_OK)
         goto done;
     const double t1 = bench_now();
+    double win_sum = 0, win_max = 0; /* long runs: the steps since the last progress line */
     for (int j = 1; j < n_new; j++) {
         const double ts = bench_now();
         if ((st = lcsm_session_step_sample(s, cur, next)) != LCSM_OK)
             goto done;
+        const double ms = 1e3 * (bench_now() - ts);
         if (g->lat_ms)
-            g->lat_ms[j - 1] = 1e3 * (bench_now() - ts);
+            g->lat_ms[j - 1] = ms;
+        win_sum += ms;
+        win_max = ms > win_max ? ms : win_max;
+        if (n_new > 2 * BENCH_PROGRESS_STEPS && j % BENCH_PROGRESS_STEPS == 0) {
+            fprintf(stderr, "  (step %d of %d: %.1f s; the last %d steps: mean %.3f ms, max %.3f ms)\n", j,
+                    n_new - 1, bench_now() - t1, BENCH_PROGRESS_STEPS, win_sum / BENCH_PROGRESS_STEPS, win_max);
+            win_sum = win_max = 0;
+        }
         for (int b = 0; b < B; b++)
             g->out[(size_t)b * n_new + j] = cur[b] = next[b];
     }

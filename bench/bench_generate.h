@@ -15,6 +15,11 @@
  * model would otherwise also emit special tokens. Timing does not depend on it. */
 enum { BENCH_TOKEN_LO = 7, BENCH_TOKEN_HI = 11 };
 
+/* Runs of more than twice this many steps print a progress line on stderr
+ * every this many steps (a cell is a child process: a run stopped by a time
+ * limit still shows its rate and its slowest steps). */
+enum { BENCH_PROGRESS_STEPS = 1 << 16 };
+
 typedef struct bench_gen {
     int batch, prompt, L; /* L = prompt + steps = total length per sequence */
     int n_vocab;

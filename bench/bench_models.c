@@ -18,6 +18,9 @@
  *   [2,6,9,13,16,20,23], attn_layer_idxs [3,10,17,24], hcs 7 taps and hcm 128
  *   taps in 128 filter groups, hcl 1920 groups of state 16, inner_mlp_size
  *   5120, 15 heads, vocab 512, max_seqlen 8192.
+ * evo2-1b-hyena: the same without its 4 attention layers (the 21 Hyena layers
+ *   in their order): the issue's Hyena-only cell, and prefills long enough
+ *   that attention's quadratic cost would hide the Hyena layers'.
  * evo2-7b: Evo 2 7B base (configs/evo2-7b-1m.yml, as copies in public
  *   repositories give it): hidden_size 4096, num_layers 32, hcs
  *   [0,4,7,11,14,18,21,25,28], hcm [1,5,8,12,15,19,22,26,29], hcl
@@ -33,16 +36,21 @@
  * max_seqlen is the cell's L in the bench (the filters of modal_tiled models
  * are materialised up to it), not the published one.
  */
+/* Evo 2 1B's config beyond the table's columns (both of its rows) */
+#define EVO2_1B_EXTRA \
+     "{\"num_filters\":1920,\"hcs_filter_length\":7,\"hcs_filter_groups\":128,\"hcm_filter_length\":128," \
+     "\"hcm_filter_groups\":128,\"hcl_filter_groups\":1920,\"short_filter_length\":3,\"short_filter_bias\":false," \
+     "\"eps\":1e-6,\"rotary_emb_base\":10000,\"rotary_emb_scaling_factor\":1," \
+     "\"use_interpolated_rotary_pos_emb\":false,\"inner_size_multiple_of\":128,\"proj_groups\":1," \
+     "\"column_split_hyena\":false,\"column_split\":true,\"interleave\":true,\"evo2_style_activations\":true," \
+     "\"tie_embeddings\":true,\"mha_out_proj_bias\":true,\"hyena_out_proj_bias\":true,\"hyena_flip_x1x2\":false," \
+     "\"qkv_proj_bias\":false,\"final_norm\":true,\"mlp_activation\":\"gelu\"}"
+
 const bench_preset bench_presets[] = {
     {"evo2-1b", "evo2", "Evo 2 1B", "Zymrael/vortex configs/evo2-1b-8k.yml", 1920, 25, 5120, 15, 16, 512, 8192,
-     "smlAsmlsmlAsmlsmlAsmlsmlA",
-     "{\"num_filters\":1920,\"hcs_filter_length\":7,\"hcs_filter_groups\":128,\"hcm_filter_length\":128,"
-     "\"hcm_filter_groups\":128,\"hcl_filter_groups\":1920,\"short_filter_length\":3,\"short_filter_bias\":false,"
-     "\"eps\":1e-6,\"rotary_emb_base\":10000,\"rotary_emb_scaling_factor\":1,"
-     "\"use_interpolated_rotary_pos_emb\":false,\"inner_size_multiple_of\":128,\"proj_groups\":1,"
-     "\"column_split_hyena\":false,\"column_split\":true,\"interleave\":true,\"evo2_style_activations\":true,"
-     "\"tie_embeddings\":true,\"mha_out_proj_bias\":true,\"hyena_out_proj_bias\":true,\"hyena_flip_x1x2\":false,"
-     "\"qkv_proj_bias\":false,\"final_norm\":true,\"mlp_activation\":\"gelu\"}"},
+     "smlAsmlsmlAsmlsmlAsmlsmlA", EVO2_1B_EXTRA},
+    {"evo2-1b-hyena", "evo2", "Evo 2 1B's Hyena layers", "Zymrael/vortex configs/evo2-1b-8k.yml", 1920, 21, 5120, 15, 16,
+     512, 8192, "smlsmlsmlsmlsmlsmlsml", EVO2_1B_EXTRA},
     {"evo2-7b", "evo2", "Evo 2 7B", "Zymrael/vortex configs/evo2-7b-1m.yml", 4096, 32, 11264, 32, 16, 512, 1048576,
      "smlAsmlsmlAsmlsmlAsmlsmlAsmlsmlA",
      "{\"num_filters\":4096,\"hcs_filter_length\":7,\"hcs_filter_groups\":256,\"hcm_filter_length\":128,"

@@ -376,7 +376,7 @@ typedef struct opt_def {
 
 static const opt_def options[] = {
     {"--models", "M,...",
-     "random models: DxN (width x layers, of --arch), ARCH:DxN, or a published shape: evo2-1b, sh-7b "
+     "random models: DxN (width x layers, of --arch), ARCH:DxN, or a published shape: evo2-1b, evo2-7b, sh-7b (lcsm-bench -h lists them) "
      "(default 256x8)",
      opt_models},
     {"--arch", "NAME", "family of the DxN models: hyenadna, longconv, stripedhyena, evo2 (default hyenadna)", opt_arch},
@@ -442,14 +442,14 @@ static void print_usage(FILE *f)
     }
     fprintf(f, "  %-24s %s\n", "-h, --help", "print this help");
     fprintf(f, "published shapes (--models NAME; random weights):\n");
-    fprintf(f, "  %-8s %-12s %6s %6s %6s %5s %5s %6s  %s\n", "name", "family", "hidden", "layers", "inner", "heads",
+    fprintf(f, "  %-13s %-12s %6s %6s %6s %5s %5s %6s  %s\n", "name", "family", "hidden", "layers", "inner", "heads",
             "state", "vocab", "attention layers");
     for (int i = 0; i < bench_n_presets; i++) {
         const bench_preset *p = &bench_presets[i];
         char attn[128];
-        bench_preset_attention(p, attn, sizeof attn);
-        fprintf(f, "  %-8s %-12s %6d %6d %6d %5d %5d %6d  %s\n", p->name, p->arch, p->hidden, p->layers, p->inner,
-                p->heads, p->state, p->vocab, attn);
+        const int n_attn = bench_preset_attention(p, attn, sizeof attn);
+        fprintf(f, "  %-13s %-12s %6d %6d %6d %5d %5d %6d  %s\n", p->name, p->arch, p->hidden, p->layers, p->inner,
+                p->heads, p->state, p->vocab, n_attn ? attn : "none");
     }
 }
 
