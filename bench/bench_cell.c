@@ -129,6 +129,14 @@ static lcsm_status make_model(const bench_cell *c, lcsm_backend *be, lcsm_model 
     return st;
 }
 
+/* A long cell reports each part of its set-up as it ends: what came before its
+ * progress lines, also when a time limit stops it there. */
+static void setup_line(const bench_cell *c, const char *what, double s)
+{
+    if (c->L > 2 * BENCH_PROGRESS_STEPS)
+        fprintf(stderr, "  (set-up: %s in %.1f s)\n", what, s);
+}
+
 /* Backend, model and session, timed apart (none of it is in the timed region). */
 static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, bench_result *r, int *n_vocab)
 {
@@ -142,12 +150,14 @@ static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, b
     if (st != LCSM_OK)
         return fail(r, st, "backend");
     r->startup.backend_s = bench_now() - t;
+    setup_line(c, "backend", r->startup.backend_s);
     snprintf(r->device, sizeof r->device, "%s", lcsm_backend_description(s->be));
 
     t = bench_now();
     if ((st = make_model(c, s->be, &s->model, r)) != LCSM_OK)
         return r->err[0] ? st : fail(r, st, "model");
     r->startup.model_s = bench_now() - t;
+    setup_line(c, "model", r->startup.model_s);
     lcsm_model_info mi;
     lcsm_model_get_info(s->model, &mi);
     r->d_model = mi.config.d_model;
@@ -191,9 +201,7 @@ static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, b
     r->startup.kernels_from_cache = bs.kernels_from_cache;
     r->startup.plan_s = bs.plan_s;
     r->setup_s = r->startup.backend_s + r->startup.model_s + r->startup.session_s;
-    if (c->L > 2 * BENCH_PROGRESS_STEPS) /* a long cell: what came before its progress lines */
-        fprintf(stderr, "  (set up in %.1f s: backend %.1f, model %.1f, session %.1f)\n", r->setup_s,
-                r->startup.backend_s, r->startup.model_s, r->startup.session_s);
+    setup_line(c, "session", r->startup.session_s);
     return LCSM_OK;
 }
 
