@@ -39,26 +39,6 @@ static unsigned char *find_bytes(unsigned char *p, size_t n, const char *needle)
     return NULL;
 }
 
-static unsigned char *read_all(const char *path, size_t *n)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return NULL;
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)len + 1);
-    if (buf && fread(buf, 1, (size_t)len, fp) != (size_t)len) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    if (buf)
-        buf[len] = 0;
-    *n = (size_t)len;
-    return buf;
-}
-
 static void write_all(const char *path, const void *buf, size_t n)
 {
     FILE *fp = fopen(path, "wb");
@@ -1338,7 +1318,7 @@ int main(int argc, char **argv)
         CHECK_OK(lcsm_model_forward(m, g_tok, TB, TL, g_ref));
     char path[800];
     snprintf(path, sizeof path, "%s/model.safetensors", good);
-    g_good_bytes = read_all(path, &g_good_size);
+    g_good_bytes = tu_read_file(path, &g_good_size);
     CHECK(g_good_bytes != NULL && g_good_size > 1000, "cannot read %s", path);
     if (m && g_good_bytes && tset_read(path, &g_good) == 0) {
         test_half_decoders();
