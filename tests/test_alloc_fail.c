@@ -2,7 +2,8 @@
  * Out of memory anywhere: the n-th host allocation of a whole job (backend,
  * random model, save + load, sessions of all three algorithms with a prompt
  * long enough for the FFT prefill, generation, the parallel forward) fails, for
- * every n. Each run must end in LCSM_OK or LCSM_ERR_OUT_OF_MEMORY with a
+ * every n (the loaded copy defers its filters to its first session, so their
+ * making fails there too). Each run must end in LCSM_OK or LCSM_ERR_OUT_OF_MEMORY with a
  * message, never a crash, and every block the library allocated must be freed
  * once the handles are destroyed (the allocator's live count, src/alloc.c).
  * Allocations inside cJSON, FFTW's planner, OpenBLAS, the OpenCL driver and
@@ -48,8 +49,11 @@ static lcsm_status job(void)
         st = lcsm_model_create_random(be, &cfg, 5, NULL, &m);
     if (st == LCSM_OK)
         st = lcsm_model_save(m, g_dir);
+    lcsm_model_options mo; /* the loaded copy makes its filters at its first session (defer_spectra 2) */
+    lcsm_model_options_default(&mo);
+    mo.defer_spectra = 2;
     if (st == LCSM_OK)
-        st = lcsm_model_load(be, g_dir, NULL, &m2);
+        st = lcsm_model_load(be, g_dir, &mo, &m2);
     int32_t prompt[2 * 40], out[2 * 30];
     for (int i = 0; i < 80; i++)
         prompt[i] = 7 + i % 4;

@@ -11,7 +11,8 @@
  *    p^8192) as from a modal session's recurrence, which never materialises them.
  * 3. defer_spectra 2 makes no filters at load, the first forward or session
  *    makes them, and the logits equal those of a model made at load, bitwise;
- *    defer_spectra 3 is refused.
+ *    a first session that runs out of memory leaves the model as it was (the
+ *    next one makes them); defer_spectra 3 is refused.
  */
 #include "ref_model.h"
 #include "testutil.h"
@@ -146,12 +147,25 @@ int main(void)
     }
     lcsm_model_destroy(now);
     lcsm_model_destroy(later);
-    if ((later = make(be, hyenadna_cfg, seed, 2, 0))) { /* a session first */
+    if ((later = make(be, hyenadna_cfg, seed, 2, 0))) { /* a session first; out of memory there, then not */
         lcsm_session_options so;
         lcsm_session_options_default(&so);
         so.max_len = 64;
         lcsm_session *s = NULL;
-        CHECK_OK(lcsm_session_create(later, &so, &s));
+        int n = 0, failed_without_filters = 0; /* the n-th allocation fails, for every n until none does */
+        for (lcsm_status st;; n++) {
+            lcsm__alloc_inject(n);
+            st = lcsm_session_create(later, &so, &s);
+            const int injected = lcsm__alloc_injected();
+            lcsm__alloc_inject(-1);
+            if (!injected)
+                break;
+            CHECK(st == LCSM_ERR_OUT_OF_MEMORY && s == NULL, "defer_spectra 2: allocation %d: %s, session %p", n,
+                  lcsm_strerror(st), (void *)s);
+            failed_without_filters += later->filters == NULL;
+        }
+        CHECK(s != NULL && n > 0 && failed_without_filters > 0,
+              "defer_spectra 2: no session after %d failures (%d before the filters)", n, failed_without_filters);
         CHECK(later->filters != NULL, "defer_spectra 2: the session made no filters");
         lcsm_session_destroy(s);
         lcsm_model_destroy(later);
