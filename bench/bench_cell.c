@@ -133,7 +133,7 @@ static lcsm_status make_model(const bench_cell *c, lcsm_backend *be, lcsm_model 
  * progress lines, also when a time limit stops it there. */
 static void setup_line(const bench_cell *c, const char *what, double s)
 {
-    if (c->L > 2 * BENCH_PROGRESS_STEPS)
+    if (bench_long_run(c->L))
         fprintf(stderr, "  (set-up: %s in %.1f s)\n", what, s);
 }
 

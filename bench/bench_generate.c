@@ -81,7 +81,7 @@ lcsm_status bench_generate_session(lcsm_session *s, bench_gen *g)
             g->lat_ms[j - 1] = ms;
         win_sum += ms;
         win_max = ms > win_max ? ms : win_max;
-        if (n_new > 2 * BENCH_PROGRESS_STEPS && j % BENCH_PROGRESS_STEPS == 0) {
+        if (bench_long_run(n_new) && j % BENCH_PROGRESS_STEPS == 0) {
             fprintf(stderr, "  (step %d of %d: %.1f s; the last %d steps: mean %.3f ms, max %.3f ms)\n", j,
                     n_new - 1, bench_now() - t1, BENCH_PROGRESS_STEPS, win_sum / BENCH_PROGRESS_STEPS, win_max);
             win_sum = win_max = 0;

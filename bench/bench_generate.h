@@ -19,6 +19,7 @@ enum { BENCH_TOKEN_LO = 7, BENCH_TOKEN_HI = 11 };
  * every this many steps (a cell is a child process: a run stopped by a time
  * limit still shows its rate and its slowest steps). */
 enum { BENCH_PROGRESS_STEPS = 1 << 16 };
+static inline int bench_long_run(int steps) { return steps > 2 * BENCH_PROGRESS_STEPS; }
 
 typedef struct bench_gen {
     int batch, prompt, L; /* L = prompt + steps = total length per sequence */

@@ -237,7 +237,7 @@ LCSM_API lcsm_status lcsm_weight_dtype_from_name(const char *name, lcsm_weight_d
 #define LCSM_MAX_FILTER_SHIFT 1e6
 
 /** Progress of long work: `stage` ("filters", "spectra", "generate"), `done`
- *  of `total` units of it (layers, tile sizes, tokens). Called on the thread
+ *  of `total` units of it (ranges of filter positions, tile sizes, tokens). Called on the thread
  *  that made the call, at most every stage step (and about every 1/4 s while
  *  generating); it must not call back into the library on the same handle. */
 typedef void (*lcsm_progress_fn)(void *user, const char *stage, long long done, long long total);
@@ -440,7 +440,8 @@ typedef struct lcsm_session lcsm_session;
 
 /** Allocates all per-sequence state (histories, accumulators, activations) and,
  *  for a model loaded with defer_spectra, makes the tile spectra this session
- *  needs; nothing is allocated per token afterwards. Several sessions may share
+ *  needs (and with defer_spectra 2 the model's filters, once, for every later
+ *  session too); nothing is allocated per token afterwards. Several sessions may share
  *  one model, also from several threads. */
 LCSM_API lcsm_status lcsm_session_create(lcsm_model *model, const lcsm_session_options *opt,
                                          lcsm_session **out);
