@@ -5,7 +5,7 @@
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
 #   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast|
-#               families|hybrids|million|millionbench|published|striped]...
+#               families|hybrids|million|millionbench|published|striped|stripedrest|shprefill]...
 # (default: all; each target is a run_<name> function below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -218,10 +218,31 @@ million_probe() {
   echo "== million probe (rc $?, limit $t s)"; tr '\r' '\n' < "$out/million-probe.txt" | grep -v '^ *$' | tail -n 4
   rm -rf $M1M
 }
-# millionbench: the million cell for 180 s only (its set-up lines and its first progress lines)
+# millionbench: the million cell for 100 s only (its set-up lines and its first progress lines)
 run_millionbench() {
-  bench million 180 --models 256x8 --batches 1 --lens 1048576 --prompt 1 --algos flash --warmup 0 --budget 0
+  bench million 100 --models 256x8 --batches 1 --lens 1048576 --prompt 1 --algos flash --warmup 0 --budget 0
   grep -E "set-up|step" "$out/million.txt"
+}
+# stripedrest: the StripedHyena / Evo 2 cells the striped call left: StripedHyena-7B at batch 8 (modal
+# against flash on the tiled filters), flash on Evo 2 1B's tiled hcl filters for 64K and 256K prompts,
+# and Evo 2 1B's Hyena layers at batch 1 with the norm fused into the projections and not (one call)
+run_stripedrest() {
+  bench sh-7b-b8 150 --models sh-7b --batches 8 --lens 1280 --prompt 1024 --algos modal,flash --modal-tiled \
+    --weights bf16 --warmup 0 --budget 0
+  bench evo2-1b-hyena-prefill-t 110 --models evo2-1b-hyena --batches 1 --prefill-lens 65536,262144 --algos flash \
+    --modal-tiled --weights bf16 --warmup 0 --budget 0
+  bench evo2-1b-hyena-fused 50 --models evo2-1b-hyena --batches 1 --lens 2048 --prompt 1024 --algos modal \
+    --weights bf16 --warmup 0 --budget 0
+  LCSM_CL_FUSE_NORM=0 bench evo2-1b-hyena-unfused 50 --models evo2-1b-hyena --batches 1 --lens 2048 --prompt 1024 \
+    --algos modal --weights bf16 --warmup 0 --budget 0
+}
+# shprefill: StripedHyena-7B's 16 Hyena layers alone: prefill of 8K, 64K and 256K prompts by the modal
+# recurrence, and of 8K and 64K by flash on the tiled filters (256K of those filters would not fit)
+run_shprefill() {
+  bench sh-7b-hyena-prefill 220 --models sh-7b-hyena --batches 1 --prefill-lens 8192,65536,262144 --algos modal \
+    --weights bf16 --warmup 0 --budget 0
+  bench sh-7b-hyena-prefill-t 130 --models sh-7b-hyena --batches 1 --prefill-lens 8192,65536 --algos flash \
+    --modal-tiled --weights bf16 --warmup 0 --budget 0
 }
 # million: HyenaDNA-1M's shape (256 x 8), l_max 2^20: the model made and loaded by the CLI (start-up),
 # then every position generated with lagged flash in one lcsm-bench session (total, per-step latency,

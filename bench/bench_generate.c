@@ -72,6 +72,7 @@ lcsm_status bench_generate_session(lcsm_session *s, bench_gen *g)
         goto done;
     const double t1 = bench_now();
     double win_sum = 0, win_max = 0; /* long runs: the steps since the last progress line */
+    int win_from = 0;
     for (int j = 1; j < n_new; j++) {
         const double ts = bench_now();
         if ((st = lcsm_session_step_sample(s, cur, next)) != LCSM_OK)
@@ -81,10 +82,11 @@ lcsm_status bench_generate_session(lcsm_session *s, bench_gen *g)
             g->lat_ms[j - 1] = ms;
         win_sum += ms;
         win_max = ms > win_max ? ms : win_max;
-        if (bench_long_run(n_new) && j % BENCH_PROGRESS_STEPS == 0) {
+        if (bench_long_run(n_new) && bench_progress_due(j)) {
             fprintf(stderr, "  (step %d of %d: %.1f s; the last %d steps: mean %.3f ms, max %.3f ms)\n", j,
-                    n_new - 1, bench_now() - t1, BENCH_PROGRESS_STEPS, win_sum / BENCH_PROGRESS_STEPS, win_max);
+                    n_new - 1, bench_now() - t1, j - win_from, win_sum / (j - win_from), win_max);
             win_sum = win_max = 0;
+            win_from = j;
         }
         for (int b = 0; b < B; b++)
             g->out[(size_t)b * n_new + j] = cur[b] = next[b];

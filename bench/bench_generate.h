@@ -16,10 +16,15 @@
 enum { BENCH_TOKEN_LO = 7, BENCH_TOKEN_HI = 11 };
 
 /* Runs of more than twice this many steps print a progress line on stderr
- * every this many steps (a cell is a child process: a run stopped by a time
- * limit still shows its rate and its slowest steps). */
+ * every this many steps, and at each power of two from 1024 before that (a
+ * cell is a child process: a run stopped by a time limit still shows its rate
+ * and its slowest steps). */
 enum { BENCH_PROGRESS_STEPS = 1 << 16 };
 static inline int bench_long_run(int steps) { return steps > 2 * BENCH_PROGRESS_STEPS; }
+static inline int bench_progress_due(int step)
+{
+    return step % BENCH_PROGRESS_STEPS == 0 || (step >= 1024 && !(step & (step - 1)));
+}
 
 typedef struct bench_gen {
     int batch, prompt, L; /* L = prompt + steps = total length per sequence */

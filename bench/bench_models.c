@@ -32,6 +32,8 @@
  *   num_layers 32 (Hyena at the even indices, attention at the odd ones),
  *   state_size 2, inner_mlp_size 14336, 32 heads (proj_groups 4), vocab 32000,
  *   max_seqlen 32768, untied embeddings.
+ * sh-7b-hyena: the same without its 16 attention layers (its 16 Hyena layers):
+ *   the StripedHyena cells of the Hyena-only prefills.
  *
  * max_seqlen is the cell's L in the bench (the filters of modal_tiled models
  * are materialised up to it), not the published one.
@@ -45,6 +47,13 @@
      "\"column_split_hyena\":false,\"column_split\":true,\"interleave\":true,\"evo2_style_activations\":true," \
      "\"tie_embeddings\":true,\"mha_out_proj_bias\":true,\"hyena_out_proj_bias\":true,\"hyena_flip_x1x2\":false," \
      "\"qkv_proj_bias\":false,\"final_norm\":true,\"mlp_activation\":\"gelu\"}"
+
+/* StripedHyena-7B's config beyond the table's columns (both of its rows) */
+#define SH_7B_EXTRA \
+     "{\"num_filters\":4096,\"short_filter_length\":3,\"short_filter_bias\":true,\"eps\":1e-5," \
+     "\"rotary_emb_base\":500000,\"proj_groups\":4,\"hyena_filter_groups\":1,\"column_split_hyena\":true," \
+     "\"column_split\":false,\"tie_embeddings\":false,\"mha_out_proj_bias\":false,\"qkv_proj_bias\":false," \
+     "\"final_norm\":true,\"use_flash_rmsnorm\":false}"
 
 const bench_preset bench_presets[] = {
     {"evo2-1b", "evo2", "Evo 2 1B", "Zymrael/vortex configs/evo2-1b-8k.yml", 1920, 25, 5120, 15, 16, 512, 8192,
@@ -61,11 +70,10 @@ const bench_preset bench_presets[] = {
      "\"tie_embeddings\":true,\"mha_out_proj_bias\":true,\"hyena_out_proj_bias\":true,\"hyena_flip_x1x2\":false,"
      "\"qkv_proj_bias\":false,\"final_norm\":true,\"mlp_activation\":\"gelu\"}"},
     {"sh-7b", "stripedhyena", "StripedHyena-7B", "togethercomputer/stripedhyena configs/7b-sh-32k-v1.yml", 4096, 32,
-     14336, 32, 2, 32000, 32768, "hAhAhAhAhAhAhAhAhAhAhAhAhAhAhAhA",
-     "{\"num_filters\":4096,\"short_filter_length\":3,\"short_filter_bias\":true,\"eps\":1e-5,"
-     "\"rotary_emb_base\":500000,\"proj_groups\":4,\"hyena_filter_groups\":1,\"column_split_hyena\":true,"
-     "\"column_split\":false,\"tie_embeddings\":false,\"mha_out_proj_bias\":false,\"qkv_proj_bias\":false,"
-     "\"final_norm\":true,\"use_flash_rmsnorm\":false}"},
+     14336, 32, 2, 32000, 32768, "hAhAhAhAhAhAhAhAhAhAhAhAhAhAhAhA", SH_7B_EXTRA},
+    {"sh-7b-hyena", "stripedhyena", "StripedHyena-7B's Hyena layers",
+     "togethercomputer/stripedhyena configs/7b-sh-32k-v1.yml", 4096, 16, 14336, 32, 2, 32000, 32768, "hhhhhhhhhhhhhhhh",
+     SH_7B_EXTRA},
 };
 const int bench_n_presets = (int)(sizeof bench_presets / sizeof bench_presets[0]);
 
