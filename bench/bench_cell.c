@@ -137,6 +137,12 @@ static void setup_line(const bench_cell *c, const char *what, double s)
         fprintf(stderr, "  (set-up: %s in %.1f s)\n", what, s);
 }
 
+/* A long cell's session set-up, tile size by tile size (lcsm_session_create's progress). */
+static void setup_progress(void *user, const char *stage, long long done, long long total)
+{
+    fprintf(stderr, "  (set-up: session %s %lld/%lld at %.1f s)\n", stage, done, total, bench_now() - *(double *)user);
+}
+
 /* Backend, model and session, timed apart (none of it is in the timed region). */
 static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, bench_result *r, int *n_vocab)
 {
@@ -186,6 +192,10 @@ static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, b
         so.max_len = c->L;
         so.algo = algo_of[c->algo];
         t = bench_now();
+        if (bench_long_run(c->L)) {
+            so.progress = setup_progress;
+            so.progress_user = &t;
+        }
         if ((st = lcsm_session_create(s->model, &so, &s->sess)) != LCSM_OK)
             return fail(r, st, "session");
         r->startup.session_s = bench_now() - t;

@@ -429,7 +429,9 @@ typedef struct lcsm_session_options {
      * token; scores and sums stay f32), or LCSM_WEIGHTS_F32/F16/BF16 for all.
      * lcsm_model_forward keeps f32 caches. */
     lcsm_weight_dtype kv_dtype;
-    /* Called by lcsm_generate as tokens are done (NULL: none). */
+    /* Called by lcsm_generate as tokens are done ("generate"), and by
+     * lcsm_session_create as each tile size is made ready ("tiles": its spectra
+     * when deferred, the backend's plans and scratch); NULL: none. */
     lcsm_progress_fn progress;
     void *progress_user;
 } lcsm_session_options;

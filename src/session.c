@@ -257,9 +257,19 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     }
     if (m->filters) {
         pthread_mutex_lock(&m->lock);
-        const int max_tile = flash && G ? lcsm_schedule_max_tile(0, L) : 0;
-        st = max_tile ? s->be->ops->filters_prepare(s->be, m->filters, max_tile) : LCSM_OK;
-        if (st == LCSM_OK && s->be->ops->session_prepare)
+        const int max_tile = flash && G ? lcsm_schedule_max_tile(0, L) : 0, thr = s->be->fft_threshold;
+        /* size by size, so that a long session reports its progress ("tiles") */
+        int n = 0, k = 0;
+        for (int U = thr; U <= max_tile; U *= 2)
+            n++;
+        for (int U = thr; st == LCSM_OK && U <= max_tile; U *= 2) {
+            st = s->be->ops->filters_prepare(s->be, m->filters, U);
+            if (st == LCSM_OK && s->be->ops->session_prepare)
+                st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, U, s->spread_from);
+            if (st == LCSM_OK && opt.progress)
+                opt.progress(opt.progress_user, "tiles", ++k, n);
+        }
+        if (st == LCSM_OK && s->be->ops->session_prepare) /* also what a session without tiles needs */
             st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, max_tile, s->spread_from);
         pthread_mutex_unlock(&m->lock);
         if (st != LCSM_OK) {
