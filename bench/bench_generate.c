@@ -83,8 +83,13 @@ lcsm_status bench_generate_session(lcsm_session *s, bench_gen *g)
         win_sum += ms;
         win_max = ms > win_max ? ms : win_max;
         if (bench_long_run(n_new) && bench_progress_due(j)) {
-            fprintf(stderr, "  (step %d of %d: %.1f s; the last %d steps: mean %.3f ms, max %.3f ms)\n", j,
-                    n_new - 1, bench_now() - t1, j - win_from, win_sum / (j - win_from), win_max);
+            const int n = j - win_from;
+            char med[64] = "";
+            if (g->lat_ms) /* the window's steps are lat_ms[win_from .. j - 1] */
+                snprintf(med, sizeof med, ", median %.3f ms, p99 %.3f ms", bench_median(g->lat_ms + win_from, n),
+                         bench_percentile(g->lat_ms + win_from, n, 0.99));
+            fprintf(stderr, "  (step %d of %d: %.1f s; the last %d steps: mean %.3f ms%s, max %.3f ms)\n", j,
+                    n_new - 1, bench_now() - t1, n, win_sum / n, med, win_max);
             win_sum = win_max = 0;
             win_from = j;
         }

@@ -283,12 +283,19 @@ static lcsm_status cl_zero(lcsm_backend *be, lcsm_ref dst, size_t n)
     lcsm_status st = lcsm__check_ref(be, dst, n, dst.buf ? dst.buf->bytes : 0, "zero", &bytes);
     if (st != LCSM_OK || !n)
         return st;
-    /* a fill pattern of the element size (2 or 4 bytes) divides every offset */
+    /* a fill pattern of the element size (2 or 4 bytes) divides every offset;
+     * fills of at most CL_FILL_MAX bytes each (NVIDIA's driver did not finish
+     * one fill of 8 GiB in a minute: docs/DESIGN.md §5) */
     const cl_uint zero = 0;
     const size_t pattern = lcsm_dtype_size(dst.dt) == 2 ? 2 : 4;
     pthread_mutex_lock(&cb->lock);
-    st = clb_check(cb, clEnqueueFillBuffer(cb->queue, dst.buf->mem, &zero, pattern, dst.off, bytes, 0, NULL, NULL),
-                   "clEnqueueFillBuffer");
+    for (size_t done = 0; st == LCSM_OK && done < bytes; done += CL_FILL_MAX) {
+        const size_t n_bytes = bytes - done < CL_FILL_MAX ? bytes - done : CL_FILL_MAX;
+        st = clb_check(cb,
+                       clEnqueueFillBuffer(cb->queue, dst.buf->mem, &zero, pattern, dst.off + done, n_bytes, 0, NULL,
+                                           NULL),
+                       "clEnqueueFillBuffer");
+    }
     pthread_mutex_unlock(&cb->lock);
     return st;
 }

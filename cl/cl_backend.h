@@ -42,6 +42,7 @@ typedef struct cl_prof_event {
 
 #define CL_MAX_LOG2 31
 #define CL_WG 256 /* work-group size of the reduction kernels */
+#define CL_FILL_MAX ((size_t)1 << 30) /* bytes per clEnqueueFillBuffer (cl_zero) */
 
 /* A device scratch buffer that only grows. */
 typedef struct cl_scratch {
