@@ -5,7 +5,7 @@
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
 #   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast|
-#               families|hybrids|million|millionbench|published|striped|stripedrest|shprefill]...
+#               families|hybrids|million|millionbench|millionrun|published|striped|stripedrest|shprefill]...
 # (default: all; each target is a run_<name> function below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -222,6 +222,12 @@ million_probe() {
 run_millionbench() {
   bench million 100 --models 256x8 --batches 1 --lens 1048576 --prompt 1 --algos flash --warmup 0 --budget 0
   grep -E "set-up|step" "$out/million.txt"
+}
+# millionrun: the million cell alone (every position of the 2^20 session, its per-step latencies)
+run_millionrun() {
+  bench million 100000 --models 256x8 --batches 1 --lens 1048576 --prompt 1 --algos flash --warmup 0 --budget 0 \
+    --latencies
+  grep -vE "^$" "$out/million.txt" | tail -n 40
 }
 # stripedrest: the StripedHyena / Evo 2 cells the striped call left: StripedHyena-7B at batch 8 (modal
 # against flash on the tiled filters), flash on Evo 2 1B's tiled hcl filters for 64K and 256K prompts,
