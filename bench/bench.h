@@ -21,7 +21,8 @@
  * LCSM_ALGO_MODAL (modal layers by their recurrence, tiled convolutions as
  * flash). RECOMPUTE is the cache-less baseline: the whole parallel forward over
  * the prefix for every token. */
-/* flash: the library's lagged flash (--lag, default its auto lag); plain: flash with lag 1 */
+/* flash: the library's lagged flash (--lag, default its auto lag); plain: flash with lag 1; smooth:
+ * LCSM_ALGO_SMOOTH (the smooth schedule) */
 typedef enum bench_algo {
     BENCH_LAZY,
     BENCH_EAGER,
@@ -29,6 +30,7 @@ typedef enum bench_algo {
     BENCH_MODAL,
     BENCH_RECOMPUTE,
     BENCH_PLAIN,
+    BENCH_SMOOTH,
     BENCH_N_ALGOS
 } bench_algo;
 

@@ -117,6 +117,8 @@ static lcsm_status make_model(const bench_cell *c, lcsm_backend *be, lcsm_model 
     mo.weight_dtype = dtype_of[c->weights];
     mo.modal_tiled = c->modal_tiled;
     mo.lag = c->lag;
+    /* the smooth schedule's spectra are its own: not flash's at load too */
+    mo.defer_spectra = c->algo == BENCH_SMOOTH;
     if (c->model.dir)
         return lcsm_model_load(be, c->model.dir, &mo, out);
     char *json = bench_model_config_json(&c->model, c->L, c->state_size);
@@ -185,7 +187,7 @@ static lcsm_status cell_setup(const bench_cell *c, int profile, cell_state *s, b
     if (c->algo != BENCH_RECOMPUTE) {
         static const lcsm_algo algo_of[] = {[BENCH_LAZY] = LCSM_ALGO_LAZY, [BENCH_EAGER] = LCSM_ALGO_EAGER,
                                             [BENCH_FLASH] = LCSM_ALGO_FLASH, [BENCH_MODAL] = LCSM_ALGO_MODAL,
-                                            [BENCH_PLAIN] = LCSM_ALGO_FLASH};
+                                            [BENCH_PLAIN] = LCSM_ALGO_FLASH, [BENCH_SMOOTH] = LCSM_ALGO_SMOOTH};
         lcsm_session_options so;
         lcsm_session_options_default(&so);
         so.batch = c->batch;

@@ -127,7 +127,7 @@ static int parse_algo_set(const char *s, int *flags, int peer)
         memset(flags, 0, sizeof(int) * BENCH_N_ALGOS);
     for (int i = 0; i < n && !bad; i++) {
         bench_algo a = bench_algo_from_name(items[i]);
-        if (a == BENCH_N_ALGOS || (peer && (a == BENCH_EAGER || a == BENCH_MODAL || a == BENCH_PLAIN)))
+        if (a == BENCH_N_ALGOS || (peer && (a == BENCH_EAGER || a == BENCH_MODAL || a == BENCH_PLAIN || a == BENCH_SMOOTH)))
             bad = 1;
         else
             flags[a] = 1;
@@ -387,8 +387,8 @@ static const opt_def options[] = {
      opt_lens},
     {"--batches", "B,...", "batch sizes (default 1)", opt_batches},
     {"--algos", "A,...",
-     "lazy, eager, flash (lagged: --lag), plain (flash with lag 1), modal, recompute (default lazy, eager, flash, "
-     "recompute)",
+     "lazy, eager, flash (lagged: --lag), plain (flash with lag 1), smooth (the smooth schedule), modal, "
+     "recompute (default lazy, eager, flash, recompute)",
      opt_algos},
     {"--weights", "W,...", "weight storage: f32, bf16, f16, auto (a checkpoint's own); each a grid dimension "
                            "(default f32)",
@@ -468,7 +468,7 @@ static void set_defaults(bench_options *o)
     o->batches[0] = 1;
     o->n_batches = 1;
     for (int a = 0; a < BENCH_N_ALGOS; a++)
-        o->algos[a] = a != BENCH_MODAL && a != BENCH_PLAIN;
+        o->algos[a] = a != BENCH_MODAL && a != BENCH_PLAIN && a != BENCH_SMOOTH;
     o->backends[0] = "cpu";
     o->n_backends = 1;
     o->seed = 1234;

@@ -116,6 +116,7 @@ double bench_estimate_static(const bench_cell *c, int d_model, int n_layer, int 
     case BENCH_EAGER: s = steps * (dense_step + linear_mix) + history / 2e9; break;
     case BENCH_FLASH:
     case BENCH_PLAIN:
+    case BENCH_SMOOTH:
     case BENCH_MODAL: s = steps * (dense_step + linear_mix + tiled * rows * lg * lg * 0.5e-9); break;
     case BENCH_RECOMPUTE: s = (L * L - P * P) / 2 * B * (12 * D * D * M / 2e10 + D * M * lg * 1e-8); break;
     case BENCH_N_ALGOS: break;
@@ -133,7 +134,10 @@ static double mixer_growth(const bench_cell *c, double L)
         return L * L;
     if (bench_tiled_per_layer(&c->model, c->algo, c->modal_tiled) <= 0)
         return L; /* recurrences and FIR rings: constant per step */
-    return c->algo == BENCH_FLASH || c->algo == BENCH_MODAL || c->algo == BENCH_PLAIN ? L * lg * lg : L * L;
+    return c->algo == BENCH_FLASH || c->algo == BENCH_MODAL || c->algo == BENCH_PLAIN ||
+                   c->algo == BENCH_SMOOTH
+               ? L * lg * lg
+               : L * L;
 }
 
 double bench_estimate_scaled(const bench_cell *c, double gen_s, double mixer_s, int L0)

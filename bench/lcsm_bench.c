@@ -30,7 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const algo_names[BENCH_N_ALGOS] = {"lazy", "eager", "flash", "modal", "recompute", "plain"};
+static const char *const algo_names[BENCH_N_ALGOS] = {"lazy", "eager", "flash", "modal", "recompute", "plain",
+                                                                "smooth"};
 static const char *const weights_names[BENCH_N_WEIGHTS] = {"f32", "bf16", "f16", "auto"};
 
 const char *bench_weights_name(bench_weights w) { return w >= 0 && w < BENCH_N_WEIGHTS ? weights_names[w] : "?"; }
@@ -248,7 +249,8 @@ static void show_model(run_ctx *x, int mi, const bench_result *r, bench_weights 
 static void run_lcsm_cells(run_ctx *x, int mi, int batch, int L)
 {
     const bench_options *o = x->o;
-    static const bench_algo order[] = {BENCH_LAZY, BENCH_EAGER, BENCH_PLAIN, BENCH_FLASH, BENCH_MODAL, BENCH_RECOMPUTE};
+    static const bench_algo order[] = {BENCH_LAZY,  BENCH_EAGER,  BENCH_PLAIN,    BENCH_FLASH,
+                                       BENCH_SMOOTH, BENCH_MODAL, BENCH_RECOMPUTE};
     for (size_t ai = 0; ai < sizeof order / sizeof order[0]; ai++) {
         const bench_algo algo = order[ai];
         if (!o->algos[algo])
@@ -491,6 +493,21 @@ static void print_ratios(run_ctx *x, int mi, int batch, int L)
                 snprintf(b, sizeof b, "lcsm %s plain", o->backends[k]);
                 bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "worst_over_median", fw / pw);
                 bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "gen", per_tok(pl) / per_tok(f));
+            }
+            /* The smooth schedule: its worst and p99 step over its median, its time against flash's. */
+            const bench_result *sm = &g->lcsm[k][w][BENCH_SMOOTH];
+            if (sm->ok && sm->lat.p50_ms > 0) {
+                const double sw = sm->lat.max_ms / sm->lat.p50_ms;
+                printf("%s  %s smooth%s: worst step x%.2f of its median, p99 x%.2f", head, o->backends[k],
+                       wsuffix(o, w, ws, sizeof ws), sw, sm->lat.p99_ms / sm->lat.p50_ms);
+                if (f->lat.p50_ms > 0)
+                    printf(" (flash x%.2f, p99 x%.2f); x%.2f vs flash", f->lat.max_ms / f->lat.p50_ms,
+                           f->lat.p99_ms / f->lat.p50_ms, per_tok(f) / per_tok(sm));
+                printf("\n");
+                snprintf(a, sizeof a, "lcsm %s smooth", o->backends[k]);
+                snprintf(b, sizeof b, "lcsm %s flash", o->backends[k]);
+                bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "worst_over_median", sw);
+                bench_json_ratio(x->json, x->m, &row, side(a, w, -1), side(b, w, -1), "gen", per_tok(f) / per_tok(sm));
             }
         }
     /* Each narrow weight type against f32, algorithm by algorithm. */

@@ -284,8 +284,8 @@ static lcsm_status cl_zero(lcsm_backend *be, lcsm_ref dst, size_t n)
     if (st != LCSM_OK || !n)
         return st;
     /* a fill pattern of the element size (2 or 4 bytes) divides every offset;
-     * fills of at most CL_FILL_MAX bytes each (NVIDIA's driver did not finish
-     * one fill of 8 GiB in a minute: docs/DESIGN.md §5) */
+     * fills of at most CL_FILL_MAX bytes each (on NVIDIA's driver sessions with
+     * an 8 GiB history stalled in their reset: docs/DESIGN.md §5) */
     const cl_uint zero = 0;
     const size_t pattern = lcsm_dtype_size(dst.dt) == 2 ? 2 : 4;
     pthread_mutex_lock(&cb->lock);
@@ -629,6 +629,8 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
      * GPU only tiles of 1024 and more, smaller ones cost less whole than as
      * several launches */
     cb->base.spread_unit = 64;
+    cb->base.spread_align = 1;
+    cb->base.spread_fine_from = 0;
     cb->base.spread_min = cb->is_cpu_device ? 16 : 1024;
     /* decode's norms folded into the projections after them: on GPUs (on a CPU
      * device the fused kernel measured slower); LCSM_CL_FUSE_NORM=0 or 1 decides

@@ -96,7 +96,7 @@ struct lcsm_filters {
     cl_mem hT;    /* time-major [lh][G*D] */
     cl_mem dbias; /* [G*D] */
     cl_mem h0d;   /* [G*D] h[0] + dbias */
-    cl_tile_spec spec[CL_MAX_LOG2 + 1];
+    cl_tile_spec spec[CL_MAX_LOG2 + 1][LCSM_SPEC_VARIANTS]; /* [log2 U][delay variant] (src/backend.h) */
     size_t bytes;
 };
 
@@ -195,7 +195,7 @@ int cl_lazy_max_splits(const cl_backend *cb, int cols);
 /* cl_conv.c */
 lcsm_status cl_filters_create(lcsm_backend *be, float *hT, const float *dbias, int G, int D, int lh, int lag,
                               lcsm_filters **out);
-lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile);
+lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile, unsigned variants);
 lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom, int max_tile,
                                int spread_from);
 void cl_filters_destroy(lcsm_backend *be, lcsm_filters *f);

@@ -67,7 +67,8 @@ void cl_filters_destroy(lcsm_backend *be, lcsm_filters *f)
     if (!f)
         return;
     for (int k = 0; k <= CL_MAX_LOG2; k++)
-        clb_release(cb, f->spec[k].mem);
+        for (int v = 0; v < LCSM_SPEC_VARIANTS; v++)
+            clb_release(cb, f->spec[k][v].mem);
     clb_release(cb, f->hT);
     clb_release(cb, f->dbias);
     clb_release(cb, f->h0d);
@@ -296,7 +297,7 @@ static void tile_shape(const cl_backend *cb, int U, int *S, int *P)
 
 typedef struct tile_spec_job {
     const lcsm_filters *f;
-    int U, P;
+    int U, P, d; /* d: the delay (src/backend.h) */
     cl_mem mem;
 } tile_spec_job;
 
@@ -306,45 +307,61 @@ static lcsm_status tile_spec_chunk(cl_backend *cb, fft_conv *c, clfft_plan *plan
     (void)plan_rows;
     const tile_spec_job *j = ctx;
     const int GD = j->f->G * j->f->D;
-    /* tap U + lag - 1 ends segment 0: the tile's outputs start lag - 1 after its inputs */
-    return segment_spectra(cb, j->f, j->U + j->f->lag - 1, c->S, -(j->P - 1), j->P - 1, gb0, ngb, c0, cw, plan,
+    /* tap U + d - 1 ends segment 0: the tile's outputs start d - 1 after its inputs */
+    return segment_spectra(cb, j->f, j->U + j->d - 1, c->S, -(j->P - 1), j->P - 1, gb0, ngb, c0, cw, plan,
                            j->mem, GD, gb0 * j->f->D + c0);
 }
 
-lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
+/* The spectra of tile size U and delay variant v (src/backend.h). */
+static lcsm_status make_tile_spec(cl_backend *cb, lcsm_filters *f, int U, int v)
+{
+    cl_tile_spec *ts = &f->spec[lcsm_ilog2((unsigned)U)][v];
+    int S, P;
+    tile_shape(cb, U, &S, &P);
+    const int GD = f->G * f->D, K = S + 1, nseg = 2 * P - 1;
+    size_t bytes = (size_t)nseg * GD * K * 8;
+    cl_mem mem;
+    lcsm_status st = clb_mem(cb, bytes, "tile spectra", &mem);
+    if (st != LCSM_OK)
+        return st;
+    /* rows of the spectrum FFTs: the filters themselves (gb = layer, B = 1) */
+    fft_conv shape = {.n_gb = f->G, .D = f->D, .B = 1, .n_in = S, .n_out = S, .S = S};
+    tile_spec_job job = {f, U, P, lcsm_spec_delay(v, U, f->lag), mem};
+    st = each_chunk(cb, &shape, 0, tile_spec_chunk, &job);
+    if (st == LCSM_OK)
+        st = clb_check(cb, clFinish(cb->queue), "clFinish(tile spectra)");
+    if (st != LCSM_OK) {
+        clb_release(cb, mem);
+        return st;
+    }
+    ts->S = S;
+    ts->P = P;
+    ts->mem = mem;
+    ts->bytes = bytes;
+    f->bytes += bytes;
+    return LCSM_OK;
+}
+
+lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile, unsigned variants)
 {
     cl_backend *cb = (cl_backend *)be;
     lcsm_status st = LCSM_OK;
     pthread_mutex_lock(&cb->lock);
-    for (int U = be->fft_threshold; st == LCSM_OK && U <= max_tile; U *= 2) {
-        cl_tile_spec *ts = &f->spec[lcsm_ilog2((unsigned)U)];
-        if (ts->mem)
-            continue;
-        int S, P;
-        tile_shape(cb, U, &S, &P);
-        const int GD = f->G * f->D, K = S + 1, nseg = 2 * P - 1;
-        size_t bytes = (size_t)nseg * GD * K * 8;
-        cl_mem mem;
-        if ((st = clb_mem(cb, bytes, "tile spectra", &mem)) != LCSM_OK)
-            break;
-        /* rows of the spectrum FFTs: the filters themselves (gb = layer, B = 1) */
-        fft_conv shape = {.n_gb = f->G, .D = f->D, .B = 1, .n_in = S, .n_out = S, .S = S};
-        tile_spec_job job = {f, U, P, mem};
-        st = each_chunk(cb, &shape, 0, tile_spec_chunk, &job);
-        if (st == LCSM_OK)
-            st = clb_check(cb, clFinish(cb->queue), "clFinish(tile spectra)");
-        if (st != LCSM_OK) {
-            clb_release(cb, mem);
-            break;
-        }
-        ts->S = S;
-        ts->P = P;
-        ts->mem = mem;
-        ts->bytes = bytes;
-        f->bytes += bytes;
-    }
+    for (int U = be->fft_threshold; st == LCSM_OK && U <= max_tile; U *= 2)
+        for (int v = 0; st == LCSM_OK && v < LCSM_SPEC_VARIANTS; v++)
+            if ((variants >> v & 1u) && !f->spec[lcsm_ilog2((unsigned)U)][v].mem)
+                st = make_tile_spec(cb, f, U, v);
     pthread_mutex_unlock(&cb->lock);
     return st;
+}
+
+/* A prepared spectrum of tile size U, of any delay (they share their shape), or NULL. */
+static const cl_tile_spec *any_spec(const lcsm_filters *f, int U)
+{
+    for (int v = 0; v < LCSM_SPEC_VARIANTS; v++)
+        if (f->spec[lcsm_ilog2((unsigned)U)][v].mem)
+            return &f->spec[lcsm_ilog2((unsigned)U)][v];
+    return NULL;
 }
 
 /* One group's channels [c0, c1): a part of a tile. */
@@ -398,8 +415,8 @@ lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lc
                                  (size_t)LCSM_MAX_STAGES * cl_lazy_max_splits(cb, cols) * cols * sizeof(float),
                                  "lazy partial sums");
     for (int U = be->fft_threshold; st == LCSM_OK && U <= max_tile; U *= 2) {
-        const cl_tile_spec *ts = &f->spec[lcsm_ilog2((unsigned)U)];
-        if (!ts->mem) {
+        const cl_tile_spec *ts = any_spec(f, U);
+        if (!ts) {
             st = LCSM_FAIL_BE(be, LCSM_ERR_STATE, "opencl: tile size %d has no spectra", U);
             break;
         }
@@ -429,9 +446,13 @@ lcsm_status cl_tile_fft(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv
                         lcsm_ref acc, int in0, int U, int out0, int n_out, const lcsm_rows *part)
 {
     cl_backend *cb = (cl_backend *)be;
-    const cl_tile_spec *ts = &f->spec[lcsm_ilog2((unsigned)U)];
-    if (!ts->mem)
-        return LCSM_FAIL_BE(be, LCSM_ERR_STATE, "opencl: tile size %d was not prepared", U);
+    const int d = out0 - (in0 + U - 1);
+    const cl_tile_spec *ts = NULL;
+    for (int v = 0; v < LCSM_SPEC_VARIANTS && !ts; v++)
+        if (lcsm_spec_delay(v, U, f->lag) == d && f->spec[lcsm_ilog2((unsigned)U)][v].mem)
+            ts = &f->spec[lcsm_ilog2((unsigned)U)][v];
+    if (!ts)
+        return LCSM_FAIL_BE(be, LCSM_ERR_STATE, "opencl: tile size %d of delay %d was not prepared", U, d);
     fft_conv c;
     pthread_mutex_lock(&cb->lock);
     lcsm_status st = LCSM_OK;

@@ -45,7 +45,8 @@ static inline void cpu_ffree(void *p)
 /* Plans for one transform size over CPU_FFT_W interleaved columns. */
 typedef struct cpu_plan {
     int n; /* real length */
-    fftwf_plan fwd, inv;
+    fftwf_plan fwd, inv;   /* CPU_FFT_W columns, vector-major */
+    fftwf_plan fwd1, inv1; /* one contiguous column (cpu_plan_lane; NULL until then) */
 } cpu_plan;
 
 #define CPU_MAX_LOG2 31
@@ -81,9 +82,10 @@ struct lcsm_filters {
     float *hT;    /* time-major [lh][G*D] */
     float *dbias; /* [G*D] */
     float *h0d;   /* [G*D]: h[0] + dbias, the diagonal of a decode step */
-    /* Spectra of the flash tile segments h[lag .. lag+2U-2] (zero-padded to 2U, scaled
-     * by 1/(2U)), frequency-major [U+1][G*D] complex, for U = 2^k >= threshold. */
-    fftwf_complex *spec[CPU_MAX_LOG2 + 1];
+    /* Spectra of the flash tile segments h[d .. d+2U-2] (zero-padded to 2U, scaled
+     * by 1/(2U)), frequency-major [U+1][G*D] complex, for U = 2^k >= threshold and
+     * each delay variant v (d = lcsm_spec_delay(v, U, lag), src/backend.h). */
+    fftwf_complex *spec[CPU_MAX_LOG2 + 1][LCSM_SPEC_VARIANTS];
     const cpu_plan *plan[CPU_MAX_LOG2 + 1]; /* the backend's plan of size 2U, looked up once */
     size_t spec_bytes;
 };
@@ -94,6 +96,8 @@ lcsm_status cpu_blas_reserve(cpu_backend *cb);
 
 /* cpu_fft.c */
 lcsm_status cpu_plan_get(cpu_backend *cb, int n, unsigned flags, const cpu_plan **out);
+/* Makes p's one-column transforms (a spread tile's single channels), once. */
+lcsm_status cpu_plan_lane(cpu_backend *cb, const cpu_plan *p, unsigned flags);
 /* Makes every thread's scratch at least `floats` long. Runs as a pool job, so it
  * never pulls scratch from under a running job of another session. */
 lcsm_status cpu_scratch_reserve(cpu_backend *cb, size_t floats);
@@ -113,7 +117,7 @@ void cpu_block_direct(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_ge
 /* cpu_conv.c: the long-convolution operations of the table */
 lcsm_status cpu_filters_create(lcsm_backend *be, float *hT, const float *dbias, int G, int D, int lh,
                                int lag, lcsm_filters **out);
-lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile);
+lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile, unsigned variants);
 void cpu_filters_destroy(lcsm_backend *be, lcsm_filters *f);
 size_t cpu_filters_bytes(const lcsm_filters *f);
 lcsm_status cpu_tile_fft_op(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,

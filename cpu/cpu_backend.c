@@ -129,7 +129,16 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
         return lcsm__fail(NULL, 0, LCSM_ERR_OUT_OF_MEMORY, "cpu backend handle");
     cb->base.ops = &cpu_ops;
     snprintf(cb->base.name, sizeof cb->base.name, "cpu");
-    cb->base.spread_unit = CPU_FFT_W; /* one FFT column block: a task of tile_fft */
+    /* one channel: tile_fft runs a part narrower than a column block channel by
+     * channel; parts are whole blocks except for the smooth schedule's tiles of
+     * 2048 and more (a block of smaller ones costs less than the channel-wise
+     * path's strided reads add; bench/RESULTS.md) */
+    cb->base.spread_unit = 1;
+    cb->base.spread_align = CPU_FFT_W;
+    cb->base.spread_fine_from = 2048;
+    const char *fine = getenv("LCSM_CPU_SPREAD_FINE"); /* A/B: the tile size channel-wise parts start at */
+    if (fine && *fine)
+        cb->base.spread_fine_from = atoi(fine);
     cb->base.spread_min = 16;
     pthread_mutex_init(&cb->lock, NULL);
     long online = sysconf(_SC_NPROCESSORS_ONLN);

@@ -54,7 +54,8 @@ void cpu_filters_destroy(lcsm_backend *be, lcsm_filters *f)
     if (!f)
         return;
     for (int k = 0; k <= CPU_MAX_LOG2; k++)
-        cpu_ffree(f->spec[k]);
+        for (int v = 0; v < LCSM_SPEC_VARIANTS; v++)
+            cpu_ffree(f->spec[k][v]);
     lcsm__free(f->hT);
     lcsm__free(f->dbias);
     lcsm__free(f->h0d);
@@ -71,10 +72,10 @@ typedef struct spec_job {
     const lcsm_filters *f;
     const cpu_plan *plan;
     fftwf_complex *spec;
-    int U;
+    int U, d;
 } spec_job;
 
-/* Spectrum of h[lag .. lag+2U-2] for W filters: one column block. */
+/* Spectrum of h[d .. d+2U-2] for W filters: one column block. */
 static void spec_task(void *ctx, int task, int thread)
 {
     const spec_job *j = ctx;
@@ -83,8 +84,8 @@ static void spec_task(void *ctx, int task, int thread)
     float *X = j->cb->scratch[thread];
     fftwf_complex *Xf = (fftwf_complex *)(X + (size_t)2 * U * W);
     memset(X, 0, (size_t)2 * U * W * sizeof *X);
-    for (int m = 0; m < 2 * U - 1 && f->lag + m < f->lh; m++)
-        memcpy(X + (size_t)m * W, f->hT + (size_t)(f->lag + m) * GD + f0, (size_t)wmax * sizeof *X);
+    for (int m = 0; m < 2 * U - 1 && j->d + m < f->lh; m++)
+        memcpy(X + (size_t)m * W, f->hT + (size_t)(j->d + m) * GD + f0, (size_t)wmax * sizeof *X);
     fftwf_execute_dft_r2c(j->plan->fwd, X, Xf);
     const float scale = 1.0f / (float)(2 * U); /* FFTW's inverse is unnormalised */
     for (int k = 0; k <= U; k++)
@@ -94,32 +95,34 @@ static void spec_task(void *ctx, int task, int thread)
         }
 }
 
-lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile)
+lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile, unsigned variants)
 {
     cpu_backend *cb = (cpu_backend *)be;
     const int GD = f->G * f->D;
     if (max_tile < be->fft_threshold)
         return LCSM_OK;
     lcsm_status st = cpu_scratch_reserve(cb, (size_t)(4 * max_tile + 2) * W);
-    for (int U = be->fft_threshold; st == LCSM_OK && U <= max_tile; U *= 2) {
-        int k = lcsm_ilog2((unsigned)U);
-        if (f->spec[k])
-            continue;
-        const cpu_plan *plan;
-        if ((st = cpu_plan_get(cb, 2 * U, cb->planner_flags, &plan)) != LCSM_OK)
-            break;
-        fftwf_complex *spec = (fftwf_complex *)cpu_falloc(2 * ((size_t)(U + 1) * GD));
-        if (!spec) {
-            st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: spectra for tile size %d (%zu bytes)", U,
-                              (size_t)(U + 1) * GD * sizeof *spec);
-            break;
+    for (int U = be->fft_threshold; st == LCSM_OK && U <= max_tile; U *= 2)
+        for (int v = 0; st == LCSM_OK && v < LCSM_SPEC_VARIANTS; v++) {
+            int k = lcsm_ilog2((unsigned)U);
+            if (f->spec[k][v] || !(variants >> v & 1u))
+                continue;
+            const cpu_plan *plan;
+            if ((st = cpu_plan_get(cb, 2 * U, cb->planner_flags, &plan)) != LCSM_OK ||
+                (st = cpu_plan_lane(cb, plan, cb->planner_flags)) != LCSM_OK)
+                break;
+            fftwf_complex *spec = (fftwf_complex *)cpu_falloc(2 * ((size_t)(U + 1) * GD));
+            if (!spec) {
+                st = LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: spectra for tile size %d (%zu bytes)", U,
+                                  (size_t)(U + 1) * GD * sizeof *spec);
+                break;
+            }
+            spec_job j = {cb, f, plan, spec, U, lcsm_spec_delay(v, U, f->lag)};
+            lcsm_pool_run(cb->pool, (GD + W - 1) / W, spec_task, &j);
+            f->plan[k] = plan;
+            f->spec[k][v] = spec;
+            f->spec_bytes += (size_t)(U + 1) * GD * sizeof *spec;
         }
-        spec_job j = {cb, f, plan, spec, U};
-        lcsm_pool_run(cb->pool, (GD + W - 1) / W, spec_task, &j);
-        f->plan[k] = plan;
-        f->spec[k] = spec;
-        f->spec_bytes += (size_t)(U + 1) * GD * sizeof *spec;
-    }
     return st;
 }
 
@@ -131,7 +134,7 @@ typedef struct direct_job {
     const float *hist;
     float *acc;
     int in0, n_in, out0, n_out, n_tasks;
-    int u0, u1; /* the rows: units of W channels (src/backend.h, lcsm_rows) */
+    int u0, u1, unit; /* the rows: units of `unit` channels (src/backend.h, lcsm_rows) */
 } direct_job;
 
 static void direct_task(void *ctx, int task, int thread)
@@ -149,10 +152,10 @@ static void direct_task(void *ctx, int task, int thread)
             if (k >= j->f->lh)
                 continue;
             const float *hrow = j->f->hT + (size_t)k * GD, *xrow = j->hist + (size_t)(j->in0 + m) * rows;
-            const int per = lcsm_units_per_group(W, D); /* a unit of rows is W channels (cpu_backend.c) */
+            const int unit = j->unit, per = lcsm_units_per_group(unit, D);
             for (int u = j->u0; u < j->u1;) { /* the units of one group at a time */
                 const int gb = u / per, u_end = (gb + 1) * per < j->u1 ? (gb + 1) * per : j->u1;
-                const int c0 = (u % per) * W, c1 = u_end == (gb + 1) * per ? D : (u_end % per) * W;
+                const int c0 = (u % per) * unit, c1 = u_end == (gb + 1) * per ? D : (u_end % per) * unit;
                 const float *h = hrow + (size_t)(gb / B) * D, *x = xrow + (size_t)gb * D;
                 float *a = arow + (size_t)gb * D;
                 for (int c = c0; c < c1; c++)
@@ -166,10 +169,12 @@ static void direct_task(void *ctx, int task, int thread)
 void cpu_block_direct(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
                       float *acc, int in0, int n_in, int out0, int n_out, const lcsm_rows *rows)
 {
-    direct_job j = {f, g, hist, acc, in0, n_in, out0, n_out, 1, 0, g->G * g->B * lcsm_units_per_group(W, g->D)};
+    const int unit = cb->base.spread_unit;
+    direct_job j = {f,     g, hist, acc, in0, n_in, out0, n_out, 1, 0, g->G * g->B * lcsm_units_per_group(unit, g->D),
+                    unit};
     if (rows)
         j.u0 = rows->u0, j.u1 = rows->u1;
-    j.n_tasks = tasks_for(cb, (double)n_in * n_out * (j.u1 - j.u0) * W, n_out);
+    j.n_tasks = tasks_for(cb, (double)n_in * n_out * (j.u1 - j.u0) * unit, n_out);
     lcsm_pool_run(cb->pool, j.n_tasks, direct_task, &j);
 }
 
@@ -184,8 +189,36 @@ typedef struct tile_job {
     const float *hist;
     float *acc;
     int in0, U, out0, n_out;
-    int blk0; /* task k: column block blk0 + k of W channels (blocks of a group in a row) */
+    /* task k: column block blk0 + k of W channels (blocks of a group in a row);
+     * of a part, the channels [lo, hi) of every row (gb * D + c) */
+    int blk0;
+    long lo, hi;
 } tile_job;
+
+/* One channel (row gb, channel c) of a tile: a part narrower than a column
+ * block transforms its channels one by one, so that a spread tile's unit of
+ * work is one channel's. */
+static void tile_lane(const tile_job *j, int gb, int c, int thread)
+{
+    const int B = j->g->B, D = j->g->D, U = j->U;
+    const size_t rows = (size_t)j->g->G * B * D, GD = (size_t)j->g->G * D;
+    const size_t col = (size_t)gb * D + c, fcol = (size_t)(gb / B) * D + c;
+    float *x = j->cb->scratch[thread];
+    fftwf_complex *xf = (fftwf_complex *)(x + (size_t)2 * U + 16); /* aligned as the plan's arrays */
+    for (int m = 0; m < U; m++)
+        x[m] = j->hist[(size_t)(j->in0 + m) * rows + col];
+    memset(x + U, 0, (size_t)U * sizeof *x);
+    fftwf_execute_dft_r2c(j->plan->fwd1, x, xf);
+    for (int k = 0; k <= U; k++) {
+        const fftwf_complex *s = j->spec + (size_t)k * GD + fcol;
+        const float re = xf[k][0] * (*s)[0] - xf[k][1] * (*s)[1], im = xf[k][0] * (*s)[1] + xf[k][1] * (*s)[0];
+        xf[k][0] = re;
+        xf[k][1] = im;
+    }
+    fftwf_execute_dft_c2r(j->plan->inv1, xf, x);
+    for (int jj = 0; jj < j->n_out; jj++) /* as in tile_task: output jj is index U-1+jj */
+        j->acc[(size_t)(j->out0 + jj) * rows + col] += x[U - 1 + jj];
+}
 
 static void tile_task(void *ctx, int task, int thread)
 {
@@ -193,6 +226,13 @@ static void tile_task(void *ctx, int task, int thread)
     const int B = j->g->B, D = j->g->D, U = j->U, bpg = (D + W - 1) / W;
     const size_t rows = (size_t)j->g->G * B * D, GD = (size_t)j->g->G * D;
     const int blk = j->blk0 + task, gb = blk / bpg, c0 = (blk % bpg) * W, gi = gb / B;
+    /* a block the part covers only in part: its channels one by one */
+    const long b_lo = (long)gb * D + c0, b_hi = b_lo + (D - c0 < W ? D - c0 : W);
+    if (b_lo < j->lo || b_hi > j->hi) {
+        for (long r = b_lo > j->lo ? b_lo : j->lo; r < (b_hi < j->hi ? b_hi : j->hi); r++)
+            tile_lane(j, gb, (int)(r - (long)gb * D), thread);
+        return;
+    }
     const int wmax = D - c0 < W ? D - c0 : W;
     const size_t col0 = (size_t)gb * D + c0, fcol0 = (size_t)gi * D + c0;
     float *X = j->cb->scratch[thread];
@@ -228,13 +268,23 @@ static void tile_task(void *ctx, int task, int thread)
 lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
                          float *acc, int in0, int U, int out0, int n_out, const lcsm_rows *rows)
 {
-    int k = lcsm_ilog2((unsigned)U);
-    if (!f->spec[k] || cb->scratch_floats < (size_t)(4 * U + 2) * W)
-        return LCSM_FAIL_BE(&cb->base, LCSM_ERR_STATE, "cpu: tile size %d was not prepared", U);
+    const int k = lcsm_ilog2((unsigned)U), d = out0 - (in0 + U - 1);
+    const fftwf_complex *spec = NULL;
+    for (int v = 0; v < LCSM_SPEC_VARIANTS && !spec; v++)
+        if (lcsm_spec_delay(v, U, f->lag) == d)
+            spec = f->spec[k][v];
+    if (!spec || cb->scratch_floats < (size_t)(4 * U + 2) * W)
+        return LCSM_FAIL_BE(&cb->base, LCSM_ERR_STATE, "cpu: tile size %d of delay %d was not prepared", U, d);
     /* Plan and spectrum were made at prepare time: a step takes no lock. A unit
-     * of rows is one column block (spread_unit = W, cpu_backend.c). */
-    tile_job j = {cb, f, g, f->plan[k], f->spec[k], hist, acc, in0, U, out0, n_out, rows ? rows->u0 : 0};
-    lcsm_pool_run(cb->pool, rows ? rows->u1 - rows->u0 : g->G * g->B * ((g->D + W - 1) / W), tile_task, &j);
+     * of rows is one channel (spread_unit = 1, cpu_backend.c): a part runs the
+     * column blocks it touches, whole ones as blocks, the others channel by
+     * channel. */
+    const int bpg = (g->D + W - 1) / W;
+    const long n_rows = (long)g->G * g->B * g->D, lo = rows ? rows->u0 : 0, hi = rows ? rows->u1 : n_rows;
+    const int blk_lo = (int)(lo / g->D) * bpg + (int)(lo % g->D) / W;
+    const int blk_hi = (int)((hi - 1) / g->D) * bpg + (int)((hi - 1) % g->D) / W + 1;
+    tile_job j = {cb, f, g, f->plan[k], spec, hist, acc, in0, U, out0, n_out, blk_lo, lo, hi};
+    lcsm_pool_run(cb->pool, blk_hi - blk_lo, tile_task, &j);
     return LCSM_OK;
 }
 

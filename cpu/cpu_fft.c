@@ -45,7 +45,7 @@ static lcsm_status make_plan(cpu_backend *cb, int n, unsigned flags, cpu_plan *p
     float *re = cpu_falloc((size_t)n * W);
     fftwf_complex *cx = (fftwf_complex *)cpu_falloc(2 * ((size_t)(n / 2 + 1) * W));
     p->n = n;
-    p->fwd = p->inv = NULL;
+    p->fwd = p->inv = p->fwd1 = p->inv1 = NULL;
     if (re && cx) {
         /* Vector-major: W columns interleaved (stride W, distance 1). MEASURE
          * overwrites the arrays, which is why they are scratch of our own. */
@@ -104,12 +104,56 @@ lcsm_status cpu_plan_get(cpu_backend *cb, int n, unsigned flags, const cpu_plan 
     return st;
 }
 
+lcsm_status cpu_plan_lane(cpu_backend *cb, const cpu_plan *cp, unsigned flags)
+{
+    cpu_plan *p = (cpu_plan *)cp; /* the table's own entry: made once, under the backend's lock */
+    pthread_mutex_lock(&cb->lock);
+    lcsm_status st = LCSM_OK;
+    if (!p->fwd1) {
+        int n = p->n;
+        float *re = cpu_falloc((size_t)n);
+        fftwf_complex *cx = (fftwf_complex *)cpu_falloc(2 * ((size_t)n / 2 + 1));
+        fftwf_plan fwd = NULL, inv = NULL;
+        double t0 = lcsm__now();
+        if (re && cx) {
+            pthread_mutex_lock(&planner_lock);
+            fwd = fftwf_plan_dft_r2c_1d(n, re, cx, flags);
+            inv = fftwf_plan_dft_c2r_1d(n, cx, re, flags);
+            if (!fwd || !inv) {
+                if (fwd)
+                    fftwf_destroy_plan(fwd);
+                if (inv)
+                    fftwf_destroy_plan(inv);
+                fwd = inv = NULL;
+            }
+            pthread_mutex_unlock(&planner_lock);
+        }
+        cb->base.stats.plan_s += lcsm__now() - t0;
+        if (!re || !cx)
+            st = LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY, "cpu: no memory to plan an FFT of size %d", n);
+        else if (!fwd)
+            st = LCSM_FAIL_BE(&cb->base, LCSM_ERR_BACKEND, "cpu: FFTW could not plan a transform of size %d", n);
+        cpu_ffree(re);
+        cpu_ffree(cx);
+        p->fwd1 = fwd;
+        p->inv1 = inv;
+        if (fwd && !(flags & FFTW_ESTIMATE))
+            cb->wisdom_dirty = 1;
+    }
+    pthread_mutex_unlock(&cb->lock);
+    return st;
+}
+
 void cpu_plans_destroy(cpu_backend *cb)
 {
     pthread_mutex_lock(&planner_lock);
     for (int i = 0; i < cb->n_plans; i++) {
         fftwf_destroy_plan(cb->plans[i]->fwd);
         fftwf_destroy_plan(cb->plans[i]->inv);
+        if (cb->plans[i]->fwd1) {
+            fftwf_destroy_plan(cb->plans[i]->fwd1);
+            fftwf_destroy_plan(cb->plans[i]->inv1);
+        }
         lcsm__free(cb->plans[i]);
     }
     pthread_mutex_unlock(&planner_lock);
@@ -273,7 +317,7 @@ int cpu_calibrate_threshold(cpu_backend *cb)
     float *hT = h;
     h = NULL; /* the filters' from here on */
     if (cpu_filters_create(&cb->base, hT, dbias, 1, D, lh, 1, &f) != LCSM_OK ||
-        cpu_filters_prepare(&cb->base, f, UMAX) != LCSM_OK)
+        cpu_filters_prepare(&cb->base, f, UMAX, 1u << LCSM_SPEC_LAG) != LCSM_OK)
         goto done;
     lcsm_conv_geom g = {1, 1, D, lh};
     thr = UMAX * 2; /* if FFT never wins up to UMAX */

@@ -411,11 +411,15 @@ typedef enum lcsm_algo {
     LCSM_ALGO_FLASH = 0, /* dyadic tiling, O(L log^2 L) per sequence (default) */
     LCSM_ALGO_LAZY = 1,  /* each output as a direct sum over the history, O(L^2) */
     LCSM_ALGO_EAGER = 2, /* each input pushed into all future outputs, O(L^2) */
-    LCSM_ALGO_MODAL = 3  /* modal layers by their recurrence (O(states) per token) even in a
+    LCSM_ALGO_MODAL = 3, /* modal layers by their recurrence (O(states) per token) even in a
                             model loaded with modal_tiled; tiled convolutions as flash */
+    LCSM_ALGO_SMOOTH = 4 /* flash's cost with an even cost per token: the smooth schedule,
+                            whose tiles of size U have U steps of slack each (docs/DESIGN.md
+                            section 6); its own tile spectra, made at the first such session
+                            of a model (twice flash's spectra memory) */
 } lcsm_algo;
 
-/** "flash", "lazy", "eager", "modal"; and the reverse (returns
+/** "flash", "lazy", "eager", "modal", "smooth"; and the reverse (returns
  *  LCSM_ERR_INVALID_ARGUMENT for an unknown name). */
 LCSM_API const char *lcsm_algo_name(lcsm_algo algo);
 LCSM_API lcsm_status lcsm_algo_from_name(const char *name, lcsm_algo *out);

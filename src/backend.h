@@ -141,6 +141,16 @@ typedef struct lcsm_rows {
 
 static inline int lcsm_units_per_group(int unit, int D) { return (D + unit - 1) / unit; }
 
+/* Tile spectra variants. A tile of size U and delay d (its outputs start
+ * d - 1 after its inputs end) reads the taps d .. d + 2U - 2, so its spectra
+ * depend on d: the filters' lag (lagged flash), or U + 1 and 2U + 1 (the
+ * smooth schedule's tiles two and three blocks on, src/schedule.h). */
+enum { LCSM_SPEC_LAG, LCSM_SPEC_NEXT2, LCSM_SPEC_NEXT3, LCSM_SPEC_VARIANTS };
+static inline int lcsm_spec_delay(int variant, int U, int lag)
+{
+    return variant == LCSM_SPEC_LAG ? lag : variant == LCSM_SPEC_NEXT2 ? U + 1 : 2 * U + 1;
+}
+
 /* Activations, applied elementwise (linear's flags, glu). */
 typedef enum lcsm_act {
     LCSM_ACT_NONE = 0,
@@ -371,8 +381,9 @@ typedef struct lcsm_backend_ops {
      * with out0 >= in0 + n_in, 1 <= n_out, inside the geometry (the engine's
      * lcsm__block_conv checks and picks the op). block_direct sums directly (eager
      * pushes, small tiles); tile_fft computes a flash tile (n_in = U a power of two
-     * >= fft_threshold, out0 = in0 + U + lag - 1 for the filters' lag, n_out <= U)
-     * with the spectra made by filters_prepare. */
+     * >= fft_threshold, n_out <= U, out0 = in0 + U - 1 + d for a delay d of one of
+     * the spectra variants, lcsm_spec_delay) with the spectra made by
+     * filters_prepare. */
     lcsm_status (*block_direct)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
                                 lcsm_ref hist, lcsm_ref acc, int in0, int n_in, int out0, int n_out,
                                 const lcsm_rows *rows);
@@ -388,10 +399,11 @@ typedef struct lcsm_backend_ops {
      * 2U - 1, the plain schedule). */
     lcsm_status (*filters_create)(lcsm_backend *be, float *hT, const float *dbias, int G, int D, int lh,
                                   int lag, lcsm_filters **out);
-    /* Makes sure the spectra for FFT tiles up to size max_tile exist and that
+    /* Makes sure the spectra for FFT tiles up to size max_tile exist, for each
+     * delay variant in the mask `variants` (1 << LCSM_SPEC_*), and that
      * tile_fft on them needs no allocation. The engine calls it under the
      * model's lock (several sessions of one model may be created at once). */
-    lcsm_status (*filters_prepare)(lcsm_backend *be, lcsm_filters *f, int max_tile);
+    lcsm_status (*filters_prepare)(lcsm_backend *be, lcsm_filters *f, int max_tile, unsigned variants);
     /* Optional (NULL = nothing to do): makes what a session of this geometry needs
      * (FFT plans and scratch for tiles up to max_tile, 0 when it runs none; for
      * tiles from spread_from on also for row parts (lcsm_rows) of one group,
@@ -433,10 +445,13 @@ struct lcsm_backend {
     char description[256];
     int fft_threshold;
     int sample_max; /* candidates the device sampler handles at temperature > 0 */
-    /* Lagged flash's parts of a spread tile: channels per unit (a multiple of
-     * 16, lcsm_rows) and the smallest tile worth spreading (a GPU runs small
-     * tiles faster whole than as many launches). Set at creation. */
-    int spread_unit, spread_min;
+    /* Lagged flash's parts of a spread tile: channels per unit (lcsm_rows), the
+     * smallest tile worth spreading (a GPU runs small tiles faster whole than as
+     * many launches), and the units parts are made of whole multiples of (the
+     * CPU's column blocks: narrower parts run channel by channel), except the
+     * smooth schedule's tiles from spread_fine_from on (where a whole block
+     * costs more than a step). Set at creation. */
+    int spread_unit, spread_min, spread_align, spread_fine_from;
     lcsm_backend_stats stats; /* kept up to date by the backend */
     char last_error[512];
 };

@@ -6,9 +6,10 @@
 #include "internal.h"
 #include "schedule.h"
 
-/* Spread tiles in flight at most: ceil(lag / 2U) of each size U from
- * lcsm_spread_from(lag) on, at most 16 + 24 for 2^24 positions. */
-#define LCSM_MAX_PENDING 64
+/* Spread tiles in flight at most: lagged flash, ceil(lag / 2U) of each size U
+ * from lcsm_spread_from(lag) on, at most 16 + 24 for 2^24 positions; the
+ * smooth schedule, up to 4 per level (test_schedule checks both). */
+#define LCSM_MAX_PENDING 128
 
 struct lcsm_session {
     lcsm_model *model;
@@ -22,9 +23,10 @@ struct lcsm_session {
      * tiles from spread_from on are spread over the steps up to their deadline
      * (0: none is), and the spread tiles not finished yet. */
     int lag, spread_from, n_pending;
+    int smooth; /* LCSM_ALGO_SMOOTH: the smooth schedule's tiles and band instead */
     struct lcsm_pending {
         lcsm_tile tile;
-        int done, total, deadline; /* units (row parts) done, in all, the step that must finish it */
+        int done, total, start, deadline; /* units (row parts) done, in all; the step that made it, that must finish it */
     } pending[LCSM_MAX_PENDING];
     /* device state */
     /* hist, acc (not lazy), and the per-layer states + activations: three

@@ -428,7 +428,7 @@ lcsm_status lcsm__model_from_weights(lcsm_backend *be, lcsm_weights *w, const lc
         for (int U = thr; U <= max_tile; U *= 2)
             n++;
         for (int U = thr; st == LCSM_OK && U <= max_tile; U *= 2) {
-            st = be->ops->filters_prepare(be, m->filters, U);
+            st = be->ops->filters_prepare(be, m->filters, U, 1u << LCSM_SPEC_LAG);
             if (st == LCSM_OK && m->opt.progress)
                 m->opt.progress(m->opt.progress_user, "spectra", ++k, n);
         }

@@ -34,10 +34,12 @@ int lcsm_schedule_tile_lag(int t, int origin, int L, int lag, lcsm_tile *tile)
     return work && tile->n_out > 0;
 }
 
-int lcsm_spread_units(int remaining, int step, int deadline)
+int lcsm_spread_units(int total, int done, int start, int step, int deadline)
 {
-    const int steps = deadline - step + 1;
-    return steps <= 1 ? remaining : (remaining + steps - 1) / steps;
+    if (step >= deadline)
+        return total - done;
+    const long long span = (long long)deadline - start + 1, due = ((long long)total * (step - start + 1) + span - 1) / span;
+    return due > done ? (int)(due - done) : 0;
 }
 
 int lcsm_spread_from(int lag)
@@ -45,4 +47,43 @@ int lcsm_spread_from(int lag)
     if (lag <= 1)
         return 0;
     return lag / 16 > 16 ? lag / 16 : 16;
+}
+
+int lcsm_schedule_smooth(int t, int origin, int L, int s0, lcsm_tile *tiles, int cap)
+{
+    const long j1 = (long)t - origin + 1; /* inputs of the schedule so far */
+    int n = 0;
+    for (long U = s0; U <= j1 && n + 2 <= cap; U *= 2) {
+        if (j1 % U)
+            break; /* a block of U ends here only if every smaller one does */
+        const long b = j1 / U - 1;
+        for (int r = 2; r <= 3; r++) {
+            if (r == 3 && b % 2)
+                continue;
+            const long out0 = origin + (b + r) * U;
+            if (out0 >= L)
+                continue;
+            tiles[n].U = (int)U;
+            tiles[n].in0 = (int)(origin + b * U);
+            tiles[n].out0 = (int)out0;
+            tiles[n].n_out = (int)(L - out0 < U ? L - out0 : U);
+            n++;
+        }
+    }
+    return n;
+}
+
+int lcsm_smooth_band(int t, int origin, int s0)
+{
+    const int bt = (t - origin) / s0, start = bt > 0 ? origin + (bt - 1) * s0 : origin;
+    return t - start;
+}
+
+int lcsm_smooth_max_tile(int origin, int L, int s0)
+{
+    /* the first tile of level U reaches output origin + 2U */
+    int U = 0;
+    for (long u = s0; origin + 2 * u < L; u *= 2)
+        U = (int)u;
+    return U;
 }

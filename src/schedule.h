@@ -39,10 +39,36 @@ int lcsm_schedule_tile_lag(int t, int origin, int L, int lag, lcsm_tile *tile);
  * size U come every 2U steps and live lag steps). */
 int lcsm_spread_from(int lag);
 
-/* How much of a spread tile to run now: `remaining` units of work left, this
- * step `step`, the tile due complete at the end of step `deadline` (>= step):
- * an even share, ceil(remaining / (deadline - step + 1)), so it completes on
- * time whatever the units cost. */
-int lcsm_spread_units(int remaining, int step, int deadline);
+/* How much of a spread tile to run now: `total` units of work, `done` of them
+ * done, the tile made at step `start` and due complete at the end of step
+ * `deadline` (>= start), this step `step` in [start, deadline]: what brings it
+ * to ceil(total * (step - start + 1) / (deadline - start + 1)) units, so its
+ * work is evenly spaced over its steps and complete on time whatever the units
+ * cost (0 on some steps when it has fewer units than steps). */
+int lcsm_spread_units(int total, int done, int start, int step, int deadline);
+
+/* The smooth schedule (DESIGN.md section 6): every tile has slack of its own
+ * size, so a tile's work spreads evenly over as many steps as it has inputs.
+ * Positions count in blocks from `origin`; at level U = s0 * 2^k, input block
+ * b (inputs origin + bU .. +U-1) reaches output block b + 2, and block b + 3
+ * too when b is even: tiles of delay U + 1 and 2U + 1 (taps U+1 .. 3U-1 and
+ * 2U+1 .. 4U-1). The pairs of the same or the adjacent s0-block are the band
+ * (lcsm_smooth_band); every other pair is in exactly one tile (test_schedule).
+ * After the step that processed position t, the tiles whose input block ends
+ * at t (at most two per level) go to tiles[] (clipped at L; a tile's first
+ * output out0 is read by step out0, so it is due by the end of step out0 - 1);
+ * returns their number. `cap` >= 2 * 31. */
+int lcsm_schedule_smooth(int t, int origin, int L, int s0, lcsm_tile *tiles, int cap);
+
+/* The band of the smooth schedule at output t: the taps 1 .. band (inputs t -
+ * band .. t - 1) summed directly, band = t - max(origin, the start of the
+ * s0-block before t's), fewer than 2 * s0. */
+int lcsm_smooth_band(int t, int origin, int s0);
+
+/* The largest U a smooth schedule over [origin, L) runs (0 if none). */
+int lcsm_smooth_max_tile(int origin, int L, int s0);
+
+/* The smallest block of the smooth schedule (its band is under 2 * 16 taps). */
+#define LCSM_SMOOTH_S0 16
 
 #endif

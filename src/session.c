@@ -59,19 +59,21 @@ const char *lcsm_algo_name(lcsm_algo a)
     case LCSM_ALGO_LAZY: return "lazy";
     case LCSM_ALGO_EAGER: return "eager";
     case LCSM_ALGO_MODAL: return "modal";
+    case LCSM_ALGO_SMOOTH: return "smooth";
     }
     return "?";
 }
 
 lcsm_status lcsm_algo_from_name(const char *name, lcsm_algo *out)
 {
-    static const lcsm_algo all[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER, LCSM_ALGO_MODAL};
+    static const lcsm_algo all[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER, LCSM_ALGO_MODAL,
+                                    LCSM_ALGO_SMOOTH};
     for (size_t i = 0; name && out && i < sizeof all / sizeof all[0]; i++)
         if (!strcmp(name, lcsm_algo_name(all[i]))) {
             *out = all[i];
             return LCSM_OK;
         }
-    return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "unknown algorithm '%s' (flash, lazy, eager, modal)",
+    return lcsm__fail(NULL, 0, LCSM_ERR_INVALID_ARGUMENT, "unknown algorithm '%s' (flash, lazy, eager, modal, smooth)",
                       name ? name : "(null)");
 }
 
@@ -107,7 +109,7 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     if (opt.max_len == 0)
         opt.max_len = m->hp.l_max;
     if (opt.batch < 1 || opt.batch > 65536 || opt.max_len < 1 ||
-        (unsigned)opt.algo > LCSM_ALGO_MODAL)
+        (unsigned)opt.algo > LCSM_ALGO_SMOOTH)
         return lcsm__fail(m->last_error, sizeof m->last_error, LCSM_ERR_INVALID_ARGUMENT,
                           "lcsm_session_create: batch %d must be in [1, 65536], max_len %d >= 1, algo known",
                           opt.batch, opt.max_len);
@@ -246,9 +248,11 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     /* Spectra for every tile size this session can run and the backend's plans
      * and scratch, made now, not per step. */
     const int flash = opt.algo == LCSM_ALGO_FLASH || opt.algo == LCSM_ALGO_MODAL;
+    s->smooth = opt.algo == LCSM_ALGO_SMOOTH;
     s->lag = flash ? m->lag : 1;
-    /* such tiles are spread over lag steps: lcsm_spread_from's, or what the backend finds worth it */
-    s->spread_from = lcsm_spread_from(s->lag);
+    /* such tiles are spread over lag steps (the smooth schedule's: over their
+     * slack): lcsm_spread_from's, or what the backend finds worth it */
+    s->spread_from = s->smooth ? LCSM_SMOOTH_S0 : lcsm_spread_from(s->lag);
     if (s->spread_from && s->spread_from < m->be->spread_min)
         s->spread_from = m->be->spread_min;
     if (m->n_tiled && (st = lcsm__model_filters(m)) != LCSM_OK) {
@@ -257,13 +261,19 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
     }
     if (m->filters) {
         pthread_mutex_lock(&m->lock);
-        const int max_tile = flash && G ? lcsm_schedule_max_tile(0, L) : 0, thr = s->be->fft_threshold;
+        const int max_tile = !G              ? 0
+                             : s->smooth ? lcsm_smooth_max_tile(0, L, LCSM_SMOOTH_S0)
+                             : flash     ? lcsm_schedule_max_tile(0, L)
+                                         : 0;
+        const int thr = s->be->fft_threshold;
+        const unsigned variants =
+            s->smooth ? 1u << LCSM_SPEC_NEXT2 | 1u << LCSM_SPEC_NEXT3 : 1u << LCSM_SPEC_LAG;
         /* size by size, so that a long session reports its progress ("tiles") */
         int n = 0, k = 0;
         for (int U = thr; U <= max_tile; U *= 2)
             n++;
         for (int U = thr; st == LCSM_OK && U <= max_tile; U *= 2) {
-            st = s->be->ops->filters_prepare(s->be, m->filters, U);
+            st = s->be->ops->filters_prepare(s->be, m->filters, U, variants);
             if (st == LCSM_OK && s->be->ops->session_prepare)
                 st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, U, s->spread_from);
             if (st == LCSM_OK && opt.progress)
@@ -432,25 +442,36 @@ static lcsm_status schedule_work(lcsm_session *s, int t)
     lcsm_filters *f = s->model->filters;
     if (!f || s->geom.G == 0)
         return LCSM_OK;
-    if (s->opt.algo == LCSM_ALGO_FLASH || s->opt.algo == LCSM_ALGO_MODAL) {
-        lcsm_tile tile;
+    if (s->opt.algo == LCSM_ALGO_FLASH || s->opt.algo == LCSM_ALGO_MODAL || s->smooth) {
+        lcsm_tile tiles[2 * 32];
         lcsm_status st = LCSM_OK;
-        if (lcsm_schedule_tile_lag(t, s->origin, s->geom.L, s->lag, &tile)) {
-            if (s->spread_from && tile.U >= s->spread_from && s->n_pending < LCSM_MAX_PENDING) {
+        const int n_tiles = s->smooth ? lcsm_schedule_smooth(t, s->origin, s->geom.L, LCSM_SMOOTH_S0, tiles, 2 * 32)
+                                      : lcsm_schedule_tile_lag(t, s->origin, s->geom.L, s->lag, &tiles[0]);
+        for (int k = 0; k < n_tiles && st == LCSM_OK; k++) {
+            const lcsm_tile *tile = &tiles[k];
+            /* delay: its outputs start d - 1 after its inputs end; due by the step before its first output */
+            const int d = tile->out0 - (tile->in0 + tile->U - 1);
+            if (s->spread_from && tile->U >= s->spread_from && s->n_pending < LCSM_MAX_PENDING) {
                 s->pending[s->n_pending++] = (struct lcsm_pending){
-                    tile, 0, s->geom.G * s->geom.B * lcsm_units_per_group(s->be->spread_unit, s->geom.D),
-                    t + s->lag - 1};
+                    *tile, 0, s->geom.G * s->geom.B * lcsm_units_per_group(s->be->spread_unit, s->geom.D), t,
+                    tile->out0 - 1};
             } else {
-                st = lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, tile.in0, tile.U, tile.out0, tile.n_out,
-                                      s->lag, NULL);
+                st = lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, tile->in0, tile->U, tile->out0,
+                                      tile->n_out, d, NULL);
             }
         }
         for (int i = 0; i < s->n_pending && st == LCSM_OK;) {
             struct lcsm_pending *p = &s->pending[i];
-            const int n = lcsm_spread_units(p->total - p->done, t, p->deadline);
+            int n = lcsm_spread_units(p->total, p->done, p->start, t, p->deadline);
+            const int align = s->be->spread_align;
+            /* whole multiples of align: lagged flash always (its worst step is its slack's,
+             * not its pieces'), the smooth schedule's tiles below spread_fine_from */
+            if (align > 1 && (!s->smooth || p->tile.U < s->be->spread_fine_from) && p->done + n < p->total)
+                n = (p->done + n) / align * align - p->done > 0 ? (p->done + n) / align * align - p->done : 0;
             const lcsm_rows part = {p->done, p->done + n};
-            st = lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, p->tile.in0, p->tile.U, p->tile.out0,
-                                  p->tile.n_out, s->lag, &part);
+            if (n > 0)
+                st = lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, p->tile.in0, p->tile.U, p->tile.out0,
+                                      p->tile.n_out, p->tile.out0 - (p->tile.in0 + p->tile.U - 1), &part);
             p->done += n;
             if (p->done == p->total)
                 *p = s->pending[--s->n_pending]; /* finished: the last one takes its place */
@@ -551,7 +572,9 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
             .mode = s->opt.algo == LCSM_ALGO_LAZY ? LCSM_MIX_LAZY : LCSM_MIX_CACHED,
             /* lagged flash: the band's taps past the diagonal, over inputs of the schedule (the prompt's
              * contribution is in the accumulator whole) */
-            .band = s->lag - 1 < t - s->origin ? s->lag - 1 : t - s->origin,
+            .band = s->smooth ? lcsm_smooth_band(t, s->origin, LCSM_SMOOTH_S0)
+                    : s->lag - 1 < t - s->origin ? s->lag - 1
+                                                 : t - s->origin,
         };
         for (int i = 0; i < sp->n_stage; i++)
             a.stage[i] = lcsm__stage_args(m, l, i, s->geom.G, s->stage_state[l][i]);

@@ -427,7 +427,7 @@ static void test_session_create(lcsm_model *m, int l_max)
         {1, l_max + 1, LCSM_ALGO_FLASH, LCSM_ERR_LENGTH},
         {1, l_max + 1, LCSM_ALGO_LAZY, LCSM_ERR_LENGTH},
         {1, 0x7fffffff, LCSM_ALGO_EAGER, LCSM_ERR_LENGTH},
-        {1, 16, LCSM_ALGO_MODAL + 1, LCSM_ERR_INVALID_ARGUMENT}, /* past the last algorithm */
+        {1, 16, LCSM_ALGO_SMOOTH + 1, LCSM_ERR_INVALID_ARGUMENT}, /* past the last algorithm */
         {1, 16, -1, LCSM_ERR_INVALID_ARGUMENT},
         {1, 16, 100, LCSM_ERR_INVALID_ARGUMENT},
     };

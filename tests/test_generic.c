@@ -105,8 +105,8 @@ static void check_model(lcsm_model *m, const char *tag, lcsm_weight_dtype kv, in
     }
     if (kv != LCSM_WEIGHTS_F32) /* attention layers' sessions hold K and V otherwise */
         CHECK(ref_model_logits(m, tok, 3, T, kv, ref), "%s: reference failed", tag);
-    const lcsm_algo algos[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER, LCSM_ALGO_MODAL};
-    for (int a = 0; a < 4; a++)
+    const lcsm_algo algos[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER, LCSM_ALGO_MODAL, LCSM_ALGO_SMOOTH};
+    for (int a = 0; a < 5; a++)
         for (int k = 0; k < 2; k++) {
             const int B = shapes[k][0], P = shapes[k][1];
             /* batch 1 decodes sequence 0 of the batch of 3 (the first T rows of ref) */

@@ -116,8 +116,9 @@ int main(void)
                 for (int i = 0; i < 3 * T; i++)
                     tok[i] = (int32_t)(tu_next(&rng) % (uint64_t)info.config.vocab_size);
                 CHECK_OK(lcsm_model_forward(m, tok, 3, T, ref));
-                const lcsm_algo algos[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER, LCSM_ALGO_MODAL};
-                for (int a = 0; a < 4; a++)
+                const lcsm_algo algos[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER, LCSM_ALGO_MODAL,
+                                           LCSM_ALGO_SMOOTH};
+                for (int a = 0; a < 5; a++)
                     for (int B = 1; B <= 3; B += 2)
                         for (size_t pi = 0; pi < sizeof plans / sizeof plans[0]; pi++) {
                             /* batch 1 takes sequence 0 (the first T rows of ref) */

@@ -14,10 +14,18 @@
  * Clipping at the length L only drops outputs >= L, so one run at L = 2^20
  * decides every L <= 2^20 for outputs below L; we still run many L directly,
  * all L up to 2048 and with origins, because the clipping is part of the code.
+ * The smooth schedule (lcsm_schedule_smooth) is checked the same way.
  */
 #include "engine.h" /* LCSM_MAX_PENDING */
 #include "schedule.h"
 #include "testutil.h"
+
+/* Evenly spaced shares: by step i a spread tile has done at least its share
+ * total * (i - start + 1) / (deadline - start + 1), rounded down. */
+static int spread_floor(int total, int start, int i, int deadline)
+{
+    return (int)((long long)total * (i - start + 1) / (deadline - start + 1));
+}
 
 /* Lagged flash (lag >= 1) adds: the tile after step i feeds outputs from
  * i + lag on, so its inputs reach outputs t >= s + lag only, cov[t] ends at
@@ -32,7 +40,7 @@ static int check_lag(int L, int origin, int lag)
     int ok = 1, max_u = 0;
     enum { CAP = LCSM_MAX_PENDING, UNITS = 37 }; /* spread tiles: U >= lcsm_spread_from(lag); units each */
     struct {
-        int done, deadline;
+        int done, start, deadline;
     } pend[CAP];
     int n_pend = 0, max_pend = 0;
     for (int t = 0; t < L; t++)
@@ -71,13 +79,15 @@ static int check_lag(int L, int origin, int lag)
                     break;
                 }
                 pend[n_pend].done = 0;
+                pend[n_pend].start = i;
                 pend[n_pend++].deadline = i + lag - 1;
             }
         }
         max_pend = n_pend > max_pend ? n_pend : max_pend;
         for (int k = 0; k < n_pend;) {
-            const int n = lcsm_spread_units(UNITS - pend[k].done, i, pend[k].deadline);
-            if (n < 1 || pend[k].done + n > UNITS || (i == pend[k].deadline && pend[k].done + n != UNITS)) {
+            const int n = lcsm_spread_units(UNITS, pend[k].done, pend[k].start, i, pend[k].deadline);
+            if (n < 0 || pend[k].done + n > UNITS || (i == pend[k].deadline && pend[k].done + n != UNITS) ||
+                pend[k].done + n < spread_floor(UNITS, pend[k].start, i, pend[k].deadline)) {
                 fprintf(stderr, "L=%d lag %d step %d: spread share %d of %d left, deadline %d\n", L, lag, i, n,
                         UNITS - pend[k].done, pend[k].deadline);
                 ok = 0;
@@ -110,6 +120,87 @@ static int check_lag(int L, int origin, int lag)
 }
 
 static int check(int L, int origin) { return check_lag(L, origin, 1); }
+
+/* The smooth schedule (block s0): the same walk, the tiles of each step from
+ * lcsm_schedule_smooth. A tile reaches its outputs only from a later step
+ * (out0 > i), covers them from cov[t] on, and is spread over i .. out0 - 1 in
+ * units; in the end cov[t] is where the band of output t starts
+ * (lcsm_smooth_band). Every tile of level U has U + 1 or 2U + 1 as its delay,
+ * and its slack (out0 - i) is at least U. */
+static int check_smooth(int L, int origin, int s0)
+{
+    int *cov = malloc(sizeof *cov * (size_t)(L > 0 ? L : 1));
+    int ok = 1, max_u = 0, n_pend = 0;
+    enum { CAP = LCSM_MAX_PENDING, UNITS = 37, MAXT = 64 };
+    struct {
+        int done, start, deadline;
+    } pend[CAP];
+    for (int t = 0; t < L; t++)
+        cov[t] = origin;
+    for (int i = origin; i < L && ok; i++) {
+        lcsm_tile tiles[MAXT];
+        const int n = lcsm_schedule_smooth(i, origin, L, s0, tiles, MAXT);
+        for (int k = 0; k < n && ok; k++) {
+            const lcsm_tile *tl = &tiles[k];
+            const int d = tl->out0 - (tl->in0 + tl->U - 1);
+            max_u = tl->U > max_u ? tl->U : max_u;
+            if (tl->in0 < origin || tl->in0 + tl->U - 1 != i || (d != tl->U + 1 && d != 2 * tl->U + 1) ||
+                tl->n_out < 1 || tl->n_out > tl->U || tl->out0 + tl->n_out > L || (tl->U & (tl->U - 1)) ||
+                tl->U < s0 || tl->out0 - i < tl->U) {
+                fprintf(stderr, "smooth L=%d origin=%d step %d: malformed tile U=%d in0=%d out0=%d n_out=%d\n", L,
+                        origin, i, tl->U, tl->in0, tl->out0, tl->n_out);
+                ok = 0;
+                break;
+            }
+            for (int t = tl->out0; t < tl->out0 + tl->n_out; t++) {
+                if (cov[t] != tl->in0) {
+                    fprintf(stderr, "smooth L=%d origin=%d step %d: output %d expects input %d, tile starts at %d\n",
+                            L, origin, i, t, cov[t], tl->in0);
+                    ok = 0;
+                    break;
+                }
+                cov[t] = tl->in0 + tl->U;
+            }
+            if (n_pend == CAP) {
+                fprintf(stderr, "smooth L=%d step %d: more than %d tiles in flight\n", L, i, CAP);
+                ok = 0;
+                break;
+            }
+            pend[n_pend].done = 0;
+            pend[n_pend].start = i;
+            pend[n_pend++].deadline = tl->out0 - 1;
+        }
+        for (int k = 0; k < n_pend && ok;) {
+            const int u = lcsm_spread_units(UNITS, pend[k].done, pend[k].start, i, pend[k].deadline);
+            if (u < 0 || pend[k].done + u > UNITS || (i == pend[k].deadline && pend[k].done + u != UNITS) ||
+                pend[k].done + u < spread_floor(UNITS, pend[k].start, i, pend[k].deadline)) {
+                fprintf(stderr, "smooth L=%d step %d: spread share %d of %d left\n", L, i, u, UNITS - pend[k].done);
+                ok = 0;
+                break;
+            }
+            pend[k].done += u;
+            if (pend[k].done == UNITS)
+                pend[k] = pend[--n_pend];
+            else
+                k++;
+        }
+    }
+    for (int t = origin; t < L && ok; t++) {
+        const int band = lcsm_smooth_band(t, origin, s0);
+        if (cov[t] != t - band || band >= 2 * s0) {
+            fprintf(stderr, "smooth L=%d origin=%d: output %d covered up to input %d, band %d\n", L, origin, t, cov[t],
+                    band);
+            ok = 0;
+        }
+    }
+    if (ok && max_u != lcsm_smooth_max_tile(origin, L, s0)) {
+        fprintf(stderr, "smooth L=%d origin=%d: largest tile %d, lcsm_smooth_max_tile says %d\n", L, origin, max_u,
+                lcsm_smooth_max_tile(origin, L, s0));
+        ok = 0;
+    }
+    free(cov);
+    return ok;
+}
 
 int main(void)
 {
@@ -148,7 +239,25 @@ int main(void)
         int lag = 2 + (int)(tu_next(&rng) % 1023);
         CHECK(check_lag(L, P, lag), "random L=%d origin=%d lag %d", L, P, lag);
     }
-    CHECK(lcsm_spread_units(10, 5, 5) == 10 && lcsm_spread_units(10, 5, 9) == 2 && lcsm_spread_units(9, 0, 3) == 3,
+    /* The smooth schedule: blocks 1, 2, 16; all short lengths with origins, and
+     * 2^20 (deciding every shorter L at origin 0). */
+    bad = 0;
+    const int s0s[] = {1, 2, LCSM_SMOOTH_S0};
+    for (int k = 0; k < 3; k++)
+        for (int L = 1; L <= 700; L++)
+            for (int P = 0; P < L; P += 1 + L / 3)
+                bad += !check_smooth(L, P, s0s[k]);
+    CHECK(bad == 0, "%d (L, origin, s0) triples of the smooth schedule failed", bad);
+    CHECK(check_smooth(1 << 20, 0, LCSM_SMOOTH_S0), "smooth L = 2^20");
+    CHECK(check_smooth((1 << 20) - 5, 77, LCSM_SMOOTH_S0), "smooth L = 2^20 - 5, origin 77");
+    for (int k = 0; k < 4; k++) {
+        int L = 2 + (int)(tu_next(&rng) % (1 << 18)), P = (int)(tu_next(&rng) % (unsigned)L);
+        CHECK(check_smooth(L, P, LCSM_SMOOTH_S0), "smooth random L=%d origin=%d", L, P);
+    }
+    CHECK(lcsm_spread_units(10, 0, 5, 5, 5) == 10 && lcsm_spread_units(10, 0, 5, 5, 9) == 2 &&
+              lcsm_spread_units(9, 0, 0, 0, 3) == 3 && lcsm_spread_units(3, 0, 0, 0, 8) == 1 &&
+              lcsm_spread_units(3, 1, 0, 1, 8) == 0 && lcsm_spread_units(3, 1, 0, 3, 8) == 1 &&
+              lcsm_spread_units(3, 1, 0, 8, 8) == 2,
           "spread shares");
     /* The tile of a step depends only on lowbit(j + 1). */
     lcsm_tile tl;

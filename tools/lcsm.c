@@ -97,7 +97,7 @@ static const opt_def generate_opts[] = {
     {"-p", "--prompt", OPT_TEXT, FIELD(prompt), NO_RANGE, "DNA",
      "prompt of A C G T N letters; default: the single token [CLS]"},
     {"-n", "--n-predict", OPT_INT, FIELD(n_predict), 0, INT_MAX, false, "N", "new tokens per sequence (default 64)"},
-    {NULL, "--algo", OPT_ALGO, FIELD(algo), NO_RANGE, "NAME", "flash | lazy | eager | modal (default flash)"},
+    {NULL, "--algo", OPT_ALGO, FIELD(algo), NO_RANGE, "NAME", "flash | lazy | eager | modal | smooth (default flash)"},
     {NULL, "--backend", OPT_STR, FIELD(backend), NO_RANGE, "NAME", "compute backend (default $LCSM_BACKEND, else cpu)"},
     {NULL, "--device", OPT_STR, FIELD(device), NO_RANGE, "DEV",
      "device of a GPU backend: index, platform:device or name part (default $LCSM_DEVICE, else the first GPU)"},
@@ -343,7 +343,7 @@ static void describe_range(const opt_def *o, char *buf, size_t cap)
         else
             snprintf(buf, cap, "a number in %c%g, %g]", o->lo_open ? '(' : '[', o->lo, o->hi);
         return;
-    case OPT_ALGO: snprintf(buf, cap, "flash, lazy, eager or modal"); return;
+    case OPT_ALGO: snprintf(buf, cap, "flash, lazy, eager, modal or smooth"); return;
     case OPT_WEIGHTS: snprintf(buf, cap, "f32, f16, bf16 or auto"); return;
     case OPT_STR: snprintf(buf, cap, "a non-empty value"); return;
     case OPT_FLAG:

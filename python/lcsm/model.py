@@ -663,7 +663,7 @@ class Model(Handle):
 
     def session(self, batch: int = 1, max_len=None, algo: str = "flash", kv: str = "auto") -> "Session":
         """A decoding session for `batch` sequences of up to `max_len` tokens
-        (None = the model's l_max); algo "flash" (default), "lazy", "eager" or "modal";
+        (None = the model's l_max); algo "flash" (default), "lazy", "eager", "modal" or "smooth";
         kv: the attention caches' storage, "auto" (each layer's weight type), "f32",
         "f16" or "bf16". See :class:`lcsm.Session`."""
         from .session import Session
@@ -722,7 +722,7 @@ class Model(Handle):
             temperature: 0 = greedy; top_k (0 = all), top_p (1 = all): the sampler.
             seed: the sampler's seed (each sequence gets its own stream).
             batch: sequences generated together; a 1-D prompt is repeated.
-            algo: "flash", "lazy", "eager" or "modal".
+            algo: "flash", "lazy", "eager", "modal" or "smooth".
             all_tokens: sample from the whole vocabulary. By default only A, C,
                 G, T are sampled, as the CLI does: the id range 7..10 of a "dna"
                 tokenizer (token_lo/token_hi), Evo's bytes of the letters

@@ -13,7 +13,7 @@ from ._handle import Handle
 from ._tokens import INT32_MAX, INT32_MIN, as_f32, as_i32, c_int_or_raise
 from .errors import InvalidArgumentError, check
 
-ALGOS = ("flash", "lazy", "eager", "modal")
+ALGOS = ("flash", "lazy", "eager", "modal", "smooth")
 
 
 @dataclass(frozen=True)

@@ -298,7 +298,7 @@ def test_modal_tiled(evo2, evo2_dir):
         assert tiled.info.n_tiled_convs > evo2.info.n_tiled_convs and tiled.info == loaded.info
         assert tiled.info.weight_bytes > evo2.info.weight_bytes
         assert rel_err(tiled.forward(tok), ref) <= 1e-4
-        for algo in ("flash", "lazy", "modal"):
+        for algo in ("flash", "lazy", "modal", "smooth"):
             with tiled.session(batch=2, max_len=T, algo=algo) as s:
                 got = [s.prefill(tok[:, :7])] + [s.step(tok[:, t]) for t in range(7, T)]
             assert rel_err(np.stack(got, axis=1), ref[:, 6:]) <= 1e-4, algo
