@@ -20,11 +20,34 @@
 #include "schedule.h"
 #include "testutil.h"
 
-/* Evenly spaced shares: by step i a spread tile has done at least its share
- * total * (i - start + 1) / (deadline - start + 1), rounded down. */
-static int spread_floor(int total, int start, int i, int deadline)
+/* A spread tile in flight (the test's units: UNITS each). */
+enum { UNITS = 37 };
+typedef struct pending {
+    int done, start, deadline;
+} pending;
+
+/* Step i's shares of the tiles in flight (lcsm_spread_units): none negative or
+ * past the tile, at least the evenly spaced share total * (i - start + 1) /
+ * (deadline - start + 1) rounded down, all done at the deadline; finished
+ * tiles leave the list. Returns 0 (and says why) on a wrong share. */
+static int run_shares(pending *pend, int *n_pend, int i, const char *what, int L)
 {
-    return (int)((long long)total * (i - start + 1) / (deadline - start + 1));
+    for (int k = 0; k < *n_pend;) {
+        pending *p = &pend[k];
+        const int n = lcsm_spread_units(UNITS, p->done, p->start, i, p->deadline);
+        const int even = (int)((long long)UNITS * (i - p->start + 1) / (p->deadline - p->start + 1));
+        if (n < 0 || p->done + n > UNITS || (i == p->deadline && p->done + n != UNITS) || p->done + n < even) {
+            fprintf(stderr, "%s L=%d step %d: spread share %d of %d left, deadline %d\n", what, L, i, n,
+                    UNITS - p->done, p->deadline);
+            return 0;
+        }
+        p->done += n;
+        if (p->done == UNITS)
+            *p = pend[--*n_pend];
+        else
+            k++;
+    }
+    return 1;
 }
 
 /* Lagged flash (lag >= 1) adds: the tile after step i feeds outputs from
@@ -38,10 +61,8 @@ static int check_lag(int L, int origin, int lag)
 {
     int *cov = malloc(sizeof *cov * (size_t)(L > 0 ? L : 1));
     int ok = 1, max_u = 0;
-    enum { CAP = LCSM_MAX_PENDING, UNITS = 37 }; /* spread tiles: U >= lcsm_spread_from(lag); units each */
-    struct {
-        int done, start, deadline;
-    } pend[CAP];
+    enum { CAP = LCSM_MAX_PENDING }; /* spread tiles: U >= lcsm_spread_from(lag) */
+    pending pend[CAP];
     int n_pend = 0, max_pend = 0;
     for (int t = 0; t < L; t++)
         cov[t] = origin;
@@ -84,21 +105,7 @@ static int check_lag(int L, int origin, int lag)
             }
         }
         max_pend = n_pend > max_pend ? n_pend : max_pend;
-        for (int k = 0; k < n_pend;) {
-            const int n = lcsm_spread_units(UNITS, pend[k].done, pend[k].start, i, pend[k].deadline);
-            if (n < 0 || pend[k].done + n > UNITS || (i == pend[k].deadline && pend[k].done + n != UNITS) ||
-                pend[k].done + n < spread_floor(UNITS, pend[k].start, i, pend[k].deadline)) {
-                fprintf(stderr, "L=%d lag %d step %d: spread share %d of %d left, deadline %d\n", L, lag, i, n,
-                        UNITS - pend[k].done, pend[k].deadline);
-                ok = 0;
-                break;
-            }
-            pend[k].done += n;
-            if (pend[k].done == UNITS)
-                pend[k] = pend[--n_pend];
-            else
-                k++;
-        }
+        ok = ok && run_shares(pend, &n_pend, i, "lagged", L);
     }
     for (int t = origin; t < L && ok; t++)
         if (cov[t] != (t - lag + 1 > origin ? t - lag + 1 : origin)) {
@@ -131,10 +138,8 @@ static int check_smooth(int L, int origin, int s0)
 {
     int *cov = malloc(sizeof *cov * (size_t)(L > 0 ? L : 1));
     int ok = 1, max_u = 0, n_pend = 0;
-    enum { CAP = LCSM_MAX_PENDING, UNITS = 37, MAXT = 64 };
-    struct {
-        int done, start, deadline;
-    } pend[CAP];
+    enum { CAP = LCSM_MAX_PENDING, MAXT = 64 };
+    pending pend[CAP];
     for (int t = 0; t < L; t++)
         cov[t] = origin;
     for (int i = origin; i < L && ok; i++) {
@@ -170,20 +175,7 @@ static int check_smooth(int L, int origin, int s0)
             pend[n_pend].start = i;
             pend[n_pend++].deadline = tl->out0 - 1;
         }
-        for (int k = 0; k < n_pend && ok;) {
-            const int u = lcsm_spread_units(UNITS, pend[k].done, pend[k].start, i, pend[k].deadline);
-            if (u < 0 || pend[k].done + u > UNITS || (i == pend[k].deadline && pend[k].done + u != UNITS) ||
-                pend[k].done + u < spread_floor(UNITS, pend[k].start, i, pend[k].deadline)) {
-                fprintf(stderr, "smooth L=%d step %d: spread share %d of %d left\n", L, i, u, UNITS - pend[k].done);
-                ok = 0;
-                break;
-            }
-            pend[k].done += u;
-            if (pend[k].done == UNITS)
-                pend[k] = pend[--n_pend];
-            else
-                k++;
-        }
+        ok = ok && run_shares(pend, &n_pend, i, "smooth", L);
     }
     for (int t = origin; t < L && ok; t++) {
         const int band = lcsm_smooth_band(t, origin, s0);
