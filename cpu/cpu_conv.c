@@ -170,8 +170,7 @@ void cpu_block_direct(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_ge
                       float *acc, int in0, int n_in, int out0, int n_out, const lcsm_rows *rows)
 {
     const int unit = cb->base.spread_unit;
-    direct_job j = {f,     g, hist, acc, in0, n_in, out0, n_out, 1, 0, g->G * g->B * lcsm_units_per_group(unit, g->D),
-                    unit};
+    direct_job j = {f, g, hist, acc, in0, n_in, out0, n_out, 1, 0, g->G * g->B * lcsm_units_per_group(unit, g->D), unit};
     if (rows)
         j.u0 = rows->u0, j.u1 = rows->u1;
     j.n_tasks = tasks_for(cb, (double)n_in * n_out * (j.u1 - j.u0) * unit, n_out);

@@ -19,6 +19,10 @@ typedef struct lcsm_tile {
     int n_out; /* outputs out0 .. out0+n_out-1 (n_out <= U, clipped at L) */
 } lcsm_tile;
 
+/* A tile's delay d: its outputs start d - 1 after its inputs end (1 for the
+ * plain schedule, lag for lagged flash); its taps are d .. d + 2U - 2. */
+static inline int lcsm_tile_delay(const lcsm_tile *t) { return t->out0 - (t->in0 + t->U - 1); }
+
 /* Fills *tile for the step that processed position t (origin <= t < L).
  * Returns 1 if there is work, 0 if every output of the tile is past L. */
 int lcsm_schedule_tile(int t, int origin, int L, lcsm_tile *tile);

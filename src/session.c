@@ -449,15 +449,14 @@ static lcsm_status schedule_work(lcsm_session *s, int t)
                                       : lcsm_schedule_tile_lag(t, s->origin, s->geom.L, s->lag, &tiles[0]);
         for (int k = 0; k < n_tiles && st == LCSM_OK; k++) {
             const lcsm_tile *tile = &tiles[k];
-            /* delay: its outputs start d - 1 after its inputs end; due by the step before its first output */
-            const int d = tile->out0 - (tile->in0 + tile->U - 1);
+            /* due by the end of the step before its first output */
             if (s->spread_from && tile->U >= s->spread_from && s->n_pending < LCSM_MAX_PENDING) {
                 s->pending[s->n_pending++] = (struct lcsm_pending){
                     *tile, 0, s->geom.G * s->geom.B * lcsm_units_per_group(s->be->spread_unit, s->geom.D), t,
                     tile->out0 - 1};
             } else {
                 st = lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, tile->in0, tile->U, tile->out0,
-                                      tile->n_out, d, NULL);
+                                      tile->n_out, lcsm_tile_delay(tile), NULL);
             }
         }
         for (int i = 0; i < s->n_pending && st == LCSM_OK;) {
@@ -466,12 +465,14 @@ static lcsm_status schedule_work(lcsm_session *s, int t)
             const int align = s->be->spread_align;
             /* whole multiples of align: lagged flash always (its worst step is its slack's,
              * not its pieces'), the smooth schedule's tiles below spread_fine_from */
-            if (align > 1 && (!s->smooth || p->tile.U < s->be->spread_fine_from) && p->done + n < p->total)
-                n = (p->done + n) / align * align - p->done > 0 ? (p->done + n) / align * align - p->done : 0;
+            if (align > 1 && (!s->smooth || p->tile.U < s->be->spread_fine_from) && p->done + n < p->total) {
+                const int to = (p->done + n) / align * align;
+                n = to > p->done ? to - p->done : 0;
+            }
             const lcsm_rows part = {p->done, p->done + n};
             if (n > 0)
                 st = lcsm__block_conv(s->be, f, &s->geom, s->hist, s->acc, p->tile.in0, p->tile.U, p->tile.out0,
-                                      p->tile.n_out, p->tile.out0 - (p->tile.in0 + p->tile.U - 1), &part);
+                                      p->tile.n_out, lcsm_tile_delay(&p->tile), &part);
             p->done += n;
             if (p->done == p->total)
                 *p = s->pending[--s->n_pending]; /* finished: the last one takes its place */

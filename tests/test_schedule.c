@@ -147,7 +147,7 @@ static int check_smooth(int L, int origin, int s0)
         const int n = lcsm_schedule_smooth(i, origin, L, s0, tiles, MAXT);
         for (int k = 0; k < n && ok; k++) {
             const lcsm_tile *tl = &tiles[k];
-            const int d = tl->out0 - (tl->in0 + tl->U - 1);
+            const int d = lcsm_tile_delay(tl);
             max_u = tl->U > max_u ? tl->U : max_u;
             if (tl->in0 < origin || tl->in0 + tl->U - 1 != i || (d != tl->U + 1 && d != 2 * tl->U + 1) ||
                 tl->n_out < 1 || tl->n_out > tl->U || tl->out0 + tl->n_out > L || (tl->U & (tl->U - 1)) ||
