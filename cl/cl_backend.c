@@ -114,10 +114,10 @@ lcsm_status clb_mem(cl_backend *cb, size_t bytes, const char *what, cl_mem *out)
     *out = NULL;
     if (bytes == 0)
         bytes = 4;
-    if (bytes > cb->max_alloc)
+    if (bytes > cb->base.max_buffer) /* the device's CL_DEVICE_MAX_MEM_ALLOC_SIZE, or a test's less */
         return LCSM_FAIL_BE(&cb->base, LCSM_ERR_OUT_OF_MEMORY,
-                            "opencl: %s needs %zu bytes in one buffer; the device allows %llu", what, bytes,
-                            (unsigned long long)cb->max_alloc);
+                            "opencl: %s needs %zu bytes in one buffer; the device allows %zu", what, bytes,
+                            cb->base.max_buffer);
     cl_int e;
     cl_mem m = NULL;
     const int injected = lcsm__dev_alloc_fails(); /* a test failing the n-th device allocation */
@@ -632,6 +632,7 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
     cb->base.spread_align = 1;
     cb->base.spread_fine_from = 0;
     cb->base.spread_min = cb->is_cpu_device ? 16 : 1024;
+    cb->base.max_buffer = (size_t)cb->max_alloc;
     /* decode's norms folded into the projections after them: on GPUs (on a CPU
      * device the fused kernel measured slower); LCSM_CL_FUSE_NORM=0 or 1 decides
      * (A/B in bench/RESULTS.md; the tests run both) */

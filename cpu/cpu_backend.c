@@ -23,6 +23,11 @@ static lcsm_status cpu_alloc(lcsm_backend *be, size_t bytes, lcsm_buf **out)
     /* 64-byte alignment: FFTW's SIMD paths and whole cache lines. */
     size_t rounded = (bytes + 63) / 64 * 64;
     void *data = NULL;
+    if (bytes > be->max_buffer) {
+        lcsm__free(b);
+        return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: %zu bytes in one buffer; the backend allows %zu", bytes,
+                            be->max_buffer);
+    }
     if (!b || rounded < bytes || lcsm__alloc_fails() || posix_memalign(&data, 64, rounded ? rounded : 64) != 0) {
         lcsm__free(b);
         return LCSM_FAIL_BE(be, LCSM_ERR_OUT_OF_MEMORY, "cpu: cannot allocate %zu bytes", bytes);
@@ -140,6 +145,7 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
     if (fine && *fine)
         cb->base.spread_fine_from = atoi(fine);
     cb->base.spread_min = 16;
+    cb->base.max_buffer = SIZE_MAX;
     pthread_mutex_init(&cb->lock, NULL);
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     cb->n_threads = opt->n_threads > 0 ? opt->n_threads : (online > 0 ? (int)online : 1);

@@ -462,7 +462,10 @@ LCSM_API int lcsm_session_position(const lcsm_session *session);
 /** Runs `len` >= 1 prompt tokens per sequence (`tokens` is [batch][len]) through
  *  the parallel forward and pushes their contribution into the future outputs.
  *  Only at position 0. `logits` (may be NULL) receives [batch][n_vocab] of the
- *  last prompt position. */
+ *  last prompt position. A prompt whose forward would need a buffer larger than
+ *  the device allows in one (on GPUs often a quarter of their memory) runs as
+ *  consecutive chunks, as lcsm_session_extend would take them: the same logits
+ *  (the cost of chunks for tiled convolutions is extend's). */
 LCSM_API lcsm_status lcsm_session_prefill(lcsm_session *session, const int32_t *tokens, int len,
                                           float *logits);
 

@@ -452,6 +452,10 @@ struct lcsm_backend {
      * smooth schedule's tiles from spread_fine_from on (where a whole block
      * costs more than a step). Set at creation. */
     int spread_unit, spread_min, spread_align, spread_fine_from;
+    /* The largest single buffer alloc makes (the device's limit; SIZE_MAX on the
+     * CPU, where tests lower it): a session's prompt whose forward would need
+     * more goes in chunks. */
+    size_t max_buffer;
     lcsm_backend_stats stats; /* kept up to date by the backend */
     char last_error[512];
 };

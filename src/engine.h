@@ -164,6 +164,10 @@ static inline lcsm_status lcsm__block_mlp(lcsm_backend *be, const lcsm_model *m,
 lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tokens, int B, int len,
                               float *logits, int all_positions);
 
+/* The one buffer lcsm__forward_seq allocates for these arguments, in bytes (a
+ * session continues at its position). */
+size_t lcsm__forward_bytes(const lcsm_model *m, const lcsm_session *s, int B, int len, int all_positions);
+
 /* What LCSM_ERR_NUMERIC's messages add. */
 #define LCSM_NUMERIC_HINT "the arithmetic overflowed f32 (weights or inputs too large?)"
 

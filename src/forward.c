@@ -100,14 +100,13 @@ static lcsm_status hyena_seq(lcsm_model *m, lcsm_session *s, const fwd_scratch *
     return st;
 }
 
-lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tokens, int B, int len,
-                              float *logits, int all_positions)
+/* The forward's scratch, in floats: n[] the parts (fwd_scratch's order), *kv_w
+ * the width of one attention cache of a session-less forward; returns the total. */
+static size_t scratch_floats(const lcsm_model *m, const lcsm_session *s, int B, int len, int all_positions,
+                             size_t n[10], size_t *kv_out)
 {
-    lcsm_backend *be = m->be;
-    const lcsm_backend_ops *op = be->ops;
     const lcsm_hparams *hp = &m->hp;
     const int D = hp->d_model, V = hp->n_vocab, L = hp->n_layer;
-    const float eps = hp->norm_eps;
     const size_t N = (size_t)B * (size_t)len; /* rows of the activations */
     const size_t BD = (size_t)B * D;
     size_t u_w, hid_w, hid2_w, uc_w = 0, kv_w = 0, lin_w = 0;
@@ -130,12 +129,35 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
     /* stage inputs: in scratch unless a session's history holds them all; y:
      * the whole prefix of a continued prompt */
     const int p0 = s ? s->pos : 0;
-    const size_t n[10] = {N * D, N * D, N * widest, N * uc_w, N * hid2_w,
-                         s && !untiled ? 0 : (size_t)max_stage * len * BD, (size_t)(p0 + len) * BD,
-                         (all_positions ? N : (size_t)B) * V, 2 * kv_w, lin_w};
+    const size_t parts[10] = {N * D, N * D, N * widest, N * uc_w, N * hid2_w,
+                              s && !untiled ? 0 : (size_t)max_stage * len * BD, (size_t)(p0 + len) * BD,
+                              (all_positions ? N : (size_t)B) * V, 2 * kv_w, lin_w};
     size_t total = 0;
     for (int i = 0; i < 10; i++)
-        total += n[i];
+        total += n[i] = parts[i];
+    *kv_out = kv_w;
+    return total;
+}
+
+size_t lcsm__forward_bytes(const lcsm_model *m, const lcsm_session *s, int B, int len, int all_positions)
+{
+    size_t n[10], kv_w;
+    return scratch_floats(m, s, B, len, all_positions, n, &kv_w) * sizeof(float);
+}
+
+lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tokens, int B, int len,
+                              float *logits, int all_positions)
+{
+    lcsm_backend *be = m->be;
+    const lcsm_backend_ops *op = be->ops;
+    const lcsm_hparams *hp = &m->hp;
+    const int D = hp->d_model, V = hp->n_vocab, L = hp->n_layer;
+    const float eps = hp->norm_eps;
+    const size_t N = (size_t)B * (size_t)len; /* rows of the activations */
+    const size_t BD = (size_t)B * D;
+    const int p0 = s ? s->pos : 0;
+    size_t n[10], kv_w;
+    const size_t total = scratch_floats(m, s, B, len, all_positions, n, &kv_w);
     lcsm_buf *buf = NULL;
     lcsm_status st = op->alloc(be, total * sizeof(float), &buf);
     if (st != LCSM_OK)

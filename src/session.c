@@ -404,18 +404,42 @@ static lcsm_status extend(lcsm_session *s, const int32_t *tokens, int len, float
     st = lcsm__check_tokens(s->model, tokens, (size_t)s->opt.batch * len, s->last_error, sizeof s->last_error);
     if (st != LCSM_OK)
         return st;
+    /* One forward, or consecutive chunks of it (as lcsm_session_extend would
+     * take them) when its scratch would pass the backend's largest buffer. */
+    const int B = s->opt.batch, p_end = s->pos + len;
+    int32_t *packed = NULL;
     double t0 = lcsm__now();
-    st = lcsm__forward_seq(s->model, s, tokens, s->opt.batch, len, logits, 0);
-    s->stats.prefill_s += lcsm__now() - t0;
-    if (st != LCSM_OK) {
-        s->broken = 1;
-        return RELAY(s, st);
+    for (int c0 = 0; st == LCSM_OK && c0 < len;) {
+        int n = len - c0;
+        while (n > 1 && lcsm__forward_bytes(s->model, s, B, n, 0) > s->be->max_buffer)
+            n = (n + 1) / 2;
+        const int32_t *chunk = tokens;
+        if (n < len) { /* rows [c0, c0 + n) of every sequence, packed */
+            if (!packed && !(packed = lcsm__malloc(sizeof *packed * (size_t)B * len))) { /* any later chunk fits */
+                st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "%s: chunks of %d tokens", what, n);
+                break;
+            }
+            for (int b = 0; b < B; b++)
+                memcpy(packed + (size_t)b * n, tokens + (size_t)b * len + c0, sizeof *packed * (size_t)n);
+            chunk = packed;
+        }
+        st = lcsm__forward_seq(s->model, s, chunk, B, n, c0 + n == len ? logits : NULL, 0);
+        if (st != LCSM_OK) {
+            s->broken = 1;
+            st = RELAY(s, st);
+            break;
+        }
+        s->pos += n;
+        s->origin = s->pos; /* the flash schedule restarts after the prompt (which pushed every earlier input) */
+        s->n_pending = 0;
+        c0 += n;
     }
-    if (logits && (st = check_finite(s, logits, s->pos + len - 1, what)) != LCSM_OK)
+    lcsm__free(packed);
+    s->stats.prefill_s += lcsm__now() - t0;
+    if (st != LCSM_OK)
         return st;
-    s->pos += len;
-    s->origin = s->pos; /* the flash schedule restarts after the prompt (which pushed every earlier input) */
-    s->n_pending = 0;
+    if (logits && (st = check_finite(s, logits, p_end - 1, what)) != LCSM_OK)
+        return st;
     return LCSM_OK;
 }
 
