@@ -413,10 +413,10 @@ typedef enum lcsm_algo {
     LCSM_ALGO_EAGER = 2, /* each input pushed into all future outputs, O(L^2) */
     LCSM_ALGO_MODAL = 3, /* modal layers by their recurrence (O(states) per token) even in a
                             model loaded with modal_tiled; tiled convolutions as flash */
-    LCSM_ALGO_SMOOTH = 4 /* flash's cost with an even cost per token: the smooth schedule,
-                            whose tiles of size U have U steps of slack each (docs/DESIGN.md
-                            section 6); its own tile spectra, made at the first such session
-                            of a model (twice flash's spectra memory) */
+    LCSM_ALGO_SMOOTH = 4 /* the smooth schedule: tiles of U inputs have U or 2U steps of
+                            slack each (docs/DESIGN.md section 6), for a more even cost per
+                            token at about 2.5x flash's tile work; its own tile spectra, made
+                            at the first such session of a model (twice flash's) */
 } lcsm_algo;
 
 /** "flash", "lazy", "eager", "modal", "smooth"; and the reverse (returns
