@@ -22,6 +22,11 @@
 
 #define T 8300 /* > one task of 8192 positions */
 #define TOL 1e-4
+/* HyenaDNA's forward against the double reference over all 8300 positions:
+ * fp32 FFT convolutions of an untrained model's long filters cancel in long
+ * sums; over 170 seeds the worst was 2.8e-4 (most near 1e-5). A range of taps
+ * made wrong gives errors of order 1 (ranges are also checked bitwise). */
+#define TOL_LONG 2e-3
 
 static const char *const hyenadna_cfg = "{\"model_type\": \"hyenadna\", \"d_model\": 8, \"n_layer\": 1, "
                                         "\"d_inner\": 16, \"max_seq_len\": 8300, \"filter_order\": 8}";
@@ -106,7 +111,7 @@ int main(void)
         CHECK_OK(lcsm_model_forward(m, tok, 1, T, got));
         CHECK(ref_model_logits(m, tok, 1, T, LCSM_WEIGHTS_F32, want), "hyenadna: reference");
         const double e = max_rel(got, want, (size_t)T * V);
-        CHECK(e <= TOL, "hyenadna l_max %d: forward against the reference: rel err %.3g", T, e);
+        CHECK(e <= TOL_LONG, "hyenadna l_max %d: forward against the reference: rel err %.3g", T, e);
         printf("  hyenadna  forward vs double reference, %d positions: %.2e\n", T, e);
         free(got), free(want);
         lcsm_model_destroy(m);
