@@ -487,10 +487,13 @@ static lcsm_status schedule_work(lcsm_session *s, int t)
             struct lcsm_pending *p = &s->pending[i];
             int n = lcsm_spread_units(p->total, p->done, p->start, t, p->deadline);
             const int align = s->be->spread_align;
-            /* whole multiples of align: lagged flash always (its worst step is its slack's,
-             * not its pieces'), the smooth schedule's tiles below spread_fine_from */
+            /* ending on a boundary of align units within a row group (the CPU's column
+             * blocks, which restart at every group): lagged flash always (its worst
+             * step is its slack's, not its pieces'), the smooth schedule's tiles below
+             * spread_fine_from */
             if (align > 1 && (!s->smooth || p->tile.U < s->be->spread_fine_from) && p->done + n < p->total) {
-                const int to = (p->done + n) / align * align;
+                const int per = lcsm_units_per_group(s->be->spread_unit, s->geom.D), end = p->done + n;
+                const int to = end / per * per + end % per / align * align;
                 n = to > p->done ? to - p->done : 0;
             }
             const lcsm_rows part = {p->done, p->done + n};
