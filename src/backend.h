@@ -447,7 +447,7 @@ struct lcsm_backend {
     int sample_max; /* candidates the device sampler handles at temperature > 0 */
     /* Lagged flash's parts of a spread tile: channels per unit (lcsm_rows), the
      * smallest tile worth spreading (a GPU runs small tiles faster whole than as
-     * many launches), and the units parts end on boundaries of within a row
+     * many launches), and the units parts end on boundaries of (spread_align) within a row
      * group (the CPU's column blocks: narrower parts run channel by channel), except the
      * smooth schedule's tiles from spread_fine_from on (where a whole block
      * costs more than a step). Set at creation. */
