@@ -5,7 +5,7 @@
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
 #   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast|
-#               families|hybrids|million|millionbench|millionrun|published|striped|stripedrest|shprefill]...
+#               families|hybrids|million|millionbench|millionrun|published|flushab|rest256|striped|stripedrest|shprefill]...
 # (default: all; each target is a run_<name> function below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -249,6 +249,27 @@ run_shprefill() {
     --weights bf16 --warmup 0 --budget 0
   bench sh-7b-hyena-prefill-t 130 --models sh-7b-hyena --batches 1 --prefill-lens 8192,65536 --algos flash \
     --modal-tiled --weights bf16 --warmup 0 --budget 0
+}
+# flushab: a decode step flushed to the device after each layer (the default on GPUs) against one flush
+# per step (LCSM_CL_FLUSH=0), 256 x 8 and 768 x 12 at batch 1 and 8, in one call
+run_flushab() {
+  bench flush-on 60 --models 256x8,768x12 --batches 1,8 --lens 4096 --algos flash --budget 0 --repeats 3
+  LCSM_CL_FLUSH=0 bench flush-off 60 --models 256x8,768x12 --batches 1,8 --lens 4096 --algos flash --budget 0 \
+    --repeats 3
+  bench flush-16k 40 --models 256x8 --batches 1 --lens 16384 --algos flash --budget 0 --latencies
+}
+# rest256: the 256K-token prefills the earlier calls left: StripedHyena-7B's Hyena layers by the modal
+# recurrence (the prompt now taken in buffer-sized chunks by the library) and Evo 2 1B's Hyena layers by
+# flash on the tiled hcl filters; then the fused-norm A/B of Evo 2 1B's Hyena layers, three repeats each
+run_rest256() {
+  bench sh-7b-hyena-prefill-256k 200 --models sh-7b-hyena --batches 1 --prefill-lens 262144 --algos modal \
+    --weights bf16 --warmup 0 --budget 0
+  bench evo2-1b-hyena-prefill-t-256k 150 --models evo2-1b-hyena --batches 1 --prefill-lens 262144 --algos flash \
+    --modal-tiled --weights bf16 --warmup 0 --budget 0
+  bench evo2-1b-hyena-fused3 60 --models evo2-1b-hyena --batches 1 --lens 2048 --prompt 1024 --algos modal \
+    --weights bf16 --warmup 0 --budget 0 --repeats 3
+  LCSM_CL_FUSE_NORM=0 bench evo2-1b-hyena-unfused3 60 --models evo2-1b-hyena --batches 1 --lens 2048 --prompt 1024 \
+    --algos modal --weights bf16 --warmup 0 --budget 0 --repeats 3
 }
 # million: HyenaDNA-1M's shape (256 x 8), l_max 2^20: the model made and loaded by the CLI (start-up),
 # then every position generated with lagged flash in one lcsm-bench session (total, per-step latency,

@@ -307,6 +307,8 @@ static void cl_destroy(lcsm_backend *be)
         clFinish(cb->queue);
     if (cb->ids_event)
         clReleaseEvent(cb->ids_event);
+    if (cb->ids_copy)
+        clReleaseEvent(cb->ids_copy);
     clb_prof_free(cb);
     for (int i = 0; i < cb->n_plans; i++)
         clfft_plan_destroy(cb->plans[i]);
@@ -343,7 +345,9 @@ static const lcsm_backend_ops cl_ops = {
     .supports = cl_supports,
     .embed_dev = cl_embed_dev,
     .sample = cl_sample,
+    .sample_wait = cl_sample_wait,
     .finish = cl_finish,
+    .flush = cl_flush,
     .profile = cl_profile,
     .alloc = cl_alloc,
     .release = cl_release,
@@ -638,6 +642,11 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
      * (A/B in bench/RESULTS.md; the tests run both) */
     const char *fuse = getenv("LCSM_CL_FUSE_NORM");
     cb->fuse_norm = fuse && *fuse ? strcmp(fuse, "0") != 0 : !cb->is_cpu_device;
+    /* a decode step hands each layer's kernels to the device as soon as they
+     * are queued, so the device runs layer l while the host queues layer l + 1
+     * (GPUs; LCSM_CL_FLUSH=0 or 1 decides: A/B in bench/RESULTS.md) */
+    const char *flush = getenv("LCSM_CL_FLUSH");
+    cb->flush_layers = flush && *flush ? strcmp(flush, "0") != 0 : !cb->is_cpu_device;
     /* a decode step's attention splits its positions in spans of at least this
      * many (a CPU device has few cores and runs unsplit) */
     cb->attn_min_span = cb->is_cpu_device ? INT_MAX : 512;

@@ -64,12 +64,14 @@ typedef struct cl_backend {
     int fft_max_n;      /* largest FFT (CL_FFT_MAX_N, or less for tests) */
     int attn_min_span;  /* positions per split of a decode step's attention (cl_attn.c) */
     int fuse_norm;      /* decode's norms folded into the projections after them (LCSM_CL_FUSE_NORM) */
+    int flush_layers;   /* a decode step flushes the queue after each layer (LCSM_CL_FLUSH) */
     pthread_mutex_t lock; /* kernels' arguments, scratch and plans: one op at a time */
     cl_mem dummy;         /* bound where an optional buffer is absent */
     cl_mem ids;           /* token ids of embed */
     size_t ids_cap;
     int32_t *ids_host;    /* staging: stays valid until the write completes */
     cl_event ids_event;
+    cl_event ids_copy;    /* the last sample's copy to the host (sample_wait) */
     cl_scratch fft_real, fft_cplx, fft_spec, lazy_part, modal_state, attn_part, linattn_phi;
     clfft_plan **plans; /* cache keyed by (n, batch) */
     int n_plans;
@@ -187,6 +189,8 @@ lcsm_status cl_linattn(lcsm_backend *be, const lcsm_linattn_args *a);
 #define CL_SAMPLE_MAX 2048 /* SAMPLE_MAX of sample.cl */
 lcsm_status cl_sample(lcsm_backend *be, lcsm_ref logits, int B, int V, const lcsm_sampler_params *p, uint64_t draws,
                       lcsm_ref ids, int32_t *host_ids, int wait);
+lcsm_status cl_sample_wait(lcsm_backend *be);
+void cl_flush(lcsm_backend *be);
 lcsm_status cl_finish(lcsm_backend *be);
 
 /* The most partial sums the lazy mixer splits a column into (cl_dense.c). */

@@ -2,7 +2,8 @@
  * Decoding with the token ids on the device: sampling (sample.cl) into a
  * session's id slot (the embedding that reads it is cl_embed_dev, cl_dense.c),
  * and a wait for everything queued. With these the engine's generate loop queues step after
- * step without waiting: the ids reach the host by asynchronous copies.
+ * step without waiting: the ids reach the host by asynchronous copies. A wait
+ * for the last sample's ids alone, and a flush that starts queued work.
  */
 #include "cl_backend.h"
 
@@ -24,12 +25,37 @@ lcsm_status cl_sample(lcsm_backend *be, lcsm_ref logits, int B, int V, const lcs
     if (st == LCSM_OK)
         st = clb_check(cb,
                        clEnqueueReadBuffer(cb->queue, ids.buf->mem, CL_FALSE, ids.off,
-                                           (size_t)B * sizeof(int32_t), host_ids, 0, NULL, wait ? &ev : NULL),
+                                           (size_t)B * sizeof(int32_t), host_ids, 0, NULL, &ev),
                        "clEnqueueReadBuffer(sampled ids)");
-    if (st == LCSM_OK)
+    if (st == LCSM_OK) {
         clFlush(cb->queue); /* let the device start while the host queues the next step */
+        if (cb->ids_copy)
+            clReleaseEvent(cb->ids_copy);
+        cb->ids_copy = ev; /* for sample_wait */
+        ev = NULL;
+    }
     pthread_mutex_unlock(&cb->lock);
-    return st == LCSM_OK && ev ? clb_wait(cb, ev) : st;
+    return st == LCSM_OK && wait ? cl_sample_wait(be) : st;
+}
+
+lcsm_status cl_sample_wait(lcsm_backend *be)
+{
+    cl_backend *cb = (cl_backend *)be;
+    pthread_mutex_lock(&cb->lock);
+    cl_event ev = cb->ids_copy;
+    cb->ids_copy = NULL;
+    pthread_mutex_unlock(&cb->lock);
+    return ev ? clb_wait(cb, ev) : LCSM_OK;
+}
+
+void cl_flush(lcsm_backend *be)
+{
+    cl_backend *cb = (cl_backend *)be;
+    if (!cb->flush_layers)
+        return;
+    pthread_mutex_lock(&cb->lock);
+    clFlush(cb->queue);
+    pthread_mutex_unlock(&cb->lock);
 }
 
 lcsm_status cl_finish(lcsm_backend *be)

@@ -423,15 +423,24 @@ typedef struct lcsm_backend_ops {
      * temperature / top-k / top-p over [p->token_lo, p->token_hi), sequence b's
      * generator at lcsm__rng_state(p->seed, b, draws)) into ids (B i32 on the
      * device) and copies them to host_ids: before returning with wait, else
-     * asynchronously (host_ids untouched by the caller until finish or a later
-     * waiting call). With temperature > 0 only for token_hi - token_lo <=
-     * be->sample_max. */
+     * asynchronously (host_ids untouched by the caller until sample_wait,
+     * finish or a later waiting call). With temperature > 0 only for
+     * token_hi - token_lo <= be->sample_max. */
     lcsm_status (*sample)(lcsm_backend *be, lcsm_ref logits, int B, int V, const lcsm_sampler_params *p,
                           uint64_t draws, lcsm_ref ids, int32_t *host_ids, int wait);
+    /* Waits for the copy of the last sample call's ids (not for work queued
+     * after it), and reports an earlier queued failure. The step queues its
+     * tiles between sample and this wait, so the device runs them while the
+     * host takes the ids. */
+    lcsm_status (*sample_wait)(lcsm_backend *be);
     /* Waits for all queued work, copies included. */
     lcsm_status (*finish)(lcsm_backend *be);
 
     /* ---- optional (NULL = not supported) */
+    /* Hands queued work to the device without waiting, so that it runs while
+     * the host queues the rest of a step (the engine calls it after each
+     * layer of a decode step). */
+    void (*flush)(lcsm_backend *be);
     /* lcsm_backend_get_profile: waits for queued work, then reports (and with
      * reset clears) device time per kernel. */
     lcsm_status (*profile)(lcsm_backend *be, lcsm_profile_entry *out, int cap, int *count, int reset);

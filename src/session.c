@@ -525,7 +525,7 @@ static int samples_on_device(const lcsm_session *s)
 {
     const lcsm_backend *be = s->be;
     const lcsm_sampler_params *p = &s->sampler;
-    return be->ops->sample && be->ops->embed_dev && be->ops->finish && !p->n_allowed &&
+    return be->ops->sample && be->ops->sample_wait && be->ops->embed_dev && be->ops->finish && !p->n_allowed &&
            (p->temperature <= 0.0f || p->token_hi - p->token_lo <= be->sample_max);
 }
 
@@ -545,7 +545,10 @@ static void sample_on_host(lcsm_session *s, int32_t *next)
  * from s->ids on the device (the previous step's device sample). Then either
  * the logits go to `logits` (or logits_host) and, with `next`, are sampled on
  * the host; or, when `next` is set and the device samples, the ids are sampled
- * into s->ids and copied to `next` (asynchronously unless `wait`). */
+ * into s->ids and copied to `next` (asynchronously unless `wait`). The step's
+ * tiles are queued after the sample and before the wait, and each layer is
+ * flushed to the device as it is queued: the device runs layer l while the
+ * host queues layer l + 1, and the tiles while the host takes the ids. */
 static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, int32_t *next, int wait)
 {
     lcsm_model *m = s->model;
@@ -556,6 +559,7 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
     const float eps = hp->norm_eps;
     const int t = s->pos;
     const int on_device = next && samples_on_device(s);
+    int copying = 0; /* a copy to `next` is queued */
     lcsm_status st;
     double t_mix = 0, t0, t1;
 
@@ -580,6 +584,8 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
             t_mix += lcsm__now() - tm;
             TRY(op->linear(be, s->y, w[LCSM_R_OUT_W], w[LCSM_R_OUT_B], s->r, B, D, D, LCSM_LINEAR_ACCUMULATE));
             TRY(lcsm__block_mlp(be, m, l, s->r, s->xn, s->hid, s->hid2, B));
+            if (op->flush)
+                op->flush(be);
             continue;
         }
         TRY(lcsm__norm_linear(be, sp, eps, s->r, w[LCSM_R_NORM1_W], w[LCSM_R_NORM1_B], s->xn, w[LCSM_R_IN_W],
@@ -611,13 +617,16 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
         t_mix += lcsm__now() - tm;
         TRY(op->linear(be, s->y, w[LCSM_R_OUT_W], w[LCSM_R_OUT_B], s->r, B, D, D, LCSM_LINEAR_ACCUMULATE));
         TRY(lcsm__block_mlp(be, m, l, s->r, s->xn, s->hid, s->hid2, B));
+        if (op->flush)
+            op->flush(be);
     }
     if (m->g[LCSM_G_NORMF_W].buf) /* a final norm (StripedHyena's may be absent) */
         TRY(op->norm(be, hp->norm_kind, s->r, m->g[LCSM_G_NORMF_W], m->g[LCSM_G_NORMF_B], s->xn, B, D, eps));
     TRY(op->linear(be, m->g[LCSM_G_NORMF_W].buf ? s->xn : s->r, m->g[LCSM_G_HEAD], (lcsm_ref){0}, s->logits, B, D, V,
                    0));
     if (on_device) {
-        TRY(op->sample(be, s->logits, B, V, &s->sampler, s->draws, s->ids, next, wait));
+        copying = 1;
+        TRY(op->sample(be, s->logits, B, V, &s->sampler, s->draws, s->ids, next, 0));
         if (s->sampler.temperature > 0.0f)
             s->draws++;
     } else {
@@ -631,15 +640,22 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
     double t2 = t1;
     if (s->opt.algo != LCSM_ALGO_LAZY) {
         TRY(schedule_work(s, t));
+        if (op->flush)
+            op->flush(be);
         t2 = lcsm__now();
     }
+    if (copying && wait)
+        TRY(op->sample_wait(be));
+    copying = 0;
     s->stats.tiles_s += t2 - t1;
     s->stats.mixer_s += t_mix + (t2 - t1);
-    s->stats.dense_s += (t1 - t0) - t_mix;
+    s->stats.dense_s += (t1 - t0) - t_mix + (lcsm__now() - t2); /* the wait: the device's share */
     s->stats.steps++;
     s->pos = t + 1;
     return LCSM_OK;
 fail:
+    if (copying)
+        op->finish(be); /* no copy may target the caller's `next` after the return */
     s->broken = 1;
     return RELAY(s, st);
 }
