@@ -587,6 +587,28 @@ static lcsm_status open_device(cl_backend *cb, const lcsm_backend_options *opt, 
     return st;
 }
 
+/* A knob from the environment: *out unchanged when `name` is unset or empty;
+ * else a count in [lo, hi] or an error naming it. */
+static lcsm_status env_count(const char *name, int lo, int hi, int *out, lcsm_backend *be)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return LCSM_OK;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi)
+        return LCSM_FAIL_BE(be, LCSM_ERR_INVALID_ARGUMENT, "%s=%s is not a count in [%d, %d]", name, v, lo, hi);
+    *out = (int)n;
+    return LCSM_OK;
+}
+
+/* A switch from the environment: `dflt` when `name` is unset or empty, else off for "0". */
+static int env_flag(const char *name, int dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? strcmp(v, "0") != 0 : dflt;
+}
+
 static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
 {
     char err[512] = "";
@@ -633,6 +655,14 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
      * GPU only tiles of 1024 and more, smaller ones cost less whole than as
      * several launches */
     cb->base.spread_unit = 64;
+    if ((st = env_count("LCSM_CL_SPREAD_UNIT", 1, 1 << 20, &cb->base.spread_unit, &cb->base)) != LCSM_OK)
+        return st;
+    /* lagged flash's band: taps per work-item of its partial sums, and bands of
+     * up to min(this, CL_INLINE_BAND) taps summed in the step kernel itself
+     * (a GPU has threads to spare: short serial sums; LCSM_CL_BAND_TAPS) */
+    cb->band_taps = cb->is_cpu_device ? 256 : 16;
+    if ((st = env_count("LCSM_CL_BAND_TAPS", 1, 1 << 20, &cb->band_taps, &cb->base)) != LCSM_OK)
+        return st;
     cb->base.spread_align = 1;
     cb->base.spread_fine_from = 0;
     cb->base.spread_min = cb->is_cpu_device ? 16 : 1024;
@@ -640,24 +670,17 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
     /* decode's norms folded into the projections after them: on GPUs (on a CPU
      * device the fused kernel measured slower); LCSM_CL_FUSE_NORM=0 or 1 decides
      * (A/B in bench/RESULTS.md; the tests run both) */
-    const char *fuse = getenv("LCSM_CL_FUSE_NORM");
-    cb->fuse_norm = fuse && *fuse ? strcmp(fuse, "0") != 0 : !cb->is_cpu_device;
-    /* a decode step hands each layer's kernels to the device as soon as they
-     * are queued, so the device runs layer l while the host queues layer l + 1
-     * (GPUs; LCSM_CL_FLUSH=0 or 1 decides: A/B in bench/RESULTS.md) */
-    const char *flush = getenv("LCSM_CL_FLUSH");
-    cb->flush_layers = flush && *flush ? strcmp(flush, "0") != 0 : !cb->is_cpu_device;
+    cb->fuse_norm = env_flag("LCSM_CL_FUSE_NORM", !cb->is_cpu_device);
+    /* LCSM_CL_FLUSH=1: a decode step hands each layer's kernels to the device
+     * as soon as they are queued (off: on the H200 it measured no faster,
+     * bench/RESULTS.md) */
+    cb->flush_layers = env_flag("LCSM_CL_FLUSH", 0);
     /* a decode step's attention splits its positions in spans of at least this
-     * many (a CPU device has few cores and runs unsplit) */
+     * many (a CPU device has few cores and runs unsplit); tests set
+     * LCSM_CL_ATTN_SPAN to exercise the split path with short prompts */
     cb->attn_min_span = cb->is_cpu_device ? INT_MAX : 512;
-    const char *span = getenv("LCSM_CL_ATTN_SPAN"); /* tests: exercise the split path with short prompts */
-    if (span && *span) {
-        int v = atoi(span);
-        if (v < 1)
-            return LCSM_FAIL_BE(&cb->base, LCSM_ERR_INVALID_ARGUMENT, "LCSM_CL_ATTN_SPAN=%s is not a positive count",
-                                span);
-        cb->attn_min_span = v;
-    }
+    if ((st = env_count("LCSM_CL_ATTN_SPAN", 1, INT_MAX, &cb->attn_min_span, &cb->base)) != LCSM_OK)
+        return st;
     if ((st = clb_mem(cb, 64, "placeholder", &cb->dummy)) != LCSM_OK)
         return st;
     char buf[4096]; /* PATH_MAX */

@@ -238,15 +238,17 @@ int cl_lazy_max_splits(const cl_backend *cb, int cols)
     return n < 1 ? 1 : n > 256 ? 256 : n;
 }
 
-/* Splits of the lazy sum at position t: enough work-items to fill a GPU, each
- * summing at least a few hundred products. */
-/* Lagged flash's band up to this many taps runs in the step kernel. */
+/* Lagged flash's band up to this many taps (and up to cb->band_taps) runs in
+ * the step kernel. */
 #define CL_INLINE_BAND 64
 
-static int lazy_splits(const cl_backend *cb, int t, int cols)
+/* Splits of a sum over n inputs: enough work-items to fill a GPU, each summing
+ * at least `per` products (a few hundred for the lazy sum, band_taps for the
+ * band). */
+static int lazy_splits(const cl_backend *cb, int n, int per, int cols)
 {
-    int n = t / 256, max = cl_lazy_max_splits(cb, cols);
-    return n < 1 ? 1 : n > max ? max : n;
+    int k = n / per, max = cl_lazy_max_splits(cb, cols);
+    return k < 1 ? 1 : k > max ? max : k;
 }
 
 lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
@@ -260,9 +262,10 @@ lcsm_status cl_hyena_step(lcsm_backend *be, const lcsm_filters *f, const lcsm_co
     /* the sum over history the cache lacks: all of it (lazy) or the band, a
      * short band in the step kernel itself */
     const int s_lo = args->mode == LCSM_MIX_LAZY ? 0 : args->t - args->band;
-    const int inline_band = args->mode == LCSM_MIX_CACHED && args->band <= CL_INLINE_BAND ? args->band : 0;
+    const int cached = args->mode == LCSM_MIX_CACHED;
+    const int inline_band = cached && args->band <= CL_INLINE_BAND && args->band <= cb->band_taps ? args->band : 0;
     if (s_lo < args->t && !inline_band) {
-        n_split = lazy_splits(cb, args->t - s_lo, B * D);
+        n_split = lazy_splits(cb, args->t - s_lo, cached ? cb->band_taps : 256, B * D);
         /* reserved by cl_session_prepare: this never allocates */
         st = clb_scratch(cb, &cb->lazy_part, (size_t)n_stage * n_split * B * D * sizeof(float), "lazy partial sums");
         for (int i = 0; st == LCSM_OK && i < n_stage; i++) {
