@@ -123,6 +123,7 @@ static const lcsm_backend_ops cpu_ops = {
     .tile_fft = cpu_tile_fft_op,
     .filters_create = cpu_filters_create,
     .filters_prepare = cpu_filters_prepare,
+    .session_prepare = cpu_session_prepare,
     .filters_destroy = cpu_filters_destroy,
     .filters_bytes = cpu_filters_bytes,
 };

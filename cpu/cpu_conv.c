@@ -108,8 +108,7 @@ lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile,
             if (f->spec[k][v] || !(variants >> v & 1u))
                 continue;
             const cpu_plan *plan;
-            if ((st = cpu_plan_get(cb, 2 * U, cb->planner_flags, &plan)) != LCSM_OK ||
-                (st = cpu_plan_lane(cb, plan, cb->planner_flags)) != LCSM_OK)
+            if ((st = cpu_plan_get(cb, 2 * U, cb->planner_flags, &plan)) != LCSM_OK)
                 break;
             fftwf_complex *spec = (fftwf_complex *)cpu_falloc(2 * ((size_t)(U + 1) * GD));
             if (!spec) {
@@ -264,6 +263,25 @@ static void tile_task(void *ctx, int task, int thread)
     }
 }
 
+/* A session's spread tiles run in parts that may cover a column block only in
+ * part, channel by channel (tile_lane): their one-channel plans, for the tile
+ * sizes from spread_from on (none when the session spreads nothing). */
+lcsm_status cpu_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom, int max_tile,
+                                int spread_from)
+{
+    cpu_backend *cb = (cpu_backend *)be;
+    (void)geom;
+    lcsm_status st = LCSM_OK;
+    for (int U = be->fft_threshold; spread_from && st == LCSM_OK && U <= max_tile; U *= 2) {
+        const cpu_plan *plan = f->plan[lcsm_ilog2((unsigned)U)];
+        if (U < spread_from)
+            continue;
+        st = plan ? cpu_plan_lane(cb, plan, cb->planner_flags)
+                  : LCSM_FAIL_BE(be, LCSM_ERR_STATE, "cpu: tile size %d has no plan", U);
+    }
+    return st;
+}
+
 lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
                          float *acc, int in0, int U, int out0, int n_out, const lcsm_rows *rows)
 {
@@ -272,7 +290,7 @@ lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv
     for (int v = 0; v < LCSM_SPEC_VARIANTS && !spec; v++)
         if (lcsm_spec_delay(v, U, f->lag) == d)
             spec = f->spec[k][v];
-    if (!spec || cb->scratch_floats < (size_t)(4 * U + 2) * W)
+    if (!spec || cb->scratch_floats < (size_t)(4 * U + 2) * W || (rows && !f->plan[k]->fwd1))
         return LCSM_FAIL_BE(&cb->base, LCSM_ERR_STATE, "cpu: tile size %d of delay %d was not prepared", U, d);
     /* Plan and spectrum were made at prepare time: a step takes no lock. A unit
      * of rows is one channel (spread_unit = 1, cpu_backend.c): a part runs the
