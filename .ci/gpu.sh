@@ -5,7 +5,7 @@
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
 #   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast|
-#               families|hybrids|million|millionbench|millionrun|published|bandab|flushab|rest256|striped|stripedrest|shprefill]...
+#               families|hybrids|million|millionbench|millionrun|published|spinab|bandab|flushab|rest256|striped|stripedrest|shprefill]...
 # (default: all; each target is a run_<name> function below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -257,6 +257,15 @@ run_flushab() {
   LCSM_CL_FLUSH=0 bench flush-off 60 --models 256x8,768x12 --batches 1,8 --lens 4096 --algos flash --budget 0 \
     --repeats 3
   bench flush-16k 40 --models 256x8 --batches 1 --lens 16384 --algos flash --budget 0 --latencies
+}
+# spinab: the wait for a step's sampled ids polled (LCSM_CL_SPIN_WAIT=1) against the driver's wait, at 2^17
+# (256 x 8, batch 1, per-step latencies: the scattered slow steps of bench/RESULTS.md), alternating
+run_spinab() {
+  for i in 1 2; do
+    LCSM_CL_SPIN_WAIT=1 bench spin-128k-$i 80 --models 256x8 --batches 1 --lens 131072 --algos flash --warmup 0 \
+      --budget 0 --latencies
+    bench wait-128k-$i 80 --models 256x8 --batches 1 --lens 131072 --algos flash --warmup 0 --budget 0 --latencies
+  done
 }
 # bandab: lagged flash's band in partial sums of 16 taps per work-item (the GPU default) against 256 (with
 # bands up to 64 taps in the step kernel: the earlier rule), at 16K (lag 64) and 2^17 (lag 512), 256 x 8

@@ -675,6 +675,7 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
      * as soon as they are queued (off: on the H200 it measured no faster,
      * bench/RESULTS.md) */
     cb->flush_layers = env_flag("LCSM_CL_FLUSH", 0);
+    cb->spin_wait = env_flag("LCSM_CL_SPIN_WAIT", 0);
     /* a decode step's attention splits its positions in spans of at least this
      * many (a CPU device has few cores and runs unsplit); tests set
      * LCSM_CL_ATTN_SPAN to exercise the split path with short prompts */
