@@ -5,7 +5,7 @@
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
 #   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast|
-#               families|hybrids|million|millionbench|millionrun|published|spinab|bandab|flushab|rest256|striped|stripedrest|shprefill]...
+#               families|hybrids|million|millionbench|millionrun|published|spinab|bandab|rest256|striped|stripedrest|shprefill]...
 # (default: all; each target is a run_<name> function below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -249,14 +249,6 @@ run_shprefill() {
     --weights bf16 --warmup 0 --budget 0
   bench sh-7b-hyena-prefill-t 130 --models sh-7b-hyena --batches 1 --prefill-lens 8192,65536 --algos flash \
     --modal-tiled --weights bf16 --warmup 0 --budget 0
-}
-# flushab: a decode step flushed to the device after each layer (the default on GPUs) against one flush
-# per step (LCSM_CL_FLUSH=0), 256 x 8 and 768 x 12 at batch 1 and 8, in one call
-run_flushab() {
-  bench flush-on 60 --models 256x8,768x12 --batches 1,8 --lens 4096 --algos flash --budget 0 --repeats 3
-  LCSM_CL_FLUSH=0 bench flush-off 60 --models 256x8,768x12 --batches 1,8 --lens 4096 --algos flash --budget 0 \
-    --repeats 3
-  bench flush-16k 40 --models 256x8 --batches 1 --lens 16384 --algos flash --budget 0 --latencies
 }
 # spinab: the wait for a step's sampled ids polled (LCSM_CL_SPIN_WAIT=1) against the driver's wait, at 2^17
 # (256 x 8, batch 1, per-step latencies: the scattered slow steps of bench/RESULTS.md), alternating

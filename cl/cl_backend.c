@@ -347,7 +347,6 @@ static const lcsm_backend_ops cl_ops = {
     .sample = cl_sample,
     .sample_wait = cl_sample_wait,
     .finish = cl_finish,
-    .flush = cl_flush,
     .profile = cl_profile,
     .alloc = cl_alloc,
     .release = cl_release,
@@ -671,10 +670,6 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
      * device the fused kernel measured slower); LCSM_CL_FUSE_NORM=0 or 1 decides
      * (A/B in bench/RESULTS.md; the tests run both) */
     cb->fuse_norm = env_flag("LCSM_CL_FUSE_NORM", !cb->is_cpu_device);
-    /* LCSM_CL_FLUSH=1: a decode step hands each layer's kernels to the device
-     * as soon as they are queued (off: on the H200 it measured no faster,
-     * bench/RESULTS.md) */
-    cb->flush_layers = env_flag("LCSM_CL_FLUSH", 0);
     cb->spin_wait = env_flag("LCSM_CL_SPIN_WAIT", 0);
     /* a decode step's attention splits its positions in spans of at least this
      * many (a CPU device has few cores and runs unsplit); tests set

@@ -64,7 +64,6 @@ typedef struct cl_backend {
     int fft_max_n;      /* largest FFT (CL_FFT_MAX_N, or less for tests) */
     int attn_min_span;  /* positions per split of a decode step's attention (cl_attn.c) */
     int fuse_norm;      /* decode's norms folded into the projections after them (LCSM_CL_FUSE_NORM) */
-    int flush_layers;   /* a decode step flushes the queue after each layer (LCSM_CL_FLUSH) */
     int band_taps;      /* lagged flash's band: taps per work-item (LCSM_CL_BAND_TAPS) */
     int spin_wait;      /* sample_wait polls instead of sleeping (LCSM_CL_SPIN_WAIT) */
     pthread_mutex_t lock; /* kernels' arguments, scratch and plans: one op at a time */
@@ -192,7 +191,6 @@ lcsm_status cl_linattn(lcsm_backend *be, const lcsm_linattn_args *a);
 lcsm_status cl_sample(lcsm_backend *be, lcsm_ref logits, int B, int V, const lcsm_sampler_params *p, uint64_t draws,
                       lcsm_ref ids, int32_t *host_ids, int wait);
 lcsm_status cl_sample_wait(lcsm_backend *be);
-void cl_flush(lcsm_backend *be);
 lcsm_status cl_finish(lcsm_backend *be);
 
 /* The most partial sums the lazy mixer splits a column into (cl_dense.c). */

@@ -446,11 +446,10 @@ lcsm_status cl_tile_fft(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv
                         lcsm_ref acc, int in0, int U, int out0, int n_out, const lcsm_rows *part)
 {
     cl_backend *cb = (cl_backend *)be;
-    const int d = out0 - (in0 + U - 1);
-    const cl_tile_spec *ts = NULL;
-    for (int v = 0; v < LCSM_SPEC_VARIANTS && !ts; v++)
-        if (lcsm_spec_delay(v, U, f->lag) == d && f->spec[lcsm_ilog2((unsigned)U)][v].mem)
-            ts = &f->spec[lcsm_ilog2((unsigned)U)][v];
+    const int d = out0 - (in0 + U - 1), var = lcsm_spec_variant(d, U, f->lag);
+    const cl_tile_spec *ts = var >= 0 ? &f->spec[lcsm_ilog2((unsigned)U)][var] : NULL;
+    if (ts && !ts->mem)
+        ts = NULL;
     if (!ts)
         return LCSM_FAIL_BE(be, LCSM_ERR_STATE, "opencl: tile size %d of delay %d was not prepared", U, d);
     fft_conv c;

@@ -2,8 +2,8 @@
  * Decoding with the token ids on the device: sampling (sample.cl) into a
  * session's id slot (the embedding that reads it is cl_embed_dev, cl_dense.c),
  * and a wait for everything queued. With these the engine's generate loop queues step after
- * step without waiting: the ids reach the host by asynchronous copies. A wait
- * for the last sample's ids alone, and a flush that starts queued work.
+ * step without waiting: the ids reach the host by asynchronous copies; and a
+ * wait for the last sample's ids alone.
  */
 #include "cl_backend.h"
 
@@ -53,16 +53,6 @@ lcsm_status cl_sample_wait(lcsm_backend *be)
            clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL) == CL_SUCCESS)
         ;
     return ev ? clb_wait(cb, ev) : LCSM_OK;
-}
-
-void cl_flush(lcsm_backend *be)
-{
-    cl_backend *cb = (cl_backend *)be;
-    if (!cb->flush_layers)
-        return;
-    pthread_mutex_lock(&cb->lock);
-    clFlush(cb->queue);
-    pthread_mutex_unlock(&cb->lock);
 }
 
 lcsm_status cl_finish(lcsm_backend *be)

@@ -263,21 +263,22 @@ static void tile_task(void *ctx, int task, int thread)
     }
 }
 
-/* A session's spread tiles run in parts that may cover a column block only in
- * part, channel by channel (tile_lane): their one-channel plans, for the tile
- * sizes from spread_from on (none when the session spreads nothing). */
+/* A session's spread parts split column blocks (and run channel by channel,
+ * tile_lane) only in tiles from spread_fine_from on (below it the engine ends
+ * parts on block boundaries): their one-channel plans, for the sizes from
+ * max(spread_from, spread_fine_from) on (none when the session spreads nothing). */
 lcsm_status cpu_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom, int max_tile,
                                 int spread_from)
 {
     cpu_backend *cb = (cpu_backend *)be;
     (void)geom;
     lcsm_status st = LCSM_OK;
+    const int from = spread_from > be->spread_fine_from ? spread_from : be->spread_fine_from;
     for (int U = be->fft_threshold; spread_from && st == LCSM_OK && U <= max_tile; U *= 2) {
         const cpu_plan *plan = f->plan[lcsm_ilog2((unsigned)U)];
-        if (U < spread_from)
-            continue;
-        st = plan ? cpu_plan_lane(cb, plan, cb->planner_flags)
-                  : LCSM_FAIL_BE(be, LCSM_ERR_STATE, "cpu: tile size %d has no plan", U);
+        if (U >= from)
+            st = plan ? cpu_plan_lane(cb, plan, cb->planner_flags)
+                      : LCSM_FAIL_BE(be, LCSM_ERR_STATE, "cpu: tile size %d has no plan", U);
     }
     return st;
 }
@@ -285,12 +286,11 @@ lcsm_status cpu_session_prepare(lcsm_backend *be, const lcsm_filters *f, const l
 lcsm_status cpu_tile_fft(cpu_backend *cb, const lcsm_filters *f, const lcsm_conv_geom *g, const float *hist,
                          float *acc, int in0, int U, int out0, int n_out, const lcsm_rows *rows)
 {
-    const int k = lcsm_ilog2((unsigned)U), d = out0 - (in0 + U - 1);
-    const fftwf_complex *spec = NULL;
-    for (int v = 0; v < LCSM_SPEC_VARIANTS && !spec; v++)
-        if (lcsm_spec_delay(v, U, f->lag) == d)
-            spec = f->spec[k][v];
-    if (!spec || cb->scratch_floats < (size_t)(4 * U + 2) * W || (rows && !f->plan[k]->fwd1))
+    const int k = lcsm_ilog2((unsigned)U), d = out0 - (in0 + U - 1), v = lcsm_spec_variant(d, U, f->lag);
+    const fftwf_complex *spec = v >= 0 ? f->spec[k][v] : NULL;
+    /* a part that splits a column block needs the one-channel plans */
+    const int splits = rows && (rows->u0 % g->D % W || (rows->u1 % g->D && rows->u1 % g->D % W));
+    if (!spec || cb->scratch_floats < (size_t)(4 * U + 2) * W || (splits && !f->plan[k]->fwd1))
         return LCSM_FAIL_BE(&cb->base, LCSM_ERR_STATE, "cpu: tile size %d of delay %d was not prepared", U, d);
     /* Plan and spectrum were made at prepare time: a step takes no lock. A unit
      * of rows is one channel (spread_unit = 1, cpu_backend.c): a part runs the

@@ -150,6 +150,15 @@ static inline int lcsm_spec_delay(int variant, int U, int lag)
 {
     return variant == LCSM_SPEC_LAG ? lag : variant == LCSM_SPEC_NEXT2 ? U + 1 : 2 * U + 1;
 }
+/* The variant whose delay is d for tile size U, or -1 (the first when two
+ * coincide: their spectra are the same). */
+static inline int lcsm_spec_variant(int d, int U, int lag)
+{
+    for (int v = 0; v < LCSM_SPEC_VARIANTS; v++)
+        if (lcsm_spec_delay(v, U, lag) == d)
+            return v;
+    return -1;
+}
 
 /* Activations, applied elementwise (linear's flags, glu). */
 typedef enum lcsm_act {
@@ -437,10 +446,6 @@ typedef struct lcsm_backend_ops {
     lcsm_status (*finish)(lcsm_backend *be);
 
     /* ---- optional (NULL = not supported) */
-    /* Hands queued work to the device without waiting, so that it runs while
-     * the host queues the rest of a step (the engine calls it after each
-     * layer of a decode step). */
-    void (*flush)(lcsm_backend *be);
     /* lcsm_backend_get_profile: waits for queued work, then reports (and with
      * reset clears) device time per kernel. */
     lcsm_status (*profile)(lcsm_backend *be, lcsm_profile_entry *out, int cap, int *count, int reset);

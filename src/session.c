@@ -546,9 +546,8 @@ static void sample_on_host(lcsm_session *s, int32_t *next)
  * the logits go to `logits` (or logits_host) and, with `next`, are sampled on
  * the host; or, when `next` is set and the device samples, the ids are sampled
  * into s->ids and copied to `next` (asynchronously unless `wait`). The step's
- * tiles are queued after the sample and before the wait, and each layer is
- * flushed to the device as it is queued: the device runs layer l while the
- * host queues layer l + 1, and the tiles while the host takes the ids. */
+ * tiles are queued after the sample and before the wait, so the device runs
+ * them while the host takes the ids. */
 static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, int32_t *next, int wait)
 {
     lcsm_model *m = s->model;
@@ -584,8 +583,6 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
             t_mix += lcsm__now() - tm;
             TRY(op->linear(be, s->y, w[LCSM_R_OUT_W], w[LCSM_R_OUT_B], s->r, B, D, D, LCSM_LINEAR_ACCUMULATE));
             TRY(lcsm__block_mlp(be, m, l, s->r, s->xn, s->hid, s->hid2, B));
-            if (op->flush)
-                op->flush(be);
             continue;
         }
         TRY(lcsm__norm_linear(be, sp, eps, s->r, w[LCSM_R_NORM1_W], w[LCSM_R_NORM1_B], s->xn, w[LCSM_R_IN_W],
@@ -617,8 +614,6 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
         t_mix += lcsm__now() - tm;
         TRY(op->linear(be, s->y, w[LCSM_R_OUT_W], w[LCSM_R_OUT_B], s->r, B, D, D, LCSM_LINEAR_ACCUMULATE));
         TRY(lcsm__block_mlp(be, m, l, s->r, s->xn, s->hid, s->hid2, B));
-        if (op->flush)
-            op->flush(be);
     }
     if (m->g[LCSM_G_NORMF_W].buf) /* a final norm (StripedHyena's may be absent) */
         TRY(op->norm(be, hp->norm_kind, s->r, m->g[LCSM_G_NORMF_W], m->g[LCSM_G_NORMF_B], s->xn, B, D, eps));
@@ -640,8 +635,6 @@ static lcsm_status step(lcsm_session *s, const int32_t *tokens, float *logits, i
     double t2 = t1;
     if (s->opt.algo != LCSM_ALGO_LAZY) {
         TRY(schedule_work(s, t));
-        if (op->flush)
-            op->flush(be);
         t2 = lcsm__now();
     }
     if (copying && wait)
