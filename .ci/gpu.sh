@@ -5,7 +5,7 @@
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
 #   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast|
-#               families|hybrids|million|millionbench|millionrun|published|spinab|bandab|rest256|striped|stripedrest|shprefill]...
+#               families|hybrids|million|millionbench|millionrun|published|spinab|fineab|bandab|rest256|striped|stripedrest|shprefill]...
 # (default: all; each target is a run_<name> function below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -257,6 +257,16 @@ run_spinab() {
     LCSM_CL_SPIN_WAIT=1 bench spin-128k-$i 80 --models 256x8 --batches 1 --lens 131072 --algos flash --warmup 0 \
       --budget 0 --latencies
     bench wait-128k-$i 80 --models 256x8 --batches 1 --lens 131072 --algos flash --warmup 0 --budget 0 --latencies
+  done
+}
+# fineab: spread tiles unit by unit (16 channels) from 2^16 on against whole 64-channel batches at every
+# size (LCSM_CL_SPREAD_UNIT=64, the earlier rule), 256 x 8 at 2^17 (its largest tile 2^16), alternating
+run_fineab() {
+  for i in 1 2; do
+    LCSM_CL_SPREAD_FINE=65536 bench fine-128k-$i 90 --models 256x8 --batches 1 --lens 131072 --algos flash \
+      --warmup 0 --budget 0 --latencies
+    LCSM_CL_SPREAD_UNIT=64 bench batch-128k-$i 90 --models 256x8 --batches 1 --lens 131072 --algos flash \
+      --warmup 0 --budget 0 --latencies
   done
 }
 # bandab: lagged flash's band in partial sums of 16 taps per work-item (the GPU default) against 256 (with

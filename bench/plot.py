@@ -101,6 +101,18 @@ def plot_latencies(cells, several, out):
                 continue
             # Long runs: every step faintly, and a running median (1% of the run) to show the trend
             # through the noise of other processes and flash's periodic big tiles.
+            if len(lat) > 200000:
+                # a million steps: each of 1000 blocks' maximum and median (a running median's windows
+                # would not fit in memory), and the bound of 4x the run's median
+                w = len(lat) // 1000
+                blocks = np.asarray(lat[: w * 1000]).reshape(1000, w)
+                mid = np.asarray(pos[: w * 1000]).reshape(1000, w)[:, w // 2]
+                ax.plot(mid, blocks.max(axis=1), "-", color=color, lw=0.5, alpha=0.5,
+                        label=f"maximum of {w} steps")
+                ax.plot(mid, np.median(blocks, axis=1), ALGO_STYLE.get(o["algo"], "-"), color=color, lw=1.6,
+                        label=label + f", median of {w} steps")
+                ax.axhline(4 * o["lat_ms"]["p50"], color=color, ls=":", lw=1, label="4x the median")
+                continue
             ax.plot(pos, lat, "-", color=color, lw=0.3, alpha=0.25)
             w = max(5, len(lat) // 100) | 1
             med = np.median(np.lib.stride_tricks.sliding_window_view(np.asarray(lat), w), axis=1)

@@ -650,20 +650,25 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
                                 "LCSM_CL_FFT_MAX=%s is not a power of two in [4, %d]", cap, CL_FFT_MAX_N);
         cb->fft_max_n = v;
     }
-    /* lagged flash: spread tiles in parts of 64 channels (one FFT batch); on a
-     * GPU only tiles of 1024 and more, smaller ones cost less whole than as
-     * several launches */
-    cb->base.spread_unit = 64;
-    if ((st = env_count("LCSM_CL_SPREAD_UNIT", 1, 1 << 20, &cb->base.spread_unit, &cb->base)) != LCSM_OK)
+    /* spread tiles: units of 16 channels, parts of tiles below 2^18 in whole
+     * batches of 64 (as one FFT each), larger tiles' unit by unit (a batch of
+     * theirs costs several steps); on a GPU only tiles of 1024 and more, smaller
+     * ones cost less whole than as several launches (LCSM_CL_SPREAD_UNIT,
+     * LCSM_CL_SPREAD_FINE: A/B in bench/RESULTS.md) */
+    cb->base.spread_unit = 16;
+    cb->base.spread_fine_from = 1 << 18;
+    if ((st = env_count("LCSM_CL_SPREAD_UNIT", 1, 1 << 20, &cb->base.spread_unit, &cb->base)) != LCSM_OK ||
+        (st = env_count("LCSM_CL_SPREAD_FINE", 0, 1 << 30, &cb->base.spread_fine_from, &cb->base)) != LCSM_OK)
         return st;
+    cb->base.spread_align = cb->base.spread_unit < CL_SPREAD_BATCH && CL_SPREAD_BATCH % cb->base.spread_unit == 0
+                                ? CL_SPREAD_BATCH / cb->base.spread_unit
+                                : 1;
     /* lagged flash's band: taps per work-item of its partial sums, and bands of
      * up to min(this, CL_INLINE_BAND) taps summed in the step kernel itself
      * (a GPU has threads to spare: short serial sums; LCSM_CL_BAND_TAPS) */
     cb->band_taps = cb->is_cpu_device ? 256 : 16;
     if ((st = env_count("LCSM_CL_BAND_TAPS", 1, 1 << 20, &cb->band_taps, &cb->base)) != LCSM_OK)
         return st;
-    cb->base.spread_align = 1;
-    cb->base.spread_fine_from = 0;
     cb->base.spread_min = cb->is_cpu_device ? 16 : 1024;
     cb->base.max_buffer = (size_t)cb->max_alloc;
     /* decode's norms folded into the projections after them: on GPUs (on a CPU

@@ -43,6 +43,7 @@ typedef struct cl_prof_event {
 #define CL_MAX_LOG2 31
 #define CL_WG 256 /* work-group size of the reduction kernels */
 #define CL_FILL_MAX ((size_t)1 << 30) /* bytes per clEnqueueFillBuffer (cl_zero) */
+#define CL_SPREAD_BATCH 64 /* channels a spread part's FFT runs at once (spread_align units) */
 
 /* A device scratch buffer that only grows. */
 typedef struct cl_scratch {

@@ -425,10 +425,12 @@ lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lc
         clfft_plan *plan;
         tile_conv_init(&c, f, g, ts, r, r, 0, U, U, U, NULL);
         st = fft_conv_setup(cb, &c, 0, &plan, &plan_rows);
-        /* a spread tile also runs in parts of one group: a unit of channels, the rest of D, all of D */
-        const int unit = be->spread_unit;
-        const int widths[3] = {g->D < unit ? g->D : unit, g->D > unit ? g->D % unit : 0, g->D > unit ? g->D : 0};
-        for (int k = 0; st == LCSM_OK && spread_from && U >= spread_from && k < 3; k++) {
+        /* a spread tile also runs in pieces of one group (tile_piece_width): a unit of
+         * channels, a batch of align units, the rest of D, all of D */
+        const int unit = be->spread_unit, batch = be->spread_align * unit;
+        const int widths[4] = {g->D < unit ? g->D : unit, g->D > unit ? g->D % unit : 0,
+                               batch > unit && batch < g->D ? batch : 0, g->D > unit ? g->D : 0};
+        for (int k = 0; st == LCSM_OK && spread_from && U >= spread_from && k < 4; k++) {
             if (!widths[k])
                 continue;
             const cl_part part = {0, 0, widths[k]};
@@ -459,19 +461,21 @@ lcsm_status cl_tile_fft(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv
         tile_conv_init(&c, f, g, ts, hist, acc, in0, U, out0, n_out, NULL);
         st = fft_conv_run(cb, &c, 0);
     }
-    /* a part: one group at a time, its channels in the range as one piece (the
-     * widths session_prepare made plans for: a unit, the rest of D, all of D) */
-    const int unit = be->spread_unit, per = lcsm_units_per_group(unit, g->D);
+    /* a part: one group at a time, in pieces of the widths session_prepare made
+     * plans for: all of D for a whole group, else a batch of align units where
+     * the part holds one (starting on a batch boundary), else unit by unit */
+    const int unit = be->spread_unit, per = lcsm_units_per_group(unit, g->D), align = be->spread_align;
     for (int u = part ? part->u0 : 0; part && u < part->u1 && st == LCSM_OK;) {
         const int gb = u / per, u_end = (gb + 1) * per < part->u1 ? (gb + 1) * per : part->u1;
         for (int v = u; v < u_end && st == LCSM_OK;) {
-            /* whole units of a group: all of D at once, else unit by unit */
-            const int whole = v % per == 0 && u_end == (gb + 1) * per;
-            const int c0 = (v % per) * unit, c1 = whole || c0 + unit > g->D ? g->D : c0 + unit;
+            const int whole = v % per == 0 && u_end == (gb + 1) * per, c0 = (v % per) * unit;
+            const int batch = align > 1 && (v % per) % align == 0 && v + align <= u_end && c0 + align * unit <= g->D;
+            const int n = whole ? u_end - v : batch ? align : 1;
+            const int c1 = whole || c0 + n * unit > g->D ? g->D : c0 + n * unit;
             const cl_part p = {gb, c0, c1};
             tile_conv_init(&c, f, g, ts, hist, acc, in0, U, out0, n_out, &p);
             st = fft_conv_run(cb, &c, 0);
-            v = whole ? u_end : v + 1;
+            v += n;
         }
         u = u_end;
     }

@@ -136,9 +136,9 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
     cb->base.ops = &cpu_ops;
     snprintf(cb->base.name, sizeof cb->base.name, "cpu");
     /* one channel: tile_fft runs a part narrower than a column block channel by
-     * channel; parts are whole blocks except for the smooth schedule's tiles of
-     * 2048 and more (a block of smaller ones costs less than the channel-wise
-     * path's strided reads add; bench/RESULTS.md) */
+     * channel; parts are whole blocks except for tiles of 2048 and more (a block
+     * of smaller ones costs less than the channel-wise path's strided reads add;
+     * bench/RESULTS.md) */
     cb->base.spread_unit = 1;
     cb->base.spread_align = CPU_FFT_W;
     cb->base.spread_fine_from = 2048;

@@ -462,9 +462,9 @@ struct lcsm_backend {
     /* Lagged flash's parts of a spread tile: channels per unit (lcsm_rows), the
      * smallest tile worth spreading (a GPU runs small tiles faster whole than as
      * many launches), and the units parts end on boundaries of (spread_align) within a row
-     * group (the CPU's column blocks: narrower parts run channel by channel), except the
-     * smooth schedule's tiles from spread_fine_from on (where a whole block
-     * costs more than a step). Set at creation. */
+     * group (the CPU's column blocks, OpenCL's FFT batches: narrower parts run unit by
+     * unit), except tiles from spread_fine_from on (where a whole block costs more
+     * than a step). Set at creation. */
     int spread_unit, spread_min, spread_align, spread_fine_from;
     /* The largest single buffer alloc makes (the device's limit; SIZE_MAX on the
      * CPU, where tests lower it): a session's prompt whose forward would need
