@@ -366,7 +366,11 @@ LCSM_API lcsm_status lcsm_model_get_layer(const lcsm_model *model, int layer, lc
 LCSM_API const char *lcsm_model_last_error(const lcsm_model *model);
 
 /** Parallel (FFT) forward over whole sequences: `tokens` is [batch][len],
- *  `logits` receives [batch][len][n_vocab]. len <= l_max. For scoring and tests. */
+ *  `logits` receives [batch][len][n_vocab]. len <= l_max. For scoring and tests.
+ *  A forward whose scratch would need a buffer larger than the device allows in
+ *  one runs as consecutive chunks through a session of its own (lazy, f32 KV
+ *  caches), as lcsm_session_prefill does: the same logits, that session's
+ *  memory for the call's duration. */
 LCSM_API lcsm_status lcsm_model_forward(lcsm_model *model, const int32_t *tokens, int batch,
                                         int len, float *logits);
 

@@ -167,6 +167,10 @@ lcsm_status lcsm__forward_seq(lcsm_model *m, lcsm_session *s, const int32_t *tok
 /* The one buffer lcsm__forward_seq allocates for these arguments, in bytes (a
  * session continues at its position). */
 size_t lcsm__forward_bytes(const lcsm_model *m, const lcsm_session *s, int B, int len, int all_positions);
+/* lcsm_model_forward whose scratch would pass the backend's largest buffer:
+ * consecutive chunks through a lazy session of its own (src/session.c), every
+ * position's logits [batch][len][V]. */
+lcsm_status lcsm__forward_in_chunks(lcsm_model *m, const int32_t *tokens, int batch, int len, float *logits);
 
 /* What LCSM_ERR_NUMERIC's messages add. */
 #define LCSM_NUMERIC_HINT "the arithmetic overflowed f32 (weights or inputs too large?)"

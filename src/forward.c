@@ -234,7 +234,9 @@ lcsm_status lcsm_model_forward(lcsm_model *m, const int32_t *tokens, int batch, 
         return st;
     if (m->n_tiled && (st = lcsm__model_filters(m)) != LCSM_OK)
         return lcsm__relay(m->last_error, sizeof m->last_error, st, lcsm_last_error());
-    st = lcsm__forward_seq(m, NULL, tokens, batch, len, logits, 1);
+    st = lcsm__forward_bytes(m, NULL, batch, len, 1) > m->be->max_buffer
+             ? lcsm__forward_in_chunks(m, tokens, batch, len, logits)
+             : lcsm__forward_seq(m, NULL, tokens, batch, len, logits, 1);
     if (st != LCSM_OK)
         return lcsm__relay(m->last_error, sizeof m->last_error, st, lcsm_last_error());
     const size_t V = (size_t)m->hp.n_vocab;

@@ -393,6 +393,86 @@ static lcsm_status check_usable(lcsm_session *s, const void *tokens, int n_new)
     return LCSM_OK;
 }
 
+/* len tokens of every sequence through the parallel forward at s's position:
+ * one forward, or consecutive chunks of it (as lcsm_session_extend would take
+ * them) when its scratch would pass the backend's largest buffer. logits: the
+ * last position's [B][V], or with `all` every position's [B][len][V]; NULL:
+ * none. A failed chunk leaves s broken. */
+static lcsm_status forward_chunks(lcsm_session *s, const int32_t *tokens, int len, float *logits, int all,
+                                  const char *what)
+{
+    const int B = s->opt.batch;
+    const size_t V = (size_t)s->model->hp.n_vocab;
+    int32_t *packed = NULL;
+    float *rows = NULL; /* a chunk's logits of every position, [B][n][V] */
+    size_t rows_cap = 0;
+    lcsm_status st = LCSM_OK;
+    for (int c0 = 0; st == LCSM_OK && c0 < len;) {
+        int n = len - c0;
+        while (n > 1 && lcsm__forward_bytes(s->model, s, B, n, all) > s->be->max_buffer)
+            n = (n + 1) / 2;
+        const int32_t *chunk = tokens;
+        float *out = all || c0 + n == len ? logits : NULL;
+        if (n < len) { /* rows [c0, c0 + n) of every sequence, packed */
+            if (!packed && !(packed = lcsm__malloc(sizeof *packed * (size_t)B * len))) { /* any later chunk fits */
+                st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "%s: chunks of %d tokens", what, n);
+                break;
+            }
+            for (int b = 0; b < B; b++)
+                memcpy(packed + (size_t)b * n, tokens + (size_t)b * len + c0, sizeof *packed * (size_t)n);
+            chunk = packed;
+            if (all && logits && B > 1) { /* each sequence's rows go to their place below */
+                if ((size_t)n * B * V > rows_cap) {
+                    lcsm__free(rows);
+                    rows_cap = (size_t)n * B * V;
+                    if (!(rows = lcsm__malloc(sizeof *rows * rows_cap))) {
+                        st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "%s: logits of chunks of %d tokens", what, n);
+                        break;
+                    }
+                }
+                out = rows;
+            } else if (all && logits) {
+                out = logits + (size_t)c0 * V;
+            }
+        }
+        st = lcsm__forward_seq(s->model, s, chunk, B, n, out, all);
+        if (st != LCSM_OK) {
+            s->broken = 1;
+            st = RELAY(s, st);
+            break;
+        }
+        if (out && out == rows)
+            for (int b = 0; b < B; b++)
+                memcpy(logits + ((size_t)b * len + c0) * V, rows + (size_t)b * n * V, sizeof *rows * n * V);
+        s->pos += n;
+        s->origin = s->pos; /* the flash schedule restarts after the prompt (which pushed every earlier input) */
+        s->n_pending = 0;
+        c0 += n;
+    }
+    lcsm__free(packed);
+    lcsm__free(rows);
+    return st;
+}
+
+lcsm_status lcsm__forward_in_chunks(lcsm_model *m, const int32_t *tokens, int batch, int len, float *logits)
+{
+    lcsm_session_options so;
+    lcsm_session_options_default(&so);
+    so.batch = batch;
+    so.max_len = len;
+    so.algo = LCSM_ALGO_LAZY;         /* the history only: nothing pushed for later steps */
+    so.kv_dtype = LCSM_WEIGHTS_F32; /* as the one-piece forward's caches */
+    lcsm_session *s = NULL;
+    lcsm_status st = lcsm_session_create(m, &so, &s);
+    if (st != LCSM_OK)
+        return st;
+    st = forward_chunks(s, tokens, len, logits, 1, "lcsm_model_forward");
+    if (st != LCSM_OK)
+        lcsm__relay(NULL, 0, st, s->last_error);
+    lcsm_session_destroy(s);
+    return st;
+}
+
 /* A chunk of tokens through the parallel forward at the current position. */
 static lcsm_status extend(lcsm_session *s, const int32_t *tokens, int len, float *logits, const char *what)
 {
@@ -404,37 +484,9 @@ static lcsm_status extend(lcsm_session *s, const int32_t *tokens, int len, float
     st = lcsm__check_tokens(s->model, tokens, (size_t)s->opt.batch * len, s->last_error, sizeof s->last_error);
     if (st != LCSM_OK)
         return st;
-    /* One forward, or consecutive chunks of it (as lcsm_session_extend would
-     * take them) when its scratch would pass the backend's largest buffer. */
-    const int B = s->opt.batch, p_end = s->pos + len;
-    int32_t *packed = NULL;
+    const int p_end = s->pos + len;
     double t0 = lcsm__now();
-    for (int c0 = 0; st == LCSM_OK && c0 < len;) {
-        int n = len - c0;
-        while (n > 1 && lcsm__forward_bytes(s->model, s, B, n, 0) > s->be->max_buffer)
-            n = (n + 1) / 2;
-        const int32_t *chunk = tokens;
-        if (n < len) { /* rows [c0, c0 + n) of every sequence, packed */
-            if (!packed && !(packed = lcsm__malloc(sizeof *packed * (size_t)B * len))) { /* any later chunk fits */
-                st = FAIL(s, LCSM_ERR_OUT_OF_MEMORY, "%s: chunks of %d tokens", what, n);
-                break;
-            }
-            for (int b = 0; b < B; b++)
-                memcpy(packed + (size_t)b * n, tokens + (size_t)b * len + c0, sizeof *packed * (size_t)n);
-            chunk = packed;
-        }
-        st = lcsm__forward_seq(s->model, s, chunk, B, n, c0 + n == len ? logits : NULL, 0);
-        if (st != LCSM_OK) {
-            s->broken = 1;
-            st = RELAY(s, st);
-            break;
-        }
-        s->pos += n;
-        s->origin = s->pos; /* the flash schedule restarts after the prompt (which pushed every earlier input) */
-        s->n_pending = 0;
-        c0 += n;
-    }
-    lcsm__free(packed);
+    st = forward_chunks(s, tokens, len, logits, 0, what);
     s->stats.prefill_s += lcsm__now() - t0;
     if (st != LCSM_OK)
         return st;

@@ -9,7 +9,8 @@
  * A prompt whose forward would pass the backend's largest buffer goes in
  * chunks inside the one lcsm_session_prefill call: a plan lowers the
  * backend's max_buffer below what its prompt needs (the backends refuse larger
- * buffers), and the logits must not change.
+ * buffers), and the logits must not change; lcsm_model_forward's own
+ * chunks too (chunked_forward).
  *
  * Reference: lcsm_model_forward over all T tokens at once. Every logit row a
  * chunk or a step returns is compared with the forward's row at that position.
@@ -93,6 +94,30 @@ static double run_plan(lcsm_model *m, lcsm_algo algo, const plan *p, const int32
     return worst;
 }
 
+/* lcsm_model_forward whose one-piece scratch passes the backend's largest
+ * buffer: the limit a third of it, or the history of the session the chunks
+ * go through where that is larger (the one-piece forward is refused either
+ * way); every row as ref's; batch 3 and 1 (sequence 0). */
+static void chunked_forward(lcsm_model *m, const int32_t *tok, const float *ref, int V, const char *backend,
+                            const char *arch)
+{
+    float *lg = malloc(sizeof *lg * (size_t)3 * T * V);
+    const size_t max_buffer = m->be->max_buffer;
+    for (int B = 3; lg && B >= 1; B -= 2) {
+        const size_t whole = lcsm__forward_bytes(m, NULL, B, T, 1), hist = sizeof(float) * m->n_tiled * B * m->hp.d_model * T;
+        m->be->max_buffer = whole / 3 > hist ? whole / 3 : hist;
+        CHECK(lcsm__forward_seq(m, NULL, tok, B, T, lg, 1) == LCSM_ERR_OUT_OF_MEMORY,
+              "%s %s B=%d: the one-piece forward passes the lowered limit", backend, arch, B);
+        const lcsm_status st = lcsm_model_forward(m, tok, B, T, lg);
+        m->be->max_buffer = max_buffer;
+        CHECK(st == LCSM_OK, "%s %s B=%d: forward in chunks: %s", backend, arch, B, lcsm_model_last_error(m));
+        const double e = st == LCSM_OK ? tu_rel_err_f(lg, ref, (size_t)B * T * V) : INFINITY;
+        CHECK(e <= TOL, "%s %s B=%d: forward in chunks against one piece: rel err %.3g", backend, arch, B, e);
+    }
+    m->be->max_buffer = max_buffer;
+    free(lg);
+}
+
 int main(void)
 {
     uint64_t rng = tu_seed();
@@ -128,6 +153,7 @@ int main(void)
                 for (int i = 0; i < 3 * T; i++)
                     tok[i] = (int32_t)(tu_next(&rng) % (uint64_t)info.config.vocab_size);
                 CHECK_OK(lcsm_model_forward(m, tok, 3, T, ref));
+                chunked_forward(m, tok, ref, V, backends[bi], info.arch);
                 const lcsm_algo algos[] = {LCSM_ALGO_FLASH, LCSM_ALGO_LAZY, LCSM_ALGO_EAGER, LCSM_ALGO_MODAL,
                                            LCSM_ALGO_SMOOTH};
                 for (int a = 0; a < 5; a++)
