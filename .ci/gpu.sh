@@ -5,7 +5,7 @@
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
 #   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast|
-#               families|hybrids|million|millionbench|millionrun|published|spinab|fineab|bandab|rest256|striped|stripedrest|shprefill]...
+#               families|hybrids|million|millionbench|millionrun|published|spinab|fineab|fusewidth|bandab|rest256|striped|stripedrest|shprefill]...
 # (default: all; each target is a run_<name> function below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -257,6 +257,19 @@ run_spinab() {
     LCSM_CL_SPIN_WAIT=1 bench spin-128k-$i 80 --models 256x8 --batches 1 --lens 131072 --algos flash --warmup 0 \
       --budget 0 --latencies
     bench wait-128k-$i 80 --models 256x8 --batches 1 --lens 131072 --algos flash --warmup 0 --budget 0 --latencies
+  done
+}
+# fusewidth: the fused norm + projection against LCSM_CL_FUSE_NORM=0 with width and weight type apart
+# (it lost on Evo 2 1B's 1920-wide bf16 rows, won on 768x12's f32 ones): 1920 wide in f32, 768 wide in bf16
+run_fusewidth() {
+  local i fuse
+  for i in 1 2; do
+    for fuse in 1 0; do
+      LCSM_CL_FUSE_NORM=$fuse bench evo2-1b-hyena-f32-fuse$fuse-$i 50 --models evo2-1b-hyena --batches 1 \
+        --lens 2048 --prompt 1024 --algos modal --weights f32 --repeats 3 --warmup 0 --budget 0
+      LCSM_CL_FUSE_NORM=$fuse bench 768x12-bf16-fuse$fuse-$i 40 --models 768x12 --batches 1 --lens 4096 \
+        --algos flash --weights bf16 --repeats 3 --budget 0
+    done
   done
 }
 # fineab: spread tiles unit by unit (16 channels) from 2^16 on against whole 64-channel batches at every
