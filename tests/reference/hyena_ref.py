@@ -12,7 +12,7 @@ The whole model is in this one file, in plain tensor ops (no nn.Module), so
 that it can be read in one sitting and compared line by line with the C code.
 It deliberately depends on nothing but torch + numpy (Debian 12's
 python3-torch, torch 1.13): no `safetensors`, no `transformers`, no network.
-The safetensors files are therefore written by hand (see write_safetensors).
+The safetensors files are therefore written by hand (refutil.write_safetensors).
 
 Usage:
   hyena_ref.py --out DIR [--seed 1234] [--d-model 32] [--n-layer 2]
@@ -30,11 +30,13 @@ import argparse
 import json
 import math
 import os
-import struct
+import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refutil as ru                                   # noqa: E402
 
 VOCAB_SIZE = 12            # HyenaDNA character tokenizer: 7 specials + ACGTN
 PAD_MULTIPLE = 8           # embedding rows are padded up to a multiple of this
@@ -46,65 +48,8 @@ def padded_vocab(v=VOCAB_SIZE, m=PAD_MULTIPLE):
 
 
 # -----------------------------------------------------------------------------
-# safetensors, by hand
-#
-# Layout: u64 little-endian N | N bytes of JSON header | raw data buffer.
-# Header: {name: {"dtype", "shape", "data_offsets": [begin, end]}, ...} with
-# offsets relative to the start of the data buffer.  Tensors are packed
-# contiguously in insertion order.  The JSON is padded with trailing spaces so
-# that the data buffer starts at an 8-byte aligned file offset (that is what
-# the official writer does too, and it lets a C loader mmap and cast).
-
-# dtype tag -> (numpy little-endian dtype used for the raw bytes, bytes/elem)
-_ST_DTYPES = {"F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": ("<u2", 2), "I32": ("<i4", 4)}
-
-
-def tensor_bytes(t, dtype):
-    """Raw little-endian bytes of tensor t encoded as safetensors dtype `dtype`."""
-    t = t.detach().contiguous().cpu()
-    if dtype == "F32":
-        a = t.to(torch.float32).numpy()
-    elif dtype == "F16":
-        a = t.to(torch.float16).numpy()      # IEEE half, round-to-nearest-even
-    elif dtype == "BF16":
-        # torch rounds fp32 -> bf16 with round-to-nearest-even on the top 16
-        # bits; numpy has no bf16, so reinterpret the 16-bit pattern as int16.
-        a = t.to(torch.float32).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
-    elif dtype == "I32":
-        a = t.to(torch.int32).numpy()
-    else:
-        raise ValueError(dtype)
-    return a.astype(_ST_DTYPES[dtype][0], copy=False).tobytes()
-
-
-def write_safetensors(path, tensors, metadata=None):
-    """tensors: list of (name, torch.Tensor, dtype_tag), written in this order."""
-    header, blobs, offset = {}, [], 0
-    if metadata is not None:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    for name, t, dtype in tensors:
-        b = tensor_bytes(t, dtype)
-        assert len(b) == t.numel() * _ST_DTYPES[dtype][1]
-        header[name] = {"dtype": dtype, "shape": list(t.shape),
-                        "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hj += b" " * ((-(8 + len(hj))) % 8)          # pad so 8 + N is a multiple of 8
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hj)))
-        f.write(hj)
-        for b in blobs:
-            f.write(b)
-
-
-def round_to(t, dtype):
-    """The fp32 value the C side will see after decoding `dtype` from disk."""
-    if dtype == "F16":
-        return t.to(torch.float16).to(torch.float32)
-    if dtype == "BF16":
-        return t.to(torch.bfloat16).to(torch.float32)
-    return t.to(torch.float32)
+# safetensors, by hand: refutil's writers (shared with the other references)
+tensor_bytes, write_safetensors, round_to = ru.tensor_bytes, ru.write_safetensors, ru.round_to
 
 
 # -----------------------------------------------------------------------------
