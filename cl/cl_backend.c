@@ -660,6 +660,7 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
     if ((st = env_count("LCSM_CL_SPREAD_UNIT", 1, 1 << 20, &cb->base.spread_unit, &cb->base)) != LCSM_OK ||
         (st = env_count("LCSM_CL_SPREAD_FINE", 0, 1 << 30, &cb->base.spread_fine_from, &cb->base)) != LCSM_OK)
         return st;
+    cb->base.spread_fine_lagged = cb->base.spread_fine_from; /* both schedules alike */
     cb->base.spread_align = cb->base.spread_unit < CL_SPREAD_BATCH && CL_SPREAD_BATCH % cb->base.spread_unit == 0
                                 ? CL_SPREAD_BATCH / cb->base.spread_unit
                                 : 1;

@@ -425,7 +425,7 @@ lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lc
         clfft_plan *plan;
         tile_conv_init(&c, f, g, ts, r, r, 0, U, U, U, NULL);
         st = fft_conv_setup(cb, &c, 0, &plan, &plan_rows);
-        /* a spread tile also runs in pieces of one group (tile_piece_width): a unit of
+        /* a spread tile also runs in pieces of one group (as cl_tile_fft cuts them): a unit of
          * channels, a batch of align units, the rest of D, all of D */
         const int unit = be->spread_unit, batch = be->spread_align * unit;
         const int widths[4] = {g->D < unit ? g->D : unit, g->D > unit ? g->D % unit : 0,

@@ -7,6 +7,7 @@
 #include "../src/file_io.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,12 +137,15 @@ lcsm_status lcsm_cpu_backend_create(const lcsm_backend_options *opt, lcsm_backen
     cb->base.ops = &cpu_ops;
     snprintf(cb->base.name, sizeof cb->base.name, "cpu");
     /* one channel: tile_fft runs a part narrower than a column block channel by
-     * channel; parts are whole blocks except for tiles of 2048 and more (a block
-     * of smaller ones costs less than the channel-wise path's strided reads add;
-     * bench/RESULTS.md) */
+     * channel; parts are whole blocks except for the smooth schedule's tiles of
+     * 2048 and more (a block of smaller ones costs less than the channel-wise
+     * path's strided reads add). Lagged flash keeps whole blocks: one channel of
+     * a large tile costs about what its block does, so with lag steps of slack
+     * channel-wise parts multiply the tile's work (bench/RESULTS.md) */
     cb->base.spread_unit = 1;
     cb->base.spread_align = CPU_FFT_W;
     cb->base.spread_fine_from = 2048;
+    cb->base.spread_fine_lagged = INT_MAX;
     const char *fine = getenv("LCSM_CPU_SPREAD_FINE"); /* A/B: the tile size channel-wise parts start at */
     if (fine && *fine)
         cb->base.spread_fine_from = atoi(fine);

@@ -463,9 +463,10 @@ struct lcsm_backend {
      * smallest tile worth spreading (a GPU runs small tiles faster whole than as
      * many launches), and the units parts end on boundaries of (spread_align) within a row
      * group (the CPU's column blocks, OpenCL's FFT batches: narrower parts run unit by
-     * unit), except tiles from spread_fine_from on (where a whole block costs more
-     * than a step). Set at creation. */
-    int spread_unit, spread_min, spread_align, spread_fine_from;
+     * unit), except tiles from spread_fine_from on in the smooth schedule and from
+     * spread_fine_lagged on in lagged flash (where a whole block costs more than a
+     * step; INT_MAX: never). Set at creation. */
+    int spread_unit, spread_min, spread_align, spread_fine_from, spread_fine_lagged;
     /* The largest single buffer alloc makes (the device's limit; SIZE_MAX on the
      * CPU, where tests lower it): a session's prompt whose forward would need
      * more goes in chunks. */

@@ -541,9 +541,10 @@ static lcsm_status schedule_work(lcsm_session *s, int t)
             const int align = s->be->spread_align;
             /* ending on a boundary of align units within a row group (the CPU's column
              * blocks, OpenCL's FFT batches; both restart at every group) for tiles
-             * below spread_fine_from; larger tiles in single units, where a whole
-             * block of theirs costs more than a step */
-            if (align > 1 && p->tile.U < s->be->spread_fine_from && p->done + n < p->total) {
+             * below the schedule's fine size; larger tiles in single units, where a
+             * whole block of theirs costs more than a step */
+            const int fine_from = s->smooth ? s->be->spread_fine_from : s->be->spread_fine_lagged;
+            if (align > 1 && p->tile.U < fine_from && p->done + n < p->total) {
                 const int per = lcsm_units_per_group(s->be->spread_unit, s->geom.D), end = p->done + n;
                 const int to = end / per * per + end % per / align * align;
                 n = to > p->done ? to - p->done : 0;
