@@ -202,7 +202,7 @@ lcsm_status cl_filters_create(lcsm_backend *be, float *hT, const float *dbias, i
                               lcsm_filters **out);
 lcsm_status cl_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile, unsigned variants);
 lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom, int max_tile,
-                               int spread_from);
+                               int spread_from, int fine_from);
 void cl_filters_destroy(lcsm_backend *be, lcsm_filters *f);
 size_t cl_filters_bytes(const lcsm_filters *f);
 lcsm_status cl_tile_fft(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,

@@ -404,9 +404,10 @@ static void tile_conv_init(fft_conv *c, const lcsm_filters *f, const lcsm_conv_g
 /* Plans and scratch for every tile size a session of this shape runs, and the
  * lazy mixer's partial sums, now: a step allocates nothing. */
 lcsm_status cl_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, int max_tile,
-                               int spread_from)
+                               int spread_from, int fine_from)
 {
     cl_backend *cb = (cl_backend *)be;
+    (void)fine_from; /* every spread size gets the plans of all its piece widths */
     lcsm_buf dummy = {cb->dummy, 0};
     lcsm_ref r = lcsm_f32(&dummy, 0);
     pthread_mutex_lock(&cb->lock);

@@ -119,7 +119,7 @@ lcsm_status cpu_filters_create(lcsm_backend *be, float *hT, const float *dbias, 
                                int lag, lcsm_filters **out);
 lcsm_status cpu_filters_prepare(lcsm_backend *be, lcsm_filters *f, int max_tile, unsigned variants);
 lcsm_status cpu_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom, int max_tile,
-                                int spread_from);
+                                int spread_from, int fine_from);
 void cpu_filters_destroy(lcsm_backend *be, lcsm_filters *f);
 size_t cpu_filters_bytes(const lcsm_filters *f);
 lcsm_status cpu_tile_fft_op(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *g, lcsm_ref hist,

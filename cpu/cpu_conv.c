@@ -264,18 +264,16 @@ static void tile_task(void *ctx, int task, int thread)
 }
 
 /* A session's spread parts split column blocks (and run channel by channel,
- * tile_lane) only in tiles from the backend's fine sizes on (below them the
+ * tile_lane) only in tiles from its schedule's fine size on (below it the
  * engine ends parts on block boundaries): their one-channel plans, for the sizes
- * from max(spread_from, the smaller fine size) on (none when the session spreads
- * nothing). */
+ * from max(spread_from, fine_from) on (none when the session spreads nothing). */
 lcsm_status cpu_session_prepare(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom, int max_tile,
-                                int spread_from)
+                                int spread_from, int fine_from)
 {
     cpu_backend *cb = (cpu_backend *)be;
     (void)geom;
     lcsm_status st = LCSM_OK;
-    const int fine = be->spread_fine_from < be->spread_fine_lagged ? be->spread_fine_from : be->spread_fine_lagged;
-    const int from = spread_from > fine ? spread_from : fine;
+    const int from = spread_from > fine_from ? spread_from : fine_from;
     for (int U = be->fft_threshold; spread_from && st == LCSM_OK && U <= max_tile; U *= 2) {
         const cpu_plan *plan = f->plan[lcsm_ilog2((unsigned)U)];
         if (U >= from)

@@ -416,10 +416,12 @@ typedef struct lcsm_backend_ops {
     /* Optional (NULL = nothing to do): makes what a session of this geometry needs
      * (FFT plans and scratch for tiles up to max_tile, 0 when it runs none; for
      * tiles from spread_from on also for row parts (lcsm_rows) of one group,
-     * 0 when none; the mixer's scratch), so no step allocates. Called for every
-     * session, after filters_prepare, under the model's lock. */
+     * 0 when none, and from fine_from on for parts that split spread_align
+     * blocks, INT_MAX when none: the session's schedule's fine size; the mixer's
+     * scratch), so no step allocates. Called for every session, after
+     * filters_prepare, under the model's lock. */
     lcsm_status (*session_prepare)(lcsm_backend *be, const lcsm_filters *f, const lcsm_conv_geom *geom,
-                                   int max_tile, int spread_from);
+                                   int max_tile, int spread_from, int fine_from);
     void (*filters_destroy)(lcsm_backend *be, lcsm_filters *f);
     size_t (*filters_bytes)(const lcsm_filters *f);
 

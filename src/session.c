@@ -266,6 +266,7 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
                              : flash     ? lcsm_schedule_max_tile(0, L)
                                          : 0;
         const int thr = s->be->fft_threshold;
+        const int fine_from = s->smooth ? s->be->spread_fine_from : s->be->spread_fine_lagged;
         const unsigned variants =
             s->smooth ? 1u << LCSM_SPEC_NEXT2 | 1u << LCSM_SPEC_NEXT3 : 1u << LCSM_SPEC_LAG;
         /* size by size, so that a long session reports its progress ("tiles") */
@@ -275,12 +276,12 @@ lcsm_status lcsm_session_create(lcsm_model *m, const lcsm_session_options *opt_i
         for (int U = thr; st == LCSM_OK && U <= max_tile; U *= 2) {
             st = s->be->ops->filters_prepare(s->be, m->filters, U, variants);
             if (st == LCSM_OK && s->be->ops->session_prepare)
-                st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, U, s->spread_from);
+                st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, U, s->spread_from, fine_from);
             if (st == LCSM_OK && opt.progress)
                 opt.progress(opt.progress_user, "tiles", ++k, n);
         }
         if (st == LCSM_OK && s->be->ops->session_prepare) /* also what a session without tiles needs */
-            st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, max_tile, s->spread_from);
+            st = s->be->ops->session_prepare(s->be, m->filters, &s->geom, max_tile, s->spread_from, fine_from);
         pthread_mutex_unlock(&m->lock);
         if (st != LCSM_OK) {
             RELAY(s, st);

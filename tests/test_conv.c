@@ -70,12 +70,9 @@ static double run(lcsm_backend *be, const conv_case *c, uint64_t *rng)
     CHECK_OK(op->filters_create(be, hT, dbias, G, D, L, lag, &flt));
     CHECK_OK(op->filters_prepare(be, flt, lcsm_schedule_max_tile(P, L), 1u << LCSM_SPEC_LAG));
     /* every tile size runs in parts here, of any unit range (a session ends its
-     * parts on the CPU's column blocks below spread_fine_from: not this test) */
-    const int fine_from = be->spread_fine_from;
-    be->spread_fine_from = 0;
+     * parts on the backend's blocks below its schedule's fine size: not this test) */
     if (op->session_prepare)
-        CHECK_OK(op->session_prepare(be, flt, &geom, lcsm_schedule_max_tile(P, L), 1));
-    be->spread_fine_from = fine_from;
+        CHECK_OK(op->session_prepare(be, flt, &geom, lcsm_schedule_max_tile(P, L), 1, 0));
     CHECK_OK(op->alloc(be, sizeof(float) * rows * L, &hist));
     CHECK_OK(op->alloc(be, sizeof(float) * rows * L, &acc));
     CHECK_OK(op->alloc(be, sizeof(float) * (size_t)(P > 0 ? P : 1) * B * D, &ybuf));
