@@ -275,6 +275,7 @@ run_fusewidth() {
 # fineab: spread tiles unit by unit (16 channels) from 2^16 on against whole 64-channel batches at every
 # size (LCSM_CL_SPREAD_UNIT=64, the earlier rule), 256 x 8 at 2^17 (its largest tile 2^16), alternating
 run_fineab() {
+  local i
   for i in 1 2; do
     LCSM_CL_SPREAD_FINE=65536 bench fine-128k-$i 90 --models 256x8 --batches 1 --lens 131072 --algos flash \
       --warmup 0 --budget 0 --latencies
