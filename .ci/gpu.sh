@@ -5,7 +5,7 @@
 # whole suite on the GPU, the CLI twice (cold and warm kernel caches) and the
 # benchmark (lcsm-bench). Logs go to $OUT (or ./gpu-out).
 #   .ci/gpu.sh [all|test|cli|prof|final|peercheck|peer16|paper16|paper64|paper128|lazy64cli|flash64cli|clblast|
-#               families|hybrids|million|millionbench|millionrun|published|spinab|fineab|fusewidth|bandab|rest256|striped|stripedrest|shprefill]...
+#               families|hybrids|million|millionbench|millionrun|published|fineab|fusewidth|bandab|rest256|striped|stripedrest|shprefill]...
 # (default: all; each target is a run_<name> function below)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -249,15 +249,6 @@ run_shprefill() {
     --weights bf16 --warmup 0 --budget 0
   bench sh-7b-hyena-prefill-t 130 --models sh-7b-hyena --batches 1 --prefill-lens 8192,65536 --algos flash \
     --modal-tiled --weights bf16 --warmup 0 --budget 0
-}
-# spinab: the wait for a step's sampled ids polled (LCSM_CL_SPIN_WAIT=1) against the driver's wait, at 2^17
-# (256 x 8, batch 1, per-step latencies: the scattered slow steps of bench/RESULTS.md), alternating
-run_spinab() {
-  for i in 1 2; do
-    LCSM_CL_SPIN_WAIT=1 bench spin-128k-$i 80 --models 256x8 --batches 1 --lens 131072 --algos flash --warmup 0 \
-      --budget 0 --latencies
-    bench wait-128k-$i 80 --models 256x8 --batches 1 --lens 131072 --algos flash --warmup 0 --budget 0 --latencies
-  done
 }
 # fusewidth: the fused norm + projection against LCSM_CL_FUSE_NORM=0 with width and weight type apart
 # (it lost on Evo 2 1B's 1920-wide bf16 rows, won on 768x12's f32 ones): 1920 wide in f32, 768 wide in bf16

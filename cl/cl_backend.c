@@ -676,7 +676,6 @@ static lcsm_status setup(cl_backend *cb, const lcsm_backend_options *opt)
      * device the fused kernel measured slower); LCSM_CL_FUSE_NORM=0 or 1 decides
      * (A/B in bench/RESULTS.md; the tests run both) */
     cb->fuse_norm = env_flag("LCSM_CL_FUSE_NORM", !cb->is_cpu_device);
-    cb->spin_wait = env_flag("LCSM_CL_SPIN_WAIT", 0);
     /* a decode step's attention splits its positions in spans of at least this
      * many (a CPU device has few cores and runs unsplit); tests set
      * LCSM_CL_ATTN_SPAN to exercise the split path with short prompts */

@@ -66,7 +66,6 @@ typedef struct cl_backend {
     int attn_min_span;  /* positions per split of a decode step's attention (cl_attn.c) */
     int fuse_norm;      /* decode's norms folded into the projections after them (LCSM_CL_FUSE_NORM) */
     int band_taps;      /* lagged flash's band: taps per work-item (LCSM_CL_BAND_TAPS) */
-    int spin_wait;      /* sample_wait polls instead of sleeping (LCSM_CL_SPIN_WAIT) */
     pthread_mutex_t lock; /* kernels' arguments, scratch and plans: one op at a time */
     cl_mem dummy;         /* bound where an optional buffer is absent */
     cl_mem ids;           /* token ids of embed */

@@ -45,13 +45,6 @@ lcsm_status cl_sample_wait(lcsm_backend *be)
     cl_event ev = cb->ids_copy;
     cb->ids_copy = NULL;
     pthread_mutex_unlock(&cb->lock);
-    /* LCSM_CL_SPIN_WAIT=1: poll the copy's status instead of sleeping in the
-     * driver's wait (a candidate for the H200's scattered slow steps, to be
-     * measured: bench/RESULTS.md) */
-    cl_int status = CL_QUEUED;
-    while (ev && cb->spin_wait && status > CL_COMPLETE &&
-           clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL) == CL_SUCCESS)
-        ;
     return ev ? clb_wait(cb, ev) : LCSM_OK;
 }
 

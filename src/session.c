@@ -422,7 +422,7 @@ static lcsm_status forward_chunks(lcsm_session *s, const int32_t *tokens, int le
             for (int b = 0; b < B; b++)
                 memcpy(packed + (size_t)b * n, tokens + (size_t)b * len + c0, sizeof *packed * (size_t)n);
             chunk = packed;
-            if (all && logits && B > 1) { /* each sequence's rows go to their place below */
+            if (all && logits) { /* each sequence's rows go to their place below */
                 if ((size_t)n * B * V > rows_cap) {
                     lcsm__free(rows);
                     rows_cap = (size_t)n * B * V;
@@ -432,8 +432,6 @@ static lcsm_status forward_chunks(lcsm_session *s, const int32_t *tokens, int le
                     }
                 }
                 out = rows;
-            } else if (all && logits) {
-                out = logits + (size_t)c0 * V;
             }
         }
         st = lcsm__forward_seq(s->model, s, chunk, B, n, out, all);
